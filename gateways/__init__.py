@@ -1,0 +1,1 @@
+"""gateways — see DESIGN.md; built by its own issue."""

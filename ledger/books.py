@@ -1,0 +1,148 @@
+"""The locked working set of a write: the balance rows of every account it touches.
+
+A writer locks those rows in account-id order (`SELECT ... FOR UPDATE` on PostgreSQL; the
+`BEGIN IMMEDIATE` write lock on SQLite), so two writers can never wait on each other in a
+cycle, then changes the in-memory copies and writes them back in one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger import store
+from ledger.errors import AccountClosed, BalanceLimitExceeded, CurrencyMismatch, UnknownAccount
+from ledger.money import from_minor
+from ledger.schema import account_balances, accounts
+from ledger.types import AccountRef, AccountStatus, AccountType, BalanceLimit
+
+
+@dataclass
+class AccountState:
+    id: int
+    code: str
+    type: AccountType
+    currency: str
+    status: AccountStatus
+    balance_limit: BalanceLimit | None
+    posted_debits: int
+    posted_credits: int
+    pending_debits: int
+    pending_credits: int
+    seq: int
+    head_hash: str
+    dirty: bool = False
+
+    @property
+    def posted_net(self) -> int:
+        return self.posted_debits - self.posted_credits
+
+    def shortfall(self) -> int:
+        """How far the account is past its balance limit (0 when within it)."""
+        if self.balance_limit is BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS:
+            return max(0, self.posted_debits + self.pending_debits - self.posted_credits)
+        if self.balance_limit is BalanceLimit.CREDITS_MUST_NOT_EXCEED_DEBITS:
+            return max(0, self.posted_credits + self.pending_credits - self.posted_debits)
+        return 0
+
+    def require_postable(self, currency: str) -> None:
+        if self.status is not AccountStatus.OPEN:
+            raise AccountClosed(self.code)
+        if currency != self.currency:
+            raise CurrencyMismatch(self.code, self.currency, currency)
+
+    def post(self, amount: int) -> None:
+        if amount > 0:
+            self.posted_debits += amount
+        else:
+            self.posted_credits -= amount
+        self.seq += 1
+        self.dirty = True
+
+    def reserve(self, amount: int, sign: int = 1) -> None:
+        """Add (sign=1) or release (sign=-1) a pending amount."""
+        if amount > 0:
+            self.pending_debits += sign * amount
+        else:
+            self.pending_credits -= sign * amount
+        self.dirty = True
+
+
+_LOCK_COLUMNS = (
+    accounts.c.id, accounts.c.code, accounts.c.type, accounts.c.currency, accounts.c.status,
+    accounts.c.balance_limit, account_balances.c.posted_debits,
+    account_balances.c.posted_credits, account_balances.c.pending_debits,
+    account_balances.c.pending_credits, account_balances.c.seq, account_balances.c.head_hash,
+)
+
+
+class LockedAccounts:
+    def __init__(self, states: Iterable[AccountState]) -> None:
+        self.by_id: dict[int, AccountState] = {s.id: s for s in states}
+        self.by_code: dict[str, AccountState] = {s.code: s for s in self.by_id.values()}
+
+    @classmethod
+    async def lock(cls, conn: AsyncConnection, refs: Iterable[AccountRef]) -> LockedAccounts:
+        refs = list(refs)
+        ids = sorted({r for r in refs if isinstance(r, int)})
+        codes = sorted({r for r in refs if isinstance(r, str)})
+        if not ids and not codes:
+            return cls([])
+        if codes:
+            where = sa.or_(accounts.c.id.in_(ids), accounts.c.code.in_(codes))
+        else:
+            where = accounts.c.id.in_(ids)
+        query = (
+            sa.select(*_LOCK_COLUMNS)
+            .select_from(account_balances.join(accounts, accounts.c.id == account_balances.c.account_id))
+            .where(where)
+            .order_by(account_balances.c.account_id)
+            .with_for_update(of=account_balances)
+        )
+        rows = (await conn.execute(query)).all()
+        locked = cls(
+            AccountState(
+                id=r.id, code=r.code, type=AccountType(r.type), currency=r.currency,
+                status=AccountStatus(r.status),
+                balance_limit=BalanceLimit(r.balance_limit) if r.balance_limit else None,
+                posted_debits=r.posted_debits, posted_credits=r.posted_credits,
+                pending_debits=r.pending_debits, pending_credits=r.pending_credits,
+                seq=r.seq, head_hash=r.head_hash,
+            )
+            for r in rows
+        )
+        missing = [i for i in ids if i not in locked.by_id] + [c for c in codes if c not in locked.by_code]
+        if missing:
+            raise UnknownAccount(missing)
+        return locked
+
+    def __getitem__(self, ref: AccountRef) -> AccountState:
+        state = self.by_id.get(ref) if isinstance(ref, int) else self.by_code.get(ref)
+        if state is None:
+            raise UnknownAccount([ref])
+        return state
+
+    def check_limits(self, account_ids: Iterable[int], idempotency_key: str) -> None:
+        for account_id in sorted(set(account_ids)):
+            state = self.by_id[account_id]
+            short = state.shortfall()
+            if short:
+                assert state.balance_limit is not None
+                raise BalanceLimitExceeded(
+                    state.code, state.balance_limit.value,
+                    f"{from_minor(short, state.currency).amount} {state.currency}", idempotency_key,
+                )
+
+    async def save(self, conn: AsyncConnection) -> None:
+        dirty = [s for s in self.by_id.values() if s.dirty]
+        if dirty:
+            await store.save_balances(conn, [
+                (s.id, s.posted_debits, s.posted_credits, s.pending_debits, s.pending_credits,
+                 s.seq, s.head_hash)
+                for s in dirty
+            ])
+            for s in dirty:
+                s.dirty = False

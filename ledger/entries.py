@@ -1,0 +1,322 @@
+"""Posting journal entries: `post`, `post_many`, `reverse`, and reading them back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger import chain, store
+from ledger.books import LockedAccounts
+from ledger.errors import (
+    AlreadyReversed,
+    EntryNotFound,
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidRequest,
+    UnbalancedEntry,
+)
+from ledger.money import from_minor, to_minor
+from ledger.schema import accounts, journal_entries, postings
+from ledger.types import AccountRef, EntryRequest, JournalEntry, Posting, PostedPosting
+
+log = structlog.get_logger("ledger")
+
+
+@dataclass(frozen=True)
+class Leg:
+    """A validated posting: signed minor units (debit > 0), not yet tied to an account row."""
+
+    account: AccountRef
+    amount: int
+    currency: str
+
+
+def legs_from_postings(idempotency_key: str, items: Iterable[Posting]) -> list[Leg]:
+    """Validate postings on their own: one side each, positive, exact, balanced per currency."""
+    legs: list[Leg] = []
+    for p in items:
+        if not isinstance(p, Posting):
+            raise InvalidRequest(f"entry {idempotency_key!r}: expected Posting, got {p!r}")
+        if (p.debit is None) == (p.credit is None):
+            raise InvalidRequest(
+                f"entry {idempotency_key!r}: a posting to {p.account!r} needs exactly one of "
+                "debit or credit"
+            )
+        money = p.debit if p.debit is not None else p.credit
+        assert money is not None
+        units = to_minor(money)
+        if units <= 0:
+            raise InvalidAmount(
+                f"entry {idempotency_key!r}: posting to {p.account!r} must be positive, "
+                f"got {money.amount} {money.currency.code}"
+            )
+        legs.append(Leg(p.account, units if p.debit is not None else -units, money.currency.code))
+    require_balanced(idempotency_key, legs)
+    return legs
+
+
+def require_balanced(idempotency_key: str, legs: Sequence[Leg]) -> None:
+    if len(legs) < 2:
+        raise InvalidRequest(
+            f"entry {idempotency_key!r} needs at least two postings, got {len(legs)}"
+        )
+    sums: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        sums[leg.currency] += leg.amount
+    off = {cur: str(from_minor(total, cur).amount) for cur, total in sums.items() if total}
+    if off:
+        raise UnbalancedEntry(idempotency_key, off)
+
+
+@dataclass
+class Draft:
+    """An entry about to be written, before the accounts are locked."""
+
+    idempotency_key: str
+    kind: str
+    legs: list[Leg]
+    effective_date: dt.date | None
+    description: str = ""
+    external_ref: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    reverses_entry_id: uuid.UUID | None = None
+    #: request fields that are not postings but make two requests different (e.g. a hold id)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(cls, request: EntryRequest) -> Draft:
+        if not request.idempotency_key:
+            raise InvalidRequest("every journal entry needs an idempotency key")
+        if not request.kind:
+            raise InvalidRequest(f"entry {request.idempotency_key!r} needs a kind")
+        return cls(
+            idempotency_key=request.idempotency_key,
+            kind=request.kind,
+            legs=legs_from_postings(request.idempotency_key, request.postings),
+            effective_date=request.effective_date,
+            description=request.description,
+            external_ref=request.external_ref,
+            metadata=dict(request.metadata),
+        )
+
+    def request_hash(self, books: LockedAccounts) -> str:
+        return chain.request_hash(
+            kind=self.kind, description=self.description, effective_date=self.effective_date,
+            external_ref=self.external_ref, metadata=self.metadata,
+            reverses_entry_id=self.reverses_entry_id,
+            legs=[(books[leg.account].id, leg.amount, leg.currency) for leg in self.legs],
+            extra=self.extra,
+        )
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def post(conn: AsyncConnection, request: EntryRequest) -> JournalEntry:
+    """Post one balanced entry in the caller's transaction; a replay returns the original."""
+    [entry] = await post_many(conn, [request])
+    return entry
+
+
+async def post_many(conn: AsyncConnection, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
+    """Post many entries in the caller's transaction: all of them, or (on error) none."""
+    drafts = [Draft.from_request(r) for r in requests]
+    books = await LockedAccounts.lock(conn, (leg.account for d in drafts for leg in d.legs))
+    return await write_drafts(conn, drafts, books)
+
+
+async def write_drafts(
+    conn: AsyncConnection, drafts: Sequence[Draft], books: LockedAccounts
+) -> list[JournalEntry]:
+    """The one write path: idempotency, validation, chain links, limits, then three statements.
+
+    `books` must already hold the locks of every account the drafts touch.
+    """
+    hashes = [d.request_hash(books) for d in drafts]
+    keys = list({d.idempotency_key for d in drafts})
+    existing: dict[str, tuple[uuid.UUID, str]] = {}
+    for chunk in _chunks(keys, 1000):
+        rows = await conn.execute(
+            sa.select(journal_entries.c.idempotency_key, journal_entries.c.id,
+                      journal_entries.c.request_hash)
+            .where(journal_entries.c.idempotency_key.in_(chunk))
+        )
+        existing.update({r.idempotency_key: (r.id, r.request_hash) for r in rows})
+    await _refuse_second_reversals(conn, [d for d in drafts if d.reverses_entry_id], existing)
+
+    booked_at = utcnow()
+    out: list[JournalEntry | uuid.UUID] = []
+    seen: dict[str, tuple[uuid.UUID, str]] = {}
+    entry_rows: list[store.EntryRow] = []
+    posting_rows: list[store.PostingRow] = []
+    for draft, request_hash in zip(drafts, hashes, strict=True):
+        key = draft.idempotency_key
+        prior = existing.get(key) or seen.get(key)
+        if prior is not None:
+            if prior[1] != request_hash:
+                raise IdempotencyConflict(key)
+            out.append(prior[0])
+            continue
+        entry, e_row, p_rows = _book(draft, request_hash, booked_at, books)
+        seen[key] = (entry.id, request_hash)
+        out.append(entry)
+        entry_rows.append(e_row)
+        posting_rows.extend(p_rows)
+
+    # postings first: the entry's insert trigger proves the entry balances
+    await store.insert_postings(conn, posting_rows)
+    await store.insert_entries(conn, entry_rows)
+    await books.save(conn)
+    replayed_ids = [x for x in out if isinstance(x, uuid.UUID)]
+    replayed = {e.id: e for e in await load_entries(conn, replayed_ids, replayed=True)}
+    result = [replayed[x] if isinstance(x, uuid.UUID) else x for x in out]
+    for entry in result:
+        log.debug("journal_entry.replayed" if entry.replayed else "journal_entry.posted",
+                  entry_id=str(entry.id), idempotency_key=entry.idempotency_key, kind=entry.kind)
+    return result
+
+
+def _book(
+    draft: Draft, request_hash: str, booked_at: dt.datetime, books: LockedAccounts
+) -> tuple[JournalEntry, store.EntryRow, list[store.PostingRow]]:
+    entry_id = uuid.uuid4()
+    effective = draft.effective_date or booked_at.date()
+    e_hash = chain.entry_hash(
+        entry_id=entry_id, idempotency_key=draft.idempotency_key, request_hash=request_hash,
+        kind=draft.kind, description=draft.description, effective_date=effective,
+        booked_at=booked_at, reverses_entry_id=draft.reverses_entry_id,
+        external_ref=draft.external_ref, metadata=draft.metadata,
+    )
+    for leg in draft.legs:
+        books[leg.account].require_postable(leg.currency)
+    posted: list[PostedPosting] = []
+    rows: list[store.PostingRow] = []
+    for leg in draft.legs:
+        state = books[leg.account]
+        state.post(leg.amount)
+        balance_after = state.posted_net
+        link = chain.posting_hash(state.head_hash, e_hash, state.id, state.seq, leg.amount,
+                                  leg.currency, balance_after)
+        state.head_hash = link
+        rows.append(store.PostingRow(entry_id, state.id, leg.amount, leg.currency, state.seq,
+                                     balance_after, booked_at, effective, link))
+        posted.append(PostedPosting(state.id, state.code, leg.amount, leg.currency, state.seq,
+                                    balance_after))
+    books.check_limits((p.account_id for p in posted), draft.idempotency_key)
+    entry = JournalEntry(
+        id=entry_id, idempotency_key=draft.idempotency_key, kind=draft.kind,
+        description=draft.description, effective_date=effective, booked_at=booked_at,
+        reverses_entry_id=draft.reverses_entry_id, external_ref=draft.external_ref,
+        metadata=dict(draft.metadata), postings=tuple(posted),
+    )
+    row = store.EntryRow(entry_id, draft.idempotency_key, request_hash, draft.kind,
+                         draft.description, effective, booked_at, draft.reverses_entry_id,
+                         draft.external_ref, dict(draft.metadata), e_hash)
+    return entry, row, rows
+
+
+async def _refuse_second_reversals(
+    conn: AsyncConnection, drafts: Sequence[Draft], existing: Mapping[str, Any]
+) -> None:
+    targets = [d.reverses_entry_id for d in drafts if d.idempotency_key not in existing]
+    if not targets:
+        return
+    rows = await conn.execute(
+        sa.select(journal_entries.c.reverses_entry_id, journal_entries.c.id)
+        .where(journal_entries.c.reverses_entry_id.in_(targets))
+    )
+    for row in rows:
+        raise AlreadyReversed(row.reverses_entry_id, row.id)
+    if len(set(targets)) != len(targets):
+        raise InvalidRequest("the same entry cannot be reversed twice in one batch")
+
+
+async def reverse(
+    conn: AsyncConnection,
+    entry_id: uuid.UUID,
+    *,
+    idempotency_key: str | None = None,
+    effective_date: dt.date | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> JournalEntry:
+    """Post the mirror of an entry, linked to it by `reverses_entry_id`; only once."""
+    [original] = await load_entries(conn, [entry_id])
+    draft = Draft(
+        idempotency_key=idempotency_key or f"reverse:{entry_id}",
+        kind=f"{original.kind}.reversal",
+        legs=[Leg(p.account_id, -p.amount, p.currency) for p in original.postings],
+        effective_date=effective_date,
+        description=description if description is not None else f"Reversal of {original.kind}",
+        external_ref=original.external_ref,
+        metadata=dict(metadata or {}),
+        reverses_entry_id=original.id,
+    )
+    books = await LockedAccounts.lock(conn, (leg.account for leg in draft.legs))
+    [entry] = await write_drafts(conn, [draft], books)
+    return entry
+
+
+async def get_entry(conn: AsyncConnection, entry_id: uuid.UUID) -> JournalEntry:
+    [entry] = await load_entries(conn, [entry_id])
+    return entry
+
+
+async def find_entry(conn: AsyncConnection, idempotency_key: str) -> JournalEntry | None:
+    entry_id = await conn.scalar(
+        sa.select(journal_entries.c.id).where(journal_entries.c.idempotency_key == idempotency_key)
+    )
+    if entry_id is None:
+        return None
+    return (await load_entries(conn, [entry_id]))[0]
+
+
+async def load_entries(
+    conn: AsyncConnection, ids: Sequence[uuid.UUID], *, replayed: bool = False
+) -> list[JournalEntry]:
+    """Entries with their postings, in the order of `ids`."""
+    if not ids:
+        return []
+    by_id: dict[uuid.UUID, Any] = {}
+    legs: dict[uuid.UUID, list[PostedPosting]] = defaultdict(list)
+    for chunk in _chunks(list(dict.fromkeys(ids)), 1000):
+        for row in await conn.execute(
+            sa.select(journal_entries).where(journal_entries.c.id.in_(chunk))
+        ):
+            by_id[row.id] = row
+        for p in await conn.execute(
+            sa.select(postings.c.entry_id, postings.c.account_id, accounts.c.code,
+                      postings.c.amount, postings.c.currency, postings.c.account_seq,
+                      postings.c.balance_after)
+            .join(accounts, accounts.c.id == postings.c.account_id)
+            .where(postings.c.entry_id.in_(chunk))
+            .order_by(postings.c.id)
+        ):
+            legs[p.entry_id].append(PostedPosting(p.account_id, p.code, p.amount, p.currency,
+                                                  p.account_seq, p.balance_after))
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise EntryNotFound(missing[0])
+    return [
+        JournalEntry(
+            id=r.id, idempotency_key=r.idempotency_key, kind=r.kind, description=r.description,
+            effective_date=r.effective_date, booked_at=r.booked_at,
+            reverses_entry_id=r.reverses_entry_id, external_ref=r.external_ref,
+            metadata=r.metadata, postings=tuple(legs[r.id]), replayed=replayed,
+        )
+        for r in (by_id[i] for i in ids)
+    ]
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

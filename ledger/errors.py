@@ -1,0 +1,174 @@
+"""The ledger's errors: a small hierarchy a caller can catch precisely.
+
+Every error leaves the books untouched: the ledger raises before it writes, and a
+database-level rejection aborts the caller's transaction as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    #: a short machine-readable name, used as the problem type by the HTTP API
+    code = "ledger-error"
+
+
+class InvalidRequest(LedgerError):
+    """The request is malformed in a way no database state can change."""
+
+    code = "invalid-request"
+
+
+class InvalidAmount(InvalidRequest):
+    """Zero, negative, or more precise than the currency allows."""
+
+    code = "invalid-amount"
+
+
+class UnbalancedEntry(InvalidRequest):
+    """Debits and credits of an entry differ in at least one currency."""
+
+    code = "unbalanced-entry"
+
+    def __init__(self, idempotency_key: str, differences: Mapping[str, str]) -> None:
+        self.idempotency_key = idempotency_key
+        #: currency -> debits minus credits, as a decimal string in that currency
+        self.differences = dict(differences)
+        detail = ", ".join(f"{cur} debits exceed credits by {diff}" if not diff.startswith("-")
+                           else f"{cur} credits exceed debits by {diff[1:]}"
+                           for cur, diff in sorted(self.differences.items()))
+        super().__init__(f"entry {idempotency_key!r} does not balance: {detail}")
+
+
+class AccountError(LedgerError):
+    code = "account-error"
+
+
+class UnknownAccount(AccountError):
+    code = "unknown-account"
+
+    def __init__(self, refs: Sequence[object]) -> None:
+        self.refs = list(refs)
+        names = ", ".join(repr(r) for r in self.refs)
+        super().__init__(f"no such account: {names}")
+
+
+class AccountExists(AccountError):
+    code = "account-exists"
+
+    def __init__(self, code: str) -> None:
+        self.account_code = code
+        super().__init__(f"an account with code {code!r} already exists with a different definition")
+
+
+class AccountClosed(AccountError):
+    code = "account-closed"
+
+    def __init__(self, account_code: str) -> None:
+        self.account_code = account_code
+        super().__init__(f"account {account_code!r} is closed and accepts no postings")
+
+
+class AccountNotEmpty(AccountError):
+    code = "account-not-empty"
+
+    def __init__(self, account_code: str, reason: str) -> None:
+        self.account_code = account_code
+        super().__init__(f"account {account_code!r} cannot be closed: {reason}")
+
+
+class CurrencyMismatch(LedgerError):
+    code = "currency-mismatch"
+
+    def __init__(self, account_code: str, account_currency: str, given: str) -> None:
+        self.account_code = account_code
+        self.account_currency = account_currency
+        self.given_currency = given
+        super().__init__(
+            f"account {account_code!r} is kept in {account_currency}; "
+            f"a posting in {given} cannot go to it (use an FX account pair)"
+        )
+
+
+class BalanceLimitExceeded(LedgerError):
+    code = "balance-limit-exceeded"
+
+    def __init__(self, account_code: str, limit: str, shortfall: str, idempotency_key: str) -> None:
+        self.account_code = account_code
+        self.limit = limit
+        #: how much more cover the account would need, as a decimal string with currency
+        self.shortfall = shortfall
+        self.idempotency_key = idempotency_key
+        super().__init__(
+            f"entry {idempotency_key!r} would break the limit {limit} of account "
+            f"{account_code!r}: short by {shortfall}"
+        )
+
+
+class IdempotencyConflict(LedgerError):
+    code = "idempotency-conflict"
+
+    def __init__(self, idempotency_key: str) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was already used for a different request; "
+            "use a new key for a new request"
+        )
+
+
+class EntryNotFound(LedgerError):
+    code = "entry-not-found"
+
+    def __init__(self, entry_id: object) -> None:
+        self.entry_id = entry_id
+        super().__init__(f"no journal entry {entry_id}")
+
+
+class AlreadyReversed(LedgerError):
+    code = "already-reversed"
+
+    def __init__(self, entry_id: object, reversal_id: object) -> None:
+        self.entry_id = entry_id
+        self.reversal_id = reversal_id
+        super().__init__(f"journal entry {entry_id} was already reversed by {reversal_id}")
+
+
+class HoldError(LedgerError):
+    code = "hold-error"
+
+
+class HoldNotFound(HoldError):
+    code = "hold-not-found"
+
+    def __init__(self, hold_id: object) -> None:
+        self.hold_id = hold_id
+        super().__init__(f"no hold {hold_id}")
+
+
+class HoldAlreadyResolved(HoldError):
+    code = "hold-already-resolved"
+
+    def __init__(self, hold_id: object, status: str) -> None:
+        self.hold_id = hold_id
+        self.status = status
+        super().__init__(f"hold {hold_id} is already {status}")
+
+
+class HoldExpired(HoldError):
+    code = "hold-expired"
+
+    def __init__(self, hold_id: object, expires_at: object) -> None:
+        self.hold_id = hold_id
+        self.expires_at = expires_at
+        super().__init__(f"hold {hold_id} expired at {expires_at}; its reservation is released")
+
+
+class HoldAmountExceeded(HoldError):
+    code = "hold-amount-exceeded"
+
+    def __init__(self, hold_id: object, detail: str) -> None:
+        self.hold_id = hold_id
+        super().__init__(f"cannot post more than hold {hold_id} reserved: {detail}")

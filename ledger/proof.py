@@ -1,0 +1,165 @@
+"""Proof that the books hold: the trial balance, and `verify()` which recomputes
+everything the ledger stores from the postings themselves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger import chain
+from ledger.schema import account_balances, accounts, hold_legs, holds, journal_entries, postings
+from ledger.types import AccountType, HoldStatus, TrialBalance, TrialBalanceRow, VerifyReport
+
+#: verify() stops collecting after this many discrepancies
+MAX_DISCREPANCIES = 100
+
+
+async def trial_balance(conn: AsyncConnection) -> TrialBalance:
+    rows = await conn.execute(
+        sa.select(accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.type,
+                  accounts.c.currency, account_balances.c.posted_debits,
+                  account_balances.c.posted_credits)
+        .join(account_balances, account_balances.c.account_id == accounts.c.id)
+        .order_by(accounts.c.currency, accounts.c.code)
+    )
+    out: list[TrialBalanceRow] = []
+    by_type: dict[tuple[AccountType, str], int] = defaultdict(int)
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        net = r.posted_debits - r.posted_credits
+        kind = AccountType(r.type)
+        out.append(TrialBalanceRow(r.id, r.code, r.name, kind, r.currency, max(net, 0),
+                                   max(-net, 0)))
+        by_type[(kind, r.currency)] += net
+        totals[r.currency][0] += max(net, 0)
+        totals[r.currency][1] += max(-net, 0)
+    return TrialBalance(tuple(out), dict(by_type), {c: (d, k) for c, (d, k) in totals.items()})
+
+
+@dataclass
+class _Walk:
+    """One account's chain as verify() walks it."""
+
+    code: str
+    currency: str
+    seq: int = 0
+    net: int = 0
+    debits: int = 0
+    credits: int = 0
+    head: str = chain.GENESIS
+    broken: bool = False
+
+
+async def verify(conn: AsyncConnection) -> VerifyReport:
+    found: list[str] = []
+
+    def report(message: str) -> None:
+        if len(found) < MAX_DISCREPANCIES:
+            found.append(message)
+
+    entry_count = 0
+    entry_result = await conn.stream(sa.select(journal_entries).order_by(journal_entries.c.booked_at))
+    async for e in entry_result:
+        entry_count += 1
+        expected = chain.entry_hash(
+            entry_id=e.id, idempotency_key=e.idempotency_key, request_hash=e.request_hash,
+            kind=e.kind, description=e.description, effective_date=e.effective_date,
+            booked_at=e.booked_at, reverses_entry_id=e.reverses_entry_id,
+            external_ref=e.external_ref, metadata=e.metadata,
+        )
+        if expected != e.hash:
+            report(f"journal entry {e.id} ({e.idempotency_key!r}): its fields no longer match "
+                   "its hash — the row was changed after it was written")
+
+    for r in await conn.execute(
+        sa.select(postings.c.entry_id, postings.c.currency,
+                  sa.func.sum(postings.c.amount).label("diff"))
+        .group_by(postings.c.entry_id, postings.c.currency)
+        .having(sa.func.sum(postings.c.amount) != 0)
+    ):
+        report(f"journal entry {r.entry_id} does not balance in {r.currency}: "
+               f"debits minus credits = {r.diff} minor units")
+    count = sa.func.count(postings.c.id)
+    for r in await conn.execute(
+        sa.select(journal_entries.c.id, count.label("n"))
+        .select_from(journal_entries.outerjoin(postings, postings.c.entry_id == journal_entries.c.id))
+        .group_by(journal_entries.c.id).having(count < 2)
+    ):
+        report(f"journal entry {r.id} has {r.n} postings; every entry needs at least two")
+
+    walks = {
+        r.id: _Walk(r.code, r.currency)
+        for r in await conn.execute(sa.select(accounts.c.id, accounts.c.code, accounts.c.currency))
+    }
+    posting_count = 0
+    stream = await conn.stream(
+        sa.select(postings, journal_entries.c.hash.label("entry_hash"))
+        .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
+        .order_by(postings.c.account_id, postings.c.account_seq)
+    )
+    async for p in stream:
+        posting_count += 1
+        walk = walks[p.account_id]
+        if walk.broken:
+            continue
+        where = f"account {walk.code!r} posting #{p.account_seq} (entry {p.entry_id})"
+        walk.net += p.amount
+        if p.amount > 0:
+            walk.debits += p.amount
+        else:
+            walk.credits -= p.amount
+        problem = None
+        if p.account_seq != walk.seq + 1:
+            problem = f"sequence jumps from #{walk.seq} to #{p.account_seq}: a posting is missing"
+        elif p.currency != walk.currency:
+            problem = f"currency {p.currency} but the account is kept in {walk.currency}"
+        elif chain.posting_hash(walk.head, p.entry_hash, p.account_id, p.account_seq, p.amount,
+                                p.currency, p.balance_after) != p.hash:
+            problem = "its fields no longer match its hash chain — the row was changed after it was written"
+        elif p.balance_after != walk.net:
+            problem = f"running balance says {p.balance_after} but the postings sum to {walk.net}"
+        if problem:
+            report(f"{where}: {problem}")
+            walk.broken = True
+            continue
+        walk.seq = p.account_seq
+        walk.head = p.hash
+
+    pending: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in await conn.execute(
+        sa.select(hold_legs.c.account_id, hold_legs.c.amount)
+        .join(holds, holds.c.id == hold_legs.c.hold_id)
+        .where(holds.c.status == HoldStatus.PENDING.value)
+    ):
+        pending[r.account_id][0 if r.amount > 0 else 1] += abs(r.amount)
+    held = await conn.scalar(sa.select(sa.func.count()).select_from(holds)
+                             .where(holds.c.status == HoldStatus.PENDING.value))
+
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for b in await conn.execute(sa.select(account_balances).order_by(account_balances.c.account_id)):
+        walk = walks[b.account_id]
+        totals[walk.currency][0] += b.posted_debits
+        totals[walk.currency][1] += b.posted_credits
+        if walk.broken:
+            continue
+        stored = (b.posted_debits, b.posted_credits, b.seq, b.head_hash)
+        if stored != (walk.debits, walk.credits, walk.seq, walk.head):
+            report(f"account {walk.code!r}: stored balance (debits {b.posted_debits}, credits "
+                   f"{b.posted_credits}, #{b.seq}) differs from its postings (debits "
+                   f"{walk.debits}, credits {walk.credits}, #{walk.seq}) or its chain head")
+        want = pending.get(b.account_id, [0, 0])
+        if [b.pending_debits, b.pending_credits] != want:
+            report(f"account {walk.code!r}: pending (debits {b.pending_debits}, credits "
+                   f"{b.pending_credits}) differs from its pending holds "
+                   f"(debits {want[0]}, credits {want[1]})")
+    for cur, (debits, credits) in sorted(totals.items()):
+        if debits != credits:
+            report(f"{cur}: total posted debits {debits} differ from credits {credits}")
+
+    return VerifyReport(entry_count, posting_count, len(walks), int(held or 0), tuple(found))
+
+
+__all__ = ["trial_balance", "verify"]

@@ -1,0 +1,86 @@
+"""Balances and account statements, answered from index look-ups on postings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.accounts import get_account
+from ledger.errors import InvalidRequest
+from ledger.schema import account_balances, journal_entries, postings
+from ledger.types import AccountRef, AccountStatement, Balance, StatementLine
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+async def _net_before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
+                      *, inclusive: bool) -> int:
+    """The running posted balance of the last posting booked before (or at) `cutoff`."""
+    when = postings.c.booked_at <= cutoff if inclusive else postings.c.booked_at < cutoff
+    net = await conn.scalar(
+        sa.select(postings.c.balance_after)
+        .where(postings.c.account_id == account_id, when)
+        .order_by(postings.c.booked_at.desc(), postings.c.account_seq.desc())
+        .limit(1)
+    )
+    return int(net or 0)
+
+
+async def balance(
+    conn: AsyncConnection, ref: AccountRef, *, as_of: dt.datetime | dt.date | None = None
+) -> Balance:
+    """The current balance (posted, pending, available), or the posted balance as the books
+    stood at booking time `as_of` (a date means the end of that day, UTC). Pending amounts
+    are not historical: an `as_of` balance has none."""
+    account = await get_account(conn, ref)
+    debit_normal = account.type.debit_normal
+    if as_of is None:
+        row = (await conn.execute(
+            sa.select(account_balances).where(account_balances.c.account_id == account.id)
+        )).one()
+        return Balance(account.id, account.code, account.currency, debit_normal,
+                       row.posted_debits - row.posted_credits, row.pending_debits,
+                       row.pending_credits)
+    if isinstance(as_of, dt.datetime):
+        if as_of.tzinfo is None:
+            raise InvalidRequest("as_of must be timezone-aware")
+        net = await _net_before(conn, account.id, as_of, inclusive=True)
+        cutoff = as_of
+    else:
+        cutoff = _start_of(as_of + dt.timedelta(days=1))
+        net = await _net_before(conn, account.id, cutoff, inclusive=False)
+    return Balance(account.id, account.code, account.currency, debit_normal, net, 0, 0,
+                   as_of=cutoff)
+
+
+async def statement(
+    conn: AsyncConnection, ref: AccountRef, start: dt.date, end: dt.date
+) -> AccountStatement:
+    """Opening balance, every posting booked from `start` to `end` (inclusive, UTC days)
+    with its running balance, and the closing balance."""
+    if end < start:
+        raise InvalidRequest(f"statement period ends ({end}) before it starts ({start})")
+    account = await get_account(conn, ref)
+    lo, hi = _start_of(start), _start_of(end + dt.timedelta(days=1))
+    opening = await _net_before(conn, account.id, lo, inclusive=False)
+    rows = await conn.execute(
+        sa.select(postings.c.entry_id, postings.c.account_seq, postings.c.booked_at,
+                  postings.c.effective_date, postings.c.amount, postings.c.balance_after,
+                  journal_entries.c.kind, journal_entries.c.description,
+                  journal_entries.c.external_ref)
+        .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
+        .where(postings.c.account_id == account.id, postings.c.booked_at >= lo,
+               postings.c.booked_at < hi)
+        .order_by(postings.c.account_seq)
+    )
+    lines = tuple(
+        StatementLine(r.entry_id, r.account_seq, r.booked_at, r.effective_date, r.kind,
+                      r.description, r.external_ref, r.amount, r.balance_after)
+        for r in rows
+    )
+    closing = lines[-1].balance_after if lines else opening
+    return AccountStatement(account, start, end, opening, closing, lines)

@@ -1,0 +1,171 @@
+"""The ledger's tables (SQLAlchemy Core). Triggers live in `ledger.ddl`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+#: BIGINT ids everywhere except SQLite, whose rowid alias must be INTEGER
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(120), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("balance_limit", sa.String(40)),
+    sa.Column("owner_ref", sa.String(120), index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("metadata", JSONDoc, nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(
+        "type IN ('asset', 'liability', 'equity', 'income', 'expense')", name="ck_accounts_type"
+    ),
+    sa.CheckConstraint("status IN ('open', 'closed')", name="ck_accounts_status"),
+    sa.CheckConstraint(
+        "balance_limit IS NULL OR balance_limit IN "
+        "('debits_must_not_exceed_credits', 'credits_must_not_exceed_debits')",
+        name="ck_accounts_balance_limit",
+    ),
+)
+
+# One row per account, locked by every writer that touches the account. The limit is
+# copied here so the database can enforce it in a CHECK without a join.
+account_balances = sa.Table(
+    "account_balances",
+    metadata,
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), primary_key=True, autoincrement=False),
+    sa.Column("balance_limit", sa.String(40)),
+    sa.Column("posted_debits", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("posted_credits", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("pending_debits", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("pending_credits", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+    #: hash of the account's last posting: the head of its tamper-evidence chain
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.CheckConstraint(
+        "posted_debits >= 0 AND posted_credits >= 0 AND pending_debits >= 0 "
+        "AND pending_credits >= 0 AND seq >= 0",
+        name="ck_account_balances_non_negative",
+    ),
+    sa.CheckConstraint(
+        "balance_limit IS NULL"
+        " OR (balance_limit = 'debits_must_not_exceed_credits'"
+        "     AND posted_debits + pending_debits <= posted_credits)"
+        " OR (balance_limit = 'credits_must_not_exceed_debits'"
+        "     AND posted_credits + pending_credits <= posted_debits)",
+        name="ck_account_balances_limit",
+    ),
+)
+
+journal_entries = sa.Table(
+    "journal_entries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(80), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("booked_at", UTCDateTime(), nullable=False),
+    sa.Column(
+        "reverses_entry_id",
+        sa.Uuid,
+        sa.ForeignKey("journal_entries.id"),
+        unique=True,  # an entry can be reversed once, enforced by the database
+    ),
+    sa.Column("external_ref", sa.String(200), index=True),
+    sa.Column("metadata", JSONDoc, nullable=False),
+    #: hash over the entry's own fields; each posting's chain link covers it
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_journal_entries_kind_effective_date", "kind", "effective_date"),
+)
+
+postings = sa.Table(
+    "postings",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    # Postings are written before their entry, so the entry's insert trigger can prove the
+    # entry balances; the foreign key is checked at commit.
+    sa.Column(
+        "entry_id",
+        sa.Uuid,
+        sa.ForeignKey("journal_entries.id", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("account_seq", sa.BigInteger, nullable=False),
+    sa.Column("balance_after", sa.BigInteger, nullable=False),
+    sa.Column("booked_at", UTCDateTime(), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.CheckConstraint("amount <> 0", name="ck_postings_amount_nonzero"),
+    sa.UniqueConstraint("account_id", "account_seq", name="uq_postings_account_seq"),
+    sa.Index("ix_postings_account_booked", "account_id", "booked_at", "account_seq"),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(80), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("external_ref", sa.String(200), index=True),
+    sa.Column("metadata", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("posted_entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id")),
+    sa.CheckConstraint(
+        "status IN ('pending', 'posted', 'voided', 'expired')", name="ck_holds_status"
+    ),
+    sa.Index("ix_holds_pending_expiry", "status", "expires_at"),
+)
+
+hold_legs = sa.Table(
+    "hold_legs",
+    metadata,
+    sa.Column("hold_id", sa.Uuid, sa.ForeignKey("holds.id"), primary_key=True),
+    sa.Column("leg_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.CheckConstraint("amount <> 0", name="ck_hold_legs_amount_nonzero"),
+)

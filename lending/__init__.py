@@ -1,0 +1,1 @@
+"""lending — see DESIGN.md; built by its own issue."""

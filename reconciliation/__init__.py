@@ -1,0 +1,1 @@
+"""reconciliation — see DESIGN.md; built by its own issue."""

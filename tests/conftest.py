@@ -1,0 +1,102 @@
+"""The `db` fixture: every storage test runs on SQLite and on PostgreSQL, each in a fresh
+database (a file, or a schema of its own) built by the real Alembic migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore import db as paycore_db
+
+PG_URL = os.environ.get(
+    "PAYCORE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+_skipped_pg: list[str] = []
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+_reachability: dict[str, str | None] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # probed here, before any test's event loop runs
+    _reachability["reason"] = _probe_pg()
+
+
+def pg_unreachable_reason() -> str | None:
+    return _reachability.get("reason")
+
+
+def _probe_pg() -> str | None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(_plain_dsn(PG_URL), timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to connect means: no PostgreSQL here
+        return f"PostgreSQL at {PG_URL} is unreachable: {exc!r}"
+    return None
+
+
+async def make_engine(backend: str, tmp_path: Path, **kwargs: object) -> tuple[AsyncEngine, str | None]:
+    if backend == "sqlite":
+        return paycore_db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/paycore.sqlite", **kwargs), None
+    reason = pg_unreachable_reason()
+    if reason:
+        if CI:
+            pytest.fail(f"{reason}; under CI=true PostgreSQL tests must run")
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(_plain_dsn(PG_URL))
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    await admin.close()
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 40)
+    engine = paycore_db.create_engine(
+        PG_URL, connect_args={"server_settings": {"search_path": schema}}, **kwargs
+    )
+    return engine, schema
+
+
+async def drop_schema(schema: str) -> None:
+    admin = await asyncpg.connect(_plain_dsn(PG_URL))
+    await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty database: SQLite file or PostgreSQL schema."""
+    engine, schema = await make_engine(request.param, tmp_path)
+    try:
+        await paycore_db.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        if schema:
+            await drop_schema(schema)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgresql" in report.nodeid:
+        _skipped_pg.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if CI and _skipped_pg:
+        print(f"\nCI=true: {len(_skipped_pg)} PostgreSQL tests were skipped; that is a failure:")
+        for nodeid in _skipped_pg[:20]:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
