@@ -25,7 +25,7 @@ from ledger.errors import (
 )
 from ledger.money import from_minor, to_minor
 from ledger.schema import accounts, journal_entries, postings
-from ledger.types import AccountRef, EntryRequest, JournalEntry, Posting, PostedPosting
+from ledger.types import AccountRef, EntryRequest, JournalEntry, PostedPosting, Posting
 
 log = structlog.get_logger("ledger")
 

@@ -179,8 +179,8 @@ def _legs_to_post(current: Hold, amount: Money | None,
     assert postings is not None
     ids_by_code = {leg.account_code: leg.account_id for leg in current.legs}
     reserved: dict[tuple[int, bool], int] = defaultdict(int)
-    for leg in current.legs:
-        reserved[(leg.account_id, leg.amount > 0)] += abs(leg.amount)
+    for held in current.legs:
+        reserved[(held.account_id, held.amount > 0)] += abs(held.amount)
     legs: list[Leg] = []
     asked: dict[tuple[int, bool], int] = defaultdict(int)
     for leg in legs_from_postings(f"hold:{current.id}", postings):

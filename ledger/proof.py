@@ -129,12 +129,12 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
         walk.head = p.hash
 
     pending: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for r in await conn.execute(
+    for leg in await conn.execute(
         sa.select(hold_legs.c.account_id, hold_legs.c.amount)
         .join(holds, holds.c.id == hold_legs.c.hold_id)
         .where(holds.c.status == HoldStatus.PENDING.value)
     ):
-        pending[r.account_id][0 if r.amount > 0 else 1] += abs(r.amount)
+        pending[leg.account_id][0 if leg.amount > 0 else 1] += abs(leg.amount)
     held = await conn.scalar(sa.select(sa.func.count()).select_from(holds)
                              .where(holds.c.status == HoldStatus.PENDING.value))
 

@@ -42,12 +42,14 @@ async def open_chart(engine: AsyncEngine) -> dict[str, ledger.Account]:
 def capture(key: str, amount: str, commission: str, supplier: str = "2202.payable.s1",
             **kw: object) -> ledger.EntryRequest:
     gross, fee = Decimal(amount), Decimal(commission)
+    legs = [
+        ledger.Posting("1102.clearing.icbc", debit=cny(gross)),
+        ledger.Posting(supplier, credit=cny(gross - fee)),
+    ]
+    if fee:
+        legs.append(ledger.Posting("6001.income.commission", credit=cny(fee)))
     return ledger.EntryRequest(
         idempotency_key=key, kind="payment.capture",
-        postings=[
-            ledger.Posting("1102.clearing.icbc", debit=cny(gross)),
-            ledger.Posting(supplier, credit=cny(gross - fee)),
-            ledger.Posting("6001.income.commission", credit=cny(fee)),
-        ],
+        postings=legs,
         **kw,  # type: ignore[arg-type]
     )

@@ -5,8 +5,8 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23 12:36:19.694643
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from ledger import ddl

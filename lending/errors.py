@@ -1,0 +1,160 @@
+"""Lending's errors: a small hierarchy a caller can catch precisely.
+
+Every error is raised before anything changes: the domain functions are pure, so a caller
+that catches one still holds the loan, product or application it started with.
+"""
+
+from __future__ import annotations
+
+
+class LendingError(Exception):
+    """Base of every error the lending domain raises on purpose."""
+
+    #: a short machine-readable name, used as the problem type by the HTTP API
+    code = "lending-error"
+
+
+# -- bad input: no state of any loan could make these valid ------------------------------
+
+
+class InvalidInput(LendingError):
+    """An argument is malformed (wrong type, negative, unknown name)."""
+
+    code = "invalid-input"
+
+
+class InvalidAmount(InvalidInput):
+    """An amount is not an integer number of minor units, or is negative where it cannot be."""
+
+    code = "invalid-amount"
+
+
+class InvalidRate(InvalidInput):
+    """A rate is not a finite, non-negative `Decimal` (a `float` is refused, never coerced)."""
+
+    code = "invalid-rate"
+
+
+class InvalidProduct(InvalidInput):
+    """A loan product's configuration contradicts itself."""
+
+    code = "invalid-product"
+
+
+class InvalidWaterfall(InvalidInput):
+    """A repayment order repeats a bucket or leaves an outstanding bucket out."""
+
+    code = "invalid-waterfall"
+
+
+class InvalidPolicy(InvalidInput):
+    """An underwriting policy's configuration contradicts itself."""
+
+    code = "invalid-policy"
+
+
+# -- the application breaks the product's or the borrower's limits ------------------------
+
+
+class LoanTermsViolation(LendingError):
+    """A requested loan does not fit its product or the borrower's credit line."""
+
+    code = "loan-terms-violation"
+
+
+class AmountOutOfRange(LoanTermsViolation):
+    code = "amount-out-of-range"
+
+    def __init__(self, product: str, amount: str, minimum: str, maximum: str) -> None:
+        self.product = product
+        self.amount = amount
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(
+            f"{amount} is outside the {product!r} range of {minimum} to {maximum}"
+        )
+
+
+class TermOutOfRange(LoanTermsViolation):
+    code = "term-out-of-range"
+
+    def __init__(self, product: str, term_days: int, minimum: int, maximum: int) -> None:
+        self.product = product
+        self.term_days = term_days
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(
+            f"a term of {term_days} days is outside the {product!r} range of "
+            f"{minimum} to {maximum} days"
+        )
+
+
+class CreditLineExceeded(LoanTermsViolation):
+    code = "credit-line-exceeded"
+
+    def __init__(self, amount: str, available: str) -> None:
+        self.amount = amount
+        self.available = available
+        super().__init__(f"{amount} exceeds the available credit line of {available}")
+
+
+# -- the loan's state forbids the step --------------------------------------------------------
+
+
+class IllegalTransition(LendingError):
+    """The loan's current status does not allow the requested step."""
+
+    code = "illegal-transition"
+
+    def __init__(self, loan_id: str, current: str, target: str, allowed: tuple[str, ...]) -> None:
+        self.loan_id = loan_id
+        self.current = current
+        self.target = target
+        self.allowed = allowed
+        nexts = ", ".join(allowed) if allowed else "nothing (it is final)"
+        super().__init__(
+            f"loan {loan_id!r} is {current} and cannot become {target}; "
+            f"from {current} it can become: {nexts}"
+        )
+
+
+class LoanClosed(IllegalTransition):
+    """The loan is repaid, declined or recovered: nothing more can happen to it."""
+
+    code = "loan-closed"
+
+
+class ExtensionNotAllowed(LendingError):
+    code = "extension-not-allowed"
+
+
+class ExtensionLimitReached(ExtensionNotAllowed):
+    code = "extension-limit-reached"
+
+    def __init__(self, loan_id: str, used: int, allowed: int) -> None:
+        self.loan_id = loan_id
+        self.used = used
+        self.allowed = allowed
+        super().__init__(
+            f"loan {loan_id!r} was already extended {used} time(s); "
+            f"its product allows {allowed}"
+        )
+
+
+class ExtensionTooLate(ExtensionNotAllowed):
+    code = "extension-too-late"
+
+    def __init__(self, loan_id: str, requested_on: str, maturity: str) -> None:
+        self.loan_id = loan_id
+        self.requested_on = requested_on
+        self.maturity = maturity
+        super().__init__(
+            f"loan {loan_id!r} matures on {maturity}; an extension must be requested "
+            f"before maturity, not on {requested_on}"
+        )
+
+
+class InvalidDate(LendingError):
+    """A date is out of order for the loan (e.g. disbursed before approval)."""
+
+    code = "invalid-date"

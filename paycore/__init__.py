@@ -1,0 +1,1 @@
+"""paycore's composition root: settings, database, migrations, CLI and demo."""
