@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from paycore.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch):
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite"
+    monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
+    monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
+    return url
+
+
+def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
+    result = runner.invoke(app, ["demo", "--db", str(tmp_path / "demo.sqlite")])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "IdempotencyConflict" in out and "UnbalancedEntry" in out
+    assert "books untouched" in out
+    assert re.search(r"verify: OK — \d+ entries, \d+ postings, 10 accounts, chains intact", out)
+
+
+def test_open_post_balance_statement_verify(sqlite_url, tmp_path):
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    for args in (["1001.bank", "Bank", "asset", "CNY", "--limit", "credits_must_not_exceed_debits"],
+                 ["3001.capital", "Capital", "equity", "CNY"]):
+        result = runner.invoke(app, ["accounts", "open", *args])
+        assert result.exit_code == 0, result.output
+    entries = tmp_path / "entries.yaml"
+    entries.write_text(
+        "- idempotency_key: cap-1\n  kind: equity.contribution\n  postings:\n"
+        "    - {account: 1001.bank, debit: '1000.50', currency: CNY}\n"
+        "    - {account: 3001.capital, credit: '1000.50', currency: CNY}\n"
+    )
+    result = runner.invoke(app, ["post", str(entries)])
+    assert result.exit_code == 0 and "posted" in result.output
+    result = runner.invoke(app, ["post", str(entries)])
+    assert "replayed" in result.output
+    result = runner.invoke(app, ["balance", "1001.bank"])
+    assert "posted 1,000.50 CNY" in result.output
+    assert runner.invoke(app, ["verify"]).exit_code == 0
+    result = runner.invoke(app, ["trial-balance", "--json"])
+    assert json.loads(result.output)["balanced"] is True
+
+
+def test_bad_input_is_a_clear_error_and_exit_2(sqlite_url, tmp_path):
+    runner.invoke(app, ["db", "upgrade"])
+    runner.invoke(app, ["accounts", "open", "1001.bank", "Bank", "asset", "CNY"])
+    runner.invoke(app, ["accounts", "open", "3001.capital", "Capital", "equity", "CNY"])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"idempotency_key": "x", "postings": [
+        {"account": "1001.bank", "debit": "10.00", "currency": "CNY"},
+        {"account": "3001.capital", "credit": "9.00", "currency": "CNY"}]}))
+    result = runner.invoke(app, ["post", str(bad)])
+    assert result.exit_code == 2
+    assert "does not balance" in result.output
+    assert "posted 0.00" in runner.invoke(app, ["balance", "1001.bank"]).output

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import ledger
+from paycore import db as paycore_db
+
+
+async def test_upgrade_on_an_up_to_date_database_is_a_no_op(db):
+    before = await paycore_db.current_revision(db)
+    await paycore_db.upgrade(db)
+    assert await paycore_db.current_revision(db) == before == "0001"
+
+
+async def test_migrated_schema_matches_the_schema_in_code(db):
+    def diff(sync_conn):
+        return compare_metadata(MigrationContext.configure(sync_conn), ledger.metadata)
+
+    async with db.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_downgrade_removes_everything_and_upgrade_rebuilds(db):
+    from alembic import command
+
+    async with db.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(paycore_db.alembic_config(c), "base"))
+    assert await paycore_db.current_revision(db) is None
+    await paycore_db.upgrade(db)
+    async with db.begin() as conn:
+        await ledger.open_account(conn, ledger.AccountSpec("1", "one", ledger.AccountType.ASSET, "CNY"))
