@@ -66,7 +66,7 @@ async def transact(
     work: Callable[[AsyncConnection], Awaitable[T]],
     *,
     attempts: int = 5,
-    base_delay: float = 0.01,
+    base_delay_ms: int = 10,
 ) -> T:
     """Run `work` in one transaction, retrying it whole a bounded number of times when the
     database reports a deadlock or serialization failure. `work` must be safe to re-run:
@@ -78,5 +78,6 @@ async def transact(
         except DBAPIError as exc:
             if attempt == attempts or not is_retryable(exc):
                 raise
-            await asyncio.sleep(base_delay * (2 ** (attempt - 1)) * (1 + random.random()))
+            backoff_ms = base_delay_ms * 2 ** (attempt - 1)
+            await asyncio.sleep((backoff_ms + random.randrange(backoff_ms + 1)) / 1000)
     raise AssertionError("unreachable")
