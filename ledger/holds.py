@@ -98,13 +98,16 @@ async def post_hold(
     any hold). The whole reservation is released either way."""
     current = await _lock_hold(conn, hold_id)
     key = idempotency_key or f"hold:{hold_id}:post"
+    legs = _legs_to_post(current, amount, postings)
     if current.status is HoldStatus.POSTED and current.posted_entry_id is not None:
         [entry] = await load_entries(conn, [current.posted_entry_id], replayed=True)
         if entry.idempotency_key == key:
+            if [(p.account_id, p.amount) for p in entry.postings] != [
+                    (leg.account, leg.amount) for leg in legs]:
+                raise IdempotencyConflict(key)
             return entry
     _require_pending(current)
 
-    legs = _legs_to_post(current, amount, postings)
     books = await LockedAccounts.lock(conn, (leg.account_id for leg in current.legs))
     for leg in current.legs:
         books[leg.account_id].reserve(leg.amount, -1)

@@ -79,6 +79,9 @@ async def test_post_hold_in_full_and_replay(db):
     async with db.begin() as conn:
         again = await ledger.post_hold(conn, h.id)
     assert again.replayed and again.id == first.id
+    with pytest.raises(ledger.IdempotencyConflict):
+        async with db.begin() as conn:
+            await ledger.post_hold(conn, h.id, amount=cny("1.00"))
     with pytest.raises(ledger.HoldAlreadyResolved, match="posted"):
         async with db.begin() as conn:
             await ledger.void_hold(conn, h.id)
