@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import store
 from ledger.errors import AccountClosed, BalanceLimitExceeded, CurrencyMismatch, UnknownAccount
 from ledger.money import from_minor
-from ledger.schema import account_balances, accounts
 from ledger.types import AccountRef, AccountStatus, AccountType, BalanceLimit
 
 
@@ -71,14 +69,6 @@ class AccountState:
         self.dirty = True
 
 
-_LOCK_COLUMNS = (
-    accounts.c.id, accounts.c.code, accounts.c.type, accounts.c.currency, accounts.c.status,
-    accounts.c.balance_limit, account_balances.c.posted_debits,
-    account_balances.c.posted_credits, account_balances.c.pending_debits,
-    account_balances.c.pending_credits, account_balances.c.seq, account_balances.c.head_hash,
-)
-
-
 class LockedAccounts:
     def __init__(self, states: Iterable[AccountState]) -> None:
         self.by_id: dict[int, AccountState] = {s.id: s for s in states}
@@ -91,28 +81,14 @@ class LockedAccounts:
         codes = sorted({r for r in refs if isinstance(r, str)})
         if not ids and not codes:
             return cls([])
-        if codes:
-            where = sa.or_(accounts.c.id.in_(ids), accounts.c.code.in_(codes))
-        else:
-            where = accounts.c.id.in_(ids)
-        query = (
-            sa.select(*_LOCK_COLUMNS)
-            .select_from(account_balances.join(accounts, accounts.c.id == account_balances.c.account_id))
-            .where(where)
-            .order_by(account_balances.c.account_id)
-            .with_for_update(of=account_balances)
-        )
-        rows = (await conn.execute(query)).all()
         locked = cls(
             AccountState(
-                id=r.id, code=r.code, type=AccountType(r.type), currency=r.currency,
-                status=AccountStatus(r.status),
-                balance_limit=BalanceLimit(r.balance_limit) if r.balance_limit else None,
-                posted_debits=r.posted_debits, posted_credits=r.posted_credits,
-                pending_debits=r.pending_debits, pending_credits=r.pending_credits,
-                seq=r.seq, head_hash=r.head_hash,
+                id=r[0], code=r[1], type=AccountType(r[2]), currency=r[3],
+                status=AccountStatus(r[4]), balance_limit=BalanceLimit(r[5]) if r[5] else None,
+                posted_debits=r[6], posted_credits=r[7], pending_debits=r[8],
+                pending_credits=r[9], seq=r[10], head_hash=r[11],
             )
-            for r in rows
+            for r in await store.lock_balances(conn, ids, codes)
         )
         missing = [i for i in ids if i not in locked.by_id] + [c for c in codes if c not in locked.by_code]
         if missing:
@@ -136,13 +112,15 @@ class LockedAccounts:
                     f"{from_minor(short, state.currency).amount} {state.currency}", idempotency_key,
                 )
 
-    async def save(self, conn: AsyncConnection) -> None:
-        dirty = [s for s in self.by_id.values() if s.dirty]
-        if dirty:
-            await store.save_balances(conn, [
-                (s.id, s.posted_debits, s.posted_credits, s.pending_debits, s.pending_credits,
-                 s.seq, s.head_hash)
-                for s in dirty
-            ])
-            for s in dirty:
+    def dirty_rows(self) -> list[store.BalanceRow]:
+        """The changed balance rows, marked clean: the caller is about to write them."""
+        rows: list[store.BalanceRow] = []
+        for s in self.by_id.values():
+            if s.dirty:
+                rows.append((s.id, s.posted_debits, s.posted_credits, s.pending_debits,
+                             s.pending_credits, s.seq, s.head_hash))
                 s.dirty = False
+        return rows
+
+    async def save(self, conn: AsyncConnection) -> None:
+        await store.write(conn, (), (), self.dirty_rows())

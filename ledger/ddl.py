@@ -21,41 +21,48 @@ END $$
 CREATE OR REPLACE FUNCTION ledger_check_new_postings() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE bad record;
 BEGIN
-  SELECT p.entry_id, p.account_id, p.currency, a.currency AS account_currency, a.status
+  -- one query on the common path; it runs once per statement, however many rows
+  SELECT p.entry_id, p.account_id, p.currency, a.currency AS account_currency, a.status,
+         e.id IS NOT NULL AS entry_exists
     INTO bad
-    FROM new_postings p JOIN accounts a ON a.id = p.account_id
-   WHERE p.currency <> a.currency OR a.status <> 'open'
+    FROM new_postings p
+    JOIN accounts a ON a.id = p.account_id
+    LEFT JOIN journal_entries e ON e.id = p.entry_id
+   WHERE p.currency <> a.currency OR a.status <> 'open' OR e.id IS NOT NULL
    LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'posting of entry % to account % rejected: currency % vs account % (%)',
-      bad.entry_id, bad.account_id, bad.currency, bad.account_currency, bad.status
+  IF NOT FOUND THEN
+    RETURN NULL;
+  ELSIF bad.entry_exists THEN
+    RAISE EXCEPTION 'postings cannot be added to an existing journal entry (%)', bad.entry_id
       USING ERRCODE = 'check_violation';
   END IF;
-  IF EXISTS (SELECT 1 FROM new_postings p JOIN journal_entries e ON e.id = p.entry_id) THEN
-    RAISE EXCEPTION 'postings cannot be added to an existing journal entry'
-      USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NULL;
+  RAISE EXCEPTION 'posting of entry % to account % rejected: currency % vs account % (%)',
+    bad.entry_id, bad.account_id, bad.currency, bad.account_currency, bad.status
+    USING ERRCODE = 'check_violation';
 END $$
 """,
     """
 CREATE OR REPLACE FUNCTION ledger_check_new_entries() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE bad record;
 BEGIN
-  SELECT e.id INTO bad FROM new_entries e
-   WHERE (SELECT count(*) FROM postings p WHERE p.entry_id = e.id) < 2 LIMIT 1;
-  IF FOUND THEN
+  SELECT e.id, coalesce(sum(t.n), 0) AS n, string_agg(t.currency || ' ' || t.diff, ', ')
+         FILTER (WHERE t.diff <> 0) AS off
+    INTO bad
+    FROM new_entries e
+    LEFT JOIN LATERAL (
+      SELECT p.currency, sum(p.amount) AS diff, count(*) AS n
+        FROM postings p WHERE p.entry_id = e.id GROUP BY p.currency) t ON true
+   GROUP BY e.id
+  HAVING coalesce(sum(t.n), 0) < 2 OR bool_or(t.diff <> 0)
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  ELSIF bad.n < 2 THEN
     RAISE EXCEPTION 'journal entry % has fewer than two postings', bad.id
       USING ERRCODE = 'check_violation';
   END IF;
-  SELECT p.entry_id, p.currency, sum(p.amount) AS diff INTO bad
-    FROM new_entries e JOIN postings p ON p.entry_id = e.id
-   GROUP BY p.entry_id, p.currency HAVING sum(p.amount) <> 0 LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'journal entry % does not balance in %: debits minus credits = % minor units',
-      bad.entry_id, bad.currency, bad.diff USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NULL;
+  RAISE EXCEPTION 'journal entry % does not balance: debits minus credits = % (minor units)',
+    bad.id, bad.off USING ERRCODE = 'check_violation';
 END $$
 """,
 ]

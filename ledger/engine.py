@@ -51,14 +51,13 @@ def create_engine(url: str | sa.URL, **kwargs: Any) -> AsyncEngine:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A deadlock, a serialization failure, or SQLite's writer lock timing out."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = exc.orig
+    """A deadlock, a serialization failure, or SQLite's writer lock timing out; raised through
+    SQLAlchemy or, on the ledger's PostgreSQL write path, by asyncpg itself."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate in _RETRYABLE_SQLSTATES:
         return True
-    return "database is locked" in str(orig)
+    return isinstance(exc, DBAPIError) and "database is locked" in str(orig)
 
 
 async def transact(
@@ -75,7 +74,7 @@ async def transact(
         try:
             async with engine.begin() as conn:
                 return await work(conn)
-        except DBAPIError as exc:
+        except Exception as exc:
             if attempt == attempts or not is_retryable(exc):
                 raise
             backoff_ms = base_delay_ms * 2 ** (attempt - 1)

@@ -142,15 +142,7 @@ async def write_drafts(
     `books` must already hold the locks of every account the drafts touch.
     """
     hashes = [d.request_hash(books) for d in drafts]
-    keys = list({d.idempotency_key for d in drafts})
-    existing: dict[str, tuple[uuid.UUID, str]] = {}
-    for chunk in _chunks(keys, 1000):
-        rows = await conn.execute(
-            sa.select(journal_entries.c.idempotency_key, journal_entries.c.id,
-                      journal_entries.c.request_hash)
-            .where(journal_entries.c.idempotency_key.in_(chunk))
-        )
-        existing.update({r.idempotency_key: (r.id, r.request_hash) for r in rows})
+    existing = await store.find_idempotency_keys(conn, list({d.idempotency_key for d in drafts}))
     await _refuse_second_reversals(conn, [d for d in drafts if d.reverses_entry_id], existing)
 
     booked_at = utcnow()
@@ -172,10 +164,7 @@ async def write_drafts(
         entry_rows.append(e_row)
         posting_rows.extend(p_rows)
 
-    # postings first: the entry's insert trigger proves the entry balances
-    await store.insert_postings(conn, posting_rows)
-    await store.insert_entries(conn, entry_rows)
-    await books.save(conn)
+    await store.write(conn, posting_rows, entry_rows, books.dirty_rows())
     replayed_ids = [x for x in out if isinstance(x, uuid.UUID)]
     replayed = {e.id: e for e in await load_entries(conn, replayed_ids, replayed=True)}
     result = [replayed[x] if isinstance(x, uuid.UUID) else x for x in out]

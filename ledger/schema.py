@@ -109,7 +109,6 @@ journal_entries = sa.Table(
     sa.Column("metadata", JSONDoc, nullable=False),
     #: hash over the entry's own fields; each posting's chain link covers it
     sa.Column("hash", sa.String(64), nullable=False),
-    sa.Index("ix_journal_entries_kind_effective_date", "kind", "effective_date"),
 )
 
 postings = sa.Table(

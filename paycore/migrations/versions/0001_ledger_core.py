@@ -57,7 +57,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('journal_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_journal_entries_external_ref'), ['external_ref'], unique=False)
-        batch_op.create_index('ix_journal_entries_kind_effective_date', ['kind', 'effective_date'], unique=False)
 
     op.create_table('account_balances',
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
@@ -153,7 +152,6 @@ def downgrade() -> None:
     op.drop_table('holds')
     op.drop_table('account_balances')
     with op.batch_alter_table('journal_entries', schema=None) as batch_op:
-        batch_op.drop_index('ix_journal_entries_kind_effective_date')
         batch_op.drop_index(batch_op.f('ix_journal_entries_external_ref'))
 
     op.drop_table('journal_entries')
