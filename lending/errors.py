@@ -158,3 +158,14 @@ class InvalidDate(LendingError):
     """A date is out of order for the loan (e.g. disbursed before approval)."""
 
     code = "invalid-date"
+
+
+class LoanNotDisbursed(LendingError):
+    """The step needs a disbursed loan (a start date and a maturity) and this one is not."""
+
+    code = "loan-not-disbursed"
+
+    def __init__(self, loan_id: str, status: str) -> None:
+        self.loan_id = loan_id
+        self.status = status
+        super().__init__(f"loan {loan_id!r} is {status}: it has not been disbursed yet")

@@ -6,8 +6,10 @@ product that makes sense. Amounts are integer minor units of the product's curre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 
 from lending.daycount import DayCount
 from lending.errors import AmountOutOfRange, InvalidInput, InvalidProduct, TermOutOfRange
@@ -261,4 +263,6 @@ MERCHANT_MICRO_LOAN = LoanProduct(
     non_performing_after_days=60,
 )
 
-PRODUCTS: dict[str, LoanProduct] = {p.code: p for p in (SUPPLY_CHAIN_LOAN, MERCHANT_MICRO_LOAN)}
+PRODUCTS: Mapping[str, LoanProduct] = MappingProxyType(
+    {p.code: p for p in (SUPPLY_CHAIN_LOAN, MERCHANT_MICRO_LOAN)}
+)
