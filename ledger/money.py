@@ -6,6 +6,7 @@ A `Money` more precise than its currency allows is an error, never a silent roun
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 from moneyed import Currency, Money, get_currency
 from moneyed.classes import CurrencyDoesNotExist
@@ -22,11 +23,13 @@ def currency(code: str) -> Currency:
         raise InvalidRequest(f"{code!r} is not an ISO 4217 currency code") from None
 
 
+@cache
 def _sub_unit(code: str) -> int:
     sub = currency(code).sub_unit
     return int(sub) if sub else 1
 
 
+@cache
 def minor_exponent(code: str) -> int:
     """Digits after the decimal point: CNY 2, JPY 0, KWD 3."""
     return len(str(_sub_unit(code))) - 1

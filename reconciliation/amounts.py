@@ -57,7 +57,8 @@ class Reader:
                 where, f"{amount} {currency} has more decimal places than {currency} allows "
                 f"({places})"
             )
-        return Money(amount, currency)
+        # exact by now, so quantizing only writes out the currency's places: 25 -> 25.00
+        return Money(amount.quantize(Decimal(1).scaleb(-places)), currency)
 
     def minor_units(self, units: int, currency: str) -> Money:
         return from_minor(units, currency)

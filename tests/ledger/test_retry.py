@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 import sqlalchemy as sa
 
 import ledger
@@ -55,8 +56,6 @@ async def test_transact_does_not_retry_a_ledger_error(db):
         calls += 1
         raise ledger.InvalidRequest("nope")
 
-    try:
+    with pytest.raises(ledger.InvalidRequest):
         await ledger.transact(db, work)
-    except ledger.InvalidRequest:
-        pass
     assert calls == 1
