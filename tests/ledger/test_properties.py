@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import itertools
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -50,6 +52,15 @@ T = TypeVar("T")
 EXPONENT = {"CNY": 2, "USD": 2, "JPY": 0}
 CURRENCIES = sorted(EXPONENT)
 MAX_ACCOUNTS = 10
+
+#: what the generated operations did, across all examples of a test run
+OUTCOMES: Counter[str] = Counter()
+
+
+def note(outcome: str) -> None:
+    event(outcome)
+    OUTCOMES[outcome] += 1
+
 
 SETTINGS = settings(
     max_examples=30,
@@ -262,6 +273,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 ) -> Any:
         with pytest.raises(error) as info:
             self.tx(work)
+        note(f"refused: {error.__name__}")
         return info.value
 
     def accounts_in(self, currency: str, *, open_only: bool = False) -> list[int]:
@@ -290,7 +302,7 @@ class LedgerMachine(RuleBasedStateMachine):
             st.lists(st.integers(1, total - 1), min_size=n_credits - 1, max_size=n_credits - 1,
                      unique=True), label="cuts")) if n_credits > 1 else []
         bounds = [0, *cuts, total]
-        credits = [hi - lo for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        credits = [hi - lo for lo, hi in itertools.pairwise(bounds)]
         legs = [(data.draw(st.sampled_from(ids), label="debit account"), d) for d in debits]
         legs += [(data.draw(st.sampled_from(ids), label="credit account"), -c) for c in credits]
         return list(data.draw(st.permutations(legs), label="leg order"))
@@ -344,6 +356,8 @@ class LedgerMachine(RuleBasedStateMachine):
         currency = data.draw(st.sampled_from(CURRENCIES), label="first currency")
         for _ in range(2):
             self._open(data, currency)
+        for _ in range(data.draw(st.integers(1, 3), label="more accounts")):
+            self._open(data)
 
     def _open(self, data: st.DataObject, currency: str | None = None) -> None:
         kind = data.draw(st.sampled_from(list(AccountType)), label="type")
@@ -358,20 +372,16 @@ class LedgerMachine(RuleBasedStateMachine):
         assert account.id not in self.model.accounts
         self.model.accounts[account.id] = MAccount(account.id, code, kind, currency, limit)
 
-    @precondition(lambda self: len(self.model.accounts) < MAX_ACCOUNTS)
-    @rule(data=st.data())
-    def open_account(self, data: st.DataObject) -> None:
+    def _open_account(self, data: st.DataObject) -> None:
         self._open(data)
 
-    @rule(data=st.data())
-    def reopen_existing_code(self, data: st.DataObject) -> None:
+    def _reopen_existing_code(self, data: st.DataObject) -> None:
         acct = self.model.accounts[data.draw(st.sampled_from(sorted(self.model.accounts)))]
         spec = AccountSpec(acct.code, "another", AccountType.EQUITY, acct.currency)
         err = self.refused(ledger.AccountExists, lambda conn: ledger.open_account(conn, spec))
         assert err.account_code == acct.code
 
-    @rule(data=st.data())
-    def close_account(self, data: st.DataObject) -> None:
+    def _close_account(self, data: st.DataObject) -> None:
         acct = self.model.accounts[data.draw(st.sampled_from(sorted(self.model.accounts)))]
         if acct.net or acct.pending_debits or acct.pending_credits:
             err = self.refused(ledger.AccountNotEmpty,
@@ -404,6 +414,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert entry.effective_date == request.effective_date
         self.model.commit(outcome)
         self.model.entries[entry.id] = MEntry(entry.id, key, legs, request)
+        note("posted: entry")
 
     @precondition(lambda self: self.has_postable_currency())
     @rule(data=st.data())
@@ -424,9 +435,7 @@ class LedgerMachine(RuleBasedStateMachine):
         sign = 1 if limit is BalanceLimit.CREDITS_MUST_NOT_EXCEED_DEBITS else -1
         self._post(data, [(target, sign * amount), (other, -sign * amount)], kind="test.fund")
 
-    @precondition(lambda self: self.has_postable_currency())
-    @rule(data=st.data())
-    def post_unbalanced(self, data: st.DataObject) -> None:
+    def _post_unbalanced(self, data: st.DataObject) -> None:
         currency = data.draw(st.sampled_from(self.currencies_with_two_accounts()))
         legs = self.draw_legs(data, currency)
         n = data.draw(st.integers(0, len(legs) - 1), label="leg to skew")
@@ -441,9 +450,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert err.differences == {currency: decimal_text(diff, currency)}
         assert err.idempotency_key == key
 
-    @precondition(lambda self: len({a.currency for a in self.model.accounts.values()}) >= 2)
-    @rule(data=st.data())
-    def post_balanced_in_total_not_per_currency(self, data: st.DataObject) -> None:
+    def _post_balanced_in_total_not_per_currency(self, data: st.DataObject) -> None:
         by_currency = sorted({a.currency for a in self.model.accounts.values()})
         cur_a, cur_b = data.draw(st.permutations(by_currency).map(lambda p: p[:2]))
         a = data.draw(st.sampled_from(self.accounts_in(cur_a)))
@@ -455,9 +462,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert err.differences == {cur_a: decimal_text(units, cur_a),
                                    cur_b: decimal_text(-units, cur_b)}
 
-    @precondition(lambda self: len({a.currency for a in self.model.accounts.values()}) >= 2)
-    @rule(data=st.data())
-    def post_wrong_currency(self, data: st.DataObject) -> None:
+    def _post_wrong_currency(self, data: st.DataObject) -> None:
         """A leg in a currency its account is not kept in, balanced in that currency."""
         wrong_id = data.draw(st.sampled_from(sorted(self.model.accounts)))
         wrong = self.model.accounts[wrong_id]
@@ -475,9 +480,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if isinstance(err, ledger.CurrencyMismatch):
             assert (err.account_currency, err.given_currency) == (wrong.currency, currency)
 
-    @precondition(lambda self: self.has_postable_currency())
-    @rule(data=st.data(), amount=st.sampled_from(["0", "-1", "0.5", "0.001"]))
-    def post_invalid_amount(self, data: st.DataObject, amount: str) -> None:
+    def _post_invalid_amount(self, data: st.DataObject) -> None:
+        amount = data.draw(st.sampled_from(["0", "-1", "0.5", "0.001"]), label="amount")
         currency = data.draw(st.sampled_from(self.currencies_with_two_accounts()))
         if Decimal(amount) > 0 and currency != "JPY":
             amount = "0.001"  # one digit more than CNY and USD allow
@@ -487,9 +491,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                [Posting(a, debit=value), Posting(b, credit=value)])
         self.refused(ledger.InvalidAmount, lambda conn: ledger.post(conn, request))
 
-    @precondition(lambda self: any(e.request for e in self.model.entries.values()))
-    @rule(data=st.data())
-    def replay_entry(self, data: st.DataObject) -> None:
+    def _replay_entry(self, data: st.DataObject) -> None:
         original = data.draw(st.sampled_from(
             [e for e in self.model.entries.values() if e.request]), label="entry")
         assert original.request is not None
@@ -503,9 +505,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert again.id == original.id
         assert self.posted_legs(again) == original.legs
 
-    @precondition(lambda self: any(e.request for e in self.model.entries.values()))
-    @rule(data=st.data(), change=st.sampled_from(["description", "amounts", "metadata", "date"]))
-    def reuse_key_for_another_request(self, data: st.DataObject, change: str) -> None:
+    def _reuse_key_for_another_request(self, data: st.DataObject) -> None:
+        change = data.draw(st.sampled_from(["description", "amounts", "metadata", "date"]),
+                           label="change")
         original = data.draw(st.sampled_from(
             [e for e in self.model.entries.values() if e.request]), label="entry")
         request = original.request
@@ -534,7 +536,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model.entries))
     @rule(data=st.data(), default_key=st.booleans())
     def reverse(self, data: st.DataObject, default_key: bool) -> None:
-        original = self.model.entries[data.draw(st.sampled_from(sorted(self.model.entries)))]
+        original = self.model.entries[data.draw(st.sampled_from(list(self.model.entries)))]
         key = f"reverse:{original.id}" if default_key else self.key("reverse")
 
         def work(conn: AsyncConnection) -> Awaitable[ledger.JournalEntry]:
@@ -562,8 +564,16 @@ class LedgerMachine(RuleBasedStateMachine):
         original.reversed_by = entry.id
         original.reversed_with_default_key = default_key
         self.model.entries[entry.id] = MEntry(entry.id, key, legs)
+        note("posted: reversal")
 
     # ---- holds
+
+    def pick_hold(self, data: st.DataObject) -> MHold:
+        """Mostly a pending hold (when there is one), sometimes any hold at all."""
+        pending = [h for h in self.model.holds.values() if h.status == "pending"]
+        if pending and data.draw(st.sampled_from([True, True, True, False]), label="pending"):
+            return data.draw(st.sampled_from(pending), label="hold")
+        return data.draw(st.sampled_from(list(self.model.holds.values())), label="hold")
 
     @precondition(lambda self: self.has_postable_currency())
     @rule(data=st.data(), two_legs=st.booleans())
@@ -582,12 +592,18 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not held.replayed and held.status is ledger.HoldStatus.PENDING
         assert [(leg.account_id, leg.amount) for leg in held.legs] == legs
         self.model.commit(outcome)
-        self.model.holds[held.id] = MHold(held.id, request, legs)
+        model_hold = self.model.holds[held.id] = MHold(held.id, request, legs)
+        note("posted: hold")
+        # resolve it straight away, sometimes (other rules resolve holds later, interleaved)
+        then = data.draw(st.sampled_from(["leave", "full", "part", "void"]), label="then")
+        if then == "void":
+            self._void_hold(model_hold)
+        elif then != "leave":
+            self._post_hold(data, model_hold, then)
 
-    @precondition(lambda self: bool(self.model.holds))
-    @rule(data=st.data(), same=st.booleans())
-    def replay_hold(self, data: st.DataObject, same: bool) -> None:
-        original = self.model.holds[data.draw(st.sampled_from(sorted(self.model.holds)))]
+    def _replay_hold(self, data: st.DataObject) -> None:
+        same = data.draw(st.booleans(), label="same request")
+        original = self.model.holds[data.draw(st.sampled_from(list(self.model.holds)))]
         request = original.request
         if same:
             again = self.tx(lambda conn: ledger.hold(conn, request))
@@ -602,7 +618,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model.holds))
     @rule(data=st.data(), how=st.sampled_from(["full", "part", "too much"]))
     def post_hold(self, data: st.DataObject, how: str) -> None:
-        held = self.model.holds[data.draw(st.sampled_from(sorted(self.model.holds)))]
+        self._post_hold(data, self.pick_hold(data), how)
+
+    def _post_hold(self, data: st.DataObject, held: MHold, how: str) -> None:
         amount: Money | None = None
         legs = list(held.legs)
         if how != "full" and len(held.legs) == 2:
@@ -616,17 +634,24 @@ class LedgerMachine(RuleBasedStateMachine):
         def work(conn: AsyncConnection) -> Awaitable[ledger.JournalEntry]:
             return ledger.post_hold(conn, held.id, amount=amount)
 
+        if how == "too much" and amount is not None:
+            # the amount is checked against the reservation first, whatever the status
+            self.refused(ledger.HoldAmountExceeded, work)
+            return
         if held.status == "posted":
-            # the same call under the same default key replays the entry it posted
-            again = self.tx(work)
-            assert again.replayed and again.id == held.posted_entry_id
+            assert held.posted_entry_id is not None
+            if legs == self.model.entries[held.posted_entry_id].legs:
+                # the same call under the same default key replays the entry it posted
+                again = self.tx(work)
+                assert again.replayed and again.id == held.posted_entry_id
+            else:
+                # the same key asking for another amount is another request
+                err = self.refused(ledger.IdempotencyConflict, work)
+                assert err.idempotency_key == f"hold:{held.id}:post"
             return
         if held.status != "pending":
             err = self.refused(ledger.HoldAlreadyResolved, work)
             assert err.status == held.status
-            return
-        if how == "too much" and amount is not None:
-            self.refused(ledger.HoldAmountExceeded, work)
             return
         outcome = self.model.attempt(posts=legs, releases=held.legs)
         if isinstance(outcome, Rejection):
@@ -637,12 +662,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.check_new_entry(entry, legs, outcome)
         self.model.commit(outcome)
         held.status, held.posted_entry_id = "posted", entry.id
+        note(f"posted: hold posted ({'part' if amount else 'full'})")
         self.model.entries[entry.id] = MEntry(entry.id, entry.idempotency_key, legs)
 
     @precondition(lambda self: bool(self.model.holds))
     @rule(data=st.data())
     def void_hold(self, data: st.DataObject) -> None:
-        held = self.model.holds[data.draw(st.sampled_from(sorted(self.model.holds)))]
+        self._void_hold(self.pick_hold(data))
+
+    def _void_hold(self, held: MHold) -> None:
 
         def work(conn: AsyncConnection) -> Awaitable[ledger.Hold]:
             return ledger.void_hold(conn, held.id)
@@ -660,8 +688,10 @@ class LedgerMachine(RuleBasedStateMachine):
             held.status = "voided"
 
     @precondition(lambda self: any(h.status == "pending" for h in self.model.holds.values()))
-    @rule()
-    def expire_every_pending_hold(self) -> None:
+    @rule(now=st.sampled_from([False, False, True]))
+    def expire_every_pending_hold(self, now: bool) -> None:
+        if not now:
+            return  # (kept rare: expiring releases every pending hold at once)
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
         expired = self.tx(lambda conn: ledger.expire_holds(conn, now=later))
         pending = [h for h in self.model.holds.values() if h.status == "pending"]
@@ -671,6 +701,41 @@ class LedgerMachine(RuleBasedStateMachine):
             assert not isinstance(outcome, Rejection)
             self.model.commit(outcome)
             h.status = "expired"
+
+    # ---- the rules hypothesis chooses from (rarer variants drawn inside one rule, so the
+    # ---- sequences spend most of their steps posting, holding and reversing)
+
+    @rule(data=st.data(), what=st.sampled_from(["open", "open", "open", "reopen", "close"]))
+    def change_the_chart(self, data: st.DataObject, what: str) -> None:
+        if what == "open" and len(self.model.accounts) < MAX_ACCOUNTS:
+            self._open_account(data)
+        elif what == "close":
+            self._close_account(data)
+        else:
+            self._reopen_existing_code(data)
+
+    @rule(data=st.data())
+    def bad_request(self, data: st.DataObject) -> None:
+        variants = []
+        if self.has_postable_currency():
+            variants += [self._post_unbalanced, self._post_invalid_amount]
+        if len({a.currency for a in self.model.accounts.values()}) >= 2:
+            variants += [self._post_balanced_in_total_not_per_currency, self._post_wrong_currency]
+        if variants:
+            data.draw(st.sampled_from(variants), label="bad request")(data)
+
+    @precondition(lambda self: any(e.request for e in self.model.entries.values()))
+    @rule(data=st.data(), same=st.booleans())
+    def reuse_entry_key(self, data: st.DataObject, same: bool) -> None:
+        if same:
+            self._replay_entry(data)
+        else:
+            self._reuse_key_for_another_request(data)
+
+    @precondition(lambda self: bool(self.model.holds))
+    @rule(data=st.data())
+    def reuse_hold_key(self, data: st.DataObject) -> None:
+        self._replay_hold(data)
 
     # ---- invariants, after every step
 
@@ -753,7 +818,9 @@ def test_random_operation_sequences_keep_the_books(backend: str, tmp_path: Path)
             pass
 
         Machine.harness = harness
+        OUTCOMES.clear()
         run_state_machine_as_test(Machine, settings=SETTINGS)
+        print(backend, sorted(OUTCOMES.items()))
     finally:
         harness.loop.close()
 
