@@ -199,3 +199,17 @@ async def test_effective_date_and_booking_time(db):
     assert entry.booked_at.tzinfo is not None
     async with db.connect() as conn:
         assert (await ledger.get_entry(conn, entry.id)).booked_at == entry.booked_at
+
+
+async def test_every_ledger_log_line_names_the_entry_and_its_key(db):
+    from structlog.testing import capture_logs
+
+    await open_chart(db)
+    with capture_logs() as logs:
+        async with db.begin() as conn:
+            entry = await ledger.post(conn, capture("cap-log", "10.00", "1.00"))
+            await ledger.post(conn, capture("cap-log", "10.00", "1.00"))
+    events = [e for e in logs if e["event"].startswith("journal_entry.")]
+    assert [e["event"] for e in events] == ["journal_entry.posted", "journal_entry.replayed"]
+    assert all(e["entry_id"] == str(entry.id) and e["idempotency_key"] == "cap-log"
+               for e in events)
