@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import os
-import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,14 +12,12 @@ from typing import Any, TypeVar
 import typer
 import yaml
 from moneyed import Money
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from paycore import db, demo, render
-from paycore.logging import configure_logging
-from paycore.settings import Settings
+from paycore import commands, db, demo, render
+from paycore.runner import console, in_transaction, read_only, run
 
 T = TypeVar("T")
 
@@ -35,49 +29,14 @@ holds_app = typer.Typer(help="Two-phase transfers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(holds_app, name="holds")
-# a pipe or a CI log gets wide tables rather than rich's 80-column default
-console = Console(width=None if sys.stdout.isatty() else 120)
-errors = Console(stderr=True)
-
-
-def _run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
-         quiet: bool = False) -> T:
-    settings = Settings.from_env()
-    level = "WARNING" if quiet and "PAYCORE_LOG_LEVEL" not in os.environ else settings.log_level
-    configure_logging(settings.log_format, level)
-
-    async def main() -> T:
-        engine = db.create_engine(url or settings.database_url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ledger.LedgerError as exc:
-        errors.print(f"[red]{type(exc).__name__}[/red]: {exc}")
-        raise typer.Exit(2) from None
-
-
-def _in_transaction(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    return _run(lambda engine: ledger.transact(engine, work))
-
-
-def _read_only(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def go(engine: AsyncEngine) -> T:
-        async with engine.connect() as conn:
-            return await work(conn)
-    return _run(go)
-
-
+commands.register_all(app)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema (Alembic); safe to run on an up-to-date database."""
     async def go(engine: AsyncEngine) -> str | None:
         await db.upgrade(engine)
         return await db.current_revision(engine)
-    revision = _run(go)
+    revision = run(go)
     console.print(f"database at revision {revision}")
 
 
@@ -89,7 +48,7 @@ def accounts_list(owner: str | None = typer.Option(None, help="owner reference")
         found = await ledger.list_accounts(conn, owner_ref=owner, code_prefix=prefix)
         return [(a, await ledger.balance(conn, a.id)) for a in found]
     table = Table("code", "name", "type", "cur", "posted", "available", "status")
-    for account, bal in _read_only(go):
+    for account, bal in read_only(go):
         table.add_row(account.code, account.name, account.type.value, account.currency,
                       f"{bal.posted.amount:,}", f"{bal.available.amount:,}", account.status.value)
     console.print(table)
@@ -105,7 +64,7 @@ def accounts_open(
 ) -> None:
     """Open an account."""
     spec = ledger.AccountSpec(code, name, type_, currency.upper(), limit, owner)
-    account = _in_transaction(lambda conn: ledger.open_account(conn, spec))
+    account = in_transaction(lambda conn: ledger.open_account(conn, spec))
     console.print(f"opened {account.code} (id {account.id}, {account.currency})")
 
 
@@ -144,7 +103,7 @@ def post(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
     raw = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
     docs = raw if isinstance(raw, list) else [raw]
     requests = [entry_from_document(d) for d in docs]
-    posted = _in_transaction(lambda conn: ledger.post_many(conn, requests))
+    posted = in_transaction(lambda conn: ledger.post_many(conn, requests))
     for e in posted:
         state = "replayed" if e.replayed else "posted"
         console.print(f"{state} {e.id} {e.idempotency_key} ({len(e.postings)} postings)")
@@ -158,19 +117,19 @@ def balance(account: str, as_of: str | None = typer.Option(
     if as_of:
         when = dt.datetime.fromisoformat(as_of) if "T" in as_of else dt.date.fromisoformat(as_of)
     ref: ledger.AccountRef = int(account) if account.isdigit() else account
-    bal = _read_only(lambda conn: ledger.balance(conn, ref, as_of=when))
+    bal = read_only(lambda conn: ledger.balance(conn, ref, as_of=when))
     console.print(f"{bal.account_code}: posted {bal.posted.amount:,} {bal.currency}, "
                   f"pending {bal.pending.amount:,}, available {bal.available.amount:,}"
                   + (f" (as of {bal.as_of})" if bal.as_of else ""))
 
 
-@app.command("statement")
-def statement(account: str,
+@accounts_app.command("statement")
+def account_statement(account: str,
               start: str = typer.Option(..., "--from", help="first day, YYYY-MM-DD"),
               end: str = typer.Option(..., "--to", help="last day, YYYY-MM-DD")) -> None:
     """Opening balance, postings with running balance, closing balance."""
     ref: ledger.AccountRef = int(account) if account.isdigit() else account
-    st = _read_only(lambda conn: ledger.statement(
+    st = read_only(lambda conn: ledger.statement(
         conn, ref, dt.date.fromisoformat(start), dt.date.fromisoformat(end)))
     console.print(render.statement_table(st))
 
@@ -178,7 +137,7 @@ def statement(account: str,
 @app.command("trial-balance")
 def trial_balance(as_json: bool = typer.Option(False, "--json")) -> None:
     """Balances by account and type, per currency; debits must equal credits."""
-    tb = _read_only(ledger.trial_balance)
+    tb = read_only(ledger.trial_balance)
     if as_json:
         console.print_json(json.dumps({
             "rows": [{"code": r.code, "type": r.type.value, "currency": r.currency,
@@ -196,7 +155,7 @@ def trial_balance(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("verify")
 def verify() -> None:
     """Recompute every balance and hash chain from the postings; exit 1 on a discrepancy."""
-    report = _read_only(ledger.verify)
+    report = read_only(ledger.verify)
     console.print(report.summary(), style="green" if report.ok else "red")
     for problem in report.discrepancies[1:]:
         console.print(f"  also: {problem}", style="red")
@@ -207,7 +166,7 @@ def verify() -> None:
 @app.command("reverse")
 def reverse(entry_id: str, reason: str = typer.Option("", help="why")) -> None:
     """Post the mirror of an entry (once)."""
-    entry = _in_transaction(lambda conn: ledger.reverse(
+    entry = in_transaction(lambda conn: ledger.reverse(
         conn, uuid.UUID(entry_id), description=reason or None))
     console.print(f"{'replayed' if entry.replayed else 'posted'} reversal {entry.id}")
 
@@ -215,7 +174,7 @@ def reverse(entry_id: str, reason: str = typer.Option("", help="why")) -> None:
 @holds_app.command("expire")
 def holds_expire() -> None:
     """Release every pending hold whose deadline has passed."""
-    expired = _in_transaction(ledger.expire_holds)
+    expired = in_transaction(ledger.expire_holds)
     console.print(f"expired {len(expired)} holds")
 
 
@@ -226,7 +185,7 @@ def run_demo(path: Path = typer.Option(Path("paycore-demo.sqlite"), "--db",
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     console.print(f"[bold]paycore demo[/bold] — books kept in {path}")
-    report = _run(lambda engine: demo.run(engine, console), url=demo.database_url(path),
+    report = run(lambda engine: demo.run(engine, console), url=demo.database_url(path),
                   quiet=True)
     if not report.ok:
         raise typer.Exit(1)

@@ -9,9 +9,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import gateways
 import ledger
+import lending
+import reconciliation
+from paycore import schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: every package's tables, for Alembic and for the schema-matches-migrations test
+ALL_METADATA: tuple[sa.MetaData, ...] = (
+    ledger.metadata, gateways.metadata, lending.metadata, reconciliation.metadata,
+    schema.metadata,
+)
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:

@@ -17,6 +17,7 @@ from reconciliation.errors import (
     UnreadableStatement,
 )
 from reconciliation.parsers import FORMATS, CsvProfile, StatementParser, parser_for
+from reconciliation.schema import metadata
 from reconciliation.statement import (
     Balance,
     BatchDetails,
@@ -60,8 +61,22 @@ def parse_statement(
 
 
 __all__ = [
-    "FORMATS", "Balance", "BatchDetails", "CsvProfile", "Statement",
-    "StatementCurrencyMismatch", "StatementError", "StatementKind", "StatementLine",
-    "StatementParser", "UnbalancedStatement", "UnknownStatementFormat", "UnreadableStatement",
-    "detect_format", "file_hash", "parse_statement", "validate_statement",
+    "FORMATS",
+    "Balance",
+    "BatchDetails",
+    "CsvProfile",
+    "Statement",
+    "StatementCurrencyMismatch",
+    "StatementError",
+    "StatementKind",
+    "StatementLine",
+    "StatementParser",
+    "UnbalancedStatement",
+    "UnknownStatementFormat",
+    "UnreadableStatement",
+    "detect_format",
+    "file_hash",
+    "metadata",
+    "parse_statement",
+    "validate_statement",
 ]

@@ -9,9 +9,10 @@ from alembic import context
 from sqlalchemy import Connection
 
 import ledger
+from paycore.db import ALL_METADATA
 from paycore.settings import Settings
 
-target_metadata = [ledger.metadata]
+target_metadata = list(ALL_METADATA)
 
 
 def _run(connection: Connection) -> None:

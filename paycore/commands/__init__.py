@@ -1,0 +1,18 @@
+"""The domains' commands, each module adding its own to the root `paycore` app.
+
+Each module has `register(app)`; keeping them apart lets the payments, lending and
+reconciliation commands grow without touching one another or `paycore.cli`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from paycore.commands import lending, payments, reconciliation, serve
+
+MODULES = (payments, lending, reconciliation, serve)
+
+
+def register_all(app: typer.Typer) -> None:
+    for module in MODULES:
+        module.register(app)

@@ -1,0 +1,1 @@
+"""The acts of `paycore demo`, told in order on one database (see `paycore.demo`)."""
