@@ -16,6 +16,10 @@ T = TypeVar("T")
 
 #: PostgreSQL SQLSTATEs worth retrying the whole unit of work for
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
+#: unique constraints on idempotency keys: a concurrent writer that held none of our locks
+#: committed the same key first; the re-run finds its row and replays it or raises
+#: IdempotencyConflict, instead of surfacing a unique violation
+_IDEMPOTENCY_KEY_CONSTRAINTS = {"journal_entries_idempotency_key_key", "holds_idempotency_key_key"}
 
 
 def create_engine(url: str | sa.URL, **kwargs: Any) -> AsyncEngine:
@@ -51,12 +55,18 @@ def create_engine(url: str | sa.URL, **kwargs: Any) -> AsyncEngine:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A deadlock, a serialization failure, or SQLite's writer lock timing out; raised through
-    SQLAlchemy or, on the ledger's PostgreSQL write path, by asyncpg itself."""
+    """A deadlock, a serialization failure, SQLite's writer lock timing out, or a lost race
+    for an idempotency key; raised through SQLAlchemy or, on the ledger's PostgreSQL write
+    path, by asyncpg itself."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate in _RETRYABLE_SQLSTATES:
         return True
+    if sqlstate == "23505":
+        cause = getattr(orig, "__cause__", None)
+        constraint = getattr(orig, "constraint_name", None) or getattr(
+            cause, "constraint_name", None)
+        return constraint in _IDEMPOTENCY_KEY_CONSTRAINTS
     return isinstance(exc, DBAPIError) and "database is locked" in str(orig)
 
 
