@@ -1,8 +1,244 @@
-"""gateways's tables (SQLAlchemy Core), in a `MetaData` of its own; migrations in
-`paycore/migrations/versions` build them."""
+"""gateways's tables (SQLAlchemy Core), in a `MetaData` of its own; migration
+`paycore/migrations/versions/0003_gateways.py` builds them (keep the two in step).
+
+Money is integer minor units beside an ISO 4217 code. Status columns are the state
+machines' values (`gateways.states`); every change of them is a compare-and-set.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+RecordId = sa.String(64)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to gateways; use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# Commission terms per supplier; `commission_ppm` is the rate in parts per million
+# (30000 = 3 %), an exact integer.
+supplier_terms = sa.Table(
+    "supplier_terms",
+    metadata,
+    sa.Column("supplier_id", RecordId, primary_key=True),
+    sa.Column("commission_ppm", sa.Integer, nullable=False),
+    sa.Column("refund_commission", sa.String(16), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("commission_ppm >= 0 AND commission_ppm <= 1000000",
+                       name="ck_supplier_terms_rate"),
+    sa.CheckConstraint("refund_commission IN ('proportional', 'keep')",
+                       name="ck_supplier_terms_refund_commission"),
+)
+
+payment_intents = sa.Table(
+    "payment_intents",
+    metadata,
+    sa.Column("id", RecordId, primary_key=True),
+    sa.Column("merchant_id", RecordId, nullable=False),
+    sa.Column("order_id", RecordId, nullable=False),
+    sa.Column("supplier_id", RecordId, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    #: the bank the customer chose (of the current attempt)
+    sa.Column("bank", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("current_attempt_id", RecordId),
+    #: captured amount and the commission taken on it (minor units)
+    sa.Column("captured_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("commission_minor", sa.BigInteger, nullable=False, server_default="0"),
+    #: refunds succeeded or in flight: never more than captured (a CHECK and a CAS)
+    sa.Column("refund_reserved_minor", sa.BigInteger, nullable=False, server_default="0"),
+    #: refunds succeeded, and the commission given back with them
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refunded_commission_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("review_reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("merchant_id", "order_id", name="uq_payment_intents_merchant_order"),
+    sa.CheckConstraint("amount_minor > 0", name="ck_payment_intents_amount"),
+    sa.CheckConstraint(
+        "refund_reserved_minor >= 0 AND refund_reserved_minor <= captured_minor "
+        "AND refunded_minor >= 0 AND refunded_minor <= refund_reserved_minor",
+        name="ck_payment_intents_refunds"),
+    sa.Index("ix_payment_intents_merchant_created", "merchant_id", "created_at"),
+    sa.Index("ix_payment_intents_status_expires", "status", "expires_at"),
+)
+
+# One per try at a bank; the order id the bank sees is the attempt id.
+payment_attempts = sa.Table(
+    "payment_attempts",
+    metadata,
+    sa.Column("id", RecordId, primary_key=True),
+    sa.Column("intent_id", RecordId, sa.ForeignKey("payment_intents.id"), nullable=False,
+              index=True),
+    sa.Column("bank", sa.String(32), nullable=False),
+    sa.Column("bank_merchant_id", RecordId, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("bank_payment_id", sa.String(128)),
+    #: the bank's transaction id once it settled: the capture's external_ref
+    sa.Column("bank_txn_id", sa.String(128)),
+    #: what the checkout page needs (form fields or redirect), to render it again
+    sa.Column("instruction", JSONDoc),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("settled_at", UTCDateTime()),
+    sa.UniqueConstraint("bank", "bank_txn_id", name="uq_payment_attempts_bank_txn"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", RecordId, primary_key=True),
+    sa.Column("intent_id", RecordId, sa.ForeignKey("payment_intents.id"), nullable=False,
+              index=True),
+    sa.Column("attempt_id", RecordId, sa.ForeignKey("payment_attempts.id"), nullable=False),
+    sa.Column("bank", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    #: commission given back with this refund (set when it is posted)
+    sa.Column("commission_minor", sa.BigInteger),
+    sa.Column("bank_txn_id", sa.String(128)),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("settled_at", UTCDateTime()),
+    sa.CheckConstraint("amount_minor > 0", name="ck_refunds_amount"),
+    sa.UniqueConstraint("bank", "bank_txn_id", name="uq_refunds_bank_txn"),
+)
+
+payouts = sa.Table(
+    "payouts",
+    metadata,
+    #: the caller's id; sent to the bank as the end-to-end id; the entry's external_ref
+    sa.Column("id", RecordId, primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("beneficiary_ref", sa.String(120), nullable=False, index=True),
+    sa.Column("beneficiary_name", sa.String(200), nullable=False),
+    #: needed to send the payout; never logged (see `gateways.redact`)
+    sa.Column("beneficiary_account", sa.String(64), nullable=False),
+    sa.Column("beneficiary_bank_name", sa.String(200), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("debit_account", sa.String(120), nullable=False),
+    sa.Column("purpose", sa.String(80), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    #: failover order asked for (empty: the directory's order)
+    sa.Column("banks", JSONDoc, nullable=False),
+    #: the bank it was (last) handed to
+    sa.Column("bank", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("hold_id", sa.Uuid, nullable=False),
+    sa.Column("entry_id", sa.Uuid),
+    sa.Column("bank_txn_id", sa.String(128)),
+    sa.Column("submit_rounds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("settled_at", UTCDateTime()),
+    sa.CheckConstraint("amount_minor > 0", name="ck_payouts_amount"),
+    sa.Index("ix_payouts_status_created", "status", "created_at"),
+)
+
+# Notifications applied: one row per bank transaction, the dedupe key.
+bank_notifications = sa.Table(
+    "bank_notifications",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("bank", sa.String(32), nullable=False),
+    sa.Column("bank_txn_id", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reference", RecordId, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("merchant_id", RecordId, nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("details", JSONDoc, nullable=False),
+    sa.UniqueConstraint("bank", "bank_txn_id", name="uq_bank_notifications_bank_txn"),
+)
+
+# Notifications that changed nothing: forged, stale, replayed, malformed, mismatched,
+# for an unknown reference, duplicates and contradictions. Headers redacted; the body is
+# kept only as its digest and size.
+notification_rejections = sa.Table(
+    "notification_rejections",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("bank", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("reference", RecordId),
+    sa.Column("bank_txn_id", sa.String(128)),
+    sa.Column("headers", JSONDoc, nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("body_size", sa.Integer, nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_notification_rejections_received", "received_at"),
+)
+
+# The janitor's schedule: what to ask which bank about, and when next.
+inquiries = sa.Table(
+    "inquiries",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("subject", sa.String(16), nullable=False),
+    sa.Column("subject_id", RecordId, nullable=False),
+    sa.Column("bank", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_check_at", UTCDateTime(), nullable=False),
+    sa.Column("last_outcome", sa.String(32)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("subject", "subject_id", name="uq_inquiries_subject"),
+    sa.CheckConstraint("subject IN ('attempt', 'refund', 'payout')", name="ck_inquiries_subject"),
+    sa.CheckConstraint("status IN ('open', 'done', 'review')", name="ck_inquiries_status"),
+    sa.Index("ix_inquiries_status_next", "status", "next_check_at"),
+)
+
+# The circuit breakers' last known state per bank, for `paycore payments health`.
+bank_health = sa.Table(
+    "bank_health",
+    metadata,
+    sa.Column("bank", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("opened_at", UTCDateTime()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+import gateways
 import ledger
 import lending
 import reconciliation
@@ -28,6 +29,7 @@ T = TypeVar("T")
 #: Each domain adds its base error here.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ledger.LedgerError, lending.LendingError, reconciliation.StatementError,
+    gateways.PaymentError,
 )
 
 # a pipe or a CI log gets wide tables rather than rich's 80-column default

@@ -1,0 +1,277 @@
+"""Payouts: the marketplace pays a supplier (settlement) or a borrower (loan
+disbursement) from a ledger account.
+
+1. `request_payout(conn, request)` records the payout and reserves the money with a ledger
+   hold (Dr debit account, Cr 1103.clearing.payout) in the caller's transaction; no bank
+   I/O; idempotent per payout id.
+2. `submit_payouts(engine, banks)` hands requested payouts to the banks in failover order.
+   A bank that nothing reached (`BankUnavailable`, 5xx, circuit open) is skipped for the
+   next; once a bank may have the payout, there is no failover: a time-out makes it
+   `unknown` and only the status inquiry settles it.
+3. The bank's outcome (answer, notification or inquiry) settles it: succeeded posts the
+   hold (the entry's external_ref is the payout id), failed voids it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import ledger
+from gateways import inquiries, postings
+from gateways.bank import (
+    BankGateway,
+    BankOutcome,
+    BankRejected,
+    BankUnavailable,
+    OutcomeUnknown,
+    PayoutOrder,
+    PayoutStatus,
+)
+from gateways.errors import ConcurrentTransition, InvalidPaymentRequest, PayoutConflict, PayoutNotFound
+from gateways.inquiries import Subject
+from gateways.routing import BankDirectory
+from gateways.schema import payouts
+from gateways.states import PayoutState
+from gateways.store import find_payout, load_payout, payout_from_row, transition, utcnow
+from gateways.types import Payout, PayoutRequest
+
+__all__ = [
+    "cancel_payout",
+    "get_payout",
+    "list_payouts",
+    "request_payout",
+    "settle_payout",
+    "submit_payout",
+    "submit_payouts",
+]
+
+log = structlog.get_logger("gateways.payouts")
+P = PayoutState
+
+
+def _request_hash(request: PayoutRequest, amount_minor: int) -> str:
+    canonical = json.dumps([
+        request.payout_id, request.beneficiary_ref, request.beneficiary.name,
+        request.beneficiary.account_number, request.beneficiary.bank_name, amount_minor,
+        request.amount.currency.code, request.debit_account, request.purpose,
+        request.description, list(request.banks)], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validate(request: PayoutRequest) -> int:
+    if not request.payout_id or len(request.payout_id) > 64:
+        raise InvalidPaymentRequest("payout_id must be 1 to 64 characters")
+    if not request.beneficiary.account_number or not request.beneficiary.name:
+        raise InvalidPaymentRequest(f"payout {request.payout_id}: the beneficiary needs a "
+                                    "name and an account number")
+    try:
+        units = ledger.to_minor(request.amount)
+    except ledger.LedgerError as exc:
+        raise InvalidPaymentRequest(f"payout {request.payout_id}: {exc}") from None
+    if units <= 0:
+        raise InvalidPaymentRequest(f"payout {request.payout_id}: amount must be positive")
+    return units
+
+
+async def request_payout(conn: AsyncConnection, request: PayoutRequest) -> Payout:
+    """Record a payout and reserve its amount in the ledger, in the caller's transaction.
+
+    The same request again returns the same payout; another request under the same
+    payout id raises `PayoutConflict`. A debit account without the money raises the
+    ledger's `BalanceLimitExceeded` (nothing is recorded)."""
+    units = _validate(request)
+    digest = _request_hash(request, units)
+    existing = (await conn.execute(
+        sa.select(payouts).where(payouts.c.id == request.payout_id))).first()
+    if existing is not None:
+        if existing.request_hash != digest:
+            raise PayoutConflict(request.payout_id)
+        return payout_from_row(existing)
+    now = utcnow()
+    await postings.ensure_payout_clearing(conn, request.amount.currency.code)
+    hold = await ledger.hold(conn, postings.payout_hold(
+        payout_id=request.payout_id, debit_account=request.debit_account,
+        amount=request.amount, beneficiary_ref=request.beneficiary_ref,
+        purpose=request.purpose, description=request.description, now=now))
+    await conn.execute(payouts.insert().values(
+        id=request.payout_id, request_hash=digest, beneficiary_ref=request.beneficiary_ref,
+        beneficiary_name=request.beneficiary.name,
+        beneficiary_account=request.beneficiary.account_number,
+        beneficiary_bank_name=request.beneficiary.bank_name, amount_minor=units,
+        currency=request.amount.currency.code, debit_account=request.debit_account,
+        purpose=request.purpose, description=request.description, banks=list(request.banks),
+        bank=None, status=P.REQUESTED.value, hold_id=hold.id, submit_rounds=0,
+        created_at=now, updated_at=now))
+    log.info("payout.requested", payout_id=request.payout_id, amount_minor=units,
+             beneficiary_ref=request.beneficiary_ref, purpose=request.purpose)
+    return await load_payout(conn, request.payout_id)
+
+
+async def get_payout(conn: AsyncConnection, payout_id: str) -> Payout:
+    return await load_payout(conn, payout_id)
+
+
+async def list_payouts(conn: AsyncConnection, *, status: PayoutState | None = None,
+                       beneficiary_ref: str | None = None, limit: int = 100) -> list[Payout]:
+    query = sa.select(payouts).order_by(payouts.c.created_at, payouts.c.id).limit(limit)
+    if status is not None:
+        query = query.where(payouts.c.status == status.value)
+    if beneficiary_ref is not None:
+        query = query.where(payouts.c.beneficiary_ref == beneficiary_ref)
+    return [payout_from_row(r) for r in await conn.execute(query)]
+
+
+async def cancel_payout(conn: AsyncConnection, payout_id: str) -> Payout:
+    """Cancel a payout not yet handed to any bank; its reservation is released."""
+    current = await load_payout(conn, payout_id)
+    if current.status is P.CANCELED:
+        return current
+    await transition(conn, payout_id, current.status, P.CANCELED)
+    await ledger.void_hold(conn, current.hold_id)
+    log.info("payout.canceled", payout_id=payout_id)
+    return await load_payout(conn, payout_id)
+
+
+async def settle_payout(conn: AsyncConnection, payout_id: str, outcome: BankOutcome, *,
+                        bank_txn_id: str | None = None, reason: str = "",
+                        now: dt.datetime | None = None) -> Payout:
+    """Apply the bank's word about a payout (answer, notification or inquiry), once:
+    succeeded posts the hold, failed voids it, processing leaves it with the bank.
+    Settling a payout again with the outcome it already has changes nothing."""
+    now = now or utcnow()
+    current = await load_payout(conn, payout_id)
+    if outcome is BankOutcome.SUCCEEDED:
+        if current.status is P.SUCCEEDED:
+            return current
+        await transition(conn, payout_id, current.status, P.SUCCEEDED, now=now,
+                         bank_txn_id=bank_txn_id, settled_at=now)
+        entry = await ledger.post_hold(
+            conn, current.hold_id, idempotency_key=f"payout:{payout_id}",
+            effective_date=now.date(),
+            metadata={"bank": current.bank or "", "bank_txn_id": bank_txn_id or ""})
+        await conn.execute(payouts.update().where(payouts.c.id == payout_id)
+                           .values(entry_id=entry.id))
+        await inquiries.close(conn, Subject.PAYOUT, payout_id, now, outcome=outcome.value)
+        log.info("payout.succeeded", payout_id=payout_id, bank=current.bank,
+                 bank_txn_id=bank_txn_id, entry_id=str(entry.id))
+    elif outcome is BankOutcome.FAILED:
+        if current.status is P.FAILED:
+            return current
+        await transition(conn, payout_id, current.status, P.FAILED, now=now,
+                         bank_txn_id=bank_txn_id, settled_at=now,
+                         failure_reason=reason or "the bank refused the payout")
+        await ledger.void_hold(conn, current.hold_id)
+        await inquiries.close(conn, Subject.PAYOUT, payout_id, now, outcome=outcome.value)
+        log.info("payout.failed", payout_id=payout_id, bank=current.bank, reason=reason)
+    elif current.status is P.UNKNOWN:
+        # processing (or the bank not finding it yet): it has it; keep asking
+        await transition(conn, payout_id, P.UNKNOWN, P.SUBMITTED, now=now)
+    return await load_payout(conn, payout_id)
+
+
+async def _mark(engine: AsyncEngine, payout_id: str, current: PayoutState,
+                target: PayoutState, **values: Any) -> None:
+    async def work(conn: AsyncConnection) -> None:
+        await transition(conn, payout_id, current, target, **values)
+    await ledger.transact(engine, work)
+
+
+def _send(order: PayoutOrder) -> Callable[[BankGateway], Awaitable[PayoutStatus]]:
+    return lambda bank: bank.payout(order)
+
+
+def _order_for(payout: Payout, banks: BankDirectory) -> list[str]:
+    wanted = payout.banks or banks.payout_order
+    return [code for code in wanted if code in banks]
+
+
+async def submit_payout(engine: AsyncEngine, banks: BankDirectory, payout_id: str) -> Payout:
+    """Hand one requested payout to the first bank in its failover order that takes it."""
+    async with engine.connect() as conn:
+        payout = await find_payout(conn, payout_id)
+    if payout is None:
+        raise PayoutNotFound(payout_id)
+    if payout.status is not P.REQUESTED:
+        return payout
+    for code in _order_for(payout, banks):
+        try:
+            await _mark(engine, payout_id, P.REQUESTED, P.SUBMITTED, bank=code)
+        except ConcurrentTransition:
+            break  # another worker took it (or it was canceled): theirs to finish
+        order = PayoutOrder(payout_id=payout_id, beneficiary=payout.beneficiary,
+                            amount=payout.amount, description=payout.description or payout.purpose,
+                            notify_url=banks.notify_url(code))
+        try:
+            answer = await banks.call(code, _send(order), moves_money=True)
+        except BankUnavailable as exc:
+            # nothing reached this bank: safe to give the payout to the next one
+            log.warning("payout.bank_unavailable", payout_id=payout_id, bank=code, error=str(exc))
+            await _mark(engine, payout_id, P.SUBMITTED, P.REQUESTED, bank=None,
+                        failure_reason=f"{code}: {exc}")
+            continue
+        except OutcomeUnknown as exc:
+            log.warning("payout.outcome_unknown", payout_id=payout_id, bank=code, error=str(exc))
+            await _unknown(engine, payout_id, code)
+            break
+        except BankRejected as exc:
+            async def fail(conn: AsyncConnection, reason: str = str(exc)) -> None:
+                await settle_payout(conn, payout_id, BankOutcome.FAILED, reason=reason)
+            await ledger.transact(engine, fail)
+            break
+        await _apply_answer(engine, payout_id, code, answer)
+        break
+    else:
+        async def count_round(conn: AsyncConnection) -> None:
+            await conn.execute(payouts.update().where(
+                payouts.c.id == payout_id, payouts.c.status == P.REQUESTED.value)
+                .values(submit_rounds=payouts.c.submit_rounds + 1, updated_at=utcnow()))
+        await ledger.transact(engine, count_round)
+        log.warning("payout.no_bank_available", payout_id=payout_id)
+    async with engine.connect() as conn:
+        return await load_payout(conn, payout_id)
+
+
+async def _unknown(engine: AsyncEngine, payout_id: str, bank: str) -> None:
+    async def work(conn: AsyncConnection) -> None:
+        now = utcnow()
+        await transition(conn, payout_id, P.SUBMITTED, P.UNKNOWN, now=now)
+        await inquiries.schedule(conn, Subject.PAYOUT, payout_id, bank, now, now)
+    await ledger.transact(engine, work)
+
+
+async def _apply_answer(engine: AsyncEngine, payout_id: str, bank: str,
+                        answer: PayoutStatus) -> None:
+    async def work(conn: AsyncConnection) -> None:
+        now = utcnow()
+        if answer.outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
+            await settle_payout(conn, payout_id, answer.outcome, bank_txn_id=answer.bank_txn_id,
+                                now=now)
+        else:
+            # accepted and processing: the bank's notification or the inquiry settles it
+            await conn.execute(payouts.update().where(payouts.c.id == payout_id)
+                               .values(bank_txn_id=answer.bank_txn_id, updated_at=now))
+            await inquiries.schedule(conn, Subject.PAYOUT, payout_id, bank,
+                                     now + inquiries.BASE_DELAY, now)
+    await ledger.transact(engine, work)
+
+
+async def submit_payouts(engine: AsyncEngine, banks: BankDirectory, *,
+                         payout_ids: Sequence[str] | None = None,
+                         limit: int = 100) -> list[Payout]:
+    """Send requested payouts (all, oldest first, or those named) to the banks; returns
+    them as they stand afterwards. Never raises for one bank's trouble: a payout no bank
+    took stays `requested` for the next run."""
+    if payout_ids is None:
+        async with engine.connect() as conn:
+            payout_ids = list((await conn.execute(
+                sa.select(payouts.c.id).where(payouts.c.status == P.REQUESTED.value)
+                .order_by(payouts.c.created_at, payouts.c.id).limit(limit))).scalars())
+    return [await submit_payout(engine, banks, payout_id) for payout_id in payout_ids]

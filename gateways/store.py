@@ -1,0 +1,155 @@
+"""Rows in and out, and the one way a status changes: compare-and-set in the caller's
+connection (`UPDATE ... WHERE id = :id AND status = :expected`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateways import states
+from gateways.bank import Beneficiary
+from gateways.errors import (
+    ConcurrentTransition,
+    IntentNotFound,
+    NotFound,
+    PayoutNotFound,
+    RefundNotFound,
+)
+from gateways.schema import payment_attempts, payment_intents, payouts, refunds
+from gateways.states import AttemptState, IntentState, PayoutState, RefundState
+from gateways.types import Attempt, PaymentIntent, Payout, Refund
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_TABLES: Mapping[type[StrEnum], sa.Table] = {
+    IntentState: payment_intents, AttemptState: payment_attempts, RefundState: refunds,
+    PayoutState: payouts,
+}
+_ENTITY = {IntentState: "intent", AttemptState: "attempt", RefundState: "refund",
+           PayoutState: "payout"}
+
+
+async def transition(conn: AsyncConnection, record_id: str, current: StrEnum, target: StrEnum,
+                     *, why: str = "", now: dt.datetime | None = None,
+                     **values: Any) -> None:
+    """Move one record from `current` to `target` (a legal move of its machine), setting
+    `values` too, if and only if it is still `current`; else `ConcurrentTransition`."""
+    states.require(record_id, current, target, why)
+    table = _TABLES[type(current)]
+    done = await conn.execute(
+        table.update()
+        .where(table.c.id == record_id, table.c.status == current.value)
+        .values(status=target.value, updated_at=now or utcnow(), **values)
+    )
+    if done.rowcount != 1:
+        raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
+                                   target.value)
+
+
+def intent_from_row(r: Any) -> PaymentIntent:
+    return PaymentIntent(
+        id=r.id, merchant_id=r.merchant_id, order_id=r.order_id, supplier_id=r.supplier_id,
+        amount_minor=r.amount_minor, currency=r.currency, bank=r.bank,
+        status=IntentState(r.status), description=r.description,
+        current_attempt_id=r.current_attempt_id, captured_minor=r.captured_minor,
+        commission_minor=r.commission_minor, refund_reserved_minor=r.refund_reserved_minor,
+        refunded_minor=r.refunded_minor, refunded_commission_minor=r.refunded_commission_minor,
+        review_reason=r.review_reason, created_at=r.created_at, updated_at=r.updated_at,
+        expires_at=r.expires_at)
+
+
+def attempt_from_row(r: Any) -> Attempt:
+    return Attempt(
+        id=r.id, intent_id=r.intent_id, bank=r.bank, bank_merchant_id=r.bank_merchant_id,
+        status=AttemptState(r.status), amount_minor=r.amount_minor, currency=r.currency,
+        bank_payment_id=r.bank_payment_id, bank_txn_id=r.bank_txn_id,
+        instruction=r.instruction, failure_reason=r.failure_reason, created_at=r.created_at,
+        updated_at=r.updated_at, settled_at=r.settled_at)
+
+
+def refund_from_row(r: Any) -> Refund:
+    return Refund(
+        id=r.id, intent_id=r.intent_id, attempt_id=r.attempt_id, bank=r.bank,
+        status=RefundState(r.status), amount_minor=r.amount_minor, currency=r.currency,
+        reason=r.reason, commission_minor=r.commission_minor, bank_txn_id=r.bank_txn_id,
+        failure_reason=r.failure_reason, created_at=r.created_at, updated_at=r.updated_at,
+        settled_at=r.settled_at)
+
+
+def payout_from_row(r: Any) -> Payout:
+    return Payout(
+        id=r.id, beneficiary_ref=r.beneficiary_ref,
+        beneficiary=Beneficiary(name=r.beneficiary_name, account_number=r.beneficiary_account,
+                                bank_name=r.beneficiary_bank_name),
+        amount_minor=r.amount_minor, currency=r.currency, debit_account=r.debit_account,
+        purpose=r.purpose, description=r.description, banks=tuple(r.banks), bank=r.bank,
+        status=PayoutState(r.status), hold_id=r.hold_id, entry_id=r.entry_id,
+        bank_txn_id=r.bank_txn_id, submit_rounds=r.submit_rounds,
+        failure_reason=r.failure_reason, created_at=r.created_at, updated_at=r.updated_at,
+        settled_at=r.settled_at)
+
+
+async def _one(conn: AsyncConnection, table: sa.Table, record_id: str, *,
+               for_update: bool) -> Any:
+    query = sa.select(table).where(table.c.id == record_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def find_intent(conn: AsyncConnection, intent_id: str, *,
+                      for_update: bool = False) -> PaymentIntent | None:
+    row = await _one(conn, payment_intents, intent_id, for_update=for_update)
+    return None if row is None else intent_from_row(row)
+
+
+async def load_intent(conn: AsyncConnection, intent_id: str, *,
+                      for_update: bool = False) -> PaymentIntent:
+    found = await find_intent(conn, intent_id, for_update=for_update)
+    if found is None:
+        raise IntentNotFound(intent_id)
+    return found
+
+
+async def find_attempt(conn: AsyncConnection, attempt_id: str) -> Attempt | None:
+    row = await _one(conn, payment_attempts, attempt_id, for_update=False)
+    return None if row is None else attempt_from_row(row)
+
+
+async def load_attempt(conn: AsyncConnection, attempt_id: str) -> Attempt:
+    found = await find_attempt(conn, attempt_id)
+    if found is None:
+        raise NotFound(f"no payment attempt {attempt_id!r}")
+    return found
+
+
+async def find_refund(conn: AsyncConnection, refund_id: str) -> Refund | None:
+    row = await _one(conn, refunds, refund_id, for_update=False)
+    return None if row is None else refund_from_row(row)
+
+
+async def load_refund(conn: AsyncConnection, refund_id: str) -> Refund:
+    found = await find_refund(conn, refund_id)
+    if found is None:
+        raise RefundNotFound(refund_id)
+    return found
+
+
+async def find_payout(conn: AsyncConnection, payout_id: str) -> Payout | None:
+    row = await _one(conn, payouts, payout_id, for_update=False)
+    return None if row is None else payout_from_row(row)
+
+
+async def load_payout(conn: AsyncConnection, payout_id: str) -> Payout:
+    found = await find_payout(conn, payout_id)
+    if found is None:
+        raise PayoutNotFound(payout_id)
+    return found
