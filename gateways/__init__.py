@@ -15,6 +15,7 @@ Everything that changes a status does it as a compare-and-set; errors are
 `gateways.PaymentError` subclasses (see `gateways.errors`).
 """
 
+from gateways.adapters import RestBankAdapter, RestBankCredentials
 from gateways.bank import (
     BankError,
     BankGateway,
@@ -53,6 +54,7 @@ from gateways.payouts import (
     submit_payouts,
 )
 from gateways.routing import BankDirectory, BankHealth, BreakerState, CircuitBreaker, CircuitOpen
+from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.schema import metadata
 from gateways.states import AttemptState, IntentState, PayoutState, RefundState
 from gateways.types import (
@@ -79,4 +81,9 @@ __all__ = [
     "SupplierTerms", "UnknownBank", "UnknownSupplier", "cancel_payout", "get_payout",
     "list_payouts", "metadata", "request_payout", "settle_payout", "submit_payout",
     "submit_payouts",
+]
+
+# The bank adapters and the sandbox banks (gateways.adapters, gateways.sandbox).
+__all__ += [
+    "Fault", "RestBankAdapter", "RestBankCredentials", "SandboxFleet", "SandboxSettings",
 ]

@@ -64,6 +64,7 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "NONCE_HEADER",
     "PAYMENTS_PATH",
+    "PAYOUTS_PATH",
     "REFUNDS_PATH",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
@@ -71,9 +72,12 @@ __all__ = [
     "WEBHOOK_TIMESTAMP_HEADER",
     "ApiError",
     "CreatePayment",
+    "CreatePayout",
     "CreateRefund",
     "Payment",
     "PaymentStatus",
+    "Payout",
+    "PayoutStatus",
     "Refund",
     "RefundStatus",
     "RestCredentials",
@@ -83,8 +87,12 @@ __all__ = [
     "accept_webhook",
     "canonical_request",
     "dump_json",
+    "list_json",
     "load_json",
+    "lookup_path",
+    "parse_list",
     "payment_path",
+    "payout_path",
     "refund_path",
     "sign_request",
     "sign_webhook",
@@ -103,9 +111,11 @@ DEFAULT_WINDOW = dt.timedelta(minutes=5)
 
 PAYMENTS_PATH = "/v1/payments"
 REFUNDS_PATH = "/v1/refunds"
+PAYOUTS_PATH = "/v1/payouts"
 
 _SCHEME = "v1="
 _E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T", "Payment", "Refund", "Payout")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -119,6 +129,24 @@ def payment_path(payment_id: str) -> str:
 
 def refund_path(refund_id: str) -> str:
     return f"{REFUNDS_PATH}/{_check_id(refund_id, 'refund id')}"
+
+
+def payout_path(payout_id: str) -> str:
+    return f"{PAYOUTS_PATH}/{_check_id(payout_id, 'payout id')}"
+
+
+_LOOKUP_KEYS = {PAYMENTS_PATH: "order_id", REFUNDS_PATH: "refund_reference",
+                PAYOUTS_PATH: "payout_reference"}
+
+
+def lookup_path(collection: str, reference: str) -> str:
+    """`GET /v1/payments?order_id=...` (refunds: `refund_reference`, payouts:
+    `payout_reference`): find an object by the merchant's own id, which is what a
+    merchant has after a create call timed out before the bank's id came back."""
+    key = _LOOKUP_KEYS.get(collection)
+    if key is None:
+        raise ValueError(f"no lookup by reference on {collection}")
+    return f"{collection}?{key}={_check_id(reference, key)}"
 
 
 # ---------------------------------------------------------------------------- request signing
@@ -417,6 +445,12 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class PayoutStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class CreatePayment:
     """POST /v1/payments — the merchant's order becomes a bank payment awaiting the customer."""
@@ -586,19 +620,136 @@ class Refund:
 
 
 @dataclass(frozen=True)
+class CreatePayout:
+    """POST /v1/payouts — a credit transfer out of the merchant's settlement account;
+    `payout_reference` (the merchant's payout id) travels as the end-to-end id and is
+    what the bank prints on the merchant's statement."""
+
+    payout_reference: str
+    amount: Money
+    beneficiary_name: str
+    beneficiary_account: str = field(repr=False)
+    beneficiary_bank: str = ""
+    description: str = ""
+    #: where the bank posts `payout.paid` / `payout.failed`
+    notify_url: str | None = None
+
+    def to_json(self) -> bytes:
+        return dump_json({
+            "notify_url": self.notify_url,
+            "payout_reference": _check_id(self.payout_reference, "payout_reference"),
+            "amount": _amount_json(self.amount),
+            "beneficiary": {
+                "name": self.beneficiary_name,
+                "account_number": self.beneficiary_account,
+                "bank_name": self.beneficiary_bank,
+            },
+            "description": self.description,
+        })
+
+    @classmethod
+    def from_json(cls, body: bytes) -> CreatePayout:
+        obj = load_json(body)
+        value, currency = _amount_from_json(obj)
+        if value == 0:
+            raise MalformedMessage("amount.value must be positive")
+        beneficiary = _obj(obj, "beneficiary")
+        return cls(
+            payout_reference=_check_id(_str(obj, "payout_reference"), "payout_reference"),
+            amount=minor_to_money(value, currency),
+            beneficiary_name=_str(beneficiary, "name"),
+            beneficiary_account=_str(beneficiary, "account_number"),
+            beneficiary_bank=_opt_str(beneficiary, "bank_name") or "",
+            description=_opt_str(obj, "description") or "",
+            notify_url=_opt_str(obj, "notify_url"),
+        )
+
+
+@dataclass(frozen=True)
+class Payout:
+    """The bank's view of a payout; only the last four digits of the account come back."""
+
+    id: str
+    payout_reference: str
+    status: PayoutStatus
+    amount_minor: int
+    currency: str
+    beneficiary_name: str
+    account_last4: str
+    failure_code: str | None = None
+
+    @property
+    def amount(self) -> Money:
+        return minor_to_money(self.amount_minor, self.currency)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "payout",
+            "id": self.id,
+            "payout_reference": self.payout_reference,
+            "status": self.status.value,
+            "amount": {"value": self.amount_minor, "currency": self.currency},
+            "beneficiary_name": self.beneficiary_name,
+            "account_last4": self.account_last4,
+            "failure_code": self.failure_code,
+        }
+
+    def to_json(self) -> bytes:
+        return dump_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Payout:
+        value, currency = _amount_from_json(obj)
+        return cls(
+            id=_check_id(_str(obj, "id"), "payout id"),
+            payout_reference=_str(obj, "payout_reference"),
+            status=_enum(PayoutStatus, obj, "status"),
+            amount_minor=value,
+            currency=currency,
+            beneficiary_name=_opt_str(obj, "beneficiary_name") or "",
+            account_last4=_opt_str(obj, "account_last4") or "",
+            failure_code=_opt_str(obj, "failure_code"),
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Payout:
+        return cls.from_dict(load_json(body))
+
+
+def list_json(items: Sequence[Payment | Refund | Payout]) -> bytes:
+    """The answer to a lookup: `{"object": "list", "data": [...]}`."""
+    return dump_json({"object": "list", "data": [item.to_dict() for item in items]})
+
+
+def parse_list(body: bytes, kind: type[_T]) -> list[_T]:
+    """A lookup's answer as `Payment`, `Refund` or `Payout` values."""
+    obj = load_json(body)
+    if obj.get("object") != "list" or not isinstance(obj.get("data"), list):
+        raise MalformedMessage("expected a list object with a data array")
+    items: list[_T] = []
+    for item in obj["data"]:
+        if not isinstance(item, dict):
+            raise MalformedMessage("list items must be objects")
+        items.append(kind.from_dict(item))
+    return items
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
-    """`{"id", "type", "created", "data": <payment or refund>}`; type e.g. payment.succeeded."""
+    """`{"id", "type", "created", "data": <payment, refund or payout>}`; type e.g.
+    payment.succeeded, refund.succeeded, payout.paid."""
 
     id: str
     type: str
     created: dt.datetime
     payment: Payment | None = None
     refund: Refund | None = None
+    payout: Payout | None = None
 
     def to_json(self) -> bytes:
-        data = self.payment or self.refund
+        data: Payment | Refund | Payout | None = self.payment or self.refund or self.payout
         if data is None:
-            raise ValueError("a webhook event carries a payment or a refund")
+            raise ValueError("a webhook event carries a payment, a refund or a payout")
         return dump_json({
             "id": self.id,
             "type": self.type,
@@ -614,8 +765,9 @@ class WebhookEvent:
         kind = data.get("object")
         payment = Payment.from_dict(data) if kind == "payment" else None
         refund = Refund.from_dict(data) if kind == "refund" else None
-        if payment is None and refund is None:
-            raise MalformedMessage("data.object must be 'payment' or 'refund'")
+        payout = Payout.from_dict(data) if kind == "payout" else None
+        if payment is None and refund is None and payout is None:
+            raise MalformedMessage("data.object must be 'payment', 'refund' or 'payout'")
         if not event_type.startswith(f"{kind}."):
             raise MalformedMessage(f"event type {event_type!r} does not match data.object")
         return cls(
@@ -624,6 +776,7 @@ class WebhookEvent:
             created=_timestamp_from_json(obj, "created"),
             payment=payment,
             refund=refund,
+            payout=payout,
         )
 
 

@@ -1,0 +1,104 @@
+"""Fault injection for the sandbox banks, chosen per request by our reference (attempt
+id, refund id or payout id), through `SandboxBank.faults` or `POST /_sandbox/faults`.
+
+A fault describes how the *bank* misbehaves; the books of the bank stay right (a debit
+that happened is recorded even when the answer never arrives), which is what lets a test
+check that the merchant's ledger and the bank agree after the dust settles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["Fault", "FaultBook", "FaultPlan"]
+
+
+class Fault(StrEnum):
+    #: the bank takes the request (and debits, for pay/refund/payout), then the answer
+    #: hangs past the client's time-out; the notification comes late
+    TIMEOUT_AFTER_DEBIT = "timeout_after_debit"
+    #: no notification at all: only a status inquiry reveals the outcome
+    NO_NOTIFY = "no_notify"
+    #: the notification is delivered again after it was acknowledged
+    DUPLICATE_NOTIFY = "duplicate_notify"
+    #: the notification is held back and delivered after the next one of another
+    #: reference (e.g. a refund's notification overtakes its payment's)
+    OUT_OF_ORDER_NOTIFY = "out_of_order_notify"
+    #: the first delivery carries a broken signature (later retries are signed right)
+    BAD_SIGNATURE = "bad_signature"
+    #: the notification, correctly signed, states another amount / currency / merchant
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    MERCHANT_MISMATCH = "merchant_mismatch"
+    #: besides the real notification, a signed one for an order the merchant never sent
+    UNKNOWN_ORDER = "unknown_order"
+    #: status inquiries answer "processing" `processing_polls` times before the truth
+    QUERY_PROCESSING = "query_processing"
+    #: the create/refund/payout call answers 503 `server_errors` times before accepting
+    SERVER_ERROR = "server_error"
+    #: the create/refund/payout call waits `slow_seconds` before it is processed
+    SLOW = "slow"
+
+
+@dataclass
+class FaultPlan:
+    faults: frozenset[Fault] = frozenset()
+    processing_polls: int = 3
+    server_errors: int = 1
+    #: None: the bank's default (its `slow_seconds`)
+    slow_seconds: float | None = None
+
+    def __contains__(self, fault: object) -> bool:
+        return fault in self.faults
+
+
+@dataclass
+class FaultBook:
+    """Faults by reference; counters (processing polls, 5xx answers) are used up."""
+
+    _plans: dict[str, FaultPlan] = field(default_factory=dict)
+
+    def set(
+        self,
+        reference: str,
+        *faults: Fault | str,
+        processing_polls: int = 3,
+        server_errors: int = 1,
+        slow_seconds: float | None = None,
+    ) -> FaultPlan:
+        plan = FaultPlan(
+            faults=frozenset(Fault(f) for f in faults),
+            processing_polls=processing_polls,
+            server_errors=server_errors,
+            slow_seconds=slow_seconds,
+        )
+        self._plans[reference] = plan
+        return plan
+
+    def clear(self, reference: str | None = None) -> None:
+        if reference is None:
+            self._plans.clear()
+        else:
+            self._plans.pop(reference, None)
+
+    def plan(self, reference: str) -> FaultPlan:
+        return self._plans.get(reference) or FaultPlan()
+
+    def has(self, reference: str, fault: Fault) -> bool:
+        return fault in self.plan(reference)
+
+    def take_processing_poll(self, reference: str) -> bool:
+        """True while the inquiry about `reference` should still answer "processing"."""
+        plan = self._plans.get(reference)
+        if plan is None or Fault.QUERY_PROCESSING not in plan or plan.processing_polls <= 0:
+            return False
+        plan.processing_polls -= 1
+        return True
+
+    def take_server_error(self, reference: str) -> bool:
+        plan = self._plans.get(reference)
+        if plan is None or Fault.SERVER_ERROR not in plan or plan.server_errors <= 0:
+            return False
+        plan.server_errors -= 1
+        return True
