@@ -169,3 +169,60 @@ class LoanNotDisbursed(LendingError):
         self.loan_id = loan_id
         self.status = status
         super().__init__(f"loan {loan_id!r} is {status}: it has not been disbursed yet")
+
+
+# -- the persisted book ----------------------------------------------------------------
+
+
+class NotFound(LendingError):
+    code = "not-found"
+
+
+class BorrowerNotFound(NotFound):
+    code = "borrower-not-found"
+
+    def __init__(self, borrower_id: str) -> None:
+        self.borrower_id = borrower_id
+        super().__init__(f"no borrower {borrower_id!r}")
+
+
+class LoanNotFound(NotFound):
+    code = "loan-not-found"
+
+    def __init__(self, loan_id: str) -> None:
+        self.loan_id = loan_id
+        super().__init__(f"no loan {loan_id!r}")
+
+
+class DuplicateLoan(LendingError):
+    code = "duplicate-loan"
+
+    def __init__(self, loan_id: str) -> None:
+        self.loan_id = loan_id
+        super().__init__(f"a loan {loan_id!r} already exists")
+
+
+class ConcurrentUpdate(LendingError):
+    """The loan changed between reading and writing it; nothing was written. Retry."""
+
+    code = "concurrent-update"
+
+    def __init__(self, loan_id: str, expected_status: str) -> None:
+        self.loan_id = loan_id
+        super().__init__(f"loan {loan_id!r} is no longer {expected_status} at the version "
+                         "read; another writer changed it first")
+
+
+class NotInReview(LendingError):
+    code = "not-in-review"
+
+    def __init__(self, loan_id: str, status: str) -> None:
+        self.loan_id = loan_id
+        self.status = status
+        super().__init__(f"loan {loan_id!r} is {status}, not waiting in the manual-review queue")
+
+
+class InvalidImport(InvalidInput):
+    """An imported file or record is malformed; nothing of it was imported."""
+
+    code = "invalid-import"

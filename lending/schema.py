@@ -1,8 +1,226 @@
 """lending's tables (SQLAlchemy Core), in a `MetaData` of its own; migrations in
-`paycore/migrations/versions` build them."""
+`paycore/migrations/versions/0004_lending.py` build them.
+
+Amounts are BIGINT minor units of the loan's currency. A loan's running figures (principal
+repaid, interest accrued and paid, ...) live on its row beside its status and a `version`;
+every change is a compare-and-set `UPDATE ... WHERE status = :expected AND version = :v`,
+made in the same transaction as the journal entry that books it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+_STATUSES = ("applied", "manual_review", "approved", "declined", "disbursed", "active",
+             "extended", "overdue", "repaid", "written_off", "recovered")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+borrowers = sa.Table(
+    "lending_borrowers",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    #: the ledger account the marketplace owes this borrower on (2202.payable.<id>)
+    sa.Column("payable_account", sa.String(120), nullable=False),
+    #: selling on the marketplace since (tenure)
+    sa.Column("onboarded_on", sa.Date, nullable=False),
+    #: a cap a risk officer set on this borrower's credit line
+    sa.Column("credit_cap_minor", sa.BigInteger),
+    #: where payouts go (the account number is never logged)
+    sa.Column("payout_name", sa.String(200)),
+    sa.Column("payout_account", sa.String(64)),
+    sa.Column("payout_bank", sa.String(120)),
+    #: when purchase orders / returns / sales were last imported; None: never
+    sa.Column("data_imported_on", sa.Date),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("kind IN ('supplier', 'merchant')", name="ck_lending_borrowers_kind"),
+    sa.CheckConstraint("credit_cap_minor IS NULL OR credit_cap_minor >= 0",
+                       name="ck_lending_borrowers_cap"),
+)
+
+# Purchase orders, returns and settled sales imported from CSV or the API; one row per
+# record, so a re-import adds nothing.
+trade_records = sa.Table(
+    "lending_trade_records",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("borrower_id", sa.String(80), sa.ForeignKey("lending_borrowers.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("record_ref", sa.String(120), nullable=False),
+    sa.Column("record_date", sa.Date, nullable=False),
+    sa.Column("buyer_ref", sa.String(120)),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("imported_on", sa.Date, nullable=False),
+    sa.UniqueConstraint("borrower_id", "kind", "record_ref", name="uq_lending_trade_records_ref"),
+    sa.CheckConstraint("kind IN ('purchase_order', 'return', 'sale')",
+                       name="ck_lending_trade_records_kind"),
+    sa.CheckConstraint("amount_minor >= 0", name="ck_lending_trade_records_amount"),
+)
+
+loans = sa.Table(
+    "lending_loans",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("borrower_id", sa.String(80), sa.ForeignKey("lending_borrowers.id"), nullable=False),
+    sa.Column("product_code", sa.String(40), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("requested_minor", sa.BigInteger, nullable=False),
+    #: principal: as applied for, or as approved
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("term_days", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    #: the date of the last status change (the lifecycle refuses earlier dates)
+    sa.Column("status_on", sa.Date, nullable=False),
+    sa.Column("applied_on", sa.Date, nullable=False),
+    sa.Column("disbursed_on", sa.Date),
+    sa.Column("maturity", sa.Date),
+    sa.Column("extensions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disbursement_mode", sa.String(16)),
+    sa.Column("payout_id", sa.String(120)),
+    #: the last loan-day accrued (the night before it is in); None: nothing accrued yet
+    sa.Column("accrued_through", sa.Date),
+    sa.Column("principal_repaid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("interest_accrued_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("interest_paid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("penalty_accrued_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("penalty_paid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("fees_charged_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("fees_paid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("overpaid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("written_off_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("recovered_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("funding_interest_minor", sa.BigInteger, nullable=False, server_default="0"),
+    #: the most days past due this loan has been (past loan behaviour)
+    sa.Column("max_dpd", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(_in("status", _STATUSES), name="ck_lending_loans_status"),
+    sa.CheckConstraint(
+        "amount_minor > 0 AND requested_minor > 0 AND term_days > 0 AND extensions >= 0 "
+        "AND principal_repaid_minor >= 0 AND principal_repaid_minor <= amount_minor "
+        "AND interest_paid_minor >= 0 AND interest_paid_minor <= interest_accrued_minor "
+        "AND penalty_paid_minor >= 0 AND penalty_paid_minor <= penalty_accrued_minor "
+        "AND fees_paid_minor >= 0 AND fees_paid_minor <= fees_charged_minor "
+        "AND overpaid_minor >= 0 AND written_off_minor >= 0 AND recovered_minor >= 0",
+        name="ck_lending_loans_amounts",
+    ),
+    sa.Index("ix_lending_loans_borrower", "borrower_id", "status"),
+    sa.Index("ix_lending_loans_status", "status", "accrued_through"),
+)
+
+# Every status change of a loan, in order: the audit trail of the lifecycle.
+loan_events = sa.Table(
+    "lending_loan_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("loan_id", sa.String(80), sa.ForeignKey("lending_loans.id"), nullable=False,
+              index=True),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("event_on", sa.Date, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor", sa.String(120), nullable=False, server_default="system"),
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id")),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+# Underwriting decisions with their reasons and every input used, for audit. A manual
+# review adds a second row: the officer's decision and comment.
+decisions = sa.Table(
+    "lending_decisions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("loan_id", sa.String(80), sa.ForeignKey("lending_loans.id"), nullable=False,
+              index=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(120), nullable=False),
+    sa.Column("decided_on", sa.Date, nullable=False),
+    sa.Column("policy_version", sa.String(40), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("reasons", JSONDoc, nullable=False),
+    sa.Column("inputs", JSONDoc, nullable=False),
+    sa.Column("credit_line", JSONDoc, nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("outcome IN ('approve', 'decline', 'manual_review')",
+                       name="ck_lending_decisions_outcome"),
+)
+
+# Money received for a loan (bank transfer, settlement offset, recovery), and how the
+# waterfall applied it.
+repayments = sa.Table(
+    "lending_repayments",
+    metadata,
+    sa.Column("id", sa.String(160), primary_key=True),
+    sa.Column("loan_id", sa.String(80), sa.ForeignKey("lending_loans.id"), nullable=False,
+              index=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("paid_on", sa.Date, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("principal_minor", sa.BigInteger, nullable=False),
+    sa.Column("interest_minor", sa.BigInteger, nullable=False),
+    sa.Column("penalty_minor", sa.BigInteger, nullable=False),
+    sa.Column("fees_minor", sa.BigInteger, nullable=False),
+    sa.Column("excess_minor", sa.BigInteger, nullable=False),
+    #: principal outstanding after this repayment (for the accrual's principal changes)
+    sa.Column("principal_after_minor", sa.BigInteger, nullable=False),
+    sa.Column("allocation", JSONDoc, nullable=False),
+    sa.Column("settlement_id", sa.String(120)),
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id"), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("source IN ('bank', 'offset', 'recovery')",
+                       name="ck_lending_repayments_source"),
+    sa.CheckConstraint("amount_minor > 0", name="ck_lending_repayments_amount"),
+)
+
+# What one settlement applied to one borrower's loans: the run's idempotency record.
+settlement_offsets = sa.Table(
+    "lending_settlement_offsets",
+    metadata,
+    sa.Column("settlement_id", sa.String(120), primary_key=True),
+    #: a supplier or merchant id; not necessarily a borrower
+    sa.Column("borrower_id", sa.String(80), primary_key=True),
+    sa.Column("settled_on", sa.Date, nullable=False),
+    sa.Column("available_minor", sa.BigInteger, nullable=False),
+    sa.Column("offset_minor", sa.BigInteger, nullable=False),
+    sa.Column("payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("payout_id", sa.String(120)),
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id")),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)

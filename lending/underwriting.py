@@ -137,6 +137,8 @@ class Decision:
 
 def _jsonable(value: object) -> Any:
     # Decimals as strings: a JSON float would turn 0.1 into 0.1000000000000000055...
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

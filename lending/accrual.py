@@ -1,0 +1,253 @@
+"""The daily accrual run: interest (and, once overdue, penalty) per loan-day, posted.
+
+Each loan-day is one entry keyed `loan.accrual:<loan>:<day>`, posting exactly
+target(day) - target(day - 1) (lending.interest), so the days sum to the period's interest
+rounded once. The loan row remembers the last loan-day accrued (`accrued_through`): a run
+for a date already accrued finds nothing to do, a run after missed days posts each missing
+day once, and even a lost row update could not post a day twice (the ledger's idempotency
+key would replay it). The run goes in batches, each one transaction with one `post_many`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import ledger
+from ledger import EntryRequest
+from lending import lifecycle, store
+from lending.config import LendingConfig, ensure_accounts
+from lending.errors import ConcurrentUpdate
+from lending.interest import (
+    AccrualTerms,
+    PrincipalChange,
+    accrual_schedule,
+    interest_accrued_through,
+)
+from lending.lifecycle import LoanStatus
+from lending.postings import Accounts, entry, legs
+from lending.schema import loan_events, loans
+from lending.store import RUNNING, LoanRecord
+
+__all__ = ["AccrualPlan", "AccrualRunResult", "accrue_loan", "plan_accrual", "run_accrual",
+           "terms_for"]
+
+log = structlog.get_logger("lending")
+_ONE_DAY = dt.timedelta(days=1)
+_FAR = dt.date(9999, 1, 1)
+
+
+def terms_for(record: LoanRecord, changes: tuple[PrincipalChange, ...] = ()) -> AccrualTerms:
+    principal, later = store.terms_changes(record, changes)
+    terms = lifecycle.accrual_terms(record.loan, later)
+    return dataclasses.replace(terms, principal_minor=principal)
+
+
+@dataclass(frozen=True)
+class AccrualPlan:
+    before: LoanRecord
+    after: LoanRecord
+    entries: tuple[EntryRequest, ...]
+    interest_minor: int
+    penalty_minor: int
+    funding_minor: int
+    days: int
+    marked_overdue: bool
+
+
+def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], through: dt.date,
+                 config: LendingConfig) -> AccrualPlan | None:
+    """What accruing `record` through loan-day `through` posts, and the row after it;
+    None when there is nothing to do (not running, or already accrued through then)."""
+    loan = record.loan
+    if record.status not in RUNNING or loan.disbursed_on is None or loan.maturity is None:
+        return None
+    after_day = record.accrued_through or loan.disbursed_on
+    if through <= after_day:
+        return None
+    terms = terms_for(record, changes)
+    schedule = {row.loan_day: row for row in accrual_schedule(terms, through, after=after_day)}
+    funding = config.funding
+    fterms = None
+    if funding is not None:
+        fterms = dataclasses.replace(terms, maturity=_FAR, rate=funding.benchmark_rate,
+                                     day_count=funding.day_count, penalty_rate=terms.penalty_rate,
+                                     non_performing_after_days=None)
+    acc = Accounts(record, config)
+    cur = record.currency
+    entries: list[EntryRequest] = []
+    interest = penalty = funded = 0
+    f_before = interest_accrued_through(fterms, after_day) if fterms else 0
+    day = after_day + _ONE_DAY
+    while day <= through:
+        row = schedule.get(day)
+        i = row.interest_minor if row else 0
+        p = row.penalty_minor if row else 0
+        f = 0
+        if fterms is not None and funding is not None:
+            f_now = interest_accrued_through(fterms, day)
+            f, f_before = f_now - f_before, f_now
+        if i or p or f:
+            debits = [(acc.interest_receivable, i), (acc.penalty_receivable, p)]
+            credits = [(acc.interest_income, i), (acc.penalty_income, p)]
+            if f and funding is not None:
+                debits.append((funding.interest_expense, f))
+                credits.append((funding.interest_payable, f))
+            dpd = max(0, (day - loan.maturity).days)
+            entries.append(entry(
+                f"loan.accrual:{record.id}:{day.isoformat()}", "loan.accrual", day,
+                legs(cur, debits, credits),
+                f"Accrual for loan {record.id}, night of {(day - _ONE_DAY).isoformat()}",
+                record, loan_day=day.isoformat(), interest_minor=i, penalty_minor=p,
+                funding_interest_minor=f, days_past_due=dpd))
+        interest, penalty, funded = interest + i, penalty + p, funded + f
+        day += _ONE_DAY
+
+    new_loan = loan
+    marked = False
+    if through > loan.maturity and loan.status in (LoanStatus.ACTIVE, LoanStatus.EXTENDED):
+        new_loan = lifecycle.mark_overdue(loan, loan.maturity + _ONE_DAY)
+        marked = True
+    dpd_now = max(0, (through - loan.maturity).days)
+    after = dataclasses.replace(
+        record, loan=new_loan, accrued_through=through,
+        interest_accrued_minor=record.interest_accrued_minor + interest,
+        penalty_accrued_minor=record.penalty_accrued_minor + penalty,
+        funding_interest_minor=record.funding_interest_minor + funded,
+        max_dpd=max(record.max_dpd, dpd_now),
+    )
+    return AccrualPlan(record, after, tuple(entries), interest, penalty, funded,
+                       (through - after_day).days, marked)
+
+
+async def accrue_loan(conn: AsyncConnection, record: LoanRecord, through: dt.date,
+                      config: LendingConfig) -> LoanRecord:
+    """Catch one loan's accrual up through `through`, in the caller's transaction."""
+    changes = (await store.principal_changes(conn, [record.id])).get(record.id, ())
+    plan = plan_accrual(record, changes, through, config)
+    if plan is None:
+        return record
+    posted = await ledger.post_many(conn, list(plan.entries)) if plan.entries else []
+    return await store.save(conn, record, plan.after,
+                            note="past due" if plan.marked_overdue else "",
+                            entry_id=posted[-1].id if posted else None)
+
+
+@dataclass
+class AccrualRunResult:
+    through: dt.date
+    loans: int = 0
+    entries: int = 0
+    interest_minor: int = 0
+    penalty_minor: int = 0
+    funding_minor: int = 0
+    marked_overdue: int = 0
+
+
+_UPDATE = (
+    sa.update(loans)
+    .where(loans.c.id == sa.bindparam("b_id"), loans.c.version == sa.bindparam("b_version"),
+           loans.c.status == sa.bindparam("b_status"))
+    .values(status=sa.bindparam("status"), status_on=sa.bindparam("status_on"),
+            accrued_through=sa.bindparam("accrued_through"),
+            interest_accrued_minor=sa.bindparam("interest_accrued_minor"),
+            penalty_accrued_minor=sa.bindparam("penalty_accrued_minor"),
+            funding_interest_minor=sa.bindparam("funding_interest_minor"),
+            max_dpd=sa.bindparam("max_dpd"), version=sa.bindparam("version"),
+            updated_at=sa.bindparam("updated_at"))
+)
+
+
+async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.date,
+                        config: LendingConfig) -> AccrualRunResult:
+    result = AccrualRunResult(through)
+    records = await store.load_many(conn, [loans.c.id.in_(ids)], config)
+    changes = await store.principal_changes(
+        conn, [r.id for r in records if r.principal_repaid_minor])
+    plans = [p for r in records
+             if (p := plan_accrual(r, changes.get(r.id, ()), through, config)) is not None]
+    requests = [e for p in plans for e in p.entries]
+    if requests:
+        await ledger.post_many(conn, requests)
+    now = store.utcnow()
+    params = [{
+        "b_id": p.before.id, "b_version": p.before.version, "b_status": p.before.status.value,
+        "status": p.after.status.value, "status_on": p.after.loan.last_changed_on,
+        "accrued_through": through, "interest_accrued_minor": p.after.interest_accrued_minor,
+        "penalty_accrued_minor": p.after.penalty_accrued_minor,
+        "funding_interest_minor": p.after.funding_interest_minor, "max_dpd": p.after.max_dpd,
+        "version": p.before.version + 1, "updated_at": now,
+    } for p in plans]
+    if params:
+        res = await conn.execute(_UPDATE, params)
+        if res.rowcount not in (-1, len(params)):
+            raise ConcurrentUpdate(plans[0].before.id, "as read by the accrual run")
+        overdue = [p for p in plans if p.marked_overdue]
+        if overdue:
+            await conn.execute(sa.insert(loan_events), [{
+                "loan_id": p.after.id, "from_status": p.before.status.value,
+                "to_status": p.after.status.value, "event_on": p.after.loan.last_changed_on,
+                "note": "past due", "actor": "accrual-run", "entry_id": None,
+                "recorded_at": now} for p in overdue])
+    result.loans += len(plans)
+    result.entries += len(requests)
+    result.interest_minor += sum(p.interest_minor for p in plans)
+    result.penalty_minor += sum(p.penalty_minor for p in plans)
+    result.funding_minor += sum(p.funding_minor for p in plans)
+    result.marked_overdue += sum(p.marked_overdue for p in plans)
+    return result
+
+
+def _due(through: dt.date) -> list[sa.ColumnElement[bool]]:
+    return [loans.c.status.in_([s.value for s in RUNNING]),
+            sa.or_(loans.c.accrued_through.is_(None), loans.c.accrued_through < through),
+            loans.c.disbursed_on < through]
+
+
+async def run_accrual(
+    engine: AsyncEngine,
+    through: dt.date,
+    config: LendingConfig,
+    *,
+    batch_size: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> AccrualRunResult:
+    """Accrue every running loan through `through`, batch by batch.
+
+    Each batch commits on its own (and is retried whole on a deadlock), so an interrupted
+    run is finished by running it again. `progress(done, total)` is called per batch.
+    """
+    result = AccrualRunResult(through)
+    async with engine.begin() as conn:
+        await ensure_accounts(conn, config)
+        total = int(await conn.scalar(sa.select(sa.func.count()).select_from(loans)
+                                      .where(*_due(through))) or 0)
+    if progress:
+        progress(0, total)
+    done, last_id = 0, ""
+    while True:
+        async with engine.connect() as conn:
+            ids = list((await conn.scalars(
+                sa.select(loans.c.id).where(*_due(through), loans.c.id > last_id)
+                .order_by(loans.c.id).limit(batch_size))).all())
+        if not ids:
+            break
+        last_id = ids[-1]
+        part = await ledger.transact(engine, lambda c, ids=ids: _accrue_batch(  # type: ignore[misc]
+            c, ids, through, config))
+        for name in ("loans", "entries", "interest_minor", "penalty_minor", "funding_minor",
+                     "marked_overdue"):
+            setattr(result, name, getattr(result, name) + getattr(part, name))
+        done += len(ids)
+        if progress:
+            progress(min(done, total), total)
+    log.info("loan.accrual_run", through=through.isoformat(), loans=result.loans,
+             entries=result.entries, interest_minor=result.interest_minor,
+             penalty_minor=result.penalty_minor, marked_overdue=result.marked_overdue)
+    return result
