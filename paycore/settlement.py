@@ -1,0 +1,182 @@
+"""The supplier settlement run: what the marketplace owes each supplier first repays their
+loans, and only the rest is paid out (DESIGN.md §5, issue #5).
+
+For each supplier, in ONE transaction:
+
+1. available = the posted credit balance of `2202.payable.<supplier>` less the payouts
+   already on hold against it;
+2. lending applies what the settlement policy selects of it to the supplier's loans, as one
+   balanced entry (Dr supplier payable, Cr the loan receivables in waterfall order);
+3. the rest goes out through `gateways.request_payout` (a hold Dr the payable,
+   Cr 1103.clearing.payout; the bank is called later by `submit_payouts`);
+4. lending records (settlement id, supplier) with the amounts: running the same
+   settlement again finds the record and posts nothing.
+
+A supplier without payout details keeps the remainder on their payable (reported).
+This module is where lending and gateways meet; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import gateways
+import ledger
+import lending
+from lending import LendingConfig
+
+__all__ = ["SettlementRun", "SupplierSettlement", "beneficiary_for", "payout_id_for",
+           "run_settlement", "settle_supplier", "suppliers_with_payables"]
+
+log = structlog.get_logger("paycore.settlement")
+
+PAYABLE_PREFIX = "2202.payable."
+
+
+@dataclass(frozen=True)
+class SupplierSettlement:
+    settlement_id: str
+    supplier_id: str
+    currency: str
+    available_minor: int
+    offset_minor: int
+    payout_minor: int
+    payout_id: str | None
+    loans_repaid: tuple[str, ...] = ()
+    #: True when this settlement had already been run for the supplier: nothing posted
+    replayed: bool = False
+    note: str = ""
+
+
+@dataclass
+class SettlementRun:
+    settlement_id: str
+    on: dt.date
+    suppliers: list[SupplierSettlement] = field(default_factory=list)
+
+    @property
+    def offset_minor(self) -> int:
+        return sum(s.offset_minor for s in self.suppliers)
+
+    @property
+    def payout_minor(self) -> int:
+        return sum(s.payout_minor for s in self.suppliers)
+
+
+def payout_id_for(settlement_id: str, supplier_id: str) -> str:
+    """Our payout id (the bank's end-to-end id): at most 64 characters, stable."""
+    raw = f"settle-{settlement_id}-{supplier_id}"
+    if len(raw) <= 64:
+        return raw
+    return "settle-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+async def beneficiary_for(conn: AsyncConnection, supplier_id: str,
+                       given: Mapping[str, gateways.Beneficiary] | None
+                       ) -> gateways.Beneficiary | None:
+    if given and supplier_id in given:
+        return given[supplier_id]
+    try:
+        borrower = await lending.get_borrower(conn, supplier_id)
+    except lending.BorrowerNotFound:
+        return None
+    if not borrower.payout_account:
+        return None
+    return gateways.Beneficiary(name=borrower.payout_name or borrower.name,
+                                account_number=borrower.payout_account,
+                                bank_name=borrower.payout_bank or "")
+
+
+async def settle_supplier(
+    conn: AsyncConnection,
+    settlement_id: str,
+    supplier_id: str,
+    on: dt.date,
+    config: LendingConfig,
+    *,
+    payable_account: str | None = None,
+    beneficiaries: Mapping[str, gateways.Beneficiary] | None = None,
+    banks: tuple[str, ...] = (),
+) -> SupplierSettlement:
+    """Settle one supplier in the caller's transaction (see the module docstring)."""
+    if not settlement_id:
+        raise lending.InvalidInput("a settlement needs an id")
+    payable = payable_account or f"{PAYABLE_PREFIX}{supplier_id}"
+    done = await lending.find_settlement(conn, settlement_id, supplier_id)
+    account = await ledger.get_account(conn, payable)
+    if done is not None:
+        return SupplierSettlement(settlement_id, supplier_id, account.currency,
+                                  done.available_minor, done.offset_minor, done.payout_minor,
+                                  done.payout_id, replayed=True, note="already settled")
+    balance = await ledger.balance(conn, payable)
+    available = max(0, ledger.to_minor(balance.available))
+    offset = await lending.apply_settlement_offset(
+        conn, settlement_id, supplier_id, available, on, config, payable_account=payable)
+    rest = available - offset.applied_minor
+    payout_id, note = None, ""
+    if rest > 0:
+        beneficiary = await beneficiary_for(conn, supplier_id, beneficiaries)
+        if beneficiary is None:
+            note = "no payout details: the remainder stays on the payable"
+            rest = 0
+        else:
+            payout = await gateways.request_payout(conn, gateways.PayoutRequest(
+                payout_id=payout_id_for(settlement_id, supplier_id),
+                beneficiary_ref=f"supplier:{supplier_id}", beneficiary=beneficiary,
+                amount=ledger.from_minor(rest, account.currency), debit_account=payable,
+                purpose="settlement", description=f"Settlement {settlement_id}", banks=banks))
+            payout_id = payout.id
+    await lending.record_settlement(conn, lending.SettlementRecord(
+        settlement_id, supplier_id, on, available, offset.applied_minor, rest, payout_id),
+        offset.entry)
+    repaid = tuple(r.loan.id for r in offset.repayments
+                   if r.loan.status is lending.LoanStatus.REPAID)
+    log.info("settlement.supplier", settlement_id=settlement_id, supplier_id=supplier_id,
+             available_minor=available, offset_minor=offset.applied_minor, payout_minor=rest,
+             payout_id=payout_id)
+    return SupplierSettlement(settlement_id, supplier_id, account.currency, available,
+                              offset.applied_minor, rest, payout_id, repaid, note=note)
+
+
+async def suppliers_with_payables(conn: AsyncConnection) -> list[tuple[str, str]]:
+    """(supplier id, payable account code) for every supplier payable in the chart."""
+    accounts = await ledger.list_accounts(conn, code_prefix=PAYABLE_PREFIX)
+    return [(a.code.removeprefix(PAYABLE_PREFIX), a.code) for a in accounts
+            if a.status is ledger.AccountStatus.OPEN]
+
+
+async def run_settlement(
+    engine: AsyncEngine,
+    settlement_id: str,
+    on: dt.date,
+    config: LendingConfig,
+    *,
+    suppliers: Sequence[str] | None = None,
+    beneficiaries: Mapping[str, gateways.Beneficiary] | None = None,
+    banks: tuple[str, ...] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> SettlementRun:
+    """Settle every supplier (or those named), each in its own transaction."""
+    async with engine.connect() as conn:
+        found = await suppliers_with_payables(conn)
+    if suppliers is not None:
+        wanted = set(suppliers)
+        found = [(s, code) for s, code in found if s in wanted]
+        missing = wanted - {s for s, _ in found}
+        if missing:
+            raise lending.InvalidInput(f"no supplier payable for {', '.join(sorted(missing))}")
+    run = SettlementRun(settlement_id, on)
+    for i, (supplier, code) in enumerate(found):
+        result = await ledger.transact(engine, lambda c, s=supplier, a=code: settle_supplier(  # type: ignore[misc]
+            c, settlement_id, s, on, config, payable_account=a, beneficiaries=beneficiaries,
+            banks=banks))
+        run.suppliers.append(result)
+        if progress:
+            progress(i + 1, len(found))
+    return run

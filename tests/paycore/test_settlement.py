@@ -1,0 +1,108 @@
+"""The supplier settlement run (paycore composes lending and gateways): the payable first
+repays the supplier's loans by one offset entry, the rest is paid out, and the same
+settlement id run again posts nothing. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import gateways
+import ledger
+import lending
+from paycore import disbursement, settlement
+from tests.lending.book import (
+    CONFIG,
+    approved,
+    cny,
+    credit_payable,
+    days,
+    disbursed,
+    entry_count,
+    good_borrower,
+    posted,
+    verify_ok,
+)
+
+PAYABLE = "2202.payable.sup-001"
+
+
+async def test_settlement_offsets_the_loan_then_pays_out_the_rest(db):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await disbursed(conn, "S1", term=30)          # 10,000.00 onto the payable
+        await credit_payable(conn, "sup-001", "25000.00", "capture:later", on=days(20))
+        # the loan proceeds went out earlier (a payout hold against the payable)
+        await gateways.request_payout(conn, gateways.PayoutRequest(
+            "po-proceeds", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
+            cny("10000.00"), PAYABLE, "settlement"))
+    await lending.run_accrual(db, days(29), CONFIG)
+    assert await posted(db, PAYABLE) == 3_500_000
+    run = await settlement.run_settlement(db, "2026-04-01", days(30), CONFIG)
+    [sup] = [s for s in run.suppliers if s.supplier_id == "sup-001"]
+    # 25,000.00 available: 10,082.19 repays the loan (principal + 30 days), the rest paid out
+    assert sup.available_minor == 2_500_000
+    assert sup.offset_minor == 1_008_219 and sup.loans_repaid == ("S1",)
+    assert sup.payout_minor == 2_500_000 - 1_008_219 and sup.payout_id
+    async with db.connect() as conn:
+        loan = await lending.load_loan(conn, "S1", CONFIG)
+        bal = await ledger.balance(conn, PAYABLE)
+        payout = await gateways.get_payout(conn, sup.payout_id)
+        offset = await ledger.find_entry(conn, "loan.offset:2026-04-01:sup-001")
+    assert loan.status is lending.LoanStatus.REPAID
+    assert ledger.to_minor(bal.posted) == 3_500_000 - 1_008_219
+    assert ledger.to_minor(bal.available) == 0   # everything else is on its way out
+    assert payout.amount_minor == sup.payout_minor and payout.debit_account == PAYABLE
+    assert offset is not None and offset.kind == "loan.offset"
+    legs = {p.account_code: p.amount for p in offset.postings}
+    assert legs == {PAYABLE: 1_008_219, "1302.interest_receivable.supply_chain": -8219,
+                    "1301.loans.supply_chain": -1_000_000}
+
+    before = await entry_count(db)
+    again = await settlement.run_settlement(db, "2026-04-01", days(30), CONFIG)
+    [same] = [s for s in again.suppliers if s.supplier_id == "sup-001"]
+    assert same.replayed and same.offset_minor == sup.offset_minor
+    assert await entry_count(db) == before
+    await verify_ok(db)
+
+
+async def test_settlement_smaller_than_what_is_due_pays_nothing_out(db):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await disbursed(conn, "S2", term=30)
+        await gateways.request_payout(conn, gateways.PayoutRequest(
+            "po-proceeds-2", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
+            cny("10000.00"), PAYABLE, "settlement"))
+        await credit_payable(conn, "sup-001", "4000.00", "capture:small", on=days(28))
+    run = await settlement.run_settlement(db, "set-2", days(30), CONFIG, suppliers=["sup-001"])
+    [sup] = run.suppliers
+    assert sup.offset_minor == 400_000 and sup.payout_minor == 0 and sup.payout_id is None
+    async with db.connect() as conn:
+        loan = await lending.load_loan(conn, "S2", CONFIG)
+    # penalty none, interest 82.19 first, then 3,917.81 of principal
+    assert loan.interest_paid_minor == 8219 and loan.principal_repaid_minor == 400_000 - 8219
+    assert loan.status is lending.LoanStatus.ACTIVE
+    await verify_ok(db)
+
+
+async def test_payout_disbursement_reserves_the_proceeds_for_the_supplier(db):
+    config = dataclasses.replace(CONFIG, disbursement=lending.DisbursementMode.PAYOUT)
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="", config=config)
+        await approved(conn, "PD1", config=config)
+        res = await disbursement.disburse(conn, "PD1", days(0), config)
+    assert res.payout is not None and res.payout.amount_minor == 1_000_000
+    assert res.loan.status is lending.LoanStatus.ACTIVE and res.loan.payout_id == res.payout.id
+    async with db.connect() as conn:
+        bal = await ledger.balance(conn, PAYABLE)
+    assert ledger.to_minor(bal.posted) == 1_000_000 and ledger.to_minor(bal.available) == 0
+    # a settlement now finds nothing to offset or pay: the proceeds are the supplier's
+    run = await settlement.run_settlement(db, "set-3", days(1), config, suppliers=["sup-001"])
+    assert run.suppliers[0].available_minor == 0
+    await verify_ok(db, config)
+
+
+async def test_unknown_supplier_is_refused(db):
+    with pytest.raises(lending.InvalidInput):
+        await settlement.run_settlement(db, "set-x", days(0), CONFIG, suppliers=["nobody"])
