@@ -2,20 +2,56 @@
 refunds and payouts (DESIGN.md §4). The wire protocols live in `gateways.protocols`, the
 bank adapters in `gateways.adapters`, the sandbox banks in `gateways.sandbox`.
 
-The service functions (what the HTTP API, the CLI, the demo and lending call):
+Service functions (what the HTTP API, the CLI, the demo and lending call). `banks` is a
+`BankDirectory` (bank code -> adapter, with circuit breakers and time-outs); `engine`
+functions run their own transactions (bank I/O happens outside them); `conn` functions
+run in the caller's transaction.
 
-Payouts (used by checkout settlement and by lending's disbursements)
-- `request_payout(conn, PayoutRequest) -> Payout`: record + ledger hold, in the caller's
+Checkout
+- `create_intent(engine, banks, IntentRequest) -> Checkout` — intent + attempt at the
+  chosen bank + the `PaymentInstruction` for the checkout page (same order again: the same
+  checkout; other terms under the same order id: `DuplicateOrder`).
+- `retry_intent(engine, banks, intent_id, bank, *, merchant_id=None) -> Checkout` — a
+  failed intent tried at another bank.
+- `get_intent(conn, intent_id, *, merchant_id=None) -> PaymentIntent`,
+  `get_checkout(conn, intent_id, *, merchant_id=None) -> Checkout`,
+  `list_intents(conn, merchant_id, *, status=None, order_id=None, limit=50, offset=0)`,
+  `list_attempts(conn, intent_id, *, merchant_id=None)` — with `merchant_id`, another
+  merchant's intent is `IntentNotFound`.
+- `cancel_intent(conn, intent_id, *, merchant_id=None) -> PaymentIntent` — created or
+  failed only (a pending one may be being paid: it expires instead).
+- `expire_intents(conn, now=None) -> list[str]`.
+- `set_supplier_terms(conn, SupplierTerms)`, `get_supplier_terms(conn, supplier_id)` —
+  the commission rate and refund-commission policy per supplier (needed before checkout).
+
+Refunds
+- `refund_payment(engine, banks, intent_id, amount, *, reason="", refund_id=None,
+  merchant_id=None) -> Refund` — partial, several, never more than captured
+  (`RefundExceedsCaptured`); `get_refund(conn, refund_id, *, merchant_id=None)`,
+  `list_refunds(conn, intent_id, *, merchant_id=None)`.
+
+Notifications
+- `handle_notification(engine, banks, bank_code, headers, body) -> BankReply` — wire a
+  `POST {notify_base_url}/{bank_code}` route to it and send the reply back as it is
+  (`gateways.receiver.NotificationReceiver` is such a route as a bare ASGI app).
+
+Payouts (checkout settlement, and lending's disbursements)
+- `request_payout(conn, PayoutRequest) -> Payout` — record + ledger hold, in the caller's
   transaction, no bank I/O; idempotent per payout id (`PayoutConflict` otherwise).
-- `submit_payouts(engine, banks, *, payout_ids=None, limit=100) -> list[Payout]`: hand
+- `submit_payouts(engine, banks, *, payout_ids=None, limit=100) -> list[Payout]` — hand
   requested payouts to the banks in failover order (circuit-breaker aware).
-- `get_payout(conn, id)`, `list_payouts(conn, ...)`, `cancel_payout(conn, id)`.
+- `get_payout(conn, id)`, `list_payouts(conn, *, status=None, beneficiary_ref=None)`,
+  `cancel_payout(conn, id)`.
 
-Everything that changes a status does it as a compare-and-set; errors are
-`gateways.PaymentError` subclasses (see `gateways.errors`).
+Janitor and health
+- `run_janitor(engine, banks, *, now=None, limit=200, max_tries=8) -> JanitorReport` —
+  status inquiries on a back-off schedule, expiry, manual review after `max_tries`.
+- `bank_health_report(banks)`, `save_bank_health(conn, banks)`, `load_bank_health(conn)`.
+
+Every status change is a compare-and-set; errors are `gateways.PaymentError` subclasses
+(`gateways.errors`), each with a short `code` for problem+json.
 """
 
-from gateways.adapters import RestBankAdapter, RestBankCredentials
 from gateways.bank import (
     BankError,
     BankGateway,
@@ -28,6 +64,16 @@ from gateways.bank import (
     NotificationKind,
     OutcomeUnknown,
     PaymentInstruction,
+)
+from gateways.checkout import (
+    cancel_intent,
+    create_intent,
+    expire_intents,
+    get_checkout,
+    get_intent,
+    list_attempts,
+    list_intents,
+    retry_intent,
 )
 from gateways.errors import (
     ConcurrentTransition,
@@ -44,6 +90,9 @@ from gateways.errors import (
     UnknownBank,
     UnknownSupplier,
 )
+from gateways.health import bank_health_report, load_bank_health, save_bank_health
+from gateways.janitor import JanitorReport, run_janitor
+from gateways.notifications import handle_notification
 from gateways.payouts import (
     cancel_payout,
     get_payout,
@@ -53,10 +102,12 @@ from gateways.payouts import (
     submit_payout,
     submit_payouts,
 )
+from gateways.receiver import NotificationReceiver
+from gateways.refunds import get_refund, list_refunds, refund_payment
 from gateways.routing import BankDirectory, BankHealth, BreakerState, CircuitBreaker, CircuitOpen
-from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.schema import metadata
 from gateways.states import AttemptState, IntentState, PayoutState, RefundState
+from gateways.terms import get_supplier_terms, set_supplier_terms
 from gateways.types import (
     Attempt,
     Checkout,
@@ -74,16 +125,15 @@ __all__ = [
     "BankNotification", "BankOutcome", "BankRejected", "BankReply", "BankUnavailable",
     "Beneficiary", "BreakerState", "Checkout", "CircuitBreaker", "CircuitOpen",
     "ConcurrentTransition", "DuplicateOrder", "IllegalTransition", "IntentNotFound",
-    "IntentRequest", "IntentState", "InvalidPaymentRequest", "NotFound", "NotificationKind",
-    "OutcomeUnknown", "PaymentError", "PaymentInstruction", "PaymentIntent", "Payout",
-    "PayoutConflict", "PayoutNotFound", "PayoutRequest", "PayoutState", "Refund",
-    "RefundCommission", "RefundExceedsCaptured", "RefundNotFound", "RefundState",
-    "SupplierTerms", "UnknownBank", "UnknownSupplier", "cancel_payout", "get_payout",
-    "list_payouts", "metadata", "request_payout", "settle_payout", "submit_payout",
+    "IntentRequest", "IntentState", "InvalidPaymentRequest", "JanitorReport", "NotFound",
+    "NotificationKind", "NotificationReceiver", "OutcomeUnknown", "PaymentError",
+    "PaymentInstruction", "PaymentIntent", "Payout", "PayoutConflict", "PayoutNotFound",
+    "PayoutRequest", "PayoutState", "Refund", "RefundCommission", "RefundExceedsCaptured",
+    "RefundNotFound", "RefundState", "SupplierTerms", "UnknownBank", "UnknownSupplier",
+    "bank_health_report", "cancel_intent", "cancel_payout", "create_intent", "expire_intents",
+    "get_checkout", "get_intent", "get_payout", "get_refund", "get_supplier_terms",
+    "handle_notification", "list_attempts", "list_intents", "list_payouts", "list_refunds",
+    "load_bank_health", "metadata", "refund_payment", "request_payout", "retry_intent",
+    "run_janitor", "save_bank_health", "set_supplier_terms", "settle_payout", "submit_payout",
     "submit_payouts",
-]
-
-# The bank adapters and the sandbox banks (gateways.adapters, gateways.sandbox).
-__all__ += [
-    "Fault", "RestBankAdapter", "RestBankCredentials", "SandboxFleet", "SandboxSettings",
 ]

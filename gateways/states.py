@@ -84,7 +84,8 @@ class PayoutState(StrEnum):
 IS, A, R, P = IntentState, AttemptState, RefundState, PayoutState
 
 INTENT_MOVES: Mapping[IntentState, frozenset[IntentState]] = {
-    IS.CREATED: frozenset({IS.PENDING, IS.FAILED, IS.CANCELED, IS.EXPIRED, IS.UNKNOWN}),
+    IS.CREATED: frozenset({IS.PENDING, IS.FAILED, IS.CANCELED, IS.EXPIRED, IS.UNKNOWN,
+                          IS.REVIEW}),
     # pending cannot be canceled: the customer may be paying at the bank right now
     IS.PENDING: frozenset({IS.AUTHORIZED, IS.SUCCEEDED, IS.FAILED, IS.EXPIRED, IS.UNKNOWN,
                           IS.REVIEW}),
@@ -102,7 +103,7 @@ INTENT_MOVES: Mapping[IntentState, frozenset[IntentState]] = {
 }
 
 ATTEMPT_MOVES: Mapping[AttemptState, frozenset[AttemptState]] = {
-    A.CREATED: frozenset({A.PENDING, A.FAILED, A.UNKNOWN}),
+    A.CREATED: frozenset({A.PENDING, A.FAILED, A.UNKNOWN, A.REVIEW}),
     A.PENDING: frozenset({A.AUTHORIZED, A.SUCCEEDED, A.FAILED, A.UNKNOWN, A.REVIEW}),
     A.AUTHORIZED: frozenset({A.CAPTURED, A.FAILED, A.UNKNOWN, A.REVIEW}),
     A.CAPTURED: frozenset({A.REVIEW}),

@@ -1,0 +1,325 @@
+"""Checkout: a payment intent per order, an attempt per try at a bank.
+
+`create_intent` records the intent and its first attempt, then asks the chosen bank for
+the customer's way there (the `PaymentInstruction`); `retry_intent` tries a failed intent
+at another bank. The bank's notification (or the janitor's inquiry) settles the attempt.
+A merchant sees only its own intents: every read takes the merchant id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import ledger
+from gateways import inquiries, postings, settlement
+from gateways.bank import (
+    BankGateway,
+    BankRejected,
+    BankUnavailable,
+    OutcomeUnknown,
+    PaymentInstruction,
+    PaymentOrder,
+)
+from gateways.errors import (
+    ConcurrentTransition,
+    DuplicateOrder,
+    IllegalTransition,
+    IntentNotFound,
+    InvalidPaymentRequest,
+)
+from gateways.inquiries import Subject
+from gateways.routing import BankDirectory
+from gateways.schema import payment_attempts, payment_intents
+from gateways.states import AttemptState, IntentState
+from gateways.store import (
+    find_attempt,
+    find_intent,
+    intent_from_row,
+    load_attempt,
+    load_intent,
+    transition,
+    utcnow,
+)
+from gateways.terms import get_supplier_terms
+from gateways.types import Attempt, Checkout, IntentRequest, PaymentIntent
+
+__all__ = [
+    "cancel_intent",
+    "create_intent",
+    "expire_intents",
+    "get_checkout",
+    "get_intent",
+    "list_attempts",
+    "list_intents",
+    "retry_intent",
+]
+
+log = structlog.get_logger("gateways.checkout")
+IS, A = IntentState, AttemptState
+#: after an intent's expiry, how long before the janitor asks the bank what became of it
+INQUIRY_GRACE = dt.timedelta(minutes=1)
+
+
+def new_id(prefix: str) -> str:
+    # alphanumeric only: UnionPay's orderId takes [0-9A-Za-z], 8 to 40 characters
+    return prefix + uuid.uuid4().hex
+
+
+def _validate(request: IntentRequest) -> int:
+    for name in ("merchant_id", "order_id", "supplier_id", "bank"):
+        value = getattr(request, name)
+        if not value or len(value) > 64:
+            raise InvalidPaymentRequest(f"{name} must be 1 to 64 characters")
+    try:
+        units = ledger.to_minor(request.amount)
+    except ledger.LedgerError as exc:
+        raise InvalidPaymentRequest(f"order {request.order_id}: {exc}") from None
+    if units <= 0:
+        raise InvalidPaymentRequest(f"order {request.order_id}: amount must be positive")
+    if request.expires_in <= dt.timedelta(0):
+        raise InvalidPaymentRequest("expires_in must be positive")
+    return units
+
+
+def _same_order(intent: PaymentIntent, request: IntentRequest, units: int) -> bool:
+    return (intent.supplier_id, intent.amount_minor, intent.currency) == (
+        request.supplier_id, units, request.amount.currency.code)
+
+
+async def _existing(engine: AsyncEngine, request: IntentRequest, units: int) -> Checkout | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(payment_intents).where(
+            payment_intents.c.merchant_id == request.merchant_id,
+            payment_intents.c.order_id == request.order_id))).first()
+        if row is None:
+            return None
+        intent = intent_from_row(row)
+        if not _same_order(intent, request, units):
+            raise DuplicateOrder(request.merchant_id, request.order_id, intent.id)
+        return await _checkout(conn, intent)
+
+
+async def _checkout(conn: AsyncConnection, intent: PaymentIntent) -> Checkout:
+    assert intent.current_attempt_id is not None
+    attempt = await load_attempt(conn, intent.current_attempt_id)
+    return Checkout(intent, attempt, attempt.payment_instruction)
+
+
+async def create_intent(engine: AsyncEngine, banks: BankDirectory,
+                        request: IntentRequest) -> Checkout:
+    """Create the intent for a merchant's order and its attempt at the chosen bank, and
+    get from the bank what the checkout page needs (form or redirect).
+
+    The same order again (same supplier, amount, currency) returns the existing checkout;
+    another order under the same merchant order id raises `DuplicateOrder`. If the bank
+    cannot be reached the intent is `failed` (instruction None; `retry_intent` at another
+    bank); if its answer is lost the intent is `unknown` until the janitor asks."""
+    units = _validate(request)
+    banks.get(request.bank)
+    found = await _existing(engine, request, units)
+    if found is not None:
+        return found
+    now = utcnow()
+    intent_id, attempt_id = new_id("pi"), new_id("at")
+    bank = banks.get(request.bank)
+
+    async def record(conn: AsyncConnection) -> None:
+        await get_supplier_terms(conn, request.supplier_id)
+        await postings.ensure_payment_accounts(conn, request.bank, request.supplier_id,
+                                               request.amount.currency.code)
+        await conn.execute(payment_intents.insert().values(
+            id=intent_id, merchant_id=request.merchant_id, order_id=request.order_id,
+            supplier_id=request.supplier_id, amount_minor=units,
+            currency=request.amount.currency.code, bank=request.bank, status=IS.CREATED.value,
+            description=request.description, current_attempt_id=attempt_id,
+            created_at=now, updated_at=now, expires_at=now + request.expires_in))
+        await _insert_attempt(conn, attempt_id, intent_id, bank, units,
+                              request.amount.currency.code, now)
+
+    try:
+        await ledger.transact(engine, record)
+    except IntegrityError:
+        # a concurrent request for the same order won the unique (merchant, order id)
+        found = await _existing(engine, request, units)
+        if found is None:
+            raise
+        return found
+    log.info("intent.created", intent_id=intent_id, merchant_id=request.merchant_id,
+             order_id=request.order_id, bank=request.bank, amount_minor=units)
+    order = PaymentOrder(attempt_id=attempt_id, amount=request.amount,
+                         description=request.description or f"Order {request.order_id}",
+                         return_url=request.return_url, notify_url=banks.notify_url(request.bank),
+                         created_at=now, expires_at=now + request.expires_in)
+    return await _send_attempt(engine, banks, intent_id, attempt_id, order)
+
+
+async def _insert_attempt(conn: AsyncConnection, attempt_id: str, intent_id: str,
+                          bank: BankGateway, units: int, currency: str, now: dt.datetime) -> None:
+    await conn.execute(payment_attempts.insert().values(
+        id=attempt_id, intent_id=intent_id, bank=bank.code, bank_merchant_id=bank.merchant_id,
+        status=A.CREATED.value, amount_minor=units, currency=currency, created_at=now,
+        updated_at=now))
+
+
+def _create(order: PaymentOrder) -> Callable[[BankGateway], Awaitable[PaymentInstruction]]:
+    return lambda bank: bank.create_payment(order)
+
+
+async def _send_attempt(engine: AsyncEngine, banks: BankDirectory, intent_id: str,
+                        attempt_id: str, order: PaymentOrder) -> Checkout:
+    attempt_bank = (await _read(engine, lambda c: load_attempt(c, attempt_id))).bank
+    try:
+        instruction = await banks.call(attempt_bank, _create(order), moves_money=True)
+    except (BankUnavailable, BankRejected) as exc:
+        # nothing can have been debited: the customer never got the way to the bank
+        reason = f"{type(exc).__name__}: {exc}"
+        await ledger.transact(engine, lambda conn: settlement.fail_attempt(conn, attempt_id, reason))
+        log.warning("attempt.not_sent", attempt_id=attempt_id, bank=attempt_bank, error=str(exc))
+    except OutcomeUnknown as exc:
+        reason = f"OutcomeUnknown: {exc}"
+        await ledger.transact(engine, lambda conn: settlement.mark_attempt_unknown(
+            conn, attempt_id, reason))
+        log.warning("attempt.outcome_unknown", attempt_id=attempt_id, bank=attempt_bank)
+    else:
+        async def sent(conn: AsyncConnection) -> None:
+            now = utcnow()
+            await transition(conn, attempt_id, A.CREATED, A.PENDING, now=now,
+                             instruction=_instruction_json(instruction),
+                             bank_payment_id=instruction.bank_payment_id)
+            intent = await load_intent(conn, intent_id)
+            await transition(conn, intent_id, intent.status, IS.PENDING, now=now)
+            # the customer has until expiry; then the bank is asked what became of it
+            await inquiries.schedule(conn, Subject.ATTEMPT, attempt_id, attempt_bank,
+                                     intent.expires_at + INQUIRY_GRACE, now)
+        await ledger.transact(engine, sent)
+    async with engine.connect() as conn:
+        intent = await load_intent(conn, intent_id)
+        attempt = await load_attempt(conn, attempt_id)
+    return Checkout(intent, attempt, attempt.payment_instruction)
+
+
+def _instruction_json(instruction: PaymentInstruction) -> dict[str, object]:
+    data = asdict(instruction)
+    data["fields"] = dict(instruction.fields)
+    return data
+
+
+async def _read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[Attempt]]) -> Attempt:
+    async with engine.connect() as conn:
+        return await work(conn)
+
+
+async def retry_intent(engine: AsyncEngine, banks: BankDirectory, intent_id: str, bank: str, *,
+                       merchant_id: str | None = None,
+                       return_url: str = "http://127.0.0.1/checkout/return") -> Checkout:
+    """Try a failed intent again at `bank` (the customer chose another bank). Only a failed
+    intent (nothing was debited) may be retried; never an unknown one."""
+    gateway = banks.get(bank)
+    now = utcnow()
+    attempt_id = new_id("at")
+
+    async def claim(conn: AsyncConnection) -> PaymentIntent:
+        intent = await get_intent(conn, intent_id, merchant_id=merchant_id)
+        if intent.status is not IS.FAILED:
+            raise IllegalTransition("intent", intent_id, intent.status.value, IS.PENDING.value,
+                                    "only a failed intent may be retried at another bank")
+        if intent.expires_at <= now:
+            raise IllegalTransition("intent", intent_id, intent.status.value, IS.PENDING.value,
+                                    "the intent has expired")
+        await postings.ensure_payment_accounts(conn, bank, intent.supplier_id, intent.currency)
+        await _insert_attempt(conn, attempt_id, intent_id, gateway, intent.amount_minor,
+                              intent.currency, now)
+        # compare-and-set on the current attempt: of two racing retries, one wins
+        done = await conn.execute(payment_intents.update().where(
+            payment_intents.c.id == intent_id, payment_intents.c.status == IS.FAILED.value,
+            payment_intents.c.current_attempt_id == intent.current_attempt_id,
+        ).values(current_attempt_id=attempt_id, bank=bank, updated_at=now))
+        if done.rowcount != 1:
+            raise ConcurrentTransition("intent", intent_id, IS.FAILED.value, IS.PENDING.value)
+        return intent
+
+    intent = await ledger.transact(engine, claim)
+    order = PaymentOrder(attempt_id=attempt_id, amount=intent.amount,
+                         description=intent.description or f"Order {intent.order_id}",
+                         return_url=return_url, notify_url=banks.notify_url(bank),
+                         created_at=now, expires_at=intent.expires_at)
+    return await _send_attempt(engine, banks, intent_id, attempt_id, order)
+
+
+async def get_intent(conn: AsyncConnection, intent_id: str, *,
+                     merchant_id: str | None = None) -> PaymentIntent:
+    """The intent; with `merchant_id`, another merchant's intent is `IntentNotFound`."""
+    intent = await find_intent(conn, intent_id)
+    if intent is None or (merchant_id is not None and intent.merchant_id != merchant_id):
+        raise IntentNotFound(intent_id)
+    return intent
+
+
+async def get_checkout(conn: AsyncConnection, intent_id: str, *,
+                       merchant_id: str | None = None) -> Checkout:
+    """The intent with its current attempt and the instruction for the checkout page."""
+    return await _checkout(conn, await get_intent(conn, intent_id, merchant_id=merchant_id))
+
+
+async def list_attempts(conn: AsyncConnection, intent_id: str, *,
+                        merchant_id: str | None = None) -> list[Attempt]:
+    await get_intent(conn, intent_id, merchant_id=merchant_id)
+    return await settlement.attempts_of(conn, intent_id)
+
+
+async def list_intents(conn: AsyncConnection, merchant_id: str, *,
+                       status: IntentState | None = None, order_id: str | None = None,
+                       limit: int = 50, offset: int = 0) -> list[PaymentIntent]:
+    """A merchant's intents, newest first."""
+    query = (sa.select(payment_intents).where(payment_intents.c.merchant_id == merchant_id)
+             .order_by(payment_intents.c.created_at.desc(), payment_intents.c.id.desc())
+             .limit(limit).offset(offset))
+    if status is not None:
+        query = query.where(payment_intents.c.status == status.value)
+    if order_id is not None:
+        query = query.where(payment_intents.c.order_id == order_id)
+    return [intent_from_row(r) for r in await conn.execute(query)]
+
+
+async def cancel_intent(conn: AsyncConnection, intent_id: str, *,
+                        merchant_id: str | None = None) -> PaymentIntent:
+    """Cancel an intent no bank can be taking money for (created, or failed). A pending
+    one cannot be canceled: the customer may be paying right now; it expires instead."""
+    intent = await get_intent(conn, intent_id, merchant_id=merchant_id)
+    if intent.status is IS.CANCELED:
+        return intent
+    await transition(conn, intent_id, intent.status, IS.CANCELED)
+    if intent.current_attempt_id:
+        attempt = await find_attempt(conn, intent.current_attempt_id)
+        if attempt is not None and attempt.status is A.CREATED:
+            await transition(conn, attempt.id, A.CREATED, A.FAILED, failure_reason="canceled")
+    log.info("intent.canceled", intent_id=intent_id)
+    return await load_intent(conn, intent_id)
+
+
+async def expire_intents(conn: AsyncConnection, now: dt.datetime | None = None,
+                         limit: int = 1000) -> list[str]:
+    """Expire unpaid intents past their expiry that no bank can be taking money for
+    (created or failed). Pending ones are the janitor's: it asks the bank first."""
+    now = now or utcnow()
+    rows = await conn.execute(sa.select(payment_intents.c.id, payment_intents.c.status).where(
+        payment_intents.c.status.in_([IS.CREATED.value, IS.FAILED.value]),
+        payment_intents.c.expires_at <= now).limit(limit))
+    expired = []
+    for row in rows.all():
+        try:
+            await transition(conn, row.id, IntentState(row.status), IS.EXPIRED, now=now)
+        except ConcurrentTransition:
+            continue
+        expired.append(row.id)
+    if expired:
+        log.info("intents.expired", count=len(expired))
+    return expired

@@ -1,0 +1,235 @@
+"""The janitor: one pass of status inquiries and expiry.
+
+For every due inquiry (an attempt, refund or payout that is pending, processing or
+unknown) it asks the bank, outside any transaction, and settles from the answer in one
+transaction. "processing" (or no answer) backs off; after `max_tries` unanswered
+inquiries the record goes to manual review. A bank that does not know an order at all
+("not found") never had it: an unknown attempt/refund/payout with that answer failed, and
+nothing was debited. Nothing goes from `unknown` to another bank.
+
+Run it often (`paycore payments janitor`, or a loop calling `run_janitor`); `now` lets a
+caller (or a test) look ahead without sleeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import ledger
+from gateways import inquiries, payouts, settlement
+from gateways.bank import (
+    BankError,
+    BankOutcome,
+    PaymentStatus,
+    PayoutStatus,
+    RefundStatus,
+)
+from gateways.checkout import expire_intents
+from gateways.errors import ConcurrentTransition
+from gateways.inquiries import Inquiry, Subject
+from gateways.routing import BankDirectory
+from gateways.states import AttemptState, PayoutState, RefundState
+from gateways.store import find_attempt, find_payout, find_refund, load_intent, transition, utcnow
+
+__all__ = ["JanitorReport", "run_janitor"]
+
+log = structlog.get_logger("gateways.janitor")
+DEFAULT_MAX_TRIES = 8
+
+
+@dataclass
+class JanitorReport:
+    checked: int = 0
+    settled: int = 0
+    postponed: int = 0
+    to_review: int = 0
+    expired: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"janitor: {self.checked} inquiries, {self.settled} settled, "
+                f"{self.postponed} postponed, {self.to_review} to review, "
+                f"{len(self.expired)} intents expired")
+
+
+async def run_janitor(engine: AsyncEngine, banks: BankDirectory, *,
+                      now: dt.datetime | None = None, limit: int = 200,
+                      max_tries: int = DEFAULT_MAX_TRIES) -> JanitorReport:
+    """One pass: expire what can expire, then ask the banks about every due inquiry."""
+    now = now or utcnow()
+    report = JanitorReport()
+    report.expired = await ledger.transact(engine, lambda conn: expire_intents(conn, now))
+    async with engine.connect() as conn:
+        due = await inquiries.due(conn, now, limit)
+    for inquiry in due:
+        report.checked += 1
+        try:
+            result = await _inquire(engine, banks, inquiry, now, max_tries)
+        except ConcurrentTransition:
+            result = "raced"  # a notification settled it meanwhile; nothing to do
+        if result != "raced":
+            setattr(report, result, getattr(report, result) + 1)
+    log.info("janitor.pass", checked=report.checked, settled=report.settled,
+             postponed=report.postponed, to_review=report.to_review,
+             expired=len(report.expired))
+    return report
+
+
+async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
+                   now: dt.datetime, max_tries: int) -> str:
+    if inquiry.bank not in banks:
+        return await _postpone(engine, inquiry, "bank not configured", now, max_tries)
+    try:
+        if inquiry.subject is Subject.ATTEMPT:
+            answer: PaymentStatus | RefundStatus | PayoutStatus = await banks.call(
+                inquiry.bank, lambda b: b.query_payment(inquiry.subject_id), moves_money=False)
+        elif inquiry.subject is Subject.REFUND:
+            answer = await banks.call(
+                inquiry.bank, lambda b: b.query_refund(inquiry.subject_id), moves_money=False)
+        else:
+            answer = await banks.call(
+                inquiry.bank, lambda b: b.query_payout(inquiry.subject_id), moves_money=False)
+    except BankError as exc:
+        log.warning("janitor.no_answer", bank=inquiry.bank, subject=inquiry.subject.value,
+                    subject_id=inquiry.subject_id, error=str(exc))
+        return await _postpone(engine, inquiry, f"no answer: {type(exc).__name__}", now,
+                               max_tries)
+    if isinstance(answer, PaymentStatus):
+        return await _settle_attempt(engine, inquiry, answer, now, max_tries)
+    if isinstance(answer, RefundStatus):
+        return await _settle_refund(engine, inquiry, answer, now, max_tries)
+    return await _settle_payout(engine, inquiry, answer, now, max_tries)
+
+
+async def _postpone(engine: AsyncEngine, inquiry: Inquiry, outcome: str, now: dt.datetime,
+                    max_tries: int) -> str:
+    if inquiry.tries + 1 >= max_tries:
+        reason = (f"{inquiry.tries + 1} status inquiries at {inquiry.bank} without a final "
+                  f"answer (last: {outcome})")
+
+        async def review(conn: AsyncConnection) -> None:
+            if inquiry.subject is Subject.ATTEMPT:
+                await settlement.attempt_to_review(conn, inquiry.subject_id, reason, now)
+            elif inquiry.subject is Subject.REFUND:
+                await settlement.refund_to_review(conn, inquiry.subject_id, reason, now)
+            else:
+                payout = await find_payout(conn, inquiry.subject_id)
+                if payout is not None and payout.status in (PayoutState.SUBMITTED,
+                                                            PayoutState.UNKNOWN):
+                    await transition(conn, payout.id, payout.status, PayoutState.REVIEW,
+                                     now=now, failure_reason=reason)
+                await inquiries.close(conn, Subject.PAYOUT, inquiry.subject_id, now,
+                                      status="review", outcome=outcome)
+        await ledger.transact(engine, review)
+        log.warning("janitor.to_review", subject=inquiry.subject.value,
+                    subject_id=inquiry.subject_id, reason=reason)
+        return "to_review"
+    await ledger.transact(engine, lambda conn: inquiries.postpone(conn, inquiry, outcome, now))
+    return "postponed"
+
+
+async def _close(engine: AsyncEngine, inquiry: Inquiry, now: dt.datetime, outcome: str) -> str:
+    await ledger.transact(engine, lambda conn: inquiries.close(
+        conn, inquiry.subject, inquiry.subject_id, now, outcome=outcome))
+    return "settled"
+
+
+def _amount_differs(answer_amount: object, expected_minor: int) -> bool:
+    from moneyed import Money
+    return isinstance(answer_amount, Money) and ledger.to_minor(answer_amount) != expected_minor
+
+
+async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: PaymentStatus,
+                          now: dt.datetime, max_tries: int) -> str:
+    async with engine.connect() as conn:
+        attempt = await find_attempt(conn, inquiry.subject_id)
+        intent = await load_intent(conn, attempt.intent_id) if attempt else None
+    if attempt is None or intent is None or attempt.status not in (
+            AttemptState.CREATED, AttemptState.PENDING, AttemptState.UNKNOWN,
+            AttemptState.AUTHORIZED):
+        return await _close(engine, inquiry, now, answer.outcome.value)
+    outcome = answer.outcome
+    if outcome is BankOutcome.SUCCEEDED:
+        if _amount_differs(answer.amount, attempt.amount_minor):
+            why = f"the bank's inquiry answer states {answer.amount}, not {attempt.amount}"
+            await ledger.transact(engine, lambda conn: settlement.attempt_to_review(
+                conn, attempt.id, why, now))
+            return "to_review"
+        await ledger.transact(engine, lambda conn: settlement.settle_attempt(
+            conn, attempt.id, BankOutcome.SUCCEEDED, bank_txn_id=answer.bank_txn_id, now=now,
+            source="inquiry"))
+        return "settled"
+    if outcome is BankOutcome.FAILED:
+        await ledger.transact(engine, lambda conn: settlement.fail_attempt(
+            conn, attempt.id, "the bank's inquiry: failed", expired=now >= intent.expires_at,
+            now=now))
+        return "settled"
+    if outcome is BankOutcome.NOT_FOUND and (attempt.status is AttemptState.UNKNOWN
+                                             or now >= intent.expires_at):
+        # the bank never had this order: nothing was debited
+        await ledger.transact(engine, lambda conn: settlement.fail_attempt(
+            conn, attempt.id, "the bank does not know the order",
+            expired=now >= intent.expires_at, now=now))
+        return "settled"
+    return await _postpone(engine, inquiry, outcome.value, now, max_tries)
+
+
+async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundStatus,
+                         now: dt.datetime, max_tries: int) -> str:
+    async with engine.connect() as conn:
+        refund = await find_refund(conn, inquiry.subject_id)
+    if refund is None or refund.status not in (RefundState.REQUESTED, RefundState.PENDING,
+                                               RefundState.UNKNOWN):
+        return await _close(engine, inquiry, now, answer.outcome.value)
+    outcome = answer.outcome
+    if outcome is BankOutcome.SUCCEEDED and _amount_differs(answer.amount, refund.amount_minor):
+        why = f"the bank's inquiry answer states refund {answer.amount}, not {refund.amount}"
+        await ledger.transact(engine, lambda conn: settlement.refund_to_review(
+            conn, refund.id, why, now))
+        return "to_review"
+    if outcome is BankOutcome.NOT_FOUND and refund.status is not RefundState.PENDING:
+        outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
+    if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
+        final = outcome
+        await ledger.transact(engine, lambda conn: settlement.settle_refund(
+            conn, refund.id, final, bank_txn_id=answer.bank_txn_id, now=now, source="inquiry",
+            reason="the bank's inquiry: failed or unknown to the bank"))
+        return "settled"
+    if refund.status is RefundState.UNKNOWN:
+        await ledger.transact(engine, lambda conn: settlement.settle_refund(
+            conn, refund.id, outcome, bank_txn_id=answer.bank_txn_id, now=now))
+    return await _postpone(engine, inquiry, outcome.value, now, max_tries)
+
+
+async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutStatus,
+                         now: dt.datetime, max_tries: int) -> str:
+    async with engine.connect() as conn:
+        payout = await find_payout(conn, inquiry.subject_id)
+    if payout is None or payout.status not in (PayoutState.SUBMITTED, PayoutState.UNKNOWN):
+        return await _close(engine, inquiry, now, answer.outcome.value)
+    outcome = answer.outcome
+    if outcome is BankOutcome.SUCCEEDED and _amount_differs(answer.amount, payout.amount_minor):
+        why = f"the bank's inquiry answer states payout {answer.amount}, not {payout.amount}"
+
+        async def review(conn: AsyncConnection) -> None:
+            await transition(conn, payout.id, payout.status, PayoutState.REVIEW, now=now,
+                             failure_reason=why)
+            await inquiries.close(conn, Subject.PAYOUT, payout.id, now, status="review")
+        await ledger.transact(engine, review)
+        return "to_review"
+    if outcome is BankOutcome.NOT_FOUND and payout.status is PayoutState.UNKNOWN:
+        outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
+    if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
+        final = outcome
+        await ledger.transact(engine, lambda conn: payouts.settle_payout(
+            conn, payout.id, final, bank_txn_id=answer.bank_txn_id, now=now,
+            reason="the bank's inquiry: failed or unknown to the bank"))
+        return "settled"
+    if payout.status is PayoutState.UNKNOWN:
+        await ledger.transact(engine, lambda conn: payouts.settle_payout(
+            conn, payout.id, BankOutcome.PROCESSING, now=now))
+    return await _postpone(engine, inquiry, outcome.value, now, max_tries)

@@ -1,0 +1,163 @@
+"""Refunds: partial, several, never more than captured.
+
+`refund_payment` reserves the amount on the intent with a compare-and-set
+(`refund_reserved_minor + amount <= captured_minor`, also a CHECK), records the refund,
+then asks the bank. The bank's word — its answer, its notification or the janitor's
+inquiry — settles it: succeeded posts the refund entry (external_ref = the bank's refund
+id), failed releases the reservation; a lost answer makes it `unknown` until the inquiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from moneyed import Money
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import ledger
+from gateways import inquiries, settlement
+from gateways.bank import (
+    BankGateway,
+    BankOutcome,
+    BankRejected,
+    BankUnavailable,
+    OutcomeUnknown,
+    RefundOrder,
+    RefundStatus,
+)
+from gateways.checkout import get_intent, new_id
+from gateways.errors import (
+    IllegalTransition,
+    InvalidPaymentRequest,
+    RefundExceedsCaptured,
+    RefundNotFound,
+)
+from gateways.inquiries import Subject
+from gateways.routing import BankDirectory
+from gateways.schema import payment_intents, refunds
+from gateways.states import AttemptState, IntentState, RefundState
+from gateways.store import find_refund, load_attempt, load_refund, utcnow
+from gateways.types import Refund
+
+__all__ = ["get_refund", "list_refunds", "refund_payment"]
+
+log = structlog.get_logger("gateways.refunds")
+_REFUNDABLE = (IntentState.SUCCEEDED, IntentState.CAPTURED)
+
+
+async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: str,
+                         amount: Money, *, reason: str = "", refund_id: str | None = None,
+                         merchant_id: str | None = None) -> Refund:
+    """Refund `amount` of a paid intent at the bank that took the payment.
+
+    `refund_id` makes the call idempotent (the same id and amount returns that refund).
+    Raises `RefundExceedsCaptured` when refunds succeeded or in flight would pass what was
+    captured, `IllegalTransition` when the intent is not paid. The refund returned may be
+    `succeeded`, `pending` (the bank is processing), `unknown` or `failed`."""
+    try:
+        units = ledger.to_minor(amount)
+    except ledger.LedgerError as exc:
+        raise InvalidPaymentRequest(f"refund of {intent_id}: {exc}") from None
+    if units <= 0:
+        raise InvalidPaymentRequest(f"refund of {intent_id}: amount must be positive")
+    refund_id = refund_id or new_id("rf")
+
+    async def reserve(conn: AsyncConnection) -> tuple[Refund, bool]:
+        intent = await get_intent(conn, intent_id, merchant_id=merchant_id)
+        existing = await find_refund(conn, refund_id)
+        if existing is not None:
+            if (existing.intent_id, existing.amount_minor) != (intent_id, units):
+                raise InvalidPaymentRequest(
+                    f"refund id {refund_id} was already used for another refund")
+            return existing, False
+        if intent.status not in _REFUNDABLE:
+            raise IllegalTransition("intent", intent_id, intent.status.value, "refunded",
+                                    "only a paid intent can be refunded")
+        if amount.currency.code != intent.currency:
+            raise InvalidPaymentRequest(f"intent {intent_id} is in {intent.currency}, "
+                                        f"not {amount.currency.code}")
+        assert intent.current_attempt_id is not None
+        attempt = await load_attempt(conn, intent.current_attempt_id)
+        if attempt.status not in (AttemptState.SUCCEEDED, AttemptState.CAPTURED):
+            raise IllegalTransition("attempt", attempt.id, attempt.status.value, "refunded",
+                                    "the paid attempt is not settled")
+        now = utcnow()
+        done = await conn.execute(payment_intents.update().where(
+            payment_intents.c.id == intent_id,
+            payment_intents.c.status.in_([s.value for s in _REFUNDABLE]),
+            payment_intents.c.refund_reserved_minor + units <= payment_intents.c.captured_minor,
+        ).values(refund_reserved_minor=payment_intents.c.refund_reserved_minor + units,
+                 updated_at=now))
+        if done.rowcount != 1:
+            fresh = await get_intent(conn, intent_id)
+            raise RefundExceedsCaptured(intent_id, str(amount), str(fresh.refundable))
+        await conn.execute(refunds.insert().values(
+            id=refund_id, intent_id=intent_id, attempt_id=attempt.id, bank=attempt.bank,
+            status=RefundState.REQUESTED.value, amount_minor=units, currency=intent.currency,
+            reason=reason, created_at=now, updated_at=now))
+        return await load_refund(conn, refund_id), True
+
+    refund, fresh = await ledger.transact(engine, reserve)
+    if not fresh:
+        return refund
+    log.info("refund.requested", refund_id=refund_id, intent_id=intent_id, bank=refund.bank,
+             amount_minor=units)
+    async with engine.connect() as conn:
+        attempt = await load_attempt(conn, refund.attempt_id)
+    order = RefundOrder(refund_id=refund_id, attempt_id=attempt.id,
+                        original_bank_txn_id=attempt.bank_txn_id or "", amount=amount,
+                        reason=reason or "refund", notify_url=banks.notify_url(refund.bank))
+    try:
+        answer = await banks.call(refund.bank, _send(order), moves_money=True)
+    except (BankUnavailable, BankRejected) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        await ledger.transact(engine, lambda conn: settlement.settle_refund(
+            conn, refund_id, BankOutcome.FAILED, bank_txn_id=None, reason=why))
+    except OutcomeUnknown as exc:
+        why = f"OutcomeUnknown: {exc}"
+        await ledger.transact(engine, lambda conn: settlement.mark_refund_unknown(
+            conn, refund_id, why))
+    else:
+        await ledger.transact(engine, lambda conn: _apply(conn, refund, answer))
+    async with engine.connect() as conn:
+        return await load_refund(conn, refund_id)
+
+
+def _send(order: RefundOrder) -> Callable[[BankGateway], Awaitable[RefundStatus]]:
+    return lambda bank: bank.refund(order)
+
+
+async def _apply(conn: AsyncConnection, refund: Refund, answer: RefundStatus) -> None:
+    if answer.amount is not None and ledger.to_minor(answer.amount) != refund.amount_minor:
+        await settlement.refund_to_review(conn, refund.id, (
+            f"bank {refund.bank} answered refund {refund.id} with {answer.amount}, "
+            f"not {refund.amount}"))
+        return
+    await settlement.settle_refund(conn, refund.id, answer.outcome, bank_txn_id=answer.bank_txn_id,
+                                   source="answer")
+    if answer.outcome not in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
+        now = utcnow()
+        await inquiries.schedule(conn, Subject.REFUND, refund.id, refund.bank,
+                                 now + inquiries.BASE_DELAY, now)
+
+
+async def get_refund(conn: AsyncConnection, refund_id: str, *,
+                     merchant_id: str | None = None) -> Refund:
+    refund = await find_refund(conn, refund_id)
+    if refund is None:
+        raise RefundNotFound(refund_id)
+    if merchant_id is not None:
+        try:
+            await get_intent(conn, refund.intent_id, merchant_id=merchant_id)
+        except LookupError:
+            raise RefundNotFound(refund_id) from None
+    return refund
+
+
+async def list_refunds(conn: AsyncConnection, intent_id: str, *,
+                       merchant_id: str | None = None) -> list[Refund]:
+    await get_intent(conn, intent_id, merchant_id=merchant_id)
+    return await settlement.refunds_of(conn, intent_id)
+
+

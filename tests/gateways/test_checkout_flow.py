@@ -1,0 +1,288 @@
+"""Checkout end to end against the real sandbox banks over loopback HTTP, on SQLite and
+PostgreSQL: success, duplicate, forged, mismatched and unknown-order notifications, a
+declined payment retried, the janitor settling what no notification told."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+import gateways
+from gateways import AttemptState, IntentState
+from gateways.sandbox import Fault
+
+from .core_env import checkout_env
+from .core_helpers import cny
+
+LATER = dt.timedelta(hours=2)
+
+
+async def test_payment_succeeds_end_to_end(db):
+    async with checkout_env(db) as env:
+        await env.terms(rate="0.03")
+        co = await env.checkout("100.01")
+        assert co.intent.status is IntentState.PENDING
+        assert co.attempt.status is AttemptState.PENDING
+        assert co.instruction is not None and co.instruction.url.startswith("http://127.0.0.1:")
+        await env.pay(co)
+        await env.fleet.drain()
+        intent = await env.intent(co.intent.id)
+        assert intent.status is IntentState.SUCCEEDED
+        assert (intent.captured_minor, intent.commission_minor) == (10001, 300)
+        async with db.connect() as conn:
+            [attempt] = await gateways.list_attempts(conn, co.intent.id)
+        txn = env.fleet.bank("restbank").find(*_payment(attempt.id))
+        assert attempt.status is AttemptState.SUCCEEDED and attempt.bank_txn_id == txn.bank_txn_id
+        [entry] = await env.entries("payment.capture")
+        assert entry.external_ref == txn.bank_txn_id
+        assert entry.idempotency_key == f"capture:{attempt.id}"
+        assert dict(entry.metadata) == {"attempt_id": attempt.id, "intent_id": co.intent.id,
+                                        "order_id": co.intent.order_id, "bank": "restbank"}
+        by_account = {p.account_code: p.amount for p in entry.postings}
+        # 3 % of 100.01 is 3.0003: rounded half-even to 3.00; the residue stays payable
+        assert by_account == {"1102.clearing.restbank": 10001, "2202.payable.sup-001": -9701,
+                              "6001.income.commission": -300}
+        assert await env.rejections() == []
+        await env.assert_agrees_with_banks()
+
+
+def _payment(attempt_id: str):
+    from gateways.sandbox import TxnKind
+    return TxnKind.PAYMENT, attempt_id
+
+
+async def test_duplicate_notification_is_applied_once(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("58.00")
+        env.fleet.bank("restbank").faults.set(co.attempt.id, Fault.DUPLICATE_NOTIFY)
+        await env.pay(co)
+        await env.fleet.drain()
+        assert (await env.intent(co.intent.id)).status is IntentState.SUCCEEDED
+        assert len(await env.entries("payment.capture")) == 1
+        assert "duplicate" in await env.rejections()
+        await env.assert_agrees_with_banks()
+
+
+async def test_forged_notification_changes_nothing(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("77.00")
+        bank = env.fleet.bank("restbank")
+        # the first delivery carries a broken signature; the bank retries signed right
+        bank.faults.set(co.attempt.id, Fault.BAD_SIGNATURE)
+        await env.pay(co)
+        await env.fleet.drain()
+        assert (await env.rejections())[0] == "forged"
+        assert (await env.intent(co.intent.id)).status is IntentState.SUCCEEDED
+        # a forger replays the real notification with the amount raised: refused
+        delivered = [d for d in bank.notifier.deliveries if d.acknowledged][-1]
+        tampered = delivered.body.replace(b"7700", b"9900")
+        assert tampered != delivered.body
+        before = len(await env.entries("payment.capture"))
+        async with httpx.AsyncClient(trust_env=False) as client:
+            answer = await client.post(env.banks.notify_url("restbank"), content=tampered,
+                                       headers=delivered.headers)
+        assert answer.status_code == 503
+        assert (await env.rejections())[-1] == "forged"
+        assert len(await env.entries("payment.capture")) == before == 1
+        await env.assert_agrees_with_banks()
+
+
+async def test_amount_mismatch_puts_the_intent_in_review_and_inquiry_books_the_truth(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("40.00")
+        env.fleet.bank("restbank").faults.set(co.attempt.id, Fault.AMOUNT_MISMATCH)
+        await env.pay(co)
+        await env.fleet.drain()
+        intent = await env.intent(co.intent.id)
+        assert intent.status is IntentState.REVIEW
+        assert "amount" in (intent.review_reason or "")
+        assert await env.entries("payment.capture") == []
+        assert "mismatch" in await env.rejections()
+        # the bank did take 40.00: its inquiry answer (not the bad notification) is booked,
+        # and the intent stays with a person
+        report = await gateways.run_janitor(db, env.banks)
+        assert report.settled == 1
+        intent = await env.intent(co.intent.id)
+        assert intent.status is IntentState.REVIEW and intent.captured_minor == 4000
+        await env.assert_agrees_with_banks()
+
+
+async def test_unknown_order_notification_is_recorded_and_changes_nothing(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("12.00")
+        env.fleet.bank("restbank").faults.set(co.attempt.id, Fault.UNKNOWN_ORDER)
+        await env.pay(co)
+        await env.fleet.drain()
+        assert "unknown_reference" in await env.rejections()
+        assert len(await env.entries("payment.capture")) == 1
+        await env.assert_agrees_with_banks()
+
+
+async def test_no_notification_the_janitor_settles_it(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("66.60")
+        env.fleet.bank("restbank").faults.set(co.attempt.id, Fault.NO_NOTIFY)
+        await env.pay(co)
+        await env.fleet.drain()
+        assert (await env.intent(co.intent.id)).status is IntentState.PENDING
+        # before expiry nothing is due: the customer may still be paying
+        assert (await gateways.run_janitor(db, env.banks)).checked == 0
+        report = await gateways.run_janitor(db, env.banks, now=co.intent.expires_at + LATER)
+        assert (report.checked, report.settled) == (1, 1)
+        assert (await env.intent(co.intent.id)).status is IntentState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
+async def test_an_unanswered_inquiry_goes_to_review_after_max_tries(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("5.00")
+        # the customer never pays; after expiry the bank is asked. The sandbox's own clock
+        # has not reached the expiry, so it answers "processing": the janitor backs off,
+        # and after max_tries unanswered inquiries hands the attempt to a person
+        report = await gateways.run_janitor(db, env.banks, now=co.intent.expires_at + LATER,
+                                            max_tries=2)
+        assert (report.checked, report.postponed) == (1, 1)
+        assert (await env.intent(co.intent.id)).status is IntentState.PENDING
+        report = await gateways.run_janitor(db, env.banks, now=co.intent.expires_at + 2 * LATER,
+                                            max_tries=2)
+        assert report.to_review == 1
+        assert (await env.intent(co.intent.id)).status is IntentState.REVIEW
+        assert await env.entries("payment.capture") == []
+        await env.assert_agrees_with_banks()
+
+
+async def test_declined_payment_is_retried_and_paid(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("20.00")
+        await env.pay(co, decline=True)
+        await env.fleet.drain()
+        assert (await env.intent(co.intent.id)).status is IntentState.FAILED
+        again = await gateways.retry_intent(db, env.banks, co.intent.id, "restbank",
+                                            merchant_id="m-1")
+        assert again.attempt.id != co.attempt.id
+        assert again.intent.status is IntentState.PENDING
+        await env.pay(again)
+        await env.fleet.drain()
+        intent = await env.intent(co.intent.id)
+        assert intent.status is IntentState.SUCCEEDED and intent.current_attempt_id == again.attempt.id
+        await env.assert_agrees_with_banks()
+
+
+async def test_same_order_same_checkout_other_terms_refused_merchants_isolated(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("10.00", order="ord-1")
+        assert (await env.checkout("10.00", order="ord-1")).intent.id == co.intent.id
+        with pytest.raises(gateways.DuplicateOrder):
+            await env.checkout("11.00", order="ord-1")
+        other = await env.checkout("10.00", order="ord-1", merchant="m-2")
+        assert other.intent.id != co.intent.id
+        async with db.connect() as conn:
+            assert [i.id for i in await gateways.list_intents(conn, "m-1")] == [co.intent.id]
+            with pytest.raises(gateways.IntentNotFound):
+                await gateways.get_intent(conn, co.intent.id, merchant_id="m-2")
+        with pytest.raises(gateways.UnknownSupplier):
+            await env.checkout("10.00", supplier="sup-404")
+        with pytest.raises(gateways.UnknownBank):
+            await env.checkout("10.00", bank="nobank")
+        with pytest.raises(gateways.InvalidPaymentRequest):
+            await env.checkout("0.00")
+
+
+async def test_cancel_only_what_no_bank_is_taking(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("10.00")
+        with pytest.raises(gateways.IllegalTransition):
+            async with db.begin() as conn:
+                await gateways.cancel_intent(conn, co.intent.id)
+        await env.pay(co, decline=True)
+        await env.fleet.drain()
+        async with db.begin() as conn:
+            canceled = await gateways.cancel_intent(conn, co.intent.id, merchant_id="m-1")
+        assert canceled.status is IntentState.CANCELED
+
+
+async def test_refund_partial_several_and_never_more_than_captured(db):
+    async with checkout_env(db) as env:
+        await env.terms(rate="0.03")
+        co = await env.checkout("100.00")
+        await env.pay(co)
+        await env.fleet.drain()
+        first = await gateways.refund_payment(db, env.banks, co.intent.id, cny("33.33"),
+                                              reason="one mug broken", refund_id="rf1")
+        assert first.status is gateways.RefundState.SUCCEEDED
+        # the same refund id again is the same refund, nothing more at the bank
+        again = await gateways.refund_payment(db, env.banks, co.intent.id, cny("33.33"),
+                                              refund_id="rf1")
+        assert again.id == first.id
+        with pytest.raises(gateways.RefundExceedsCaptured):
+            await gateways.refund_payment(db, env.banks, co.intent.id, cny("66.68"))
+        second = await gateways.refund_payment(db, env.banks, co.intent.id, cny("66.67"))
+        assert second.status is gateways.RefundState.SUCCEEDED
+        with pytest.raises(gateways.RefundExceedsCaptured):
+            await gateways.refund_payment(db, env.banks, co.intent.id, cny("0.01"))
+        await env.fleet.drain()
+        intent = await env.intent(co.intent.id)
+        assert intent.refunded_minor == intent.captured_minor == 10000
+        # proportional commission: all of it given back, to the fen, over two refunds
+        assert intent.refunded_commission_minor == intent.commission_minor == 300
+        refunds = await env.entries("payment.refund")
+        assert len(refunds) == 2
+        bank = env.fleet.bank("restbank")
+        from gateways.sandbox import TxnKind
+        assert {e.external_ref for e in refunds} == {
+            bank.find(TxnKind.REFUND, r).bank_txn_id for r in ("rf1", second.id)}
+        assert await _net(db, "2202.payable.sup-001") == 0
+        assert await _net(db, "6001.income.commission") == 0
+        await env.assert_agrees_with_banks()
+
+
+async def test_refund_keeping_the_commission(db):
+    async with checkout_env(db) as env:
+        await env.terms(rate="0.05", refund_commission="keep")
+        co = await env.checkout("10.00")
+        await env.pay(co)
+        await env.fleet.drain()
+        await gateways.refund_payment(db, env.banks, co.intent.id, cny("4.00"))
+        await env.fleet.drain()
+        # payable: 9.50 captured, less the whole 4.00; commission 0.50 kept
+        assert await _net(db, "2202.payable.sup-001") == -550
+        assert await _net(db, "6001.income.commission") == -50
+        await env.assert_agrees_with_banks()
+
+
+async def test_refund_timing_out_after_debit_is_unknown_until_the_janitor(db):
+    async with checkout_env(db) as env:
+        await env.terms()
+        co = await env.checkout("80.00")
+        await env.pay(co)
+        await env.fleet.drain()
+        bank = env.fleet.bank("restbank")
+        bank.faults.set("rftimeout", Fault.TIMEOUT_AFTER_DEBIT, Fault.NO_NOTIFY)
+        refund = await gateways.refund_payment(db, env.banks, co.intent.id, cny("30.00"),
+                                               refund_id="rftimeout")
+        assert refund.status is gateways.RefundState.UNKNOWN
+        assert await env.entries("payment.refund") == []
+        report = await gateways.run_janitor(db, env.banks)
+        assert report.settled == 1
+        async with db.connect() as conn:
+            settled = await gateways.get_refund(conn, "rftimeout")
+        assert settled.status is gateways.RefundState.SUCCEEDED
+        await env.fleet.drain()
+        await env.assert_agrees_with_banks()
+
+
+async def _net(engine, code: str) -> int:
+    import ledger
+    async with engine.connect() as conn:
+        return (await ledger.balance(conn, code)).posted_net
