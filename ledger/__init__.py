@@ -36,6 +36,7 @@ from ledger.errors import (
     UnknownAccount,
 )
 from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
+from ledger.lookups import BookedPosting, last_sequence, net_by_value_date, postings_after
 from ledger.money import from_minor, minor_exponent, to_minor
 from ledger.proof import trial_balance, verify
 from ledger.queries import balance, statement
@@ -66,15 +67,18 @@ from ledger.types import (
 __all__ = [
     "Account", "AccountClosed", "AccountError", "AccountExists", "AccountNotEmpty",
     "AccountRef", "AccountSpec", "AccountStatement", "AccountStatus", "AccountType",
-    "AlreadyReversed", "Balance", "BalanceLimit", "BalanceLimitExceeded", "CurrencyMismatch",
+    "AlreadyReversed", "Balance", "BalanceLimit", "BalanceLimitExceeded", "BookedPosting",
+    "CurrencyMismatch",
     "EntryNotFound", "EntryRequest", "Hold", "HoldAlreadyResolved", "HoldAmountExceeded",
     "HoldError", "HoldExpired", "HoldLeg", "HoldNotFound", "HoldRequest", "HoldStatus",
     "IdempotencyConflict", "InvalidAmount", "InvalidRequest", "JournalEntry", "LedgerError",
     "PostedPosting", "Posting", "StatementLine", "TrialBalance", "TrialBalanceRow",
     "UnbalancedEntry", "UnknownAccount", "VerifyReport", "balance", "close_account",
     "create_engine", "ensure_account", "expire_holds", "find_account", "find_entry",
-    "from_minor", "get_account", "get_entry", "hold", "is_retryable", "list_accounts",
-    "load_entries", "load_holds", "metadata", "minor_exponent", "open_account", "post",
-    "post_hold", "post_many", "reverse", "statement", "to_minor", "transact", "trial_balance",
-    "verify", "void_hold",
+    "from_minor", "get_account", "get_entry", "hold", "is_retryable", "last_sequence",
+    "list_accounts",
+    "load_entries", "load_holds", "metadata", "minor_exponent", "net_by_value_date",
+    "open_account", "post",
+    "post_hold", "post_many", "postings_after", "reverse", "statement", "to_minor", "transact",
+    "trial_balance", "verify", "void_hold",
 ]

@@ -1,22 +1,51 @@
-"""Bank statement import: camt.053/camt.054, MT940, BAI2, OFX and CSV read into one
-`Statement` type and checked before anything is stored.
+"""Bank statement reconciliation: import camt.053/camt.054, MT940, BAI2, OFX and CSV into
+one `Statement` type, store it idempotently, match its lines against the books, queue
+what stays unmatched, and report the bank balance against the book balance.
 
-    statements = parse_statement(data, source_name="icbc-2026-11-22.xml")
-
-Matching, the exceptions queue and storage build on these values.
+    async with engine.begin() as conn:
+        bank = await configure_bank_account(conn, BankAccountConfig.for_bank("icbc", "CNY"))
+        await import_statement(conn, bank, data, source_name="icbc-2026-11-22.xml")
+        result = await reconcile(conn, bank, dt.date(2026, 11, 22))
+        report = await build_report(conn, bank, dt.date(2026, 11, 22))
 """
 
 from __future__ import annotations
 
+from reconciliation.config import (
+    BankAccount,
+    BankAccountConfig,
+    MatchingRules,
+    configure_bank_account,
+    get_bank_account,
+    list_bank_accounts,
+)
 from reconciliation.detect import detect_format
+from reconciliation.engine import ReconcileResult, reconcile
 from reconciliation.errors import (
+    ExceptionNotOpen,
+    InvalidResolution,
+    ReconciliationError,
     StatementCurrencyMismatch,
     StatementError,
+    StatementForAnotherAccount,
     UnbalancedStatement,
+    UnknownBankAccount,
     UnknownStatementFormat,
     UnreadableStatement,
 )
+from reconciliation.exceptions import ExceptionRecord, get_exception, list_exceptions
+from reconciliation.items import sync_book_items
 from reconciliation.parsers import FORMATS, CsvProfile, StatementParser, parser_for
+from reconciliation.reading import parse_statement
+from reconciliation.report import ReconciliationReport, build_report
+from reconciliation.resolution import (
+    audit_trail,
+    match_manually,
+    parse_item_key,
+    post_adjustment,
+    resolve_by_match,
+    write_off,
+)
 from reconciliation.schema import metadata
 from reconciliation.statement import (
     Balance,
@@ -26,57 +55,19 @@ from reconciliation.statement import (
     StatementLine,
     file_hash,
 )
+from reconciliation.store import ImportResult, import_statement, store_statements
 from reconciliation.validation import validate_statement
 
-
-def parse_statement(
-    data: bytes,
-    *,
-    format: str | None = None,
-    profile: CsvProfile | None = None,
-    source_name: str = "<bytes>",
-    account_currency: str | None = None,
-) -> list[Statement]:
-    """Every statement in the file, read and validated; raises a `StatementError`
-    naming what is wrong otherwise, and then nothing from the file may be used.
-
-    `format` defaults to what `detect_format` finds (CSV when a `profile` is given);
-    `account_currency`, when the caller knows the account, refuses a statement in
-    another currency.
-    """
-    chosen = format or ("csv" if profile is not None else detect_format(data))
-    if chosen is None:
-        raise UnknownStatementFormat(
-            f"{source_name}: not a camt.053, camt.054, MT940, BAI2 or OFX file; "
-            f"name the format, or give a CsvProfile for CSV"
-        )
-    if chosen not in FORMATS:
-        raise UnknownStatementFormat(f"unknown statement format {chosen!r}")
-    if chosen == "csv" and profile is None:
-        raise UnknownStatementFormat("reading a CSV statement needs a CsvProfile")
-    statements = parser_for(chosen, profile).parse(data, source_name=source_name)
-    for statement in statements:
-        validate_statement(statement, account_currency=account_currency)
-    return statements
-
-
 __all__ = [
-    "FORMATS",
-    "Balance",
-    "BatchDetails",
-    "CsvProfile",
-    "Statement",
-    "StatementCurrencyMismatch",
-    "StatementError",
-    "StatementKind",
-    "StatementLine",
-    "StatementParser",
-    "UnbalancedStatement",
-    "UnknownStatementFormat",
-    "UnreadableStatement",
-    "detect_format",
-    "file_hash",
-    "metadata",
-    "parse_statement",
-    "validate_statement",
+    "FORMATS", "Balance", "BankAccount", "BankAccountConfig", "BatchDetails", "CsvProfile",
+    "ExceptionNotOpen", "ExceptionRecord", "ImportResult", "InvalidResolution",
+    "MatchingRules", "ReconcileResult", "ReconciliationError", "ReconciliationReport",
+    "Statement", "StatementCurrencyMismatch", "StatementError", "StatementForAnotherAccount",
+    "StatementKind", "StatementLine", "StatementParser", "UnbalancedStatement",
+    "UnknownBankAccount", "UnknownStatementFormat", "UnreadableStatement", "audit_trail",
+    "build_report", "configure_bank_account", "detect_format", "file_hash", "get_bank_account",
+    "get_exception", "import_statement", "list_bank_accounts", "list_exceptions",
+    "match_manually", "metadata", "parse_item_key", "parse_statement", "parser_for",
+    "post_adjustment", "reconcile", "resolve_by_match", "store_statements",
+    "sync_book_items", "validate_statement", "write_off",
 ]

@@ -23,7 +23,14 @@ def format_money(money: Money) -> str:
     return f"{text} {money.currency.code}"
 
 
-class StatementError(Exception):
+class ReconciliationError(Exception):
+    """Base of every error this package raises on purpose: reading a statement, matching,
+    resolving, reporting."""
+
+    code = "reconciliation-error"
+
+
+class StatementError(ReconciliationError):
     """Base of every error raised on purpose while reading a statement."""
 
     #: a short machine-readable name, used as the problem type by the HTTP API
@@ -91,3 +98,26 @@ class StatementCurrencyMismatch(StatementError):
             f"statement {statement_id}: {where} is in {found}, but the account is kept in "
             f"{expected}"
         )
+
+
+class UnknownBankAccount(ReconciliationError):
+    code = "unknown-bank-account"
+
+
+class ExceptionNotOpen(ReconciliationError):
+    """The exception does not exist, or someone resolved it already."""
+
+    code = "exception-not-open"
+
+
+class InvalidResolution(ReconciliationError):
+    """A resolution that would not explain the exception: amounts that do not agree, a
+    write-off above the tolerance, items already matched, a missing reason."""
+
+    code = "invalid-resolution"
+
+
+class StatementForAnotherAccount(StatementError):
+    """The file is a statement of another bank account than the one named."""
+
+    code = "statement-for-another-account"

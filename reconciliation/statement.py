@@ -45,6 +45,9 @@ class BatchDetails:
     gross_amount: Money | None = None
     fees: Money | None = None
     batch_id: str | None = None
+    #: every reference the bank prints for the batch's items (its transaction ids,
+    #: end-to-end ids), when it lists them; what matches the batch to booked captures
+    item_references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,8 @@ def _batch(
     if batch is None and len(details) <= 1:
         return None
     count_text = doc.text(batch, "NbOfTxs") if batch is not None else None
-    count = len(details) if count_text is None else _count(doc, batch, count_text)
+    # without NbOfTxs the listed details are the count; with neither, it is unknown
+    count = (len(details) or None) if count_text is None else _count(doc, batch, count_text)
     gross: Money | None = None
     if batch is not None and doc.find(batch, "TtlAmt") is not None:
         gross = doc.amount(batch, "TtlAmt", indicator_path=None)
@@ -111,7 +112,14 @@ def _batch(
     batch_id = (
         doc.text(batch, "PmtInfId", "MsgId") if batch is not None else None
     )
-    return BatchDetails(item_count=count, gross_amount=gross, fees=fees, batch_id=batch_id)
+    references: list[str] = []
+    for detail in details:
+        for path in ("Refs/AcctSvcrRef", "Refs/TxId", "Refs/EndToEndId", "Refs/InstrId"):
+            ref = _provided(doc.text(detail, path))
+            if ref and ref not in references:
+                references.append(ref)
+    return BatchDetails(item_count=count, gross_amount=gross, fees=fees, batch_id=batch_id,
+                        item_references=tuple(references))
 
 
 def _count(doc: CamtDocument, batch: Element | None, text: str) -> int:

@@ -67,7 +67,8 @@ def test_camt053_v08_reads_the_later_schema() -> None:
     assert payment.booking_date == dt.date(2026, 11, 21)
     assert settlement.amount == Money("995.50", "EUR")
     assert settlement.batch == BatchDetails(
-        item_count=3, gross_amount=Money("1000.00", "EUR"), fees=Money("4.50", "EUR")
+        item_count=3, gross_amount=Money("1000.00", "EUR"), fees=Money("4.50", "EUR"),
+        item_references=("CAP-0001", "CAP-0002", "CAP-0003"),
     )
     assert returned.reversal and returned.amount == Money("-120.00", "EUR")
     assert returned.counterparty_name == "Schmidt & Söhne KG"

@@ -1,0 +1,188 @@
+"""Booked bank items: the postings on the ledger accounts a bank account reconciles
+against, copied from the ledger in sequence order so that matching can index them its
+own way (open items by amount, by date, by reference).
+
+The copy follows each account's postings by `(account_id, account_seq)` from where it
+stopped last time (`recon_sync_cursors`), so a run reads only what was posted since.
+Reconciliation's own entries (`recon.*`) are not items: they are the explanation.
+An entry and its reversal cancel out; neither is something a bank will ever show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import ledger
+from reconciliation.config import BankAccount
+from reconciliation.schema import book_items, sync_cursors
+
+_PAGE = 10_000
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+OWN_KINDS = "recon."
+
+
+def normalize_ref(text: str | None) -> str:
+    """References compare without case, spaces or punctuation: `PI-2026/001` = `pi2026001`."""
+    return _NOT_ALNUM.sub("", text.upper()) if text else ""
+
+
+ItemKey = tuple[int, int]
+
+
+@dataclass(slots=True)
+class Item:
+    """An open booked item; `amount` is signed as posted (debit > 0)."""
+
+    account_id: int
+    account_seq: int
+    entry_id: uuid.UUID
+    amount: int
+    effective_date: dt.date
+    kind: str
+    ref: str
+    external_ref: str | None
+    description: str
+
+    @property
+    def key(self) -> ItemKey:
+        return (self.account_id, self.account_seq)
+
+
+def item_from_row(row: Any) -> Item:
+    return Item(row.account_id, row.account_seq, row.entry_id, row.amount_minor,
+                row.effective_date, row.kind, normalize_ref(row.external_ref),
+                row.external_ref, row.description)
+
+
+async def sync_book_items(conn: AsyncConnection, bank: BankAccount) -> int:
+    """Copy every posting on the bank account's item accounts that is new since the last
+    run; returns how many items were added."""
+    added = 0
+    for account_id in bank.item_account_ids:
+        added += await _sync_account(conn, account_id)
+    return added
+
+
+async def _sync_account(conn: AsyncConnection, account_id: int) -> int:
+    cursor = await conn.scalar(sa.select(sync_cursors.c.last_seq)
+                               .where(sync_cursors.c.account_id == account_id))
+    last = int(cursor or 0)
+    added = 0
+    insert_stmt = (postgresql.insert(book_items) if conn.dialect.name == "postgresql"
+                   else sqlite.insert(book_items)).on_conflict_do_nothing()
+    while True:
+        page = await ledger.postings_after(conn, account_id, last, limit=_PAGE)
+        if not page:
+            break
+        last = page[-1].account_seq
+        rows = [_row(p) for p in page if not p.kind.startswith(OWN_KINDS)]
+        if rows:
+            await conn.execute(insert_stmt, rows)
+            added += len(rows)
+            await _void_reversals(conn, account_id, [p for p in page if p.reverses_entry_id
+                                                     and not p.kind.startswith(OWN_KINDS)])
+        if len(page) < _PAGE:
+            break
+    stmt: Any = (postgresql.insert(sync_cursors) if conn.dialect.name == "postgresql"
+                 else sqlite.insert(sync_cursors))
+    await conn.execute(stmt.values(account_id=account_id, last_seq=last).on_conflict_do_update(
+        index_elements=["account_id"], set_={"last_seq": last}))
+    return added
+
+
+def _row(p: ledger.BookedPosting) -> dict[str, Any]:
+    return {
+        "account_id": p.account_id, "account_seq": p.account_seq, "entry_id": p.entry_id,
+        "amount_minor": p.amount, "currency": p.currency, "effective_date": p.effective_date,
+        "kind": p.kind, "external_ref": p.external_ref, "description": p.description[:2000],
+        "status": "open",
+    }
+
+
+async def _void_reversals(conn: AsyncConnection, account_id: int,
+                          reversals: Sequence[ledger.BookedPosting]) -> None:
+    """A reversal and the posting it reverses cancel out; neither waits for the bank.
+    (A reversal of an item already matched stays open: the bank will show it.)"""
+    for p in reversals:
+        original = (await conn.execute(
+            sa.select(book_items.c.account_seq, book_items.c.amount_minor)
+            .where(book_items.c.account_id == account_id,
+                   book_items.c.entry_id == p.reverses_entry_id,
+                   book_items.c.status == "open")
+        )).first()
+        if original is None or original.amount_minor != -p.amount:
+            continue
+        await conn.execute(
+            book_items.update()
+            .where(book_items.c.account_id == account_id,
+                   book_items.c.account_seq.in_([original.account_seq, p.account_seq]))
+            .values(status="void"))
+
+
+def _open_items_of(bank: BankAccount) -> Any:
+    return sa.select(book_items).where(book_items.c.account_id.in_(bank.item_account_ids),
+                                       book_items.c.status == "open")
+
+
+async def items_by_refs(conn: AsyncConnection, bank: BankAccount,
+                        refs: Iterable[str]) -> dict[str, list[Item]]:
+    """Open items whose entry's external reference is one of `refs` (raw strings as the
+    bank printed them, matched exactly and in normalised form)."""
+    wanted = sorted({r for r in refs if r})
+    found: dict[str, list[Item]] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start:start + 1000]
+        rows = await conn.execute(_open_items_of(bank)
+                                  .where(book_items.c.external_ref.in_(chunk)))
+        for row in rows:
+            item = item_from_row(row)
+            found.setdefault(item.ref, []).append(item)
+    return found
+
+
+async def items_by_amounts(conn: AsyncConnection, bank: BankAccount, amounts: Iterable[int],
+                           lo: dt.date, hi: dt.date) -> dict[int, list[Item]]:
+    wanted = sorted(set(amounts))
+    found: dict[int, list[Item]] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start:start + 1000]
+        rows = await conn.execute(
+            _open_items_of(bank).where(book_items.c.amount_minor.in_(chunk),
+                                       book_items.c.effective_date.between(lo, hi)))
+        for row in rows:
+            item = item_from_row(row)
+            found.setdefault(item.amount, []).append(item)
+    return found
+
+
+async def items_in_window(conn: AsyncConnection, bank: BankAccount, account_id: int,
+                          lo: dt.date, hi: dt.date, *, credit: bool, limit: int) -> list[Item]:
+    """Open items of one account and one side in a date range, oldest first, at most
+    `limit` (a bound on what a batch's subset search considers)."""
+    side = book_items.c.amount_minor > 0 if credit else book_items.c.amount_minor < 0
+    rows = await conn.execute(
+        sa.select(book_items).where(book_items.c.account_id == account_id,
+                                    book_items.c.status == "open", side,
+                                    book_items.c.effective_date.between(lo, hi))
+        .order_by(book_items.c.effective_date, book_items.c.account_seq).limit(limit))
+    return [item_from_row(r) for r in rows]
+
+
+async def load_items(conn: AsyncConnection, keys: Sequence[ItemKey]) -> list[tuple[Item, str]]:
+    """The items with these keys that exist, each with its status."""
+    found = []
+    for account_id, seq in keys:
+        row = (await conn.execute(sa.select(book_items).where(
+            book_items.c.account_id == account_id, book_items.c.account_seq == seq))).first()
+        if row is not None:
+            found.append((item_from_row(row), str(row.status)))
+    return found

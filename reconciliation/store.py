@@ -1,0 +1,185 @@
+"""Storing statements: read and check the whole file first, then write it in the caller's
+transaction, so a refused file leaves nothing behind.
+
+Idempotent twice over: a file already imported for the account (same SHA-256) adds
+nothing, and a line already known from an overlapping statement (same line identity) is
+not stored again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import ledger
+from reconciliation.config import BankAccount
+from reconciliation.errors import StatementForAnotherAccount
+from reconciliation.parsers import CsvProfile
+from reconciliation.reading import parse_statement
+from reconciliation.schema import statement_lines, statements
+from reconciliation.statement import Statement, StatementLine, file_hash
+
+log = structlog.get_logger("reconciliation")
+
+#: lines written per statement: large enough to amortise the round trip, small enough
+#: to report progress on a million-line file
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    source_name: str
+    file_hash: str
+    #: True when this very file had been imported for the account before
+    already_imported: bool
+    statements: int
+    lines: int
+    new_lines: int
+
+    @property
+    def known_lines(self) -> int:
+        return self.lines - self.new_lines
+
+
+def _norm_account(text: str) -> str:
+    return "".join(text.split()).upper()
+
+
+def check_account(bank: BankAccount, statement: Statement) -> None:
+    expected = bank.config.bank_account_number
+    if expected and statement.account and _norm_account(statement.account) != _norm_account(expected):
+        raise StatementForAnotherAccount(
+            f"statement {statement.statement_id} is for account {statement.account}, "
+            f"not {expected} ({bank.code})"
+        )
+
+
+def line_row(bank_account_id: int, statement_id: int, line: StatementLine) -> dict[str, Any]:
+    batch = None
+    if line.batch is not None:
+        b = line.batch
+        batch = {
+            "item_count": b.item_count,
+            "gross_minor": ledger.to_minor(b.gross_amount) if b.gross_amount is not None else None,
+            "fees_minor": ledger.to_minor(b.fees) if b.fees is not None else None,
+            "batch_id": b.batch_id,
+            "item_references": list(b.item_references),
+        }
+    return {
+        "bank_account_id": bank_account_id, "statement_id": statement_id,
+        "line_identity": line.line_identity, "amount_minor": ledger.to_minor(line.amount),
+        "currency": line.amount.currency.code, "value_date": line.value_date,
+        "booking_date": line.booking_date, "bank_reference": line.bank_reference,
+        "end_to_end_id": line.end_to_end_id, "customer_reference": line.customer_reference,
+        "counterparty_name": line.counterparty_name,
+        "counterparty_account": line.counterparty_account, "description": line.description,
+        "transaction_code": line.transaction_code, "reversal": line.reversal, "batch": batch,
+        "status": "open",
+    }
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _insert_new(conn: AsyncConnection) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(statement_lines)
+    else:
+        stmt = sqlite.insert(statement_lines)
+    return stmt.on_conflict_do_nothing(
+        index_elements=["bank_account_id", "line_identity"]
+    ).returning(statement_lines.c.id)
+
+
+async def store_statements(
+    conn: AsyncConnection,
+    bank: BankAccount,
+    parsed: Sequence[Statement],
+    *,
+    data_hash: str,
+    source_name: str,
+    actor: str = "system",
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Write already-validated statements of one file; see `import_statement`."""
+    total = sum(len(s.lines) for s in parsed)
+    seen = await conn.scalar(
+        sa.select(sa.func.count()).select_from(statements)
+        .where(statements.c.bank_account_id == bank.id, statements.c.file_hash == data_hash)
+    )
+    if seen:
+        log.info("statement.reimport_ignored", bank=bank.code, source=source_name)
+        if progress:
+            progress(total)
+        return ImportResult(source_name, data_hash, True, len(parsed), total, 0)
+    for statement in parsed:
+        check_account(bank, statement)
+    now = dt.datetime.now(dt.UTC)
+    new_lines = 0
+    insert = _insert_new(conn)
+    for statement in parsed:
+        dates = [line.booking_date for line in statement.lines]
+        opening, closing = statement.opening, statement.closing
+        statement_id = await conn.scalar(statements.insert().values(
+            bank_account_id=bank.id, statement_ref=statement.statement_id[:200],
+            file_hash=data_hash, source_name=source_name[:300],
+            format=statement.source_format, format_version=statement.format_version,
+            kind=statement.kind.value, currency=statement.currency,
+            period_start=opening.date if opening else (min(dates) if dates else None),
+            period_end=closing.date if closing else (max(dates) if dates else None),
+            opening_minor=ledger.to_minor(opening.amount) if opening else None,
+            opening_date=opening.date if opening else None,
+            opening_derived=bool(opening and opening.derived),
+            closing_minor=ledger.to_minor(closing.amount) if closing else None,
+            closing_date=closing.date if closing else None,
+            line_count=len(statement.lines), new_line_count=0, imported_at=now,
+            imported_by=actor,
+        ).returning(statements.c.id))
+        assert statement_id is not None
+        fresh = 0
+        for chunk in _chunks(statement.lines, CHUNK):
+            rows = [line_row(bank.id, statement_id, line) for line in chunk]
+            fresh += len((await conn.execute(insert, rows)).all())
+            if progress:
+                progress(len(chunk))
+        await conn.execute(statements.update().where(statements.c.id == statement_id)
+                           .values(new_line_count=fresh))
+        new_lines += fresh
+    log.info("statement.imported", bank=bank.code, source=source_name, lines=total,
+             new_lines=new_lines)
+    return ImportResult(source_name, data_hash, False, len(parsed), total, new_lines)
+
+
+async def import_statement(
+    conn: AsyncConnection,
+    bank: BankAccount,
+    data: bytes,
+    *,
+    format: str | None = None,
+    profile: CsvProfile | None = None,
+    source_name: str = "<bytes>",
+    actor: str = "system",
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Read, check and store a statement file for `bank`, in the caller's transaction.
+
+    Everything is checked before the first row is written: format, balances, currency of
+    the account, the account the statement is for. `progress` is called with the number
+    of lines written after each chunk.
+    """
+    parsed = parse_statement(data, format=format, profile=profile, source_name=source_name,
+                             account_currency=bank.currency)
+    for statement in parsed:
+        check_account(bank, statement)
+    return await store_statements(conn, bank, parsed, data_hash=file_hash(data),
+                                  source_name=source_name, actor=actor, progress=progress)
