@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moneyed import Money
+from moneyed import CurrencyDoesNotExist, Money, get_currency
 
 from gateways.protocols.amounts import minor_to_money, money_to_minor, parse_minor_units
 from gateways.protocols.crypto import rsa_sha256_sign, rsa_sha256_verify, sha256_hex
@@ -56,6 +56,7 @@ __all__ = [
     "BackTransAnswer",
     "BackTransStatus",
     "ConsumeRequest",
+    "PayoutRequest",
     "QueryRequest",
     "QueryResult",
     "RefundRequest",
@@ -65,7 +66,10 @@ __all__ = [
     "TxnType",
     "Verifier",
     "classify_query",
+    "currency_for_code",
+    "decode_customer_info",
     "decode_form",
+    "encode_customer_info",
     "encode_form",
     "encode_response_string",
     "fen_to_money",
@@ -88,6 +92,8 @@ CURRENCY_CNY = "156"
 ACCESS_TYPE_MERCHANT = "0"
 CHANNEL_INTERNET = "07"
 BIZ_TYPE_B2C_GATEWAY = "000201"
+#: 代付 (payment to a bank account): the merchant pays out of its settlement account
+BIZ_TYPE_PAYOUT = "000401"
 FRONT_TRANS_PATH = "/gateway/api/frontTransReq.do"
 BACK_TRANS_PATH = "/gateway/api/backTransReq.do"
 QUERY_TRANS_PATH = "/gateway/api/queryTrans.do"
@@ -112,6 +118,7 @@ class TxnType(StrEnum):
     CONSUME = "01"
     REFUND = "04"
     CONSUME_UNDO = "31"
+    PAYOUT = "12"
 
 
 # ---------------------------------------------------------------------------- amounts, time
@@ -368,6 +375,8 @@ class ConsumeRequest:
     back_url: str
     channel_type: str = CHANNEL_INTERNET
     pay_timeout: dt.datetime | None = None
+    #: 请求方保留域: echoed unchanged in the notification and the query answer
+    req_reserved: str | None = None
 
     def fields(self) -> dict[str, str]:
         fields = _base_fields(self.mer_id, self.txn_time) | {
@@ -383,6 +392,8 @@ class ConsumeRequest:
         }
         if self.pay_timeout is not None:
             fields["payTimeout"] = format_txn_time(self.pay_timeout)
+        if self.req_reserved:
+            fields["reqReserved"] = _check_reserved(self.req_reserved)
         return fields
 
 
@@ -436,6 +447,16 @@ class TransactionNotice:
         if self.currency_code != CURRENCY_CNY:
             raise AmountNotAccepted(f"currencyCode {self.currency_code} is not 156 (CNY)")
         return fen_to_money(self.txn_amt)
+
+    @property
+    def stated_amount(self) -> Money:
+        """`txnAmt` in whatever currency `currencyCode` names (for a mismatch check that
+        must see what the bank said rather than fail to read it)."""
+        return minor_to_money(self.txn_amt, currency_for_code(self.currency_code))
+
+    @property
+    def req_reserved(self) -> str | None:
+        return self.fields.get("reqReserved") or None
 
 
 def parse_back_notification(
@@ -580,11 +601,13 @@ class RefundRequest:
     amount: Money
     back_url: str
     channel_type: str = CHANNEL_INTERNET
+    req_reserved: str | None = None
 
     def fields(self) -> dict[str, str]:
         if not self.orig_qry_id.strip():
             raise ValueError("a refund must reference the original payment's queryId")
-        return _base_fields(self.mer_id, self.txn_time) | {
+        reserved = {"reqReserved": _check_reserved(self.req_reserved)} if self.req_reserved else {}
+        return reserved | _base_fields(self.mer_id, self.txn_time) | {
             "txnType": TxnType.REFUND.value,
             "txnSubType": "00",
             "bizType": BIZ_TYPE_B2C_GATEWAY,
@@ -631,3 +654,77 @@ def parse_back_trans_response(
         query_id=fields.get("queryId") or None,
         fields=fields,
     )
+
+
+# ---------------------------------------------------------------------------- payout (代付)
+
+
+def encode_customer_info(fields: Mapping[str, str]) -> str:
+    """`customerInfo`: base64 of `{k=v&k=v}` (acp `getCustomerInfo`), e.g. customerNm."""
+    inner = "&".join(f"{k}={v}" for k, v in fields.items())
+    return base64.b64encode(("{" + inner + "}").encode("utf-8")).decode("ascii")
+
+
+def decode_customer_info(text: str) -> dict[str, str]:
+    try:
+        raw = base64.b64decode(text, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise MalformedMessage("customerInfo is not base64 UTF-8") from None
+    if not (raw.startswith("{") and raw.endswith("}")):
+        raise MalformedMessage("customerInfo must be wrapped in {...}")
+    return parse_response_string(raw[1:-1])
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    """`backTransReq` 代付 (txnType 12, bizType 000401): pay `amount` out of the merchant's
+    settlement account to a bank account.  The answer only says whether the bank took it;
+    the outcome comes by back notification or `queryTrans`.
+
+    acp encrypts `accNo` with UnionPay's encryption certificate (`encryptCertId`); the
+    sandbox runs without that second certificate, so the number travels as signed text."""
+
+    mer_id: str
+    order_id: str
+    txn_time: dt.datetime
+    amount: Money
+    acc_no: str = field(repr=False)
+    customer_name: str
+    back_url: str
+    req_reserved: str | None = None
+    channel_type: str = CHANNEL_INTERNET
+
+    def fields(self) -> dict[str, str]:
+        if not re.fullmatch(r"[0-9]{8,30}", self.acc_no):
+            raise ValueError("accNo must be 8-30 digits")
+        fields = _base_fields(self.mer_id, self.txn_time) | {
+            "txnType": TxnType.PAYOUT.value,
+            "txnSubType": "00",
+            "bizType": BIZ_TYPE_PAYOUT,
+            "channelType": self.channel_type,
+            "orderId": _check(_ORDER_ID, self.order_id, "orderId"),
+            "txnAmt": str(money_to_fen(self.amount)),
+            "currencyCode": CURRENCY_CNY,
+            "accNo": self.acc_no,
+            "customerInfo": encode_customer_info({"customerNm": self.customer_name}),
+            "backUrl": _check(_URL, self.back_url, "backUrl"),
+        }
+        if self.req_reserved:
+            fields["reqReserved"] = _check_reserved(self.req_reserved)
+        return fields
+
+
+def currency_for_code(code: str) -> str:
+    """ISO 4217 numeric `currencyCode` (156) as its letter code (CNY)."""
+    try:
+        currency = get_currency(iso=code)
+    except CurrencyDoesNotExist:
+        raise MalformedMessage(f"currencyCode {code!r} is not an ISO 4217 numeric code") from None
+    return str(currency.code)
+
+
+def _check_reserved(value: str) -> str:
+    # Echoed back inside k=v&k=v answers: keep it to characters that need no {...} wrap.
+    if not re.fullmatch(r"[0-9A-Za-z_.:-]{1,64}", value):
+        raise ValueError("reqReserved must be 1-64 characters of [0-9A-Za-z_.:-]")
+    return value

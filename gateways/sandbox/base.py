@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from gateways.adapters import BankAdapter
 from gateways.bank import PaymentInstruction
 from gateways.protocols.amounts import minor_to_decimal_text
 from gateways.sandbox.book import Book, BookError, Movement
@@ -218,6 +219,14 @@ class SandboxBank:
 
     # ------------------------------------------------------------------ protocol hooks
 
+    def credentials(self, base_url: str | None = None) -> Any:
+        """The merchant's credentials for this bank (the adapter's constructor input)."""
+        raise NotImplementedError
+
+    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> BankAdapter:
+        """A merchant-side adapter for this bank (the caller closes it: `aclose()`)."""
+        raise NotImplementedError
+
     def protocol_routes(self) -> list[Route]:
         raise NotImplementedError
 
@@ -397,9 +406,11 @@ class SandboxBank:
         if Fault.SLOW in plan:
             await self._sleep(plan.slow_seconds or self.settings.slow_seconds)
 
-    async def after_processing(self, reference: str) -> None:
-        """The hang after the debit (fault TIMEOUT_AFTER_DEBIT): the client times out."""
-        if Fault.TIMEOUT_AFTER_DEBIT in self.plan(reference):
+    async def after_processing(self, reference: str, *, debited: bool) -> None:
+        """The hang after taking the request (fault TIMEOUT, or TIMEOUT_AFTER_DEBIT on a
+        call that moved money): the client times out, the bank has acted."""
+        plan = self.plan(reference)
+        if Fault.TIMEOUT in plan or (debited and Fault.TIMEOUT_AFTER_DEBIT in plan):
             await self._sleep(self.settings.hang_seconds)
 
     async def _sleep(self, seconds: float) -> None:
@@ -434,7 +445,8 @@ class SandboxBank:
         self.notifier.send(
             reference=txn.reference, kind=txn.kind.value, url=txn.notify_url,
             build=lambda corrupt: self.encode_notice(final, corrupt),
-            delay=self.settings.late_notify_seconds if Fault.TIMEOUT_AFTER_DEBIT in plan else 0.0,
+            delay=self.settings.late_notify_seconds
+            if Fault.TIMEOUT_AFTER_DEBIT in plan or Fault.TIMEOUT in plan else 0.0,
             corrupt_first=Fault.BAD_SIGNATURE in plan,
             duplicate=Fault.DUPLICATE_NOTIFY in plan,
             hold=Fault.OUT_OF_ORDER_NOTIFY in plan,

@@ -15,9 +15,12 @@ __all__ = ["Fault", "FaultBook", "FaultPlan"]
 
 
 class Fault(StrEnum):
-    #: the bank takes the request (and debits, for pay/refund/payout), then the answer
-    #: hangs past the client's time-out; the notification comes late
+    #: refund/payout: the bank debits, then the answer hangs past the client's time-out;
+    #: payment: the customer's debit is notified late; in both the notification is late
     TIMEOUT_AFTER_DEBIT = "timeout_after_debit"
+    #: any call about the reference (payment creation included) is taken, then its
+    #: answer hangs past the client's time-out
+    TIMEOUT = "timeout"
     #: no notification at all: only a status inquiry reveals the outcome
     NO_NOTIFY = "no_notify"
     #: the notification is delivered again after it was acknowledged

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from gateways.bank import BankGateway
+from gateways.adapters import BankAdapter
 from gateways.sandbox.base import SandboxBank, SandboxSettings
 
 __all__ = ["BANK_CODES", "SandboxFleet"]
@@ -44,7 +44,7 @@ class SandboxFleet:
     def __init__(self, banks: dict[str, SandboxBank], client_timeout: float) -> None:
         self.banks = banks
         self.client_timeout = client_timeout
-        self._adapters: list[Any] = []
+        self._adapters: list[BankAdapter] = []
         self._day: dt.date | None = None
 
     @classmethod
@@ -91,18 +91,15 @@ class SandboxFleet:
 
     def credentials(self, code: str) -> Any:
         """The merchant's credentials for `code` (what its adapter is built from)."""
-        return self.bank(code).credentials()  # type: ignore[attr-defined]
+        return self.bank(code).credentials()
 
-    def adapter(self, code: str, *, timeout: float | None = None) -> BankGateway:
+    def adapter(self, code: str, *, timeout: float | None = None) -> BankAdapter:
         """A new adapter for `code`, closed with the fleet."""
-        adapter = self.bank(code).adapter(  # type: ignore[attr-defined]
-            timeout=timeout or self.client_timeout
-        )
+        adapter = self.bank(code).adapter(timeout=timeout or self.client_timeout)
         self._adapters.append(adapter)
-        gateway: BankGateway = adapter
-        return gateway
+        return adapter
 
-    def adapters(self, *, timeout: float | None = None) -> dict[str, BankGateway]:
+    def adapters(self, *, timeout: float | None = None) -> dict[str, BankAdapter]:
         return {code: self.adapter(code, timeout=timeout) for code in self.banks}
 
     # ------------------------------------------------------------------ time, notifications

@@ -78,15 +78,15 @@ class RestBankSandbox(SandboxBank):
             business_day=business_day,
         )
 
-    def credentials(self) -> RestBankCredentials:
+    def credentials(self, base_url: str | None = None) -> RestBankCredentials:
         """What the merchant holds for this bank: its API key and secrets."""
         return RestBankCredentials(
-            base_url=self.base_url, merchant_id=self.merchant_id, api_key=self.api_key,
-            secret=self.secret, webhook_secrets=(self.webhook_secret,),
+            base_url=base_url or self.base_url, merchant_id=self.merchant_id,
+            api_key=self.api_key, secret=self.secret, webhook_secrets=(self.webhook_secret,),
         )
 
-    def adapter(self, *, timeout: float = 10.0) -> RestBankAdapter:
-        return RestBankAdapter(self.credentials(), code=self.code, timeout=timeout)
+    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> RestBankAdapter:
+        return RestBankAdapter(self.credentials(base_url), code=self.code, timeout=timeout)
 
     def new_bank_txn_id(self, kind: TxnKind) -> str:
         prefix = {TxnKind.PAYMENT: "pay_", TxnKind.REFUND: "re_", TxnKind.PAYOUT: "po_"}[kind]
@@ -174,7 +174,7 @@ class RestBankSandbox(SandboxBank):
             return_url=create.return_url, description=create.description,
         )
         response = self._store(request, body, _json(201, self._payment(txn).to_json()))
-        await self.after_processing(create.order_id)
+        await self.after_processing(create.order_id, debited=False)
         return response
 
     def _payment(self, txn: Txn) -> rb.Payment:
@@ -278,7 +278,7 @@ class RestBankSandbox(SandboxBank):
                     "not_refundable": "payment_not_refundable"}[exc.code]
             return self._store(request, body, _error(422, code, exc.message))
         response = self._store(request, body, _json(201, self._view(txn, inquiry=False).to_json()))
-        await self.after_processing(create.refund_reference)
+        await self.after_processing(create.refund_reference, debited=True)
         return response
 
     # ------------------------------------------------------------------ payouts
@@ -306,7 +306,7 @@ class RestBankSandbox(SandboxBank):
             description=create.description,
         )
         response = self._store(request, body, _json(201, self._view(txn, inquiry=False).to_json()))
-        await self.after_processing(create.payout_reference)
+        await self.after_processing(create.payout_reference, debited=True)
         return response
 
     # ------------------------------------------------------------------ webhooks

@@ -1,0 +1,309 @@
+"""Merchant-side adapter for the UnionPay online gateway (acp 5.1.0, RSA-SHA256 with
+certificates; wire format in `gateways.protocols.unionpay`).
+
+    adapter = UnionPayAdapter(UnionPayCredentials(base_url=..., mer_id=...,
+                              merchant_identity=..., bank_roots=(root_cert,)))
+    instruction = await adapter.create_payment(order)
+        # method POST, url = the bank's frontTransReq.do, fields = signed form fields:
+        # the checkout page renders them as an auto-submitting form (no HTTP here)
+    note = adapter.parse_notification(headers, body)   # back notification, verified
+    reply = adapter.acknowledge(note, accepted=True)   # HTTP 200 "ok"; else 503 -> resent
+
+- `orderId` is our id (attempt, refund or payout id) when it is 8-40 letters/digits,
+  otherwise the first 32 hex digits of its SHA-256; our id itself always travels in
+  `reqReserved`, which the bank echoes, so notifications name our id either way;
+- `queryTrans` identifies an order by `orderId` + the original `txnTime`: the adapter
+  remembers the txnTime of what it sent, and every query method also takes
+  `placed_at=` (the attempt/refund/payout creation time as sent: `PaymentOrder.created_at`
+  for payments) for a process that no longer remembers;
+- `bank_txn_id` is the bank's `queryId` of the payment / refund / payout; refunds send
+  the payment's queryId as `origQryId`;
+- refunds and payouts are asynchronous at UnionPay: an accepted request comes back
+  `PROCESSING` (with the new queryId); the back notification or an inquiry settles it;
+- bank answers are trusted only when `signPubKeyCert` chains to one of `bank_roots`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from cryptography import x509
+from moneyed import Money
+
+from gateways.adapters._http import DEFAULT_TIMEOUT, make_client, send
+from gateways.bank import (
+    BankNotification,
+    BankOutcome,
+    BankRejected,
+    BankReply,
+    NotificationKind,
+    OutcomeUnknown,
+    PaymentInstruction,
+    PaymentOrder,
+    PaymentStatus,
+    PayoutOrder,
+    PayoutStatus,
+    RefundOrder,
+    RefundStatus,
+)
+from gateways.protocols import MalformedMessage, ProtocolError, RsaIdentity
+from gateways.protocols import unionpay as up
+from gateways.protocols.amounts import minor_to_money
+
+__all__ = ["UnionPayAdapter", "UnionPayCredentials", "unionpay_order_id"]
+
+log = structlog.get_logger("gateways.adapters.unionpay")
+
+_ORDER_ID = re.compile(r"[0-9A-Za-z]{8,40}")
+_REFERENCE = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
+_KIND = {up.TxnType.CONSUME.value: NotificationKind.PAYMENT,
+         up.TxnType.REFUND.value: NotificationKind.REFUND,
+         up.TxnType.PAYOUT.value: NotificationKind.PAYOUT}
+
+
+def unionpay_order_id(reference: str) -> str:
+    """The `orderId` UnionPay sees for one of our ids."""
+    if _ORDER_ID.fullmatch(reference):
+        return reference
+    return hashlib.sha256(reference.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class UnionPayCredentials:
+    base_url: str
+    #: 15 characters, as UnionPay assigns
+    mer_id: str
+    #: our signing key and the certificate uploaded to UnionPay (its serial is our certId)
+    merchant_identity: RsaIdentity
+    #: UnionPay's root certificates: the bank's signing certificate must chain to one
+    bank_roots: tuple[x509.Certificate, ...]
+
+
+class UnionPayAdapter:
+    def __init__(
+        self,
+        credentials: UnionPayCredentials,
+        *,
+        code: str = "unionpay",
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], dt.datetime] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._code = code
+        self._signer = up.Signer(credentials.merchant_identity)
+        self._verifier = up.Verifier(roots=credentials.bank_roots)
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._client = make_client(timeout, transport)
+        #: orderId -> txnTime of what we sent (queryTrans needs both)
+        self._txn_times: dict[str, dt.datetime] = {}
+
+    @property
+    def code(self) -> str:
+        return self._code
+
+    @property
+    def merchant_id(self) -> str:
+        return self._credentials.mer_id
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> UnionPayAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _url(self, path: str) -> str:
+        return self._credentials.base_url.rstrip("/") + path
+
+    def _order_id(self, reference: str) -> str:
+        if not _REFERENCE.fullmatch(reference):
+            raise BankRejected(self._code, "our id cannot travel in reqReserved: use 1-64 "
+                               "characters of [0-9A-Za-z_.:-]", "invalid_reference")
+        return unionpay_order_id(reference)
+
+    # ------------------------------------------------------------------ payments
+
+    async def create_payment(self, order: PaymentOrder) -> PaymentInstruction:
+        order_id = self._order_id(order.attempt_id)
+        try:
+            fields = up.ConsumeRequest(
+                mer_id=self.merchant_id, order_id=order_id, txn_time=order.created_at,
+                amount=order.amount, front_url=order.return_url, back_url=order.notify_url,
+                pay_timeout=order.expires_at, req_reserved=order.attempt_id,
+            ).fields()
+        except (ProtocolError, ValueError) as exc:
+            raise BankRejected(self._code, f"create payment: {exc}", "invalid_request") from exc
+        self._txn_times[order_id] = order.created_at
+        return PaymentInstruction(method="POST", url=self._url(up.FRONT_TRANS_PATH),
+                                  fields=self._signer.sign(fields))
+
+    async def query_payment(
+        self, attempt_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PaymentStatus:
+        result = await self._query(attempt_id, placed_at, up.BIZ_TYPE_B2C_GATEWAY)
+        outcome = _outcome(result)
+        return PaymentStatus(
+            attempt_id=attempt_id, outcome=outcome,
+            bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
+            amount=_money(result),
+        )
+
+    async def _query(
+        self, reference: str, placed_at: dt.datetime | None, biz_type: str
+    ) -> up.QueryResult:
+        order_id = self._order_id(reference)
+        txn_time = placed_at or self._txn_times.get(order_id)
+        if txn_time is None:
+            raise OutcomeUnknown(self._code, f"queryTrans needs the txnTime of {reference}: "
+                                 "pass placed_at")
+        fields = up.QueryRequest(mer_id=self.merchant_id, order_id=order_id, txn_time=txn_time,
+                                 biz_type=biz_type).fields()
+        response = await self._post(up.QUERY_TRANS_PATH, fields)
+        try:
+            return up.parse_query_response(response.text, self._verifier, now=self._clock())
+        except ProtocolError as exc:
+            raise OutcomeUnknown(self._code, f"queryTrans: untrusted answer ({exc})") from exc
+
+    async def _post(self, path: str, fields: Mapping[str, str]) -> httpx.Response:
+        body = up.encode_form(self._signer.sign(fields)).encode("utf-8")
+        response = await send(
+            self._client, self._code, "POST", self._url(path), content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"},
+        )
+        if response.status_code != 200:
+            raise BankRejected(self._code, f"{path} answered HTTP {response.status_code}",
+                               str(response.status_code))
+        return response
+
+    # ------------------------------------------------------------------ refunds
+
+    async def refund(self, order: RefundOrder) -> RefundStatus:
+        order_id = self._order_id(order.refund_id)
+        txn_time = self._clock()
+        try:
+            fields = up.RefundRequest(
+                mer_id=self.merchant_id, order_id=order_id,
+                orig_qry_id=order.original_bank_txn_id, txn_time=txn_time,
+                amount=order.amount, back_url=order.notify_url, req_reserved=order.refund_id,
+            ).fields()
+        except (ProtocolError, ValueError) as exc:
+            raise BankRejected(self._code, f"refund: {exc}", "invalid_request") from exc
+        # Remembered before sending: after a lost answer the inquiry needs it.
+        self._txn_times[order_id] = txn_time
+        answer = await self._back_trans(fields, "refund")
+        return RefundStatus(refund_id=order.refund_id, outcome=BankOutcome.PROCESSING,
+                            bank_txn_id=answer.query_id, amount=order.amount)
+
+    async def _back_trans(self, fields: Mapping[str, str], what: str) -> up.BackTransAnswer:
+        response = await self._post(up.BACK_TRANS_PATH, fields)
+        try:
+            answer = up.parse_back_trans_response(response.text, self._verifier,
+                                                  now=self._clock())
+        except ProtocolError as exc:
+            raise OutcomeUnknown(self._code, f"{what}: untrusted answer ({exc})") from exc
+        if answer.status is up.BackTransStatus.REJECTED:
+            raise BankRejected(self._code, f"{what} refused: {answer.resp_code} {answer.resp_msg}",
+                               answer.resp_code)
+        return answer
+
+    async def query_refund(
+        self, refund_id: str, *, placed_at: dt.datetime | None = None
+    ) -> RefundStatus:
+        result = await self._query(refund_id, placed_at, up.BIZ_TYPE_B2C_GATEWAY)
+        outcome = _outcome(result)
+        return RefundStatus(
+            refund_id=refund_id, outcome=outcome,
+            bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
+            amount=_money(result),
+        )
+
+    # ------------------------------------------------------------------ payouts
+
+    async def payout(self, order: PayoutOrder) -> PayoutStatus:
+        order_id = self._order_id(order.payout_id)
+        txn_time = self._clock()
+        try:
+            fields = up.PayoutRequest(
+                mer_id=self.merchant_id, order_id=order_id, txn_time=txn_time,
+                amount=order.amount, acc_no=order.beneficiary.account_number,
+                customer_name=order.beneficiary.name,
+                back_url=order.notify_url or self._url("/"),
+                req_reserved=order.payout_id,
+            ).fields()
+        except (ProtocolError, ValueError) as exc:
+            raise BankRejected(self._code, f"payout: {exc}", "invalid_request") from exc
+        self._txn_times[order_id] = txn_time
+        answer = await self._back_trans(fields, "payout")
+        return PayoutStatus(payout_id=order.payout_id, outcome=BankOutcome.PROCESSING,
+                            bank_txn_id=answer.query_id, amount=order.amount)
+
+    async def query_payout(
+        self, payout_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PayoutStatus:
+        result = await self._query(payout_id, placed_at, up.BIZ_TYPE_PAYOUT)
+        outcome = _outcome(result)
+        return PayoutStatus(
+            payout_id=payout_id, outcome=outcome,
+            bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
+            amount=_money(result),
+        )
+
+    # ------------------------------------------------------------------ notifications
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> BankNotification:
+        notice = up.parse_back_notification(body, self._verifier, now=self._clock())
+        kind = _KIND.get(notice.txn_type)
+        if kind is None:
+            raise MalformedMessage(f"txnType {notice.txn_type!r} is not notified here")
+        if notice.succeeded:
+            outcome = BankOutcome.SUCCEEDED
+        elif notice.resp_code in up.PROCESSING_RESP_CODES:
+            outcome = BankOutcome.PROCESSING
+        else:
+            outcome = BankOutcome.FAILED
+        details = {"orderId": notice.order_id, "txnTime": notice.txn_time,
+                   "respCode": notice.resp_code}
+        for name, value in (("origQryId", notice.orig_qry_id), ("traceNo", notice.trace_no),
+                            ("settleDate", notice.settle_date)):
+            if value:
+                details[name] = value
+        return BankNotification(
+            bank=self._code, kind=kind, bank_txn_id=notice.query_id,
+            reference=notice.req_reserved or notice.order_id, outcome=outcome,
+            amount=notice.stated_amount, merchant_id=notice.mer_id,
+            occurred_at=up.parse_txn_time(notice.txn_time), details=details,
+        )
+
+    def acknowledge(self, notification: BankNotification | None, accepted: bool) -> BankReply:
+        # acp: HTTP 200 stops the bank's retries; anything else and it sends again.
+        if accepted:
+            return BankReply(200, "text/plain;charset=UTF-8", b"ok")
+        return BankReply(503, "text/plain;charset=UTF-8", b"retry")
+
+
+def _outcome(result: up.QueryResult) -> BankOutcome:
+    status = result.status
+    if status is up.TxnStatus.SUCCEEDED:
+        return BankOutcome.SUCCEEDED
+    if status is up.TxnStatus.FAILED:
+        return BankOutcome.FAILED
+    if status is up.TxnStatus.NOT_FOUND:
+        return BankOutcome.NOT_FOUND
+    # PROCESSING, or the query itself failed: either way nothing is decided yet.
+    return BankOutcome.PROCESSING
+
+
+def _money(result: up.QueryResult) -> Money | None:
+    if result.txn_amt is None:
+        return None
+    currency = up.currency_for_code(result.currency_code or up.CURRENCY_CNY)
+    return minor_to_money(result.txn_amt, currency)
