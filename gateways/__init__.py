@@ -52,6 +52,13 @@ Every status change is a compare-and-set; errors are `gateways.PaymentError` sub
 (`gateways.errors`), each with a short `code` for problem+json.
 """
 
+from gateways.adapters import (
+    BankAdapter,
+    RestBankAdapter,
+    RestBankCredentials,
+    UnionPayAdapter,
+    UnionPayCredentials,
+)
 from gateways.bank import (
     BankError,
     BankGateway,
@@ -105,6 +112,7 @@ from gateways.payouts import (
 from gateways.receiver import NotificationReceiver
 from gateways.refunds import get_refund, list_refunds, refund_payment
 from gateways.routing import BankDirectory, BankHealth, BreakerState, CircuitBreaker, CircuitOpen
+from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.schema import metadata
 from gateways.states import AttemptState, IntentState, PayoutState, RefundState
 from gateways.terms import get_supplier_terms, set_supplier_terms
@@ -136,4 +144,10 @@ __all__ = [
     "load_bank_health", "metadata", "refund_payment", "request_payout", "retry_intent",
     "run_janitor", "save_bank_health", "set_supplier_terms", "settle_payout", "submit_payout",
     "submit_payouts",
+]
+
+# The bank adapters and the sandbox banks (gateways.adapters, gateways.sandbox).
+__all__ += [
+    "BankAdapter", "Fault", "RestBankAdapter", "RestBankCredentials", "SandboxFleet",
+    "SandboxSettings", "UnionPayAdapter", "UnionPayCredentials",
 ]
