@@ -1,9 +1,383 @@
-"""Supply-chain finance: applications, decisions, loans, accrual, repayment, settlement."""
+"""Supply-chain finance: borrowers, applications, decisions, loans, accrual, settlement.
+
+    paycore borrowers register|import|line|list
+    paycore loans apply|queue|decide|disburse|extend|repay|write-off|recover|statement|portfolio
+    paycore accrue --through DATE       (the daily accrual run, with a progress bar)
+    paycore settle [--id ID] [--on DATE] (the supplier settlement run: offset, then payout)
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from moneyed import Money
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import lending
+from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
+from paycore import disbursement, settlement
+from paycore.runner import console, in_transaction, read_only, run
+
+CONFIG: LendingConfig = DEFAULT_CONFIG
+
+borrowers_app = typer.Typer(help="Borrowers (suppliers, merchants) and their data.",
+                            no_args_is_help=True)
+loans_app = typer.Typer(help="Loan applications, the manual review queue, loans.",
+                        no_args_is_help=True)
+
+
+def _date(value: str | None, what: str = "date") -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise lending.InvalidInput(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _money(value: str, currency: str) -> Money:
+    try:
+        return Money(Decimal(value), currency)
+    except (InvalidOperation, ValueError):
+        raise lending.InvalidAmount(f"{value!r} is not an amount") from None
+
+
+def amt(units: int, currency: str) -> str:
+    return lending.format_minor(units, currency)
+
+
+# -- borrowers ---------------------------------------------------------------------------
+
+
+@borrowers_app.command("register")
+def borrowers_register(
+    borrower_id: str, name: str,
+    currency: str = typer.Option("CNY"),
+    onboarded: str = typer.Option(..., help="on the marketplace since (YYYY-MM-DD)"),
+    kind: str = typer.Option("supplier", help="supplier or merchant"),
+    cap: str | None = typer.Option(None, help="a cap on the credit line"),
+    payout_name: str | None = typer.Option(None),
+    payout_account: str | None = typer.Option(None, help="bank account for payouts"),
+    payout_bank: str | None = typer.Option(None),
+) -> None:
+    """Register a borrower (opens their supplier payable if it does not exist)."""
+    cap_units = None if cap is None else lending.from_money(_money(cap, currency.upper()))
+    b = lending.Borrower(borrower_id, name, currency.upper(), _date(onboarded, "onboarded"),
+                         kind=kind, credit_cap_minor=cap_units, payout_name=payout_name,
+                         payout_account=payout_account, payout_bank=payout_bank)
+    saved = in_transaction(lambda conn: lending.register_borrower(conn, b, CONFIG))
+    console.print(f"borrower {saved.id} ({saved.name}), payable {saved.payable_account}")
+
+
+@borrowers_app.command("import")
+def borrowers_import(path: Path, on: str | None = typer.Option(None, help="import date")) -> None:
+    """Import purchase orders, returns and settled sales from a CSV file
+    (borrower_id,kind,ref,date,buyer,amount,currency); re-importing adds nothing."""
+    batches = lending.parse_trade_csv(path.read_text(encoding="utf-8"))
+    day = _date(on)
+
+    async def go(conn: AsyncConnection) -> dict[str, int]:
+        return {b: await lending.import_trade_records(conn, b, rows, day, source="csv")
+                for b, rows in batches.items()}
+    for borrower, n in in_transaction(go).items():
+        console.print(f"{borrower}: {n} new record(s)")
+
+
+@borrowers_app.command("list")
+def borrowers_list() -> None:
+    """Borrowers with tenure and data freshness."""
+    rows = read_only(lending.list_borrowers)
+    table = Table("id", "name", "kind", "cur", "on since", "payable", "data imported")
+    for b in rows:
+        table.add_row(b.id, b.name, b.kind, b.currency, str(b.onboarded_on), b.payable_account,
+                      str(b.data_imported_on or "never"))
+    console.print(table)
+
+
+@borrowers_app.command("line")
+def borrowers_line(borrower_id: str, product: str = typer.Option("supply_chain"),
+                   on: str | None = typer.Option(None)) -> None:
+    """The credit line recomputed from the borrower's data now, step by step."""
+    day = _date(on)
+    line = read_only(lambda conn: lending.current_credit_line(conn, borrower_id, product, day,
+                                                               CONFIG))
+    for step in line.explain():
+        console.print(f"  {step}")
+    console.print(f"[bold]line {amt(line.limit_minor, line.currency)}, available "
+                  f"{amt(line.available_minor, line.currency)}[/bold]")
+
+
+# -- applications and the review queue ----------------------------------------------------
+
+
+def _print_decision(result: lending.ApplicationResult) -> None:
+    d = result.decision
+    colour = {"approve": "green", "decline": "red"}.get(d.outcome.value, "yellow")
+    console.print(f"loan {result.loan.id}: [{colour}]{d.outcome.value}[/{colour}] "
+                  f"(policy {d.policy_version})")
+    for r in d.reasons:
+        console.print(f"  - {r.code} ({r.effect.value}): {r.message}")
+
+
+@loans_app.command("apply")
+def loans_apply(
+    borrower_id: str, amount: str, term_days: int,
+    product: str = typer.Option("supply_chain"),
+    on: str | None = typer.Option(None, help="application date"),
+    loan_id: str | None = typer.Option(None, "--id"),
+) -> None:
+    """Apply for a loan; the automatic decision and its reasons are printed (and stored)."""
+    prod = CONFIG.product(product)
+    request = lending.LoanApplication(borrower_id, product, _money(amount, prod.currency),
+                                      term_days, _date(on), loan_id=loan_id or "")
+    _print_decision(in_transaction(lambda conn: lending.apply_for_loan(conn, request, CONFIG)))
+
+
+@loans_app.command("queue")
+def loans_queue() -> None:
+    """Applications waiting in the manual review queue, with why they are there."""
+    async def go(conn: AsyncConnection) -> list[tuple[lending.LoanRecord, list[str]]]:
+        out = []
+        for rec in await lending.review_queue(conn, CONFIG):
+            stored = await lending.decisions_for(conn, rec.id)
+            out.append((rec, [r["message"] for r in stored[-1].reasons
+                              if r["effect"] == "manual_review"] if stored else []))
+        return out
+    table = Table("loan", "borrower", "product", "amount", "days", "applied", "why")
+    for rec, why in read_only(go):
+        table.add_row(rec.id, rec.loan.borrower_id, rec.loan.product.code,
+                      amt(rec.loan.amount_minor, rec.currency), str(rec.loan.term_days),
+                      str(rec.loan.applied_on), "\n".join(why))
+    console.print(table)
+
+
+@loans_app.command("decide")
+def loans_decide(
+    loan_id: str,
+    outcome: str = typer.Argument(..., help="approve or decline"),
+    comment: str = typer.Option(..., help="the officer's reason (stored)"),
+    officer: str = typer.Option(..., help="who decides"),
+    amount: str | None = typer.Option(None, help="approve a smaller amount"),
+    on: str | None = typer.Option(None),
+) -> None:
+    """A risk officer approves or declines a queued application, with a comment."""
+    if outcome not in ("approve", "decline"):
+        raise typer.BadParameter("approve or decline")
+
+    async def go(conn: AsyncConnection) -> lending.LoanRecord:
+        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        money = None if amount is None else _money(amount, rec.currency)
+        return await lending.review(conn, loan_id, officer=officer,
+                                    approve=outcome == "approve", comment=comment,
+                                    on=_date(on), config=CONFIG, amount=money)
+    rec = in_transaction(go)
+    console.print(f"loan {rec.id} is now {rec.status.value}")
+
+
+# -- loans -------------------------------------------------------------------------------
+
+
+@loans_app.command("disburse")
+def loans_disburse(loan_id: str, on: str | None = typer.Option(None),
+                   mode: Annotated[DisbursementMode | None, typer.Option()] = None) -> None:
+    """Disburse an approved loan to the supplier's balance or by a payout."""
+    res = in_transaction(lambda conn: disbursement.disburse(conn, loan_id, _date(on), CONFIG,
+                                                            mode=mode))
+    d = res.disbursement
+    console.print(f"loan {loan_id} {res.loan.status.value}: {amt(d.net_minor, res.loan.currency)}"
+                  f" to {d.payable_account}, matures {res.loan.loan.maturity}"
+                  + (f"; payout {res.payout.id} requested" if res.payout else ""))
+
+
+@loans_app.command("extend")
+def loans_extend(loan_id: str, on: str | None = typer.Option(None)) -> None:
+    """Extend a loan once by the product's extension days (before maturity)."""
+    rec = in_transaction(lambda conn: lending.extend_loan(conn, loan_id, _date(on), CONFIG))
+    console.print(f"loan {loan_id} extended: matures {rec.loan.maturity}")
+
+
+@loans_app.command("repay")
+def loans_repay(loan_id: str, amount: str, on: str | None = typer.Option(None),
+                source: str = typer.Option("bank", help="bank or offset"),
+                repayment_id: str | None = typer.Option(None, "--id")) -> None:
+    """Repay by bank transfer or by offset against the supplier payable (waterfall)."""
+    async def go(conn: AsyncConnection) -> lending.Repayment:
+        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        return await lending.repay_loan(conn, loan_id, _money(amount, rec.currency), _date(on),
+                                        CONFIG, repayment_id=repayment_id or uuid.uuid4().hex,
+                                        source=source)
+    rep = in_transaction(go)
+    cur = rep.loan.currency
+    for line in rep.allocation.lines:
+        if line.applied_minor:
+            console.print(f"  {line.bucket.value:<20} {amt(line.applied_minor, cur):>20}")
+    if rep.allocation.excess_minor:
+        console.print(f"  {'overpayment':<20} {amt(rep.allocation.excess_minor, cur):>20}")
+    console.print(f"loan {loan_id} is {rep.loan.status.value}; outstanding "
+                  f"{amt(rep.loan.total_outstanding_minor, cur)}")
+
+
+@loans_app.command("write-off")
+def loans_write_off(loan_id: str, note: str = typer.Option(""),
+                    on: str | None = typer.Option(None)) -> None:
+    """Write an overdue loan off to loan losses."""
+    rec = in_transaction(lambda conn: lending.write_off_loan(conn, loan_id, _date(on), CONFIG,
+                                                             note=note))
+    console.print(f"loan {loan_id} written off: {amt(rec.written_off_minor, rec.currency)}")
+
+
+@loans_app.command("recover")
+def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None),
+                  recovery_id: str | None = typer.Option(None, "--id")) -> None:
+    """Book money received on a written-off loan as a recovery."""
+    async def go(conn: AsyncConnection) -> lending.LoanRecord:
+        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        return await lending.recover_loan(conn, loan_id, _money(amount, rec.currency),
+                                          _date(on), CONFIG,
+                                          recovery_id=recovery_id or uuid.uuid4().hex)
+    rec = in_transaction(go)
+    console.print(f"loan {loan_id} {rec.status.value}: {amt(rec.recovered_minor, rec.currency)}")
+
+
+def statement_table(st: lending.LoanStatement) -> Table:
+    rec, cur = st.loan, st.loan.currency
+    loan = rec.loan
+    table = Table(title=f"Loan {rec.id} — {loan.borrower_id}, {loan.product.name}",
+                  title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    rows = [
+        ("status", f"{rec.status.value} ({st.bucket})"),
+        ("principal", amt(loan.amount_minor, cur)),
+        ("disbursed / maturity", f"{loan.disbursed_on or '-'} / {loan.maturity or '-'}"),
+        ("extensions", str(loan.extensions)),
+        ("days of interest accrued", str(st.days_accrued)),
+        ("days to maturity" if (st.days_to_maturity or 0) >= 0 else "days past due",
+         str(abs(st.days_to_maturity)) if st.days_to_maturity is not None else "-"),
+        ("principal repaid / outstanding", f"{amt(rec.principal_repaid_minor, cur)} / "
+         f"{amt(rec.principal_outstanding_minor, cur)}"),
+        ("interest accrued / paid", f"{amt(rec.interest_accrued_minor, cur)} / "
+         f"{amt(rec.interest_paid_minor, cur)}"),
+        ("penalty accrued / paid", f"{amt(rec.penalty_accrued_minor, cur)} / "
+         f"{amt(rec.penalty_paid_minor, cur)}"),
+        ("fees charged / paid", f"{amt(rec.fees_charged_minor, cur)} / "
+         f"{amt(rec.fees_paid_minor, cur)}"),
+        ("interest to maturity", amt(st.interest_to_maturity_minor, cur)),
+        ("next due", f"{amt(st.due_at_maturity_minor, cur)} on {loan.maturity}"
+         if rec.status in lending.RUNNING else "-"),
+    ]
+    if rec.overpaid_minor:
+        rows.append(("overpaid (held)", amt(rec.overpaid_minor, cur)))
+    if rec.written_off_minor:
+        rows.append(("written off / recovered", f"{amt(rec.written_off_minor, cur)} / "
+                     f"{amt(rec.recovered_minor, cur)}"))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+@loans_app.command("statement")
+def loans_statement(loan_id: str, on: str | None = typer.Option(None)) -> None:
+    """The loan's statement and schedule: principal, interest accrued and paid, days,
+    next due, repayments and status history."""
+    st = read_only(lambda conn: lending.loan_statement(conn, loan_id, _date(on), CONFIG))
+    console.print(statement_table(st))
+    cur = st.loan.currency
+    if st.repayments:
+        t = Table("paid on", "source", "amount", "penalty", "fees", "interest", "principal",
+                  "excess", title="Repayments", title_justify="left")
+        for r in st.repayments:
+            t.add_row(str(r.paid_on), r.source, amt(r.amount_minor, cur), amt(r.penalty_minor, cur),
+                      amt(r.fees_minor, cur), amt(r.interest_minor, cur),
+                      amt(r.principal_minor, cur), amt(r.excess_minor, cur))
+        console.print(t)
+    t = Table("on", "from", "to", "by", "note", title="History", title_justify="left")
+    for e in st.events:
+        t.add_row(str(e.event_on), e.from_status or "", e.to_status, e.actor, e.note)
+    console.print(t)
+
+
+def portfolio_table(report: dict[str, list[lending.PortfolioRow]], on: dt.date) -> Table:
+    table = Table("cur", "bucket", "loans", "principal", "interest", "penalty", "fees", "total",
+                  title=f"Loan portfolio on {on} (outstanding by days past due)",
+                  title_justify="left")
+    for cur, rows in sorted(report.items()):
+        for r in rows:
+            table.add_row(cur, r.bucket, str(r.loans), amt(r.principal_minor, cur),
+                          amt(r.interest_minor, cur), amt(r.penalty_minor, cur),
+                          amt(r.fees_minor, cur), amt(r.total_minor, cur))
+    return table
+
+
+@loans_app.command("portfolio")
+def loans_portfolio(on: str | None = typer.Option(None)) -> None:
+    """Outstanding by days-past-due bucket, and the check against the ledger."""
+    day = _date(on)
+
+    async def go(conn: AsyncConnection) -> tuple[dict[str, list[lending.PortfolioRow]],
+                                                 lending.LedgerCheck]:
+        return (await lending.portfolio_report(conn, day, CONFIG),
+                await lending.reconcile_with_ledger(conn, CONFIG))
+    report, check = read_only(go)
+    console.print(portfolio_table(report, day))
+    console.print("loan book = ledger: " + ("[green]yes[/green]" if check.ok
+                                            else f"[red]NO[/red] {check.differences}"))
+
+
+# -- the runs ----------------------------------------------------------------------------
+
+
+def accrue(through: str = typer.Option(..., help="accrue loan-days up to this date"),
+           batch: int = typer.Option(2000, help="loans per transaction")) -> None:
+    """The daily accrual run: interest (and penalty when overdue) for every running loan,
+    idempotent per loan-day, catching up missed days."""
+    day = _date(through, "--through")
+    with Progress(TextColumn("accruing"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("accrual", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run(lambda engine: lending.run_accrual(engine, day, CONFIG, batch_size=batch,
+                                                        progress=progress), quiet=True)
+    console.print(f"accrued through {day}: {result.loans} loan(s), {result.entries} entries; "
+                  f"interest {result.interest_minor:,}, penalty {result.penalty_minor:,} "
+                  f"(minor units); {result.marked_overdue} loan(s) became overdue")
+
+
+def settle(settlement_id: str | None = typer.Option(None, "--id", help="the settlement id "
+                                                    "(default: settle-<date>)"),
+           on: str | None = typer.Option(None),
+           supplier: Annotated[list[str] | None,
+                               typer.Option(help="only these suppliers")] = None) -> None:
+    """The supplier settlement run: each supplier's payable first repays their loans (one
+    offset entry), the rest is paid out; running the same settlement again posts nothing."""
+    day = _date(on)
+    sid = settlement_id or f"settle-{day.isoformat()}"
+
+    async def go(engine: AsyncEngine) -> settlement.SettlementRun:
+        return await settlement.run_settlement(engine, sid, day, CONFIG,
+                                               suppliers=supplier or None)
+    result = run(go)
+    table = Table("supplier", "available", "loan offset", "payout", "payout id", "note",
+                  title=f"Settlement {sid} on {day}", title_justify="left")
+    for s in result.suppliers:
+        table.add_row(s.supplier_id, amt(s.available_minor, s.currency),
+                      amt(s.offset_minor, s.currency), amt(s.payout_minor, s.currency),
+                      s.payout_id or "", ("replayed: " if s.replayed else "") + s.note)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the root app (none yet)."""
+    app.add_typer(borrowers_app, name="borrowers")
+    app.add_typer(loans_app, name="loans")
+    app.command("accrue")(accrue)
+    app.command("settle")(settle)
