@@ -54,7 +54,7 @@ async def disburse(
             "balance instead, or register their bank account")
     d = await lending.disburse_loan(conn, loan_id, on, config, mode=mode)
     payout = await gateways.request_payout(conn, gateways.PayoutRequest(
-        payout_id=f"loan-{loan_id}"[:64], beneficiary_ref=f"supplier:{borrower_id}",
+        payout_id=f"disb-{loan_id}"[:64], beneficiary_ref=f"supplier:{borrower_id}",
         beneficiary=beneficiary, amount=d.net, debit_account=d.payable_account,
         purpose="loan.disbursement", description=f"Loan {loan_id}", banks=banks))
     loan = await lending.activate_loan(conn, loan_id, on, config, payout_id=payout.id)

@@ -71,7 +71,7 @@ class SettlementRun:
 
 def payout_id_for(settlement_id: str, supplier_id: str) -> str:
     """Our payout id (the bank's end-to-end id): at most 64 characters, stable."""
-    raw = f"settle-{settlement_id}-{supplier_id}"
+    raw = f"{settlement_id}-{supplier_id}"
     if len(raw) <= 64:
         return raw
     return "settle-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
