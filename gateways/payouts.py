@@ -256,6 +256,10 @@ async def _apply_answer(engine: AsyncEngine, payout_id: str, bank: str,
                                 now=now)
         else:
             # accepted and processing: the bank's notification or the inquiry settles it
+            # (a notification may have beaten this answer here: then nothing is left to do)
+            current = await load_payout(conn, payout_id)
+            if current.status is not P.SUBMITTED:
+                return
             await conn.execute(payouts.update().where(payouts.c.id == payout_id)
                                .values(bank_txn_id=answer.bank_txn_id, updated_at=now))
             await inquiries.schedule(conn, Subject.PAYOUT, payout_id, bank,

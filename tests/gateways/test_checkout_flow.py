@@ -13,16 +13,17 @@ import gateways
 from gateways import AttemptState, IntentState
 from gateways.sandbox import Fault
 
-from .core_env import checkout_env
+from .core_env import available_banks, checkout_env
 from .core_helpers import cny
 
 LATER = dt.timedelta(hours=2)
 
 
-async def test_payment_succeeds_end_to_end(db):
-    async with checkout_env(db) as env:
+@pytest.mark.parametrize("bank", available_banks())
+async def test_payment_succeeds_end_to_end(db, bank):
+    async with checkout_env(db, (bank,)) as env:
         await env.terms(rate="0.03")
-        co = await env.checkout("100.01")
+        co = await env.checkout("100.01", bank=bank)
         assert co.intent.status is IntentState.PENDING
         assert co.attempt.status is AttemptState.PENDING
         assert co.instruction is not None and co.instruction.url.startswith("http://127.0.0.1:")
@@ -33,16 +34,16 @@ async def test_payment_succeeds_end_to_end(db):
         assert (intent.captured_minor, intent.commission_minor) == (10001, 300)
         async with db.connect() as conn:
             [attempt] = await gateways.list_attempts(conn, co.intent.id)
-        txn = env.fleet.bank("restbank").find(*_payment(attempt.id))
+        txn = env.fleet.bank(bank).find(*_payment(attempt.id))
         assert attempt.status is AttemptState.SUCCEEDED and attempt.bank_txn_id == txn.bank_txn_id
         [entry] = await env.entries("payment.capture")
         assert entry.external_ref == txn.bank_txn_id
         assert entry.idempotency_key == f"capture:{attempt.id}"
         assert dict(entry.metadata) == {"attempt_id": attempt.id, "intent_id": co.intent.id,
-                                        "order_id": co.intent.order_id, "bank": "restbank"}
+                                        "order_id": co.intent.order_id, "bank": bank}
         by_account = {p.account_code: p.amount for p in entry.postings}
         # 3 % of 100.01 is 3.0003: rounded half-even to 3.00; the residue stays payable
-        assert by_account == {"1102.clearing.restbank": 10001, "2202.payable.sup-001": -9701,
+        assert by_account == {f"1102.clearing.{bank}": 10001, "2202.payable.sup-001": -9701,
                               "6001.income.commission": -300}
         assert await env.rejections() == []
         await env.assert_agrees_with_banks()
