@@ -235,6 +235,9 @@ def reference_score(line: Line, item: Item) -> int:
         return 0
     if ref in line.refs:
         return 100
+    if any(_same_scheme(r, ref) for r in line.refs):
+        # the line names another id of the same kind (TXN12 vs TXN13): evidence against
+        return 0
     text = normalize_ref(line.text)
     if ref in text:
         return 95
@@ -243,6 +246,10 @@ def reference_score(line: Line, item: Item) -> int:
         if candidate:
             best = max(best, difflib.SequenceMatcher(None, ref, candidate).ratio())
     return int(best * 100)
+
+
+def _same_scheme(a: str, b: str) -> bool:
+    return len(a) == len(b) and a[:3] == b[:3]
 
 
 def _tokens(text: str) -> list[str]:

@@ -143,10 +143,14 @@ async def build_report(conn: AsyncConnection, bank: BankAccount, day: dt.date,
                        *, list_limit: int = 200) -> ReconciliationReport:
     lines_of = statement_lines.c
     first = (await conn.execute(
-        sa.select(statements.c.opening_minor, statements.c.opening_date)
+        sa.select(statements.c.opening_minor, statements.c.opening_date,
+                  statements.c.period_start)
         .where(statements.c.bank_account_id == bank.id, statements.c.opening_minor.is_not(None))
         .order_by(statements.c.opening_date, statements.c.id).limit(1))).first()
     start = first.opening_date if first else day
+    if first and first.period_start and first.opening_date < first.period_start:
+        # the opening balance is the previous day's close (camt PRCD, MT940 :60F:)
+        start = first.opening_date + dt.timedelta(days=1)
     bank_b0 = int(first.opening_minor) if first else 0
     book_k0 = await _book(conn, bank, start - dt.timedelta(days=1))
     latest = (await conn.execute(

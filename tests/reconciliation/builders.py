@@ -144,12 +144,13 @@ def refund(bank: str, refund_id: str, minor: int, day: dt.date) -> ledger.EntryR
         ])
 
 
-def payout(payout_id: str, minor: int, day: dt.date) -> ledger.EntryRequest:
+def payout(payout_id: str, minor: int, day: dt.date,
+           account: str = "1103.clearing.payout") -> ledger.EntryRequest:
     return ledger.EntryRequest(
         idempotency_key=f"payout:{payout_id}", kind="payout", effective_date=day,
         external_ref=payout_id, postings=[
             ledger.Posting("2202.payable.sup-1", debit=cny(minor)),
-            ledger.Posting("1103.clearing.payout", credit=cny(minor)),
+            ledger.Posting(account, credit=cny(minor)),
         ])
 
 
