@@ -56,6 +56,8 @@ from gateways.adapters import (
     BankAdapter,
     RestBankAdapter,
     RestBankCredentials,
+    SmBankAdapter,
+    SmBankCredentials,
     UnionPayAdapter,
     UnionPayCredentials,
 )
@@ -149,5 +151,6 @@ __all__ = [
 # The bank adapters and the sandbox banks (gateways.adapters, gateways.sandbox).
 __all__ += [
     "BankAdapter", "Fault", "RestBankAdapter", "RestBankCredentials", "SandboxFleet",
-    "SandboxSettings", "UnionPayAdapter", "UnionPayCredentials",
+    "SandboxSettings", "SmBankAdapter", "SmBankCredentials", "UnionPayAdapter",
+    "UnionPayCredentials",
 ]

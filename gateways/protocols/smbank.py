@@ -47,7 +47,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -79,9 +79,14 @@ __all__ = [
     "PayNotify",
     "PayRequest",
     "PayResponse",
+    "PayoutNotify",
+    "PayoutQueryRequest",
+    "PayoutRequest",
+    "PayoutResponse",
     "QueryRequest",
     "QueryResponse",
     "RefundNotify",
+    "RefundQueryRequest",
     "RefundRequest",
     "RefundResponse",
     "SmSigner",
@@ -90,6 +95,7 @@ __all__ = [
     "canonical_body",
     "decode",
     "encode",
+    "message_type",
 ]
 
 SIGNATURE_ALGORITHM = "SM2-SM3"
@@ -276,6 +282,12 @@ async def accept_message(
     if not await guard.claim(key, now=now, expires_at=envelope.send_time + window):
         raise ReplayedMessage(f"{kind.MSG_TYPE} MsgId {envelope.msg_id} was already accepted")
     return envelope
+
+
+def message_type(document: bytes) -> str:
+    """The root element's name (what a receiver dispatches on before `decode` checks
+    it against the signed MsgType)."""
+    return str(_parse(document).tag)
 
 
 def _parse(document: bytes) -> etree._Element:
@@ -671,9 +683,7 @@ class RefundResponse:
             refund_id=_required(fields, "RefundId"),
             result_code=_required(fields, "ResultCode"),
             result_msg=fields.get("ResultMsg", ""),
-            status=_status(
-                fields, (OrderStatus.SUCCESS, OrderStatus.FAILED, OrderStatus.PROCESSING)
-            ),
+            status=_status(fields, tuple(OrderStatus)),
             refund_serial_no=_optional(fields, "RefundSerialNo"),
         )
 
@@ -707,6 +717,168 @@ class RefundNotify:
             merchant_id=_required(fields, "MerchantId"),
             refund_id=_required(fields, "RefundId"),
             refund_serial_no=_required(fields, "RefundSerialNo"),
+            amount_minor=units,
+            status=_status(fields, (OrderStatus.SUCCESS, OrderStatus.FAILED)),
+            currency=currency,
+        )
+
+
+@dataclass(frozen=True)
+class RefundQueryRequest:
+    """Merchant -> bank: the state of a refund, by the merchant's RefundId; answered
+    with a `RefundResponse` (Status NOT_FOUND when the bank never took it)."""
+
+    MSG_TYPE: ClassVar[str] = "RefundQueryRequest"
+    merchant_id: str
+    refund_id: str
+
+    def body_fields(self) -> list[tuple[str, str]]:
+        return [("MerchantId", self.merchant_id), ("RefundId", self.refund_id)]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> RefundQueryRequest:
+        return cls(merchant_id=_required(fields, "MerchantId"),
+                   refund_id=_required(fields, "RefundId"))
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    """Merchant -> bank: a credit transfer out of the merchant's settlement account.
+    `PayoutId` is the merchant's id; the bank prints it as the end-to-end reference."""
+
+    MSG_TYPE: ClassVar[str] = "PayoutRequest"
+    merchant_id: str
+    payout_id: str
+    amount: Money
+    payee_name: str
+    payee_account: str = field(repr=False)
+    payee_bank: str = ""
+    notify_url: str = ""
+    memo: str = ""
+
+    def body_fields(self) -> list[tuple[str, str]]:
+        amount, currency = _amount_text(self.amount)
+        return [
+            ("MerchantId", self.merchant_id),
+            ("PayoutId", self.payout_id),
+            ("Amount", amount),
+            ("Currency", currency),
+            ("PayeeName", self.payee_name),
+            ("PayeeAccount", self.payee_account),
+            ("PayeeBank", self.payee_bank),
+            ("NotifyUrl", self.notify_url),
+            ("Memo", self.memo),
+        ]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> PayoutRequest:
+        return cls(
+            merchant_id=_required(fields, "MerchantId"),
+            payout_id=_required(fields, "PayoutId"),
+            amount=minor_to_money(*_amount_units(fields)),
+            payee_name=_required(fields, "PayeeName"),
+            payee_account=_required(fields, "PayeeAccount"),
+            payee_bank=fields.get("PayeeBank", ""),
+            notify_url=fields.get("NotifyUrl", ""),
+            memo=fields.get("Memo", ""),
+        )
+
+
+@dataclass(frozen=True)
+class PayoutQueryRequest:
+    """Merchant -> bank: the state of a payout by PayoutId; answered with a
+    `PayoutResponse`."""
+
+    MSG_TYPE: ClassVar[str] = "PayoutQueryRequest"
+    merchant_id: str
+    payout_id: str
+
+    def body_fields(self) -> list[tuple[str, str]]:
+        return [("MerchantId", self.merchant_id), ("PayoutId", self.payout_id)]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> PayoutQueryRequest:
+        return cls(merchant_id=_required(fields, "MerchantId"),
+                   payout_id=_required(fields, "PayoutId"))
+
+
+@dataclass(frozen=True)
+class PayoutResponse:
+    """Bank -> merchant, to a PayoutRequest or PayoutQueryRequest.  ResultCode is about
+    the request; Status about the payout (PROCESSING: the outcome follows by
+    `PayoutNotify`)."""
+
+    MSG_TYPE: ClassVar[str] = "PayoutResponse"
+    merchant_id: str
+    payout_id: str
+    result_code: str
+    status: OrderStatus
+    result_msg: str = ""
+    payout_serial_no: str | None = None
+    amount_minor: int | None = None
+    currency: str = CURRENCY
+
+    @property
+    def accepted(self) -> bool:
+        return self.result_code == RESULT_OK
+
+    def body_fields(self) -> list[tuple[str, str]]:
+        return [
+            ("MerchantId", self.merchant_id),
+            ("PayoutId", self.payout_id),
+            ("ResultCode", self.result_code),
+            ("ResultMsg", self.result_msg),
+            ("Status", self.status.value),
+            ("PayoutSerialNo", self.payout_serial_no or ""),
+            ("Amount", minor_to_decimal_text(self.amount_minor, self.currency)
+             if self.amount_minor is not None else ""),
+            ("Currency", self.currency if self.amount_minor is not None else ""),
+        ]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> PayoutResponse:
+        units, currency = _amount_units(fields) if fields.get("Amount") else (None, CURRENCY)
+        return cls(
+            merchant_id=_required(fields, "MerchantId"),
+            payout_id=_required(fields, "PayoutId"),
+            result_code=_required(fields, "ResultCode"),
+            result_msg=fields.get("ResultMsg", ""),
+            status=_status(fields, tuple(OrderStatus)),
+            payout_serial_no=_optional(fields, "PayoutSerialNo"),
+            amount_minor=units,
+            currency=currency,
+        )
+
+
+@dataclass(frozen=True)
+class PayoutNotify:
+    """Bank -> merchant NotifyUrl: the final outcome of a payout, answered with an `Ack`."""
+
+    MSG_TYPE: ClassVar[str] = "PayoutNotify"
+    merchant_id: str
+    payout_id: str
+    payout_serial_no: str
+    amount_minor: int
+    status: OrderStatus
+    currency: str = CURRENCY
+
+    def body_fields(self) -> list[tuple[str, str]]:
+        return [
+            ("MerchantId", self.merchant_id),
+            ("PayoutId", self.payout_id),
+            ("PayoutSerialNo", self.payout_serial_no),
+            ("Amount", minor_to_decimal_text(self.amount_minor, self.currency)),
+            ("Currency", self.currency),
+            ("Status", self.status.value),
+        ]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> PayoutNotify:
+        units, currency = _amount_units(fields)
+        return cls(
+            merchant_id=_required(fields, "MerchantId"),
+            payout_id=_required(fields, "PayoutId"),
+            payout_serial_no=_required(fields, "PayoutSerialNo"),
             amount_minor=units,
             status=_status(fields, (OrderStatus.SUCCESS, OrderStatus.FAILED)),
             currency=currency,
