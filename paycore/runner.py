@@ -29,6 +29,7 @@ T = TypeVar("T")
 #: Each domain adds its base error here.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ledger.LedgerError, lending.LendingError, reconciliation.StatementError,
+    reconciliation.ReconciliationError,
     gateways.PaymentError,
 )
 

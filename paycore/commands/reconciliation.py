@@ -1,9 +1,297 @@
-"""Bank statements: import, reconcile, exceptions, report."""
+"""Bank statements: import, reconcile, exceptions, report.
+
+    paycore recon configure BANK --currency CNY [--tolerance 1.00] [--account-number IBAN]
+    paycore statement import FILE --account BANK [--format camt.053] [--csv-profile P.yaml]
+    paycore reconcile --account BANK --date 2026-11-22
+    paycore exceptions list [--account BANK] [--status open|resolved|all] [--json]
+    paycore exceptions resolve ID --by NAME --reason TEXT (--match X... | --adjust ACCOUNT | --write-off)
+    paycore recon report --account BANK --date 2026-11-22 [--format table|json|csv]
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from moneyed import Money
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import ledger
+import reconciliation
+from paycore.runner import console, in_transaction, read_only, run
+
+statement_app = typer.Typer(help="Bank statements.", no_args_is_help=True)
+exceptions_app = typer.Typer(help="The reconciliation exceptions queue.", no_args_is_help=True)
+recon_app = typer.Typer(help="Reconciliation set-up and reports.", no_args_is_help=True)
+
+
+def _date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+def _amount(units: int | None, currency: str) -> str:
+    return "-" if units is None else f"{ledger.from_minor(units, currency).amount:,}"
+
+
+def _csv_profile(path: Path | None) -> reconciliation.CsvProfile | None:
+    """A `CsvProfile` from a YAML or JSON file of its fields."""
+    if path is None:
+        return None
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict):
+        raise typer.BadParameter(f"{path} does not hold a CSV profile", param_hint="--csv-profile")
+    known = {f.name for f in dataclasses.fields(reconciliation.CsvProfile)}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in doc.items() if k in known}
+    try:
+        return reconciliation.CsvProfile(**values)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--csv-profile") from None
+
+
+# -- set-up ------------------------------------------------------------------------------
+
+
+def configure(
+    bank: str = typer.Argument(..., help="the bank's short code, e.g. icbc"),
+    currency: str = typer.Option(..., help="the account's currency"),
+    tolerance: str = typer.Option("0", help="largest difference written off automatically"),
+    account_number: str | None = typer.Option(None, help="the account as the bank names it"),
+    date_window: int = typer.Option(3, help="days a booked item may be from the bank's date"),
+    payout_clearing: str = typer.Option(reconciliation.BankAccountConfig.payout_clearing_account,
+                                        help="the payout clearing account"),
+) -> None:
+    """Configure a bank account for reconciliation (opens its ledger accounts if needed)."""
+    try:
+        limit = Money(Decimal(tolerance), currency.upper())
+    except InvalidOperation:
+        raise typer.BadParameter(f"{tolerance!r} is not an amount", param_hint="--tolerance") from None
+    config = dataclasses.replace(
+        reconciliation.BankAccountConfig.for_bank(
+            bank, currency, tolerance=limit, bank_account_number=account_number,
+            rules=reconciliation.MatchingRules(date_window_days=date_window)),
+        payout_clearing_account=payout_clearing)
+    result = in_transaction(lambda conn: reconciliation.configure_bank_account(conn, config))
+    c = result.config
+    console.print(f"{c.code}: {c.bank_ledger_account} against {c.clearing_account}, "
+                  f"{c.payout_clearing_account}; fees {c.fee_account}; differences "
+                  f"{c.differences_account}; tolerance {_amount(c.tolerance_minor, c.currency)} "
+                  f"{c.currency}")
+
+
+def bank_accounts() -> None:
+    """List the bank accounts configured for reconciliation."""
+    found = read_only(reconciliation.list_bank_accounts)
+    table = Table("code", "cur", "bank account", "clearing", "payouts", "tolerance", "rules")
+    for bank in found:
+        c = bank.config
+        table.add_row(c.code, c.currency, c.bank_ledger_account, c.clearing_account,
+                      c.payout_clearing_account, _amount(c.tolerance_minor, c.currency),
+                      ", ".join(c.rules.enabled))
+    console.print(table)
+
+
+# -- import ------------------------------------------------------------------------------
+
+
+def statement_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    account: str = typer.Option(..., help="the bank account (code, ledger code or number)"),
+    format: str | None = typer.Option(None, help="camt.053, camt.054, mt940, bai2, ofx, csv "
+                                                 "(detected when omitted)"),
+    csv_profile: Annotated[Path | None, typer.Option(exists=True,
+                                                     help="CSV column profile (YAML)")] = None,
+    by: str = typer.Option("cli", help="who imports"),
+) -> None:
+    """Import a statement file: checked whole before anything is stored; re-importing the
+    same file or an overlapping statement adds no line twice."""
+    data = file.read_bytes()
+    profile = _csv_profile(csv_profile)
+    with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(file.name, total=None)
+
+        async def work(conn: AsyncConnection) -> reconciliation.ImportResult:
+            bank = await reconciliation.get_bank_account(conn, account)
+            parsed = reconciliation.parse_statement(
+                data, format=format, profile=profile, source_name=file.name,
+                account_currency=bank.currency)
+            bar.update(task, total=sum(len(s.lines) for s in parsed))
+            return await reconciliation.store_statements(
+                conn, bank, parsed, data_hash=reconciliation.file_hash(data),
+                source_name=file.name, actor=by,
+                progress=lambda n: bar.advance(task, n))
+
+        result = run(lambda engine: ledger.transact(engine, work), quiet=True)
+    if result.already_imported:
+        console.print(f"{file.name}: already imported for {account}; nothing added")
+    else:
+        console.print(f"{file.name}: {result.statements} statement(s), {result.lines} lines, "
+                      f"{result.new_lines} new, {result.known_lines} already known")
+
+
+# -- reconcile ---------------------------------------------------------------------------
+
+
+def reconcile(account: str = typer.Option(..., help="the bank account"),
+              date: str = typer.Option(..., help="reconcile lines booked up to this day"),
+              by: str = typer.Option("engine", help="who runs it")) -> None:
+    """Match open statement lines against the books, post what they prove, and refresh the
+    exceptions queue."""
+    day = _date(date, "--date")
+    with Progress(TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("lines", total=None)
+
+        async def work(conn: AsyncConnection) -> reconciliation.ReconcileResult:
+            bank = await reconciliation.get_bank_account(conn, account)
+            return await reconciliation.reconcile(conn, bank, day, actor=by,
+                                                  progress=lambda n: bar.advance(task, n))
+
+        result = run(lambda engine: ledger.transact(engine, work), quiet=True)
+    table = Table(title=f"Reconciliation of {result.bank} up to {day}", title_justify="left")
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("open lines considered", f"{result.lines_considered:,}")
+    table.add_row("new book items", f"{result.items_added:,}")
+    for rule, n in sorted(result.by_rule.items()):
+        table.add_row(f"  matched by {rule}", f"{n:,}")
+    table.add_row("matched lines / items", f"{result.matched_lines:,} / {result.matched_items:,}")
+    table.add_row("entries posted", f"{result.entries_posted:,}")
+    table.add_row("open exceptions: lines / items",
+                  f"{result.open_line_exceptions} / {result.open_item_exceptions}")
+    console.print(table)
+
+
+# -- exceptions --------------------------------------------------------------------------
+
+
+def exceptions_list(account: str | None = typer.Option(None, help="only this bank account"),
+                    status: str = typer.Option("open", help="open, resolved or all"),
+                    as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """The exceptions queue with suggested candidates."""
+    async def work(conn: AsyncConnection) -> list[reconciliation.ExceptionRecord]:
+        bank = await reconciliation.get_bank_account(conn, account) if account else None
+        return await reconciliation.list_exceptions(conn, bank,
+                                                    status=None if status == "all" else status)
+    found = read_only(work)
+    if as_json:
+        console.print_json(json.dumps([e.to_json() for e in found]))
+        return
+    table = Table("id", "kind", "date", "amount", "reference", "description", "best candidate",
+                  "status", title="Reconciliation exceptions", title_justify="left")
+    for e in found:
+        best = e.candidates[0] if e.candidates else None
+        table.add_row(
+            str(e.id), e.kind.replace("_", " "), e.date.isoformat(),
+            f"{_amount(e.amount_minor, e.currency)} {e.currency}", e.reference or "",
+            e.description[:50],
+            f"{best['kind'].replace('_', ' ')} {best['id']} ({best['score']})" if best else "",
+            e.status if not e.resolution else f"{e.status}: {e.resolution} by {e.resolved_by}")
+    console.print(table)
+
+
+def exceptions_resolve(
+    exception_id: int = typer.Argument(...),
+    by: str = typer.Option(..., help="who resolves it"),
+    reason: str = typer.Option(..., help="why"),
+    match: Annotated[list[str] | None, typer.Option(
+        help="counterparts: book items ACCOUNT_ID:SEQ for a line, line ids for an item")] = None,
+    adjust: str | None = typer.Option(None, help="post an adjustment against this account"),
+    write_off: bool = typer.Option(False, "--write-off", help="write off within tolerance"),
+) -> None:
+    """Resolve an exception by a manual match, an adjustment entry or a write-off."""
+    chosen = sum((bool(match), adjust is not None, write_off))
+    if chosen != 1:
+        raise typer.BadParameter("give exactly one of --match, --adjust, --write-off")
+
+    async def work(conn: AsyncConnection) -> Any:
+        if match:
+            return await reconciliation.resolve_by_match(conn, exception_id, counterparts=match,
+                                                         actor=by, reason=reason)
+        if adjust is not None:
+            return await reconciliation.post_adjustment(conn, exception_id,
+                                                        counter_account=adjust, actor=by,
+                                                        reason=reason)
+        return await reconciliation.write_off(conn, exception_id, actor=by, reason=reason)
+
+    match_id = in_transaction(work)
+    console.print(f"exception {exception_id} resolved (match {match_id}) by {by}: {reason}")
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def report_table(r: reconciliation.ReconciliationReport) -> Table:
+    c = r.currency
+    table = Table(title=f"Reconciliation report {r.bank} ({c}) for {r.day}", title_justify="left")
+    table.add_column("")
+    table.add_column("bank", justify="right")
+    table.add_column("books", justify="right")
+    table.add_row("opening", _amount(r.bank_opening_minor, c), _amount(r.book_opening_minor, c))
+    table.add_row("closing", _amount(r.bank_closing_minor, c), _amount(r.book_closing_minor, c),
+                  end_section=True)
+    table.add_row("[bold]difference (bank - books)[/bold]",
+                  f"[bold]{_amount(r.difference_minor, c)}[/bold]", "", end_section=True)
+    for label, value in r.explanation():
+        table.add_row(f"  {label}", _amount(value, c), "")
+    verdict = "[green]fully explained[/green]" if r.explained else "[red]NOT explained[/red]"
+    table.add_row("  " + verdict, "", "", end_section=True)
+    table.add_row(f"matched lines of the day ({r.matched_lines})",
+                  _amount(r.matched_amount_minor, c), "")
+    table.add_row("open exceptions: lines / items",
+                  f"{r.open_line_exceptions} / {r.open_item_exceptions}", "")
+    table.add_row(f"booked, still in clearing ({r.in_transit_count})", "",
+                  _amount(r.in_transit_minor, c))
+    for line in r.unmatched_lines:
+        table.add_row(f"  line {line.line_id} {line.date} {line.reference or ''} "
+                      f"{line.description[:40]}", _amount(line.amount_minor, c), "")
+    for item in r.unmatched_items:
+        table.add_row(f"  item {item.item} {item.date} {item.reference or ''} {item.kind}", "",
+                      _amount(item.amount_minor, c))
+    return table
+
+
+def report(account: str = typer.Option(..., help="the bank account"),
+           date: str = typer.Option(..., help="the day"),
+           format: str = typer.Option("table", help="table, json or csv")) -> None:
+    """Bank balance against book balance, the difference explained."""
+    day = _date(date, "--date")
+
+    async def work(conn: AsyncConnection) -> reconciliation.ReconciliationReport:
+        bank = await reconciliation.get_bank_account(conn, account)
+        return await reconciliation.build_report(conn, bank, day)
+
+    result = read_only(work)
+    if format == "json":
+        console.print_json(json.dumps(result.to_json()))
+    elif format == "csv":
+        typer.echo(result.to_csv(), nl=False)
+    else:
+        console.print(report_table(result))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the root app (none yet)."""
+    """Add this domain's commands to the root app."""
+    statement_app.command("import")(statement_import)
+    exceptions_app.command("list")(exceptions_list)
+    exceptions_app.command("resolve")(exceptions_resolve)
+    recon_app.command("configure")(configure)
+    recon_app.command("accounts")(bank_accounts)
+    recon_app.command("report")(report)
+    app.add_typer(statement_app, name="statement")
+    app.add_typer(exceptions_app, name="exceptions")
+    app.add_typer(recon_app, name="recon")
+    app.command("reconcile")(reconcile)
+
