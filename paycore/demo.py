@@ -19,8 +19,14 @@ ACTS = (ledger_day, checkout, lending, reconciliation)
 async def run(engine: AsyncEngine, console: Console) -> ledger.VerifyReport:
     await db.upgrade(engine)
     ctx = DemoContext(engine=engine, console=console, day=dt.datetime.now(dt.UTC).date())
-    for act in ACTS:
-        await act.run(ctx)
+    try:
+        for act in ACTS:
+            await act.run(ctx)
+    finally:
+        # what acts left running for later ones (the sandbox banks, a receiver) stops here
+        for resource in reversed(list(ctx.shared.values())):
+            if hasattr(resource, "aclose"):
+                await resource.aclose()
 
     ctx.step("What finance sees")
     async with engine.connect() as conn:
