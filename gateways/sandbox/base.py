@@ -38,6 +38,7 @@ from gateways.sandbox.book import Book, BookError, Movement
 from gateways.sandbox.faults import Fault, FaultBook, FaultPlan
 from gateways.sandbox.notifier import Notifier, Outgoing
 from gateways.sandbox.server import LoopbackServer
+from gateways.sandbox.statements import day_statement, render
 
 __all__ = [
     "NoticeFacts",
@@ -154,6 +155,8 @@ class SandboxBank:
     code = "sandbox"
     display_name = "Sandbox Bank"
     currency = "CNY"
+    #: the format of this bank's account statements (see `gateways.sandbox.statements`)
+    statement_format = "camt.053"
 
     def __init__(
         self,
@@ -533,6 +536,20 @@ class SandboxBank:
             '<button name="action" value="cancel">Cancel</button></form>'
         )
         return _page(self.display_name, body)
+
+    # ------------------------------------------------------------------ statements
+
+    def statement_file(self, day: dt.date, format: str | None = None) -> tuple[str, bytes]:
+        """The statement of the merchant's settlement account for `day`, in this bank's
+        format (or `format`): (file name, bytes)."""
+        statement = day_statement(self.book, day, bank_name=self.display_name)
+        return render(statement, format or self.statement_format)
+
+    def add_bank_charge(self, amount_minor: int, *, day: dt.date | None = None,
+                        description: str = "ACCOUNT MAINTENANCE FEE") -> Movement:
+        """A charge the bank takes from the settlement account that the merchant's books
+        do not know about (reconciliation has to find it)."""
+        return self.book.charge(amount_minor, description=description, on=day)
 
     # ------------------------------------------------------------------ control
 

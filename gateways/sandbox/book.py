@@ -175,7 +175,7 @@ class Book:
         return self._add(Movement(
             kind=MovementKind.PAYOUT, bank_txn_id=bank_txn_id, reference=reference,
             amount_minor=amount_minor, booked_on=self.business_day(), booked_at=at,
-            counterparty=beneficiary_name, description=description or "PAYOUT",
+            counterparty=beneficiary_name, description=description,
         ))
 
     def charge(

@@ -118,7 +118,15 @@ class SandboxFleet:
 
     # ------------------------------------------------------------------ statements
 
-    def statement_file(self, code: str, day: dt.date) -> tuple[str, bytes]:
+    def statement_file(
+        self, code: str, day: dt.date, *, format: str | None = None
+    ) -> tuple[str, bytes]:
         """The bank's statement of the merchant's settlement account for `day`, in the
-        bank's own format: (file name, bytes)."""
-        return self.bank(code).statement_file(day)  # type: ignore[attr-defined, no-any-return]
+        bank's own format (unionpay MT940, restbank BAI2, smbank camt.053) or `format`:
+        (file name, bytes)."""
+        return self.bank(code).statement_file(day, format)
+
+    def add_bank_charge(self, code: str, amount_minor: int, *, day: dt.date | None = None,
+                        description: str = "ACCOUNT MAINTENANCE FEE") -> None:
+        """A charge on the settlement account the merchant's books do not know."""
+        self.bank(code).add_bank_charge(amount_minor, day=day, description=description)

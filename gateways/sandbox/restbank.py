@@ -61,6 +61,7 @@ class RestBankSandbox(SandboxBank):
     code = "restbank"
     display_name = "RestBank Online Banking"
     currency = "CNY"
+    statement_format = "bai2"
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class SmBankSandbox(SandboxBank):
     code = "smbank"
     display_name = "SM Bank e-Banking (sandbox)"
     currency = "CNY"
+    statement_format = "camt.053"
 
     def __init__(
         self,

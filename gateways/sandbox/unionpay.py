@@ -60,6 +60,7 @@ class UnionPaySandbox(SandboxBank):
     code = "unionpay"
     display_name = "UnionPay Online Payment (sandbox)"
     currency = "CNY"
+    statement_format = "mt940"
 
     def __init__(
         self,
