@@ -15,6 +15,7 @@ from gateways.bank import BankOutcome, Beneficiary, PaymentOrder, PayoutOrder, R
 from gateways.sandbox import MovementKind, SandboxFleet, SandboxSettings
 from gateways.sandbox.book import Book
 from gateways.sandbox.statements import FORMATS, day_statement, render
+from ledger import from_minor
 from reconciliation import Statement, parse_statement
 
 DAY = dt.date(2026, 11, 24)
@@ -22,7 +23,7 @@ AT = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
 
 
 def cny(minor: int) -> Money:
-    return Money(minor, "CNY") / 100
+    return from_minor(minor, "CNY")
 
 
 def book_of_a_day() -> tuple[Book, dict[str, str]]:
