@@ -8,6 +8,7 @@ being divided.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from bai2.exceptions import IntegrityException, NotSupportedYetException, Parsin
 
 from reconciliation.amounts import Reader
 from reconciliation.parsers.bai2_structure import Record, check_structure
-from reconciliation.statement import Balance, Statement, StatementLine, new_statement
+from reconciliation.statement import Balance, BatchDetails, Statement, StatementLine, new_statement
 
 FORMAT = "bai2"
 _OPENING_LEDGER = "010"
@@ -111,4 +112,25 @@ def _read_detail(detail: Any, currency: str, as_of: dt.date, reader: Reader) -> 
         customer_reference=detail.customer_reference or None,
         description=" ".join((detail.text or "").split()),
         transaction_code=detail.type_code.code,
+        batch=_batch(" ".join((detail.text or "").split()), currency, reader),
+    )
+
+
+#: a settlement batch in the 88 continuation records of a 16 detail:
+#: `BATCH STL20261121RES ITEMS 3 GROSS 123400 FEE 740 ITEM T1 AMT 1000 FEE 6 ...`
+#: (BAI2 amounts are in minor units)
+_BATCH = re.compile(r"BATCH (?P<id>\S+) ITEMS (?P<count>\d+) GROSS (?P<gross>\d+) FEE (?P<fee>\d+)")
+_ITEM = re.compile(r"ITEM (?P<ref>\S+) AMT \d+")
+
+
+def _batch(text: str, currency: str, reader: Reader) -> BatchDetails | None:
+    found = _BATCH.search(text)
+    if found is None:
+        return None
+    return BatchDetails(
+        item_count=int(found["count"]),
+        gross_amount=reader.minor_units(int(found["gross"]), currency),
+        fees=reader.minor_units(int(found["fee"]), currency),
+        batch_id=found["id"],
+        item_references=tuple(m["ref"] for m in _ITEM.finditer(text)),
     )

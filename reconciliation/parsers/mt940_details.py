@@ -22,6 +22,8 @@ class LineDetails:
     counterparty_name: str | None = None
     counterparty_account: str | None = None
     remittance: str | None = None
+    #: `/CHGS/` (e.g. `CNY12,34`): what the bank charged on the line
+    charges: str | None = None
     text: str = ""
 
 
@@ -42,6 +44,7 @@ def read_details(text: str | None) -> LineDetails:
         counterparty_name=name,
         counterparty_account=account,
         remittance=remittance,
+        charges=fields.get("CHGS"),
         text=remittance or " ".join(flat.split()),
     )
 

@@ -19,7 +19,7 @@ import mt940
 
 from reconciliation.amounts import Reader
 from reconciliation.parsers.mt940_details import read_details
-from reconciliation.statement import Balance, Statement, StatementLine, new_statement
+from reconciliation.statement import Balance, BatchDetails, Statement, StatementLine, new_statement
 
 FORMAT = "mt940"
 
@@ -192,7 +192,31 @@ def _read_line(data: dict[str, Any], currency: str, reader: Reader, where: str) 
         description=description,
         transaction_code=data.get("id"),
         reversal=str(data.get("status", "")).upper().startswith("R"),
+        batch=_batch(details.remittance, details.charges, currency, reader, where),
     )
+
+
+#: a settlement batch as banks word it in field 86:
+#: `BATCH STL20261121UNI 5 TXNS GROSS CNY1234,00 IDS T1 T2 T3 +2 MORE` and `/CHGS/CNY12,34`
+_BATCH = re.compile(r"BATCH (?P<id>\S+) (?P<count>\d+) TXNS GROSS (?P<ccy>[A-Z]{3})"
+                    r"(?P<gross>[\d.,]+)(?: IDS (?P<ids>.*))?")
+_CHARGES = re.compile(r"(?P<ccy>[A-Z]{3})(?P<amount>[\d.,]+)")
+
+
+def _batch(remittance: str | None, charges: str | None, currency: str, reader: Reader,
+           where: str) -> BatchDetails | None:
+    found = _BATCH.search(remittance or "")
+    if found is None:
+        return None
+    gross = reader.money(found["gross"].replace(",", "."), currency, where)
+    fees = None
+    fee_text = _CHARGES.fullmatch((charges or "").strip())
+    if fee_text:
+        fees = reader.money(fee_text["amount"].replace(",", "."), currency, where)
+    # `+2 MORE`: the 6x65 field ran out; the ids listed are only some of the batch
+    ids = tuple(t for t in (found["ids"] or "").split() if not t.startswith("+") and t != "MORE")
+    return BatchDetails(item_count=int(found["count"]), gross_amount=gross, fees=fees,
+                        batch_id=found["id"], item_references=ids)
 
 
 def _plain(day: dt.date) -> dt.date:
