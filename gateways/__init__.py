@@ -43,7 +43,8 @@ Payouts (checkout settlement, and lending's disbursements)
 - `get_payout(conn, id)`, `list_payouts(conn, *, status=None, beneficiary_ref=None)`,
   `cancel_payout(conn, id)`.
 
-Janitor and health
+Janitor, operators and health
+- `list_in_review(conn)`, `list_inquiries(conn)`, `list_rejections(conn, *, limit, reason)`.
 - `run_janitor(engine, banks, *, now=None, limit=200, max_tries=8) -> JanitorReport` —
   status inquiries on a back-off schedule, expiry, manual review after `max_tries`.
 - `bank_health_report(banks)`, `save_bank_health(conn, banks)`, `load_bank_health(conn)`.
@@ -100,7 +101,8 @@ from gateways.errors import (
     UnknownSupplier,
 )
 from gateways.health import bank_health_report, load_bank_health, save_bank_health
-from gateways.janitor import JanitorReport, run_janitor
+from gateways.inquiries import Inquiry
+from gateways.janitor import DEFAULT_MAX_TRIES, JanitorReport, run_janitor
 from gateways.notifications import handle_notification
 from gateways.payouts import (
     cancel_payout,
@@ -110,6 +112,12 @@ from gateways.payouts import (
     settle_payout,
     submit_payout,
     submit_payouts,
+)
+from gateways.queries import (
+    RejectedNotification,
+    list_in_review,
+    list_inquiries,
+    list_rejections,
 )
 from gateways.receiver import NotificationReceiver
 from gateways.refunds import get_refund, list_refunds, refund_payment
@@ -131,20 +139,81 @@ from gateways.types import (
 )
 
 __all__ = [
-    "Attempt", "AttemptState", "BankDirectory", "BankError", "BankGateway", "BankHealth",
-    "BankNotification", "BankOutcome", "BankRejected", "BankReply", "BankUnavailable",
-    "Beneficiary", "BreakerState", "Checkout", "CircuitBreaker", "CircuitOpen",
-    "ConcurrentTransition", "DuplicateOrder", "IllegalTransition", "IntentNotFound",
-    "IntentRequest", "IntentState", "InvalidPaymentRequest", "JanitorReport", "NotFound",
-    "NotificationKind", "NotificationReceiver", "OutcomeUnknown", "PaymentError",
-    "PaymentInstruction", "PaymentIntent", "Payout", "PayoutConflict", "PayoutNotFound",
-    "PayoutRequest", "PayoutState", "Refund", "RefundCommission", "RefundExceedsCaptured",
-    "RefundNotFound", "RefundState", "SupplierTerms", "UnknownBank", "UnknownSupplier",
-    "bank_health_report", "cancel_intent", "cancel_payout", "create_intent", "expire_intents",
-    "get_checkout", "get_intent", "get_payout", "get_refund", "get_supplier_terms",
-    "handle_notification", "list_attempts", "list_intents", "list_payouts", "list_refunds",
-    "load_bank_health", "metadata", "refund_payment", "request_payout", "retry_intent",
-    "run_janitor", "save_bank_health", "set_supplier_terms", "settle_payout", "submit_payout",
+    "DEFAULT_MAX_TRIES",
+    "Attempt",
+    "AttemptState",
+    "BankDirectory",
+    "BankError",
+    "BankGateway",
+    "BankHealth",
+    "BankNotification",
+    "BankOutcome",
+    "BankRejected",
+    "BankReply",
+    "BankUnavailable",
+    "Beneficiary",
+    "BreakerState",
+    "Checkout",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "ConcurrentTransition",
+    "DuplicateOrder",
+    "IllegalTransition",
+    "Inquiry",
+    "IntentNotFound",
+    "IntentRequest",
+    "IntentState",
+    "InvalidPaymentRequest",
+    "JanitorReport",
+    "NotFound",
+    "NotificationKind",
+    "NotificationReceiver",
+    "OutcomeUnknown",
+    "PaymentError",
+    "PaymentInstruction",
+    "PaymentIntent",
+    "Payout",
+    "PayoutConflict",
+    "PayoutNotFound",
+    "PayoutRequest",
+    "PayoutState",
+    "Refund",
+    "RefundCommission",
+    "RefundExceedsCaptured",
+    "RefundNotFound",
+    "RefundState",
+    "RejectedNotification",
+    "SupplierTerms",
+    "UnknownBank",
+    "UnknownSupplier",
+    "bank_health_report",
+    "cancel_intent",
+    "cancel_payout",
+    "create_intent",
+    "expire_intents",
+    "get_checkout",
+    "get_intent",
+    "get_payout",
+    "get_refund",
+    "get_supplier_terms",
+    "handle_notification",
+    "list_attempts",
+    "list_in_review",
+    "list_inquiries",
+    "list_intents",
+    "list_payouts",
+    "list_refunds",
+    "list_rejections",
+    "load_bank_health",
+    "metadata",
+    "refund_payment",
+    "request_payout",
+    "retry_intent",
+    "run_janitor",
+    "save_bank_health",
+    "set_supplier_terms",
+    "settle_payout",
+    "submit_payout",
     "submit_payouts",
 ]
 

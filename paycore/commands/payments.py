@@ -1,9 +1,232 @@
-"""Checkout payments, refunds, payouts, the status-inquiry janitor, bank health."""
+"""Checkout payments, refunds, payouts, the status-inquiry janitor, bank health.
+
+    paycore payments terms SUPPLIER RATE [--refund-commission proportional|keep]
+    paycore payments list --merchant M [--status S]     a merchant's intents
+    paycore payments show INTENT_ID                     intent, attempts, refunds
+    paycore payments expire                             expire unpaid intents
+    paycore payments janitor [--max-tries N]            one pass of status inquiries
+    paycore payments submit-payouts                     hand requested payouts to banks
+    paycore payments payouts [--status S]               payouts
+    paycore payments review                             what waits for a person
+    paycore payments inquiries                          the janitor's schedule
+    paycore payments rejections [--limit N]             notifications that changed nothing
+    paycore payments health                             circuit breakers, as last saved
+
+Commands that talk to banks (janitor, submit-payouts) need a `BankDirectory`: set
+`PAYCORE_BANKS=module:function` to a function returning one (the deployment's bank
+configuration: adapters, credentials, notify URL); the others read the database only.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
 import typer
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import gateways
+import ledger
+from paycore.runner import console, in_transaction, read_only, run
+
+payments_app = typer.Typer(help="Checkout payments, refunds, payouts, janitor, bank health.",
+                           no_args_is_help=True)
+
+
+def _amt(units: int, currency: str) -> str:
+    return f"{ledger.from_minor(units, currency).amount:,}"
+
+
+async def load_banks() -> gateways.BankDirectory:
+    """The deployment's banks, from `PAYCORE_BANKS=module:function`."""
+    target = os.environ.get("PAYCORE_BANKS", "")
+    if ":" not in target:
+        raise gateways.InvalidPaymentRequest(
+            "no banks configured: set PAYCORE_BANKS=module:function (a function returning a "
+            "gateways.BankDirectory)")
+    module_name, _, attr = target.partition(":")
+    factory: Callable[[], Any] = getattr(importlib.import_module(module_name), attr)
+    made = factory()
+    banks = await made if inspect.isawaitable(made) else made
+    if not isinstance(banks, gateways.BankDirectory):
+        raise gateways.InvalidPaymentRequest(f"{target} did not return a BankDirectory")
+    return banks
+
+
+def _with_banks(work: Callable[[AsyncEngine, gateways.BankDirectory], Awaitable[Any]]) -> Any:
+    async def go(engine: AsyncEngine) -> Any:
+        banks = await load_banks()
+        try:
+            return await work(engine, banks)
+        finally:
+            async with engine.begin() as conn:
+                await gateways.save_bank_health(conn, banks)
+            for code in banks.codes:
+                close = getattr(banks.get(code), "aclose", None)
+                if close is not None:
+                    await close()
+    return run(go)
+
+
+@payments_app.command("terms")
+def terms(supplier: str, rate: str,
+          refund_commission: str = typer.Option("proportional", help="proportional or keep")
+          ) -> None:
+    """Set a supplier's commission rate (e.g. 0.03) and refund-commission policy."""
+    try:
+        value = Decimal(rate)
+        policy = gateways.RefundCommission(refund_commission)
+    except (InvalidOperation, ValueError):
+        raise typer.BadParameter("rate must be a decimal like 0.03; policy proportional or keep"
+                                 ) from None
+    saved = in_transaction(lambda conn: gateways.set_supplier_terms(
+        conn, gateways.SupplierTerms(supplier, value, policy)))
+    console.print(f"{saved.supplier_id}: commission {saved.commission_rate}, refunds "
+                  f"{saved.refund_commission.value}")
+
+
+@payments_app.command("list")
+def list_intents(merchant: str = typer.Option(..., help="the merchant whose intents"),
+                 status: str | None = typer.Option(None), limit: int = typer.Option(50)) -> None:
+    """A merchant's payment intents, newest first."""
+    wanted = gateways.IntentState(status) if status else None
+    found = read_only(lambda conn: gateways.list_intents(conn, merchant, status=wanted,
+                                                         limit=limit))
+    table = Table(title=f"Payment intents of {merchant}")
+    for col in ("intent", "order", "supplier", "bank", "amount", "status", "refunded", "created"):
+        table.add_column(col, justify="right" if col in ("amount", "refunded") else "left")
+    for i in found:
+        table.add_row(i.id, i.order_id, i.supplier_id, i.bank or "", _amt(i.amount_minor, i.currency),
+                      i.status.value, _amt(i.refunded_minor, i.currency),
+                      f"{i.created_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+@payments_app.command("show")
+def show(intent_id: str) -> None:
+    """One intent with its attempts and refunds."""
+    async def load(conn: AsyncConnection) -> tuple[Any, Any, Any]:
+        intent = await gateways.get_intent(conn, intent_id)
+        return (intent, await gateways.list_attempts(conn, intent_id),
+                await gateways.list_refunds(conn, intent_id))
+    intent, attempts, refunds = read_only(load)
+    console.print(f"[bold]{intent.id}[/bold] order {intent.order_id} of {intent.merchant_id}, "
+                  f"supplier {intent.supplier_id}: {_amt(intent.amount_minor, intent.currency)} "
+                  f"{intent.currency}, [bold]{intent.status.value}[/bold]; captured "
+                  f"{_amt(intent.captured_minor, intent.currency)}, commission "
+                  f"{_amt(intent.commission_minor, intent.currency)}, refunded "
+                  f"{_amt(intent.refunded_minor, intent.currency)}; expires {intent.expires_at:%H:%M:%S}")
+    if intent.review_reason:
+        console.print(f"  review: {intent.review_reason}")
+    for a in attempts:
+        console.print(f"  attempt {a.id} at {a.bank}: {a.status.value}"
+                      f"{', bank txn ' + a.bank_txn_id if a.bank_txn_id else ''}"
+                      f"{' (' + a.failure_reason + ')' if a.failure_reason else ''}")
+    for r in refunds:
+        console.print(f"  refund {r.id}: {_amt(r.amount_minor, r.currency)} {r.status.value}"
+                      f"{', bank refund ' + r.bank_txn_id if r.bank_txn_id else ''}")
+
+
+@payments_app.command("expire")
+def expire() -> None:
+    """Expire unpaid intents past their expiry that no bank can be taking money for."""
+    expired = in_transaction(lambda conn: gateways.expire_intents(conn))
+    console.print(f"{len(expired)} intents expired")
+
+
+@payments_app.command("janitor")
+def janitor(max_tries: int = typer.Option(gateways.DEFAULT_MAX_TRIES,
+                                          help="unanswered inquiries before manual review"),
+            limit: int = typer.Option(200)) -> None:
+    """One pass: expiry, then a status inquiry for every due pending/unknown record."""
+    report = _with_banks(lambda engine, banks: gateways.run_janitor(
+        engine, banks, max_tries=max_tries, limit=limit))
+    console.print(report.summary())
+
+
+@payments_app.command("submit-payouts")
+def submit_payouts(limit: int = typer.Option(100)) -> None:
+    """Hand requested payouts to the banks, in failover order."""
+    done = _with_banks(lambda engine, banks: gateways.submit_payouts(engine, banks, limit=limit))
+    for p in done:
+        console.print(f"{p.id}: {p.status.value}{' at ' + p.bank if p.bank else ''}")
+    console.print(f"{len(done)} payouts handled")
+
+
+@payments_app.command("payouts")
+def list_payouts(status: str | None = typer.Option(None),
+                 beneficiary: str | None = typer.Option(None)) -> None:
+    """Payouts, oldest first."""
+    wanted = gateways.PayoutState(status) if status else None
+    found = read_only(lambda conn: gateways.list_payouts(conn, status=wanted,
+                                                         beneficiary_ref=beneficiary, limit=500))
+    table = Table(title="Payouts")
+    for col in ("payout", "beneficiary", "amount", "from account", "purpose", "bank", "status"):
+        table.add_column(col, justify="right" if col == "amount" else "left")
+    for p in found:
+        table.add_row(p.id, p.beneficiary_ref, _amt(p.amount_minor, p.currency), p.debit_account,
+                      p.purpose, p.bank or "", p.status.value)
+    console.print(table)
+
+
+@payments_app.command("review")
+def review() -> None:
+    """Intents and payouts waiting for a person."""
+    intents, held = read_only(gateways.list_in_review)
+    for i in intents:
+        console.print(f"intent {i.id} (order {i.order_id}, {i.merchant_id}): {i.review_reason}")
+    for p in held:
+        console.print(f"payout {p.id}: {p.failure_reason}")
+    console.print(f"{len(intents)} intents and {len(held)} payouts in review")
+
+
+@payments_app.command("inquiries")
+def list_inquiries() -> None:
+    """The janitor's schedule: open inquiries and those handed to review."""
+    found = read_only(gateways.list_inquiries)
+    table = Table(title="Status inquiries")
+    for col in ("subject", "id", "bank", "status", "tries", "next check", "last answer"):
+        table.add_column(col)
+    for q in found:
+        table.add_row(q.subject.value, q.subject_id, q.bank, q.status, str(q.tries),
+                      f"{q.next_check_at:%Y-%m-%d %H:%M:%S}", q.last_outcome or "")
+    console.print(table)
+
+
+@payments_app.command("rejections")
+def rejections(limit: int = typer.Option(50)) -> None:
+    """Notifications that changed nothing: forged, stale, duplicate, mismatched, unknown."""
+    rows = read_only(lambda conn: gateways.list_rejections(conn, limit=limit))
+    table = Table(title="Rejected notifications (headers redacted)")
+    for col in ("received", "bank", "reason", "reference", "bank txn", "detail"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"{r.received_at:%Y-%m-%d %H:%M:%S}", r.bank, r.reason, r.reference or "",
+                      r.bank_txn_id or "", r.detail[:80])
+    console.print(table)
+
+
+@payments_app.command("health")
+def health() -> None:
+    """Each bank's circuit breaker, as the workers last saved it."""
+    found = read_only(gateways.load_bank_health)
+    table = Table(title="Bank health")
+    for col in ("bank", "circuit", "consecutive failures", "opened at", "last error"):
+        table.add_column(col)
+    for h in found:
+        style = {"closed": "green", "open": "red"}.get(h.state.value, "yellow")
+        table.add_row(h.bank, f"[{style}]{h.state.value}[/{style}]", str(h.consecutive_failures),
+                      f"{h.opened_at:%Y-%m-%d %H:%M:%S}" if h.opened_at else "",
+                      h.last_error or "")
+    console.print(table)
+    if not found:
+        console.print("no bank health saved yet (the janitor and submit-payouts save it)")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the root app (none yet)."""
+    app.add_typer(payments_app, name="payments")

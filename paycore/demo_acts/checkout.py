@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import sqlalchemy as sa
 from moneyed import Money
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -232,13 +232,10 @@ async def _orders_table(ctx: DemoContext, intents: dict[str, gateways.Checkout])
             table.add_row(order, co.attempt.bank, intent.supplier_id, _amt(intent.amount_minor),
                           f"[{style}]{intent.status.value}[/{style}]",
                           _amt(intent.commission_minor), notes[order])
-        from gateways.schema import notification_rejections
-        rejected = (await conn.execute(
-            sa.select(notification_rejections.c.reason, sa.func.count())
-            .group_by(notification_rejections.c.reason))).all()
+        rejected = Counter(r.reason for r in await gateways.list_rejections(conn, limit=1000))
     ctx.console.print(table)
     ctx.console.print("  notifications that changed nothing (logged, secrets redacted): " + (
-        ", ".join(f"{reason} x {n}" for reason, n in rejected) or "none"))
+        ", ".join(f"{reason} x {n}" for reason, n in sorted(rejected.items())) or "none"))
 
 
 async def _books_table(ctx: DemoContext, rt: CheckoutRuntime) -> None:
@@ -248,10 +245,10 @@ async def _books_table(ctx: DemoContext, rt: CheckoutRuntime) -> None:
                 "ledger 1102.clearing", "agree"):
         table.add_column(col, justify="left" if col in ("bank", "agree") else "right")
     async with engine.connect() as conn:
-        from gateways.schema import payouts
-        ours = dict((await conn.execute(
-            sa.select(payouts.c.bank, sa.func.sum(payouts.c.amount_minor))
-            .where(payouts.c.status == "succeeded").group_by(payouts.c.bank))).all())
+        ours = Counter[str]()
+        for p in await gateways.list_payouts(conn, status=gateways.PayoutState.SUCCEEDED,
+                                             limit=10_000):
+            ours[p.bank or ""] += p.amount_minor
         all_ok = True
         for code in BANKS:
             book = fleet.bank(code).book
