@@ -49,6 +49,18 @@ def terms_for(record: LoanRecord, changes: tuple[PrincipalChange, ...] = ()) -> 
     return dataclasses.replace(terms, principal_minor=principal)
 
 
+_ACCOUNTS: dict[tuple[object, str], Accounts] = {}
+
+
+def _product_accounts(record: LoanRecord, config: LendingConfig) -> Accounts:
+    """The product-level accounts accrual posts to (cached: one lookup per product)."""
+    key = (config.gl, record.loan.product.code)
+    acc = _ACCOUNTS.get(key)
+    if acc is None:
+        acc = _ACCOUNTS[key] = Accounts(record, config)
+    return acc
+
+
 @dataclass(frozen=True)
 class AccrualPlan:
     before: LoanRecord
@@ -79,7 +91,7 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
         fterms = dataclasses.replace(terms, maturity=_FAR, rate=funding.benchmark_rate,
                                      day_count=funding.day_count, penalty_rate=terms.penalty_rate,
                                      non_performing_after_days=None)
-    acc = Accounts(record, config)
+    acc = _product_accounts(record, config)
     cur = record.currency
     entries: list[EntryRequest] = []
     interest = penalty = funded = 0
@@ -167,7 +179,9 @@ _UPDATE = (
 async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.date,
                         config: LendingConfig) -> AccrualRunResult:
     result = AccrualRunResult(through)
-    records = await store.load_many(conn, [loans.c.id.in_(ids)], config)
+    # the batch's rows are locked, so a repayment racing the run waits instead of
+    # making the run's compare-and-set fail
+    records = await store.load_many(conn, [loans.c.id.in_(ids)], config, for_update=True)
     changes = await store.principal_changes(
         conn, [r.id for r in records if r.principal_repaid_minor])
     plans = [p for r in records

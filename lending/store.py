@@ -162,8 +162,12 @@ async def load(conn: AsyncConnection, loan_id: str, config: LendingConfig,
 
 
 async def load_many(conn: AsyncConnection, where: Iterable[sa.ColumnElement[bool]],
-                    config: LendingConfig) -> list[LoanRecord]:
-    rows = await conn.execute(sa.select(loans).where(*where).order_by(loans.c.id))
+                    config: LendingConfig, *, for_update: bool = False) -> list[LoanRecord]:
+    query = sa.select(loans).where(*where).order_by(loans.c.id)
+    if for_update and conn.dialect.name == "postgresql":
+        # in id order, like every single-loan writer: no lock cycles
+        query = query.with_for_update()
+    rows = await conn.execute(query)
     return [from_row(r, config) for r in rows]
 
 

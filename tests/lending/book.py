@@ -50,17 +50,16 @@ async def credit_payable(conn: AsyncConnection, supplier: str, amount: str, key:
 
 async def good_borrower(conn: AsyncConnection, supplier: str = "sup-001", *,
                         receivables: str = "50000.00", config: LendingConfig = CONFIG,
-                        imported_on: dt.date = DAY) -> Borrower:
+                        imported_on: dt.date = DAY, on: dt.date = DAY) -> Borrower:
     """Two years on the marketplace, six steady months of sales, three buyers."""
     borrower = await lending.register_borrower(conn, Borrower(
-        supplier, f"Supplier {supplier}", "CNY", onboarded_on=DAY - dt.timedelta(days=730),
+        supplier, f"Supplier {supplier}", "CNY", onboarded_on=on - dt.timedelta(days=730),
         payout_name=f"Supplier {supplier}", payout_account="6222020200112233", payout_bank="ICBC",
     ), config)
-    records = [TradeRecord("sale", f"sales-{m}", dt.date(2025, m, 15), cny("100000.00"))
-               for m in range(9, 13)]
-    records += [TradeRecord("sale", f"sales-2026-{m}", dt.date(2026, m, 15), cny("100000.00"))
-                for m in (1, 2)]
-    records += [TradeRecord("purchase_order", f"po-{i}", DAY - dt.timedelta(days=i),
+    first = on.replace(day=15)
+    months = [(first - dt.timedelta(days=30 * k)).replace(day=15) for k in range(6, 0, -1)]
+    records = [TradeRecord("sale", f"sales-{m:%Y-%m}", m, cny("100000.00")) for m in months]
+    records += [TradeRecord("purchase_order", f"po-{i}", on - dt.timedelta(days=i),
                             cny("10000.00"), buyer_ref=f"buyer-{i % 3}") for i in range(6)]
     await lending.import_trade_records(conn, supplier, records, imported_on)
     if receivables:

@@ -20,6 +20,7 @@ from tests.lending.book import (
     FUNDED,
     approved,
     cny,
+    credit_payable,
     days,
     disbursed,
     entry_count,
@@ -388,4 +389,70 @@ async def test_repayment_bad_input(db):
         async with db.begin() as conn:
             await lending.repay_loan(conn, "nope", cny("1.00"), days(1), CONFIG, repayment_id="r")
     assert await entry_count(db) == before
+    await verify_ok(db)
+
+
+async def test_penalty_stops_when_the_loan_becomes_non_performing(db):
+    async with db.begin() as conn:
+        await good_borrower(conn)
+        await disbursed(conn, "NP", term=30)
+    await lending.run_accrual(db, days(30 + 120), CONFIG)  # 120 days past due
+    async with db.connect() as conn:
+        rec = await lending.load_loan(conn, "NP", CONFIG)
+    # penalty for the first 90 days past due only (the product's threshold)
+    assert rec.penalty_accrued_minor == lending.interest_for(
+        1_000_000, lending.SUPPLY_CHAIN_LOAN.penalty_annual_rate, 90, lending.DayCount.ACT_365,
+        "CNY")
+    assert rec.interest_accrued_minor == 8219 and rec.max_dpd == 120
+    await verify_ok(db)
+
+
+async def test_a_loan_across_february_29_earns_the_extra_day(db):
+    leap_start = dt.date(2028, 2, 15)
+    async with db.begin() as conn:
+        await good_borrower(conn, imported_on=leap_start, on=leap_start)
+        await disbursed(conn, "LEAP", term=30, on=leap_start)
+    await lending.run_accrual(db, leap_start + dt.timedelta(days=30), CONFIG)
+    # Feb 15 -> Mar 16 2028 is 30 nights, Feb 29 among them: 30 days at ACT/365 Fixed
+    assert await accrued(db, "LEAP") == 8219
+    async with db.connect() as conn:
+        assert await ledger.find_entry(conn, "loan.accrual:LEAP:2028-03-01") is not None
+    await verify_ok(db)
+
+
+async def test_settled_sales_are_read_from_the_ledger_when_nothing_was_imported(db):
+    async with db.begin() as conn:
+        await lending.register_borrower(conn, lending.Borrower(
+            "sup-777", "Ledger-only supplier", "CNY", onboarded_on=DAY - dt.timedelta(days=400)),
+            CONFIG)
+        for month in (9, 10, 11, 12):
+            await credit_payable(conn, "sup-777", "30000.00", f"cap-{month}",
+                                 on=dt.date(2025, month, 20))
+        data = await lending.borrower_data(conn, "sup-777", DAY, CONFIG)
+    # Sep..Dec 2025 from payment.capture entries; Jan and Feb 2026 had none
+    assert data.monthly_settled_sales_minor == (3_000_000,) * 4 + (0, 0)
+    assert data.unsettled_receivables_minor == 12_000_000
+    assert data.data_as_of == DAY - dt.timedelta(days=400)  # nothing imported: stale
+    await verify_ok(db)
+
+
+async def test_racing_repayments_close_the_loan_once(db):
+    import asyncio
+
+    async with db.begin() as conn:
+        await good_borrower(conn)
+        await disbursed(conn, "RACE", term=30)
+
+    async def pay(n: int) -> str:
+        try:
+            await ledger.transact(db, lambda conn: lending.repay_loan(
+                conn, "RACE", cny("10082.19"), days(30), CONFIG, repayment_id=f"race-{n}"))
+            return "paid"
+        except lending.LoanClosed:
+            return "closed"
+    outcomes = await asyncio.gather(*(pay(n) for n in range(4)))
+    assert sorted(outcomes) == ["closed", "closed", "closed", "paid"]
+    async with db.connect() as conn:
+        rec = await lending.load_loan(conn, "RACE", CONFIG)
+    assert rec.status is LoanStatus.REPAID and rec.overpaid_minor == 0
     await verify_ok(db)
