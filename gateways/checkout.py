@@ -128,7 +128,7 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
     if found is not None:
         return found
     now = utcnow()
-    intent_id, attempt_id = new_id("pi"), new_id("at")
+    intent_id, attempt_id = new_id("pi"), request.attempt_id or new_id("at")
     bank = banks.get(request.bank)
 
     async def record(conn: AsyncConnection) -> None:

@@ -58,6 +58,9 @@ class IntentRequest:
     return_url: str = "http://127.0.0.1/checkout/return"
     #: how long the customer has to pay
     expires_in: dt.timedelta = dt.timedelta(minutes=30)
+    #: the first attempt's id (the order id the bank sees), for callers that must know
+    #: it in advance (tests injecting a sandbox fault); generated when None
+    attempt_id: str | None = None
 
 
 @dataclass(frozen=True)

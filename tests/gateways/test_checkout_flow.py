@@ -287,3 +287,57 @@ async def _net(engine, code: str) -> int:
     import ledger
     async with engine.connect() as conn:
         return (await ledger.balance(conn, code)).posted_net
+
+
+async def test_bank_unreachable_at_checkout_fails_the_intent_and_another_bank_takes_it(db):
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        env.fleet.bank("restbank").faults.set("at503first", Fault.SERVER_ERROR, server_errors=1)
+        co = await gateways.create_intent(db, env.banks, gateways.IntentRequest(
+            merchant_id="m-1", order_id="ord-503", supplier_id="sup-001", amount=cny("9.00"),
+            bank="restbank", attempt_id="at503first"))
+        # nothing reached the bank: failed, no instruction, safe to try again
+        assert co.intent.status is IntentState.FAILED and co.instruction is None
+        assert co.attempt.status is AttemptState.FAILED
+        again = await gateways.retry_intent(db, env.banks, co.intent.id, "restbank")
+        await env.pay(again)
+        await env.fleet.drain()
+        assert (await env.intent(co.intent.id)).status is IntentState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
+async def test_lost_answer_at_checkout_is_unknown_and_never_retried_elsewhere(db):
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        env.fleet.bank("restbank").faults.set("athangs01", Fault.TIMEOUT)
+        co = await gateways.create_intent(db, env.banks, gateways.IntentRequest(
+            merchant_id="m-1", order_id="ord-hang", supplier_id="sup-001", amount=cny("9.00"),
+            bank="restbank", attempt_id="athangs01"))
+        assert co.intent.status is IntentState.UNKNOWN and co.instruction is None
+        with pytest.raises(gateways.IllegalTransition):
+            await gateways.retry_intent(db, env.banks, co.intent.id, "restbank")
+        with pytest.raises(gateways.IllegalTransition):
+            async with db.begin() as conn:
+                await gateways.cancel_intent(conn, co.intent.id)
+        # the bank has the order, unpaid: the janitor asks at once and keeps asking
+        report = await gateways.run_janitor(db, env.banks, max_tries=3)
+        assert (report.checked, report.postponed) == (1, 1)
+        assert (await env.intent(co.intent.id)).status is IntentState.UNKNOWN
+        await env.assert_agrees_with_banks()
+
+
+async def test_expiry_of_intents_no_bank_is_taking_money_for(db):
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        env.fleet.bank("restbank").faults.set("atexpire1", Fault.SERVER_ERROR, server_errors=1)
+        failed = await gateways.create_intent(db, env.banks, gateways.IntentRequest(
+            merchant_id="m-1", order_id="ord-exp", supplier_id="sup-001", amount=cny("3.00"),
+            bank="restbank", attempt_id="atexpire1"))
+        pending = await env.checkout("4.00")
+        async with db.begin() as conn:
+            assert await gateways.expire_intents(conn) == []
+            later = failed.intent.expires_at + LATER
+            assert await gateways.expire_intents(conn, now=later) == [failed.intent.id]
+        assert (await env.intent(failed.intent.id)).status is IntentState.EXPIRED
+        # a pending one is the janitor's: the bank is asked before anything expires
+        assert (await env.intent(pending.intent.id)).status is IntentState.PENDING
