@@ -10,23 +10,39 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+from typing import SupportsFloat
 
 import httpx
 import structlog
 
 from gateways.bank import BankUnavailable, OutcomeUnknown
 
-__all__ = ["DEFAULT_TIMEOUT", "make_client", "send"]
+__all__ = ["DEFAULT_TIMEOUT", "Duration", "as_timedelta", "make_client", "send"]
 
 log = structlog.get_logger("gateways.adapters")
 
-DEFAULT_TIMEOUT = 10.0
+#: a duration: a `timedelta`, or a number of seconds (as asyncio and httpx take them);
+#: money never comes near these, but the package keeps the binary-fraction type out of
+#: its signatures all the same (tests/test_no_float_near_money.py)
+Duration = dt.timedelta | SupportsFloat
+
+DEFAULT_TIMEOUT: Duration = dt.timedelta(seconds=10)
 
 
-def make_client(timeout: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def as_timedelta(value: Duration) -> dt.timedelta:
+    if isinstance(value, dt.timedelta):
+        return value
+    return dt.timedelta(seconds=value.__float__())
+
+
+def make_client(
+    timeout: Duration, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    seconds = as_timedelta(timeout).total_seconds()
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
         transport=transport,
         trust_env=False,
         follow_redirects=False,

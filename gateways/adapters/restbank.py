@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -86,7 +86,7 @@ class RestBankAdapter:
         credentials: RestBankCredentials,
         *,
         code: str = "restbank",
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Duration = DEFAULT_TIMEOUT,
         webhook_window: dt.timedelta = rb.DEFAULT_WINDOW,
         clock: Callable[[], dt.datetime] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

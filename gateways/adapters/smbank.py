@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -74,7 +74,7 @@ class SmBankAdapter:
         credentials: SmBankCredentials,
         *,
         code: str = "smbank",
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Duration = DEFAULT_TIMEOUT,
         window: dt.timedelta = DEFAULT_WINDOW,
         clock: Callable[[], dt.datetime] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

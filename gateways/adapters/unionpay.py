@@ -36,7 +36,7 @@ import structlog
 from cryptography import x509
 from moneyed import Money
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -91,7 +91,7 @@ class UnionPayAdapter:
         credentials: UnionPayCredentials,
         *,
         code: str = "unionpay",
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Duration = DEFAULT_TIMEOUT,
         clock: Callable[[], dt.datetime] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gateways.adapters import BankAdapter
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, as_timedelta
 from gateways.bank import PaymentInstruction
 from gateways.protocols.amounts import minor_to_decimal_text
 from gateways.sandbox.book import Book, BookError, Movement
@@ -57,13 +58,13 @@ log = structlog.get_logger("gateways.sandbox")
 class SandboxSettings:
     #: how long an answer hangs under TIMEOUT_AFTER_DEBIT; must exceed the adapter's
     #: read time-out so that the client gives up first
-    hang_seconds: float = 3.0
+    hang_seconds: Duration = 3.0
     #: how late the notification comes under TIMEOUT_AFTER_DEBIT
-    late_notify_seconds: float = 1.0
+    late_notify_seconds: Duration = 1.0
     #: default delay under SLOW
-    slow_seconds: float = 1.0
+    slow_seconds: Duration = 1.0
     #: pauses between notification retries (first delivery is immediate)
-    retry_delays: Sequence[float] = (0.05, 0.2, 0.5, 1.0, 2.0)
+    retry_delays: Sequence[Duration] = (0.05, 0.2, 0.5, 1.0, 2.0)
     #: the merchant settlement account's balance when the bank opens
     opening_balance_minor: int = 0
     #: the bank's fee on each captured payment, in basis points
@@ -226,7 +227,9 @@ class SandboxBank:
         """The merchant's credentials for this bank (the adapter's constructor input)."""
         raise NotImplementedError
 
-    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> BankAdapter:
+    def adapter(
+        self, *, timeout: Duration = DEFAULT_TIMEOUT, base_url: str | None = None
+    ) -> BankAdapter:
         """A merchant-side adapter for this bank (the caller closes it: `aclose()`)."""
         raise NotImplementedError
 
@@ -407,7 +410,8 @@ class SandboxBank:
         """Slowness before the bank acts (fault SLOW)."""
         plan = self.plan(reference)
         if Fault.SLOW in plan:
-            await self._sleep(plan.slow_seconds or self.settings.slow_seconds)
+            await self._sleep(plan.slow_seconds if plan.slow_seconds is not None
+                              else self.settings.slow_seconds)
 
     async def after_processing(self, reference: str, *, debited: bool) -> None:
         """The hang after taking the request (fault TIMEOUT, or TIMEOUT_AFTER_DEBIT on a
@@ -416,9 +420,11 @@ class SandboxBank:
         if Fault.TIMEOUT in plan or (debited and Fault.TIMEOUT_AFTER_DEBIT in plan):
             await self._sleep(self.settings.hang_seconds)
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, duration: Duration) -> None:
+        # Wakes early when the bank stops, so a hanging answer never outlives the bank.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            await asyncio.wait_for(self._stopping.wait(),
+                                   timeout=as_timedelta(duration).total_seconds())
 
     # ------------------------------------------------------------------ notifications
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gateways.adapters._http import Duration
+
 __all__ = ["Fault", "FaultBook", "FaultPlan"]
 
 
@@ -50,7 +52,7 @@ class FaultPlan:
     processing_polls: int = 3
     server_errors: int = 1
     #: None: the bank's default (its `slow_seconds`)
-    slow_seconds: float | None = None
+    slow_seconds: Duration | None = None
 
     def __contains__(self, fault: object) -> bool:
         return fault in self.faults
@@ -68,7 +70,7 @@ class FaultBook:
         *faults: Fault | str,
         processing_polls: int = 3,
         server_errors: int = 1,
-        slow_seconds: float | None = None,
+        slow_seconds: Duration | None = None,
     ) -> FaultPlan:
         plan = FaultPlan(
             faults=frozenset(Fault(f) for f in faults),

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from gateways.adapters import BankAdapter
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration
 from gateways.sandbox.base import SandboxBank, SandboxSettings
 
 __all__ = ["BANK_CODES", "SandboxFleet"]
@@ -41,7 +42,7 @@ def _bank_class(code: str) -> type[Any]:
 
 
 class SandboxFleet:
-    def __init__(self, banks: dict[str, SandboxBank], client_timeout: float) -> None:
+    def __init__(self, banks: dict[str, SandboxBank], client_timeout: Duration) -> None:
         self.banks = banks
         self.client_timeout = client_timeout
         self._adapters: list[BankAdapter] = []
@@ -55,7 +56,7 @@ class SandboxFleet:
         *,
         settings: SandboxSettings | None = None,
         business_day: dt.date | None = None,
-        client_timeout: float = 10.0,
+        client_timeout: Duration = DEFAULT_TIMEOUT,
     ) -> AsyncIterator[SandboxFleet]:
         """`settings` apply to every bank; `business_day` fixes the day the banks book
         on (default: today in UTC; change later with `set_business_day`)."""
@@ -93,13 +94,13 @@ class SandboxFleet:
         """The merchant's credentials for `code` (what its adapter is built from)."""
         return self.bank(code).credentials()
 
-    def adapter(self, code: str, *, timeout: float | None = None) -> BankAdapter:
+    def adapter(self, code: str, *, timeout: Duration | None = None) -> BankAdapter:
         """A new adapter for `code`, closed with the fleet."""
-        adapter = self.bank(code).adapter(timeout=timeout or self.client_timeout)
+        adapter = self.bank(code).adapter(timeout=timeout if timeout is not None else self.client_timeout)
         self._adapters.append(adapter)
         return adapter
 
-    def adapters(self, *, timeout: float | None = None) -> dict[str, BankAdapter]:
+    def adapters(self, *, timeout: Duration | None = None) -> dict[str, BankAdapter]:
         return {code: self.adapter(code, timeout=timeout) for code in self.banks}
 
     # ------------------------------------------------------------------ time, notifications

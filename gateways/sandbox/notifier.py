@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from gateways.adapters._http import Duration, as_timedelta
+
 __all__ = ["Delivery", "Notifier", "Outgoing"]
 
 log = structlog.get_logger("gateways.sandbox.notifier")
@@ -68,13 +70,14 @@ class Notifier:
         *,
         bank: str,
         acknowledged: AckCheck,
-        retry_delays: Sequence[float],
-        timeout: float = 5.0,
+        retry_delays: Sequence[Duration],
+        timeout: Duration = 5.0,
     ) -> None:
         self._bank = bank
         self._acknowledged = acknowledged
         self._retry_delays = tuple(retry_delays)
-        self._client = httpx.AsyncClient(timeout=timeout, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=as_timedelta(timeout).total_seconds(),
+                                         trust_env=False)
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: list[_Pending] = []
         self.deliveries: list[Delivery] = []
@@ -86,7 +89,7 @@ class Notifier:
         kind: str,
         url: str,
         build: Build,
-        delay: float = 0.0,
+        delay: Duration = 0.0,
         corrupt_first: bool = False,
         duplicate: bool = False,
         hold: bool = False,
@@ -99,7 +102,7 @@ class Notifier:
             return
         self._spawn(pending, delay)
 
-    def _spawn(self, pending: _Pending, delay: float) -> None:
+    def _spawn(self, pending: _Pending, delay: Duration) -> None:
         task = asyncio.create_task(self._deliver(pending, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -129,9 +132,10 @@ class Notifier:
                 await task
         await self._client.aclose()
 
-    async def _deliver(self, pending: _Pending, delay: float) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _deliver(self, pending: _Pending, delay: Duration) -> None:
+        wait = as_timedelta(delay).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
         acknowledged = await self._attempts(pending, corrupt_first=pending.corrupt_first)
         self.release_held(except_reference=pending.reference)
         if acknowledged and pending.duplicate:
@@ -140,8 +144,9 @@ class Notifier:
     async def _attempts(self, pending: _Pending, *, corrupt_first: bool, note: str = "") -> bool:
         delays = (0.0, *self._retry_delays)
         for attempt, pause in enumerate(delays, start=1):
-            if pause:
-                await asyncio.sleep(pause)
+            wait = as_timedelta(pause).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
             corrupt = corrupt_first and attempt == 1
             outgoing = pending.build(corrupt)
             label = note or ("bad signature" if corrupt else pending.note)

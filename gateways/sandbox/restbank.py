@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration
 from gateways.adapters.restbank import RestBankAdapter, RestBankCredentials
 from gateways.protocols import (
     InMemoryReplayGuard,
@@ -86,7 +87,7 @@ class RestBankSandbox(SandboxBank):
             api_key=self.api_key, secret=self.secret, webhook_secrets=(self.webhook_secret,),
         )
 
-    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> RestBankAdapter:
+    def adapter(self, *, timeout: Duration = DEFAULT_TIMEOUT, base_url: str | None = None) -> RestBankAdapter:
         return RestBankAdapter(self.credentials(base_url), code=self.code, timeout=timeout)
 
     def new_bank_txn_id(self, kind: TxnKind) -> str:

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration
 from gateways.adapters.smbank import GATEWAY_PATH, XML, SmBankAdapter, SmBankCredentials
 from gateways.protocols import (
     InMemoryReplayGuard,
@@ -93,7 +94,7 @@ class SmBankSandbox(SandboxBank):
             bank_public_keys={BANK_KEY_ID: self.bank_key.public_key},
         )
 
-    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> SmBankAdapter:
+    def adapter(self, *, timeout: Duration = DEFAULT_TIMEOUT, base_url: str | None = None) -> SmBankAdapter:
         return SmBankAdapter(self.credentials(base_url), code=self.code, timeout=timeout)
 
     def new_bank_txn_id(self, kind: TxnKind) -> str:

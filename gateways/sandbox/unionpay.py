@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration
 from gateways.adapters.unionpay import UnionPayAdapter, UnionPayCredentials
 from gateways.protocols import MalformedMessage, ProtocolError, generate_rsa_identity
 from gateways.protocols import unionpay as up
@@ -87,7 +88,7 @@ class UnionPaySandbox(SandboxBank):
             bank_roots=(self.root.certificate,),
         )
 
-    def adapter(self, *, timeout: float = 10.0, base_url: str | None = None) -> UnionPayAdapter:
+    def adapter(self, *, timeout: Duration = DEFAULT_TIMEOUT, base_url: str | None = None) -> UnionPayAdapter:
         return UnionPayAdapter(self.credentials(base_url), code=self.code, timeout=timeout)
 
     @property
