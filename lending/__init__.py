@@ -71,6 +71,7 @@ from lending.errors import (
     LoanTermsViolation,
     NotFound,
     NotInReview,
+    RepaymentConflict,
     TermOutOfRange,
 )
 from lending.interest import (
@@ -213,6 +214,7 @@ __all__ = [
     "PrincipalChange",
     "Reason",
     "Repayment",
+    "RepaymentConflict",
     "RoundingMode",
     "SettlementPolicy",
     "SettlementRecord",

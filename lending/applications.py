@@ -90,7 +90,9 @@ async def apply_for_loan(conn: AsyncConnection, request: LoanApplication,
                          config: LendingConfig) -> ApplicationResult:
     """Record an application and decide it at once: approved, declined, or queued for a
     person. The decision, its reasons and every input it used are stored."""
-    borrower = await get_borrower(conn, request.borrower_id)
+    # one application per borrower at a time: two racing applications must not both fit
+    # the same credit line
+    borrower = await get_borrower(conn, request.borrower_id, for_update=True)
     product = config.product(request.product_code)
     if borrower.currency != product.currency:
         raise InvalidInput(f"borrower {borrower.id!r} is paid in {borrower.currency}; "

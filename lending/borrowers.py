@@ -114,8 +114,12 @@ async def register_borrower(conn: AsyncConnection, borrower: Borrower,
     return await get_borrower(conn, borrower.id)
 
 
-async def get_borrower(conn: AsyncConnection, borrower_id: str) -> Borrower:
-    row = (await conn.execute(sa.select(borrowers).where(borrowers.c.id == borrower_id))).first()
+async def get_borrower(conn: AsyncConnection, borrower_id: str, *,
+                       for_update: bool = False) -> Borrower:
+    query = sa.select(borrowers).where(borrowers.c.id == borrower_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         raise BorrowerNotFound(borrower_id)
     return _row(row)

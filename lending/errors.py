@@ -226,3 +226,14 @@ class InvalidImport(InvalidInput):
     """An imported file or record is malformed; nothing of it was imported."""
 
     code = "invalid-import"
+
+
+class RepaymentConflict(LendingError):
+    """A repayment id was already used for another loan or amount; nothing was posted."""
+
+    code = "repayment-conflict"
+
+    def __init__(self, repayment_id: str) -> None:
+        self.repayment_id = repayment_id
+        super().__init__(f"repayment id {repayment_id!r} was already used for a different "
+                         "repayment; use a new id for a new repayment")

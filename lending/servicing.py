@@ -34,7 +34,14 @@ from lending import lifecycle, store
 from lending.accrual import accrue_loan
 from lending.borrowers import get_borrower
 from lending.config import DisbursementMode, LendingConfig, ensure_accounts
-from lending.errors import IllegalTransition, InvalidAmount, InvalidDate, InvalidInput, LoanClosed
+from lending.errors import (
+    IllegalTransition,
+    InvalidAmount,
+    InvalidDate,
+    InvalidInput,
+    LoanClosed,
+    RepaymentConflict,
+)
 from lending.lifecycle import LoanStatus
 from lending.money import check_minor, format_minor, from_money
 from lending.postings import Accounts, entry, legs
@@ -279,12 +286,16 @@ def _funding_repay(record: LoanRecord, principal: int, config: LendingConfig
     return [(f.liability, principal)], [(f.fund_source, principal)]
 
 
-async def _existing_repayment(conn: AsyncConnection, repayment_id: str,
+async def _existing_repayment(conn: AsyncConnection, repayment_id: str, loan_id: str,
+                              amount: Money, source: str,
                               config: LendingConfig) -> Repayment | None:
     row = (await conn.execute(sa.select(repayments).where(repayments.c.id == repayment_id))).first()
     if row is None:
         return None
     record = await store.load(conn, row.loan_id, config)
+    if (row.loan_id, row.source, row.amount_minor) != (
+            loan_id, source, from_money(amount, record.currency)):
+        raise RepaymentConflict(repayment_id)
     lines = tuple(AllocationLine(Bucket(x["bucket"]), x["outstanding"], x["applied"])
                   for x in row.allocation["lines"])
     allocation = Allocation(row.amount_minor, lines, row.excess_minor)
@@ -311,7 +322,7 @@ async def repay_loan(
         raise InvalidInput(f"a repayment comes from 'bank' or 'offset', not {source!r}")
     if not repayment_id:
         raise InvalidInput("a repayment needs an id (its idempotency key)")
-    existing = await _existing_repayment(conn, repayment_id, config)
+    existing = await _existing_repayment(conn, repayment_id, loan_id, amount, source, config)
     if existing is not None:
         return existing
     record = await store.load(conn, loan_id, config)

@@ -37,6 +37,7 @@ register_error(lending.ExtensionNotAllowed, 409)
 register_error(lending.NotInReview, 409)
 register_error(lending.ConcurrentUpdate, 409)
 register_error(lending.DuplicateLoan, 409)
+register_error(lending.RepaymentConflict, 409)
 
 Reader = Annotated[Principal, requires("lending:read")]
 Writer = Annotated[Principal, requires("lending:write")]

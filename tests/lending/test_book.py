@@ -123,6 +123,10 @@ async def test_early_repayment_pays_only_the_days_used_and_closes_the_loan(db):
         again = await lending.repay_loan(conn, "E1", cny("10019.18"), days(7), CONFIG,
                                          repayment_id="bank-tx-1")
     assert again.entry is not None and again.entry.replayed
+    with pytest.raises(lending.RepaymentConflict):  # the same id for another repayment
+        async with db.begin() as conn:
+            await lending.repay_loan(conn, "E1", cny("5.00"), days(7), CONFIG,
+                                     repayment_id="bank-tx-1")
     before = await entry_count(db)
     with pytest.raises(lending.LoanClosed):
         async with db.begin() as conn:
