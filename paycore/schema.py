@@ -3,6 +3,73 @@ of their own; migrations in `paycore/migrations/versions` build them."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to paycore; use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+#: A merchant's API key. Only a SHA-256 digest of the secret is kept: the key is 256 random
+#: bits, so a fast hash is enough (nothing to brute-force), and `id` (public, printed in the
+#: key itself) finds the row without comparing secrets in SQL.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("merchant_id", sa.String(120), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    #: space-separated, as in OAuth 2.0
+    sa.Column("scopes", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+#: One row per (merchant, Idempotency-Key): claimed `in_progress` before the request runs
+#: (the primary key makes concurrent duplicates lose the insert), then `completed` with the
+#: response it produced, which every retry with the same key and body gets back verbatim.
+idempotency_records = sa.Table(
+    "api_idempotency_records",
+    metadata,
+    sa.Column("merchant_id", sa.String(120), primary_key=True),
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    #: SHA-256 of method, path and query, and body bytes
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: when the current attempt claimed the key; a stale claim (crashed server) may be taken over
+    sa.Column("locked_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("response_status", sa.Integer(), nullable=True),
+    #: [[name, value], ...] of the headers worth replaying (content-type, location, ...)
+    sa.Column("response_headers", sa.JSON(), nullable=True),
+    sa.Column("response_body", sa.LargeBinary(), nullable=True),
+    sa.CheckConstraint("state IN ('in_progress', 'completed')",
+                       name="ck_api_idempotency_records_state"),
+    sa.Index("ix_api_idempotency_records_created_at", "created_at"),
+)

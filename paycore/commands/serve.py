@@ -1,9 +1,95 @@
-"""`paycore serve`: the HTTP API."""
+"""`paycore serve`: the HTTP API under uvicorn; `paycore apikeys`: merchants' API keys."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Annotated
+
 import typer
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore import db
+from paycore.api import keys
+from paycore.api.settings import ApiSettings
+from paycore.logging import configure_logging
+from paycore.runner import console, errors, in_transaction, read_only
+from paycore.settings import Settings
+
+apikeys_app = typer.Typer(help="Merchants' API keys (stored hashed; shown once).",
+                          no_args_is_help=True)
+
+
+def serve(host: str | None = typer.Option(None, help="address to listen on (default "
+                                                     "PAYCORE_API_HOST or 127.0.0.1)"),
+          port: int | None = typer.Option(None, help="port (default PAYCORE_API_PORT or 8000)"),
+          ) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from paycore.api import create_app
+
+    base = Settings.from_env()
+    settings = ApiSettings.from_env(base)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        engine = db.create_engine(base.database_url)
+        try:
+            app = create_app(engine, settings=settings)
+            config = uvicorn.Config(app, host=host or settings.host, port=port or settings.port,
+                                    log_config=None, access_log=False)
+            await uvicorn.Server(config).serve()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    merchant: Annotated[str, typer.Argument(help="the merchant the key acts for")],
+    scope: Annotated[list[str], typer.Option(
+        "--scope", "-s", help="a scope to grant (repeat); e.g. payments:write")],
+    name: str = typer.Option("", help="a label for the key"),
+) -> None:
+    """Issue a key; its secret is printed once and never stored."""
+    async def go(conn: AsyncConnection) -> keys.IssuedKey:
+        return await keys.create_api_key(conn, merchant, scope, name=name)
+    try:
+        issued = in_transaction(go)
+    except (keys.InvalidScope, keys.InvalidMerchant) as exc:
+        errors.print(f"[red]{type(exc).__name__}[/red]: {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"key {issued.key.id} for {issued.key.merchant_id} "
+                  f"({' '.join(issued.key.scopes)}); the secret is shown only now:")
+    console.print(issued.secret, markup=False, highlight=False, soft_wrap=True)
+
+
+@apikeys_app.command("list")
+def apikeys_list(merchant: str | None = typer.Option(None, help="only this merchant")) -> None:
+    """List keys (never their secrets)."""
+    table = Table("id", "merchant", "name", "scopes", "created", "revoked")
+    for key in read_only(lambda conn: keys.list_api_keys(conn, merchant)):
+        table.add_row(key.id, key.merchant_id, key.name, " ".join(key.scopes),
+                      key.created_at.isoformat(timespec="seconds"),
+                      key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "")
+    console.print(table)
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(key_id: str = typer.Argument(..., help="the key's id (pck_<id>_...)")) -> None:
+    """Revoke a key at once."""
+    key = in_transaction(lambda conn: keys.revoke_api_key(conn, key_id))
+    if key is None:
+        errors.print(f"[red]no API key {key_id}[/red]")
+        raise typer.Exit(2)
+    console.print(f"revoked {key.id} of {key.merchant_id}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the root app (none yet)."""
+    app.command("serve")(serve)
+    app.add_typer(apikeys_app, name="apikeys")
+
+
+

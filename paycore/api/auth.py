@@ -1,0 +1,89 @@
+"""Who is calling: `Authorization: Bearer <API key>` -> a `Principal` (merchant + scopes).
+
+In a route: `principal: Annotated[Principal, requires("payments:read")]` authenticates the
+request (401 without a live key) and checks the scope (403 without it); every query the
+route makes for merchant-owned things must then filter by `principal.merchant_id`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Scope
+
+from paycore.api import keys
+from paycore.api.problems import Forbidden, Unauthorized
+
+PRINCIPAL = "paycore.principal"
+
+#: declares the scheme in the OpenAPI document; the header is parsed by `principal_of`
+bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                    description="A merchant's API key: `Authorization: Bearer pck_...`. "
+                                "Each operation lists the scope it needs.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    merchant_id: str
+    key_id: str
+    scopes: tuple[str, ...]
+
+    def can(self, scope: str) -> bool:
+        return keys.grants(self.scopes, scope)
+
+
+def _bearer_token(scope: Scope) -> str:
+    header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+    if header is None:
+        raise Unauthorized("send an API key: Authorization: Bearer <key>")
+    text: str = header.decode("latin-1")
+    scheme, _, token = text.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must read: Bearer <key>",
+                           error="invalid_request")
+    return token.strip()
+
+
+async def principal_of(scope: Scope) -> Principal:
+    """The caller of this request, authenticated once and remembered on the request (the
+    idempotency layer needs it before routing, the route's dependency after)."""
+    state = scope.setdefault("state", {})
+    cached = state.get(PRINCIPAL)
+    if isinstance(cached, Principal):
+        return cached
+    token = _bearer_token(scope)
+    engine: AsyncEngine = scope["app"].state.engine
+    async with engine.connect() as conn:
+        key = await keys.authenticate(conn, token)
+    if key is None:
+        raise Unauthorized("the API key is not valid (unknown, wrong or revoked)",
+                           error="invalid_token")
+    principal = Principal(key.merchant_id, key.id, key.scopes)
+    state[PRINCIPAL] = principal
+    structlog.contextvars.bind_contextvars(merchant_id=key.merchant_id, key_id=key.id)
+    return principal
+
+
+async def _authorized(
+    request: Request, security_scopes: SecurityScopes,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    principal = await principal_of(request.scope)
+    for required in security_scopes.scopes:
+        if not principal.can(required):
+            raise Forbidden(required, list(principal.scopes))
+    return principal
+
+
+def requires(*scopes: str) -> Any:
+    """A dependency: the authenticated caller, holding every one of `scopes`."""
+    for scope in scopes:
+        if scope not in keys.SCOPES:
+            raise keys.InvalidScope(f"route requires undeclared scope {scope!r}; "
+                                    "declare it with paycore.api.keys.declare_scope")
+    return Security(_authorized, scopes=list(scopes))

@@ -1,0 +1,167 @@
+"""Merchants' API keys: issued once, stored as a digest, checked in constant time.
+
+A key reads `pck_<id>_<secret>`: `id` (16 hex characters) is public and finds the row; the
+secret is 256 random bits, of which only the SHA-256 digest is stored. A fast digest is
+enough for a secret that cannot be guessed (a slow KDF protects low-entropy passwords), and
+`hmac.compare_digest` keeps the comparison constant-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.schema import api_keys
+
+log = structlog.get_logger("paycore.api.keys")
+
+PREFIX = "pck_"
+_KEY = re.compile(r"^pck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_MERCHANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+
+#: every scope a key may hold, with what it allows; `admin` holds them all, and
+#: `<domain>:*` every scope of that domain. Routers add theirs with `declare_scope`.
+SCOPES: dict[str, str] = {
+    "payments:read": "read payment intents and refunds",
+    "payments:write": "create and cancel payment intents",
+    "refunds:write": "refund captured payments",
+    "payouts:read": "read payouts",
+    "payouts:write": "request payouts to suppliers",
+    "banks:read": "read the banks' health",
+    "ledger:read": "read the whole books: accounts, balances, statements, entries, proof",
+    "lending:read": "read credit lines, applications and loans",
+    "lending:write": "apply, disburse, extend and repay loans",
+    "lending:review": "decide applications in the manual review queue",
+    "reconciliation:read": "read statements, matches, exceptions and reports",
+    "reconciliation:write": "import statements, reconcile and resolve exceptions",
+    "admin": "everything",
+}
+
+
+class InvalidScope(ValueError):
+    pass
+
+
+class InvalidMerchant(ValueError):
+    pass
+
+
+def declare_scope(name: str, description: str) -> None:
+    """A router's own scope (`domain:action`); call at import time."""
+    if not re.fullmatch(r"[a-z]+:[a-z_*]+", name):
+        raise InvalidScope(f"scope {name!r} is not of the form domain:action")
+    SCOPES.setdefault(name, description)
+
+
+def _domains() -> set[str]:
+    return {s.split(":", 1)[0] for s in SCOPES if ":" in s}
+
+
+def validate_scopes(scopes: Iterable[str]) -> list[str]:
+    result: list[str] = []
+    for scope in scopes:
+        wildcard = scope.endswith(":*") and scope[:-2] in _domains()
+        if scope not in SCOPES and not wildcard:
+            raise InvalidScope(f"unknown scope {scope!r}; known: {', '.join(sorted(SCOPES))}, "
+                               "or <domain>:*")
+        if scope not in result:
+            result.append(scope)
+    if not result:
+        raise InvalidScope("a key needs at least one scope")
+    return result
+
+
+def grants(held: Iterable[str], required: str) -> bool:
+    """Whether scopes `held` allow `required` (`admin` allows all, `x:*` all of `x:`)."""
+    domain = required.split(":", 1)[0]
+    return any(s in (required, "admin", f"{domain}:*") for s in held)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    merchant_id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key. `secret` is the whole bearer token; it is shown once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _row(row: sa.Row[tuple[object, ...]]) -> ApiKey:
+    m = row._mapping
+    return ApiKey(id=m["id"], merchant_id=m["merchant_id"], name=m["name"],
+                  scopes=tuple(m["scopes"].split()), created_at=m["created_at"],
+                  revoked_at=m["revoked_at"])
+
+
+async def create_api_key(conn: AsyncConnection, merchant_id: str, scopes: Sequence[str], *,
+                         name: str = "") -> IssuedKey:
+    if not _MERCHANT.match(merchant_id):
+        raise InvalidMerchant(f"merchant id {merchant_id!r} must be 1-120 characters of "
+                              "letters, digits and . _ : -, starting with a letter or digit")
+    granted = validate_scopes(scopes)
+    key_id = secrets.token_hex(8)
+    token = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    now = dt.datetime.now(dt.UTC)
+    await conn.execute(api_keys.insert().values(
+        id=key_id, merchant_id=merchant_id, name=name, secret_sha256=_digest(token),
+        scopes=" ".join(granted), created_at=now, revoked_at=None))
+    log.info("api_key.created", key_id=key_id, merchant_id=merchant_id, scopes=granted)
+    return IssuedKey(ApiKey(key_id, merchant_id, name, tuple(granted), now, None), token)
+
+
+async def revoke_api_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
+    await conn.execute(api_keys.update()
+                       .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                       .values(revoked_at=dt.datetime.now(dt.UTC)))
+    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
+    if row is not None:
+        log.info("api_key.revoked", key_id=key_id, merchant_id=row.merchant_id)
+    return _row(row) if row is not None else None
+
+
+async def list_api_keys(conn: AsyncConnection, merchant_id: str | None = None) -> list[ApiKey]:
+    query = sa.select(api_keys).order_by(api_keys.c.merchant_id, api_keys.c.created_at)
+    if merchant_id is not None:
+        query = query.where(api_keys.c.merchant_id == merchant_id)
+    return [_row(r) for r in await conn.execute(query)]
+
+
+#: compared against when the key id is unknown, so a miss costs what a hit costs
+_DUMMY_DIGEST = _digest("pck_0000000000000000_" + "A" * 43)
+
+
+async def authenticate(conn: AsyncConnection, token: str) -> ApiKey | None:
+    """The live key this bearer token is, or None (malformed, unknown, wrong, revoked)."""
+    match = _KEY.match(token)
+    row = None
+    if match:
+        row = (await conn.execute(
+            sa.select(api_keys).where(api_keys.c.id == match.group(1)))).first()
+    stored = row.secret_sha256 if row is not None else _DUMMY_DIGEST
+    if not hmac.compare_digest(stored, _digest(token)) or row is None:
+        return None
+    if row.revoked_at is not None:
+        return None
+    return _row(row)

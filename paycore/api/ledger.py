@@ -1,0 +1,215 @@
+"""The books, read-only (scope `ledger:read`): accounts, balances, statements, entries,
+trial balance and verify. `ledger:read` is a back-office scope: the ledger is the
+marketplace's one set of books, so it is not filtered by merchant."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+import ledger
+from paycore.api.auth import Principal, requires
+from paycore.api.deps import ReadConnection
+from paycore.api.models import MoneyOut
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+
+Reader = Annotated[Principal, requires("ledger:read")]
+AccountCode = Annotated[str, Path(description="chart-of-accounts code, e.g. 1102.clearing.icbc",
+                                  max_length=120)]
+
+
+class AccountOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    type: str
+    currency: str
+    balance_limit: str | None
+    owner_ref: str | None
+    status: str
+    opened_at: dt.datetime
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, a: ledger.Account) -> AccountOut:
+        return cls(id=a.id, code=a.code, name=a.name, type=a.type.value, currency=a.currency,
+                   balance_limit=a.balance_limit.value if a.balance_limit else None,
+                   owner_ref=a.owner_ref, status=a.status.value, opened_at=a.opened_at,
+                   metadata=dict(a.metadata))
+
+
+class AccountList(BaseModel):
+    data: list[AccountOut]
+
+
+class BalanceOut(BaseModel):
+    account: str
+    currency: str
+    posted: MoneyOut
+    pending: MoneyOut
+    available: MoneyOut
+    as_of: dt.datetime | None
+
+
+class StatementLineOut(BaseModel):
+    entry_id: uuid.UUID
+    account_seq: int
+    booked_at: dt.datetime
+    effective_date: dt.date
+    kind: str
+    description: str
+    external_ref: str | None
+    side: str
+    amount: MoneyOut
+    balance_after: MoneyOut
+
+
+class StatementOut(BaseModel):
+    account: str
+    currency: str
+    start: dt.date
+    end: dt.date
+    opening: MoneyOut
+    closing: MoneyOut
+    lines: list[StatementLineOut]
+
+
+class PostingOut(BaseModel):
+    account: str
+    side: str
+    amount: MoneyOut
+    account_seq: int
+
+
+class EntryOut(BaseModel):
+    id: uuid.UUID
+    idempotency_key: str
+    kind: str
+    description: str
+    effective_date: dt.date
+    booked_at: dt.datetime
+    reverses_entry_id: uuid.UUID | None
+    external_ref: str | None
+    metadata: dict[str, Any]
+    postings: list[PostingOut]
+
+    @classmethod
+    def of(cls, e: ledger.JournalEntry) -> EntryOut:
+        return cls(id=e.id, idempotency_key=e.idempotency_key, kind=e.kind,
+                   description=e.description, effective_date=e.effective_date,
+                   booked_at=e.booked_at, reverses_entry_id=e.reverses_entry_id,
+                   external_ref=e.external_ref, metadata=dict(e.metadata),
+                   postings=[PostingOut(account=p.account_code, side=p.side,
+                                        amount=MoneyOut.of(p.money), account_seq=p.account_seq)
+                             for p in e.postings])
+
+
+class TrialBalanceRowOut(BaseModel):
+    code: str
+    name: str
+    type: str
+    currency: str
+    debit: MoneyOut
+    credit: MoneyOut
+
+
+class TotalsOut(BaseModel):
+    debit: MoneyOut
+    credit: MoneyOut
+
+
+class TrialBalanceOut(BaseModel):
+    balanced: bool
+    rows: list[TrialBalanceRowOut]
+    totals: dict[str, TotalsOut]
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    postings: int
+    accounts: int
+    holds_pending: int
+    discrepancies: list[str]
+
+
+@router.get("/accounts", summary="List accounts")
+async def list_accounts(
+    _: Reader, conn: ReadConnection,
+    owner_ref: Annotated[str | None, Query(max_length=120)] = None,
+    code_prefix: Annotated[str | None, Query(max_length=120)] = None,
+) -> AccountList:
+    found = await ledger.list_accounts(conn, owner_ref=owner_ref, code_prefix=code_prefix)
+    return AccountList(data=[AccountOut.of(a) for a in found])
+
+
+@router.get("/accounts/{code}", summary="An account")
+async def get_account(_: Reader, conn: ReadConnection, code: AccountCode) -> AccountOut:
+    return AccountOut.of(await ledger.get_account(conn, code))
+
+
+@router.get("/accounts/{code}/balance", summary="An account's balance, now or as of a time",
+            description="Without `as_of`: posted, pending and available now. With `as_of` "
+                        "(a date = the end of that UTC day, or a timezone-aware time): the "
+                        "posted balance as the books stood then (no pending amounts).")
+async def get_balance(
+    _: Reader, conn: ReadConnection, code: AccountCode,
+    as_of: Annotated[dt.date | dt.datetime | None, Query()] = None,
+) -> BalanceOut:
+    b = await ledger.balance(conn, code, as_of=as_of)
+    return BalanceOut(account=b.account_code, currency=b.currency, posted=MoneyOut.of(b.posted),
+                      pending=MoneyOut.of(b.pending), available=MoneyOut.of(b.available),
+                      as_of=b.as_of)
+
+
+@router.get("/accounts/{code}/statement", summary="An account's statement for a period")
+async def get_statement(
+    _: Reader, conn: ReadConnection, code: AccountCode,
+    start: Annotated[dt.date, Query(alias="from", description="first day (UTC), inclusive")],
+    end: Annotated[dt.date, Query(alias="to", description="last day (UTC), inclusive")],
+) -> StatementOut:
+    s = await ledger.statement(conn, code, start, end)
+    cur = s.account.currency
+    return StatementOut(
+        account=s.account.code, currency=cur, start=s.start, end=s.end,
+        opening=MoneyOut.of(s.opening), closing=MoneyOut.of(s.closing),
+        lines=[StatementLineOut(
+            entry_id=line.entry_id, account_seq=line.account_seq, booked_at=line.booked_at,
+            effective_date=line.effective_date, kind=line.kind, description=line.description,
+            external_ref=line.external_ref, side="debit" if line.amount > 0 else "credit",
+            amount=MoneyOut.minor(abs(line.amount), cur),
+            balance_after=MoneyOut.of(s.normal(line.balance_after)))
+            for line in s.lines])
+
+
+@router.get("/entries/{entry_id}", summary="A journal entry with its postings")
+async def get_entry(_: Reader, conn: ReadConnection, entry_id: uuid.UUID) -> EntryOut:
+    return EntryOut.of(await ledger.get_entry(conn, entry_id))
+
+
+@router.get("/trial-balance", summary="Every account's balance on its side, with totals")
+async def get_trial_balance(_: Reader, conn: ReadConnection) -> TrialBalanceOut:
+    tb = await ledger.trial_balance(conn)
+    return TrialBalanceOut(
+        balanced=tb.balanced,
+        rows=[TrialBalanceRowOut(code=r.code, name=r.name, type=r.type.value,
+                                 currency=r.currency, debit=MoneyOut.minor(r.debit, r.currency),
+                                 credit=MoneyOut.minor(r.credit, r.currency)) for r in tb.rows],
+        totals={cur: TotalsOut(debit=MoneyOut.minor(d, cur), credit=MoneyOut.minor(c, cur))
+                for cur, (d, c) in sorted(tb.totals.items())},
+    )
+
+
+@router.get("/verify", summary="Prove the books from their postings",
+            description="Recomputes every balance and hash chain; `ok` is false and "
+                        "`discrepancies` lists what differs when the books do not prove out.")
+async def get_verify(_: Reader, conn: ReadConnection) -> VerifyOut:
+    report = await ledger.verify(conn)
+    return VerifyOut(ok=report.ok, entries=report.entries, postings=report.postings,
+                     accounts=report.accounts, holds_pending=report.holds_pending,
+                     discrepancies=list(report.discrepancies))

@@ -1,0 +1,44 @@
+"""The HTTP API's settings, from the environment (beside `paycore.settings.Settings`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from paycore.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    #: where `paycore serve` listens; loopback unless told otherwise
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: the URL banks and browsers reach this API at (notification and return URLs)
+    public_url: str = "http://127.0.0.1:8000"
+    #: problem `type` URIs are this base plus the error's code (RFC 9457 §3.1.1)
+    problem_base_uri: str = "https://paycore.example/problems/"
+    #: a claimed Idempotency-Key whose request has not finished after this long is taken
+    #: to belong to a crashed server and may be claimed again
+    idempotency_lock_seconds: int = 300
+    #: largest POST body the API buffers for idempotency hashing
+    max_body_bytes: int = 8 * 1024 * 1024
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, base: Settings | None = None) -> ApiSettings:
+        base = base or Settings.from_env()
+        env = os.environ
+        host = env.get("PAYCORE_API_HOST", cls.host)
+        port = int(env.get("PAYCORE_API_PORT", str(cls.port)))
+        return cls(
+            host=host,
+            port=port,
+            public_url=env.get("PAYCORE_API_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+            problem_base_uri=env.get("PAYCORE_API_PROBLEM_BASE_URI", cls.problem_base_uri),
+            idempotency_lock_seconds=int(env.get("PAYCORE_API_IDEMPOTENCY_LOCK_SECONDS",
+                                                 str(cls.idempotency_lock_seconds))),
+            max_body_bytes=int(env.get("PAYCORE_API_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            log_format=base.log_format,
+            log_level=base.log_level,
+        )

@@ -1,0 +1,74 @@
+"""API keys: missing, malformed, wrong, revoked -> 401; lacking the scope -> 403; stored
+hashed; merchants kept apart."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from paycore.api import create_api_key, revoke_api_key
+from paycore.api.keys import InvalidScope, authenticate, grants
+from paycore.schema import api_keys
+from tests.api.conftest import bearer, is_problem
+
+
+async def test_no_key_is_401_with_a_bearer_challenge(api):
+    r = await api.get("/v1/ledger/accounts")
+    body = is_problem(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"].startswith('Bearer realm="paycore"')
+    assert "Authorization: Bearer" in body["detail"]
+
+
+async def test_malformed_wrong_and_revoked_keys_are_401(api, db, issue_key):
+    good = await issue_key("m1", "ledger:read")
+    assert (await api.get("/v1/ledger/accounts", headers=bearer(good))).status_code == 200
+    wrong_secret = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    for headers in ({"Authorization": good},                      # no scheme
+                    {"Authorization": "Basic " + good},           # wrong scheme
+                    bearer("pck_not-a-key"),
+                    bearer(wrong_secret)):
+        r = await api.get("/v1/ledger/accounts", headers=headers)
+        is_problem(r, 401, "unauthorized")
+    async with db.begin() as conn:
+        key_id = good.split("_")[1]
+        await revoke_api_key(conn, key_id)
+    r = await api.get("/v1/ledger/accounts", headers=bearer(good))
+    is_problem(r, 401, "unauthorized")
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+async def test_a_key_without_the_scope_is_403_naming_it(api, issue_key):
+    key = await issue_key("m1", "payments:read")
+    r = await api.get("/v1/ledger/trial-balance", headers=bearer(key))
+    body = is_problem(r, 403, "insufficient-scope")
+    assert body["required_scope"] == "ledger:read"
+    assert body["granted_scopes"] == ["payments:read"]
+    assert 'scope="ledger:read"' in r.headers["www-authenticate"]
+
+
+async def test_admin_and_domain_wildcards_grant_scopes(api, issue_key):
+    for scopes in (("admin",), ("ledger:*",)):
+        key = await issue_key("m1", *scopes)
+        assert (await api.get("/v1/ledger/trial-balance", headers=bearer(key))).status_code == 200
+    assert grants(["lending:*"], "lending:write") and not grants(["lending:*"], "ledger:read")
+
+
+async def test_keys_are_stored_as_digests_only(db):
+    async with db.begin() as conn:
+        issued = await create_api_key(conn, "m1", ["payments:read"], name="shop")
+        row = (await conn.execute(sa.select(api_keys))).one()
+        assert issued.secret.startswith(f"pck_{issued.key.id}_")
+        assert issued.secret not in {str(v) for v in row}
+        assert row.secret_sha256 != issued.secret and len(row.secret_sha256) == 64
+        found = await authenticate(conn, issued.secret)
+        assert found is not None and found.merchant_id == "m1"
+        assert found.scopes == ("payments:read",)
+
+
+async def test_unknown_scopes_are_refused_at_creation(db):
+    async with db.begin() as conn:
+        for scopes in ([], ["payments:everything"], ["nosuch:*"]):
+            try:
+                await create_api_key(conn, "m1", scopes)
+            except InvalidScope:
+                continue
+            raise AssertionError(f"{scopes} accepted")
