@@ -138,6 +138,9 @@ class RefundOrder:
     amount: Money
     reason: str
     notify_url: str
+    #: when we send it (default: the adapter's clock); pass the same time as
+    #: `placed_at` to `query_refund` (UnionPay's inquiry needs the original txnTime)
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,8 @@ class PayoutOrder:
     amount: Money
     description: str
     notify_url: str | None = None
+    #: as `RefundOrder.created_at`, for `query_payout(..., placed_at=...)`
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +203,22 @@ class BankGateway(Protocol):
         """Our answer to the bank: `accepted` False asks the bank to send it again later."""
         ...
 
-    async def query_payment(self, attempt_id: str) -> PaymentStatus: ...
+    # `placed_at`: when the request was made (`PaymentOrder.created_at`, the refund's or
+    # payout's `created_at`). Optional; a protocol whose inquiry names the original
+    # transaction time (UnionPay queryTrans: orderId + txnTime) needs it after a restart,
+    # when the adapter no longer remembers; the others ignore it.
+    async def query_payment(
+        self, attempt_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PaymentStatus: ...
 
     async def refund(self, order: RefundOrder) -> RefundStatus: ...
 
-    async def query_refund(self, refund_id: str) -> RefundStatus: ...
+    async def query_refund(
+        self, refund_id: str, *, placed_at: dt.datetime | None = None
+    ) -> RefundStatus: ...
 
     async def payout(self, order: PayoutOrder) -> PayoutStatus: ...
 
-    async def query_payout(self, payout_id: str) -> PayoutStatus: ...
+    async def query_payout(
+        self, payout_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PayoutStatus: ...

@@ -171,7 +171,9 @@ class RestBankAdapter:
         return PaymentInstruction(method="GET", url=payment.redirect_url,
                                   bank_payment_id=payment.id)
 
-    async def query_payment(self, attempt_id: str) -> PaymentStatus:
+    async def query_payment(
+        self, attempt_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PaymentStatus:
         found = await self._lookup(rb.PAYMENTS_PATH, attempt_id, rb.Payment)
         if found is None:
             return PaymentStatus(attempt_id=attempt_id, outcome=BankOutcome.NOT_FOUND)
@@ -205,7 +207,9 @@ class RestBankAdapter:
         return RefundStatus(refund_id=order.refund_id, outcome=_REFUND_OUTCOME[refund.status],
                             bank_txn_id=refund.id, amount=refund.amount)
 
-    async def query_refund(self, refund_id: str) -> RefundStatus:
+    async def query_refund(
+        self, refund_id: str, *, placed_at: dt.datetime | None = None
+    ) -> RefundStatus:
         found = await self._lookup(rb.REFUNDS_PATH, refund_id, rb.Refund)
         if found is None:
             return RefundStatus(refund_id=refund_id, outcome=BankOutcome.NOT_FOUND)
@@ -233,7 +237,9 @@ class RestBankAdapter:
         return PayoutStatus(payout_id=order.payout_id, outcome=_PAYOUT_OUTCOME[payout.status],
                             bank_txn_id=payout.id, amount=payout.amount)
 
-    async def query_payout(self, payout_id: str) -> PayoutStatus:
+    async def query_payout(
+        self, payout_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PayoutStatus:
         found = await self._lookup(rb.PAYOUTS_PATH, payout_id, rb.Payout)
         if found is None:
             return PayoutStatus(payout_id=payout_id, outcome=BankOutcome.NOT_FOUND)

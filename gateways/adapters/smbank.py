@@ -139,7 +139,9 @@ class SmBankAdapter:
             raise OutcomeUnknown(self._code, "pay: the answer is about another order")
         return PaymentInstruction(method="GET", url=answer.pay_url)
 
-    async def query_payment(self, attempt_id: str) -> PaymentStatus:
+    async def query_payment(
+        self, attempt_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PaymentStatus:
         answer = await self._exchange(
             sm.QueryRequest(merchant_id=self.merchant_id, order_id=attempt_id),
             sm.QueryResponse, "query")
@@ -163,7 +165,9 @@ class SmBankAdapter:
         return RefundStatus(refund_id=order.refund_id, outcome=_OUTCOME[answer.status],
                             bank_txn_id=answer.refund_serial_no, amount=order.amount)
 
-    async def query_refund(self, refund_id: str) -> RefundStatus:
+    async def query_refund(
+        self, refund_id: str, *, placed_at: dt.datetime | None = None
+    ) -> RefundStatus:
         answer = await self._exchange(
             sm.RefundQueryRequest(merchant_id=self.merchant_id, refund_id=refund_id),
             sm.RefundResponse, "refund query")
@@ -186,7 +190,9 @@ class SmBankAdapter:
         return PayoutStatus(payout_id=order.payout_id, outcome=_OUTCOME[answer.status],
                             bank_txn_id=answer.payout_serial_no, amount=order.amount)
 
-    async def query_payout(self, payout_id: str) -> PayoutStatus:
+    async def query_payout(
+        self, payout_id: str, *, placed_at: dt.datetime | None = None
+    ) -> PayoutStatus:
         answer = await self._exchange(
             sm.PayoutQueryRequest(merchant_id=self.merchant_id, payout_id=payout_id),
             sm.PayoutResponse, "payout query")

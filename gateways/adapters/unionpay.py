@@ -12,10 +12,10 @@ certificates; wire format in `gateways.protocols.unionpay`).
 - `orderId` is our id (attempt, refund or payout id) when it is 8-40 letters/digits,
   otherwise the first 32 hex digits of its SHA-256; our id itself always travels in
   `reqReserved`, which the bank echoes, so notifications name our id either way;
-- `queryTrans` identifies an order by `orderId` + the original `txnTime`: the adapter
-  remembers the txnTime of what it sent, and every query method also takes
-  `placed_at=` (the attempt/refund/payout creation time as sent: `PaymentOrder.created_at`
-  for payments) for a process that no longer remembers;
+- `queryTrans` identifies an order by `orderId` + the original `txnTime`, which is
+  `PaymentOrder.created_at` / `RefundOrder.created_at` / `PayoutOrder.created_at` (the
+  adapter's clock when those are None); the adapter remembers it, and every query method
+  takes `placed_at=` that time for a process that no longer remembers;
 - `bank_txn_id` is the bank's `queryId` of the payment / refund / payout; refunds send
   the payment's queryId as `origQryId`;
 - refunds and payouts are asynchronous at UnionPay: an accepted request comes back
@@ -188,7 +188,7 @@ class UnionPayAdapter:
 
     async def refund(self, order: RefundOrder) -> RefundStatus:
         order_id = self._order_id(order.refund_id)
-        txn_time = self._clock()
+        txn_time = order.created_at or self._clock()
         try:
             fields = up.RefundRequest(
                 mer_id=self.merchant_id, order_id=order_id,
@@ -230,7 +230,7 @@ class UnionPayAdapter:
 
     async def payout(self, order: PayoutOrder) -> PayoutStatus:
         order_id = self._order_id(order.payout_id)
-        txn_time = self._clock()
+        txn_time = order.created_at or self._clock()
         try:
             fields = up.PayoutRequest(
                 mer_id=self.merchant_id, order_id=order_id, txn_time=txn_time,

@@ -132,6 +132,24 @@ async def test_query_needs_the_original_txn_time(env: Env) -> None:
         await fresh.aclose()
 
 
+async def test_refund_inquiry_after_a_restart_uses_the_refund_creation_time(env: Env) -> None:
+    order = env.order()
+    await env.bank.customer_pays(await env.adapter.create_payment(order))
+    paid = await env.adapter.query_payment(order.attempt_id)
+    assert paid.bank_txn_id
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+    refund = RefundOrder(refund_id=uuid.uuid4().hex, attempt_id=order.attempt_id,
+                         original_bank_txn_id=paid.bank_txn_id, amount=Money("1.00", "CNY"),
+                         reason="x", notify_url=env.inbox.url("unionpay"), created_at=created)
+    await env.adapter.refund(refund)
+    fresh = env.bank.adapter(timeout=0.5)
+    try:
+        status = await fresh.query_refund(refund.refund_id, placed_at=created)
+        assert status.outcome is BankOutcome.SUCCEEDED
+    finally:
+        await fresh.aclose()
+
+
 async def test_expired_order_cannot_be_paid(env: Env) -> None:
     now = dt.datetime.now(dt.UTC)
     order = PaymentOrder(attempt_id=uuid.uuid4().hex, amount=Money("1.00", "CNY"),
