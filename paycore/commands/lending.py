@@ -39,14 +39,14 @@ def _date(value: str | None, what: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise lending.InvalidInput(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+        raise typer.BadParameter(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _money(value: str, currency: str) -> Money:
     try:
         return Money(Decimal(value), currency)
     except (InvalidOperation, ValueError):
-        raise lending.InvalidAmount(f"{value!r} is not an amount") from None
+        raise typer.BadParameter(f"{value!r} is not an amount") from None
 
 
 def amt(units: int, currency: str) -> str:

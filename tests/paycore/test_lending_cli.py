@@ -1,0 +1,80 @@
+"""The lending commands end to end on an SQLite file: register, import, credit line, apply,
+queue and decide, disburse, accrue (progress bar), statement, extend, repay, portfolio,
+settle (twice: the second run is a replay), and bad input as one red line with exit 2."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from typer.testing import CliRunner
+
+from paycore.cli import app
+
+runner = CliRunner()
+DAY = dt.date(2026, 3, 2)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch):
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite"
+    monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
+    monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
+    return url
+
+
+def ok(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def d(n: int) -> str:
+    return (DAY + dt.timedelta(days=n)).isoformat()
+
+
+def test_lending_commands(sqlite_url, tmp_path):
+    ok("db", "upgrade")
+    ok("borrowers", "register", "sup-9", "Test Supplier", "--onboarded", "2024-01-01",
+       "--payout-account", "6222000099", "--payout-bank", "ICBC")
+    csv = tmp_path / "trade.csv"
+    rows = ["borrower_id,kind,ref,date,buyer,amount,currency"]
+    rows += [f"sup-9,sale,s{m},2025-{m:02d}-15,,100000.00,CNY" for m in range(9, 13)]
+    rows += [f"sup-9,sale,t{m},2026-{m:02d}-15,,100000.00,CNY" for m in (1, 2)]
+    rows += [f"sup-9,purchase_order,po{i},2026-02-2{i},b{i},10000.00,CNY" for i in range(4)]
+    csv.write_text("\n".join(rows) + "\n")
+    assert "10 new record(s)" in ok("borrowers", "import", str(csv), "--on", d(0))
+    assert "0 new record(s)" in ok("borrowers", "import", str(csv), "--on", d(0))
+    assert "line 50,000.00 CNY" in ok("borrowers", "line", "sup-9", "--on", d(0))
+
+    out = ok("loans", "apply", "sup-9", "20000", "30", "--id", "L1", "--on", d(0))
+    assert "approve" in out and "within-line" in out
+    out = ok("loans", "apply", "sup-9", "20000", "30", "--id", "L2", "--on", d(10))
+    assert "manual_review" in out and "data-stale" in out
+    assert "L2" in ok("loans", "queue")
+    out = ok("loans", "decide", "L2", "decline", "--comment", "stale figures", "--officer",
+             "risk.li", "--on", d(10))
+    assert "declined" in out
+
+    assert "active" in ok("loans", "disburse", "L1", "--on", d(0))
+    out = ok("accrue", "--through", d(20))
+    assert "1 loan(s), 20 entries" in out
+    assert "0 loan(s)" in ok("accrue", "--through", d(20))
+    assert "matures " + d(60) in ok("loans", "extend", "L1", "--on", d(20))
+    out = ok("loans", "statement", "L1", "--on", d(20))
+    assert "109.59 CNY" in out and "extended" in out  # 20 days on 20,000.00
+    out = ok("loans", "repay", "L1", "5000.00", "--on", d(25), "--id", "r1")
+    assert "not_due_interest" in out and "extended" in out
+    assert "loan book = ledger: yes" in ok("loans", "portfolio", "--on", d(25))
+
+    out = ok("settle", "--id", "S1", "--on", d(60))
+    assert "sup-9" in out
+    assert "replayed" in ok("settle", "--id", "S1", "--on", d(60))
+    assert "verify: OK" in ok("verify")
+
+    bad = runner.invoke(app, ["loans", "apply", "sup-9", "20000", "10", "--on", d(0)])
+    assert bad.exit_code == 2 and "TermOutOfRange" in bad.output
+    bad = runner.invoke(app, ["loans", "repay", "L1", "12,5", "--on", d(30)])
+    assert bad.exit_code == 2 and "not an amount" in bad.output
+    bad = runner.invoke(app, ["accrue", "--through", "yesterday"])
+    assert bad.exit_code == 2 and "not a date" in bad.output
