@@ -23,7 +23,7 @@ import ledger
 from ledger import EntryRequest
 from lending import lifecycle, store
 from lending.config import LendingConfig, ensure_accounts
-from lending.errors import ConcurrentUpdate
+from lending.errors import ConcurrentUpdate, LoanNotDisbursed
 from lending.interest import (
     AccrualTerms,
     PrincipalChange,
@@ -44,9 +44,17 @@ _FAR = dt.date(9999, 1, 1)
 
 
 def terms_for(record: LoanRecord, changes: tuple[PrincipalChange, ...] = ()) -> AccrualTerms:
+    """The loan's accrual terms (built directly: the run builds one per loan)."""
+    loan = record.loan
+    if loan.disbursed_on is None or loan.maturity is None:
+        raise LoanNotDisbursed(loan.loan_id, loan.status.value)
     principal, later = store.terms_changes(record, changes)
-    terms = lifecycle.accrual_terms(record.loan, later)
-    return dataclasses.replace(terms, principal_minor=principal)
+    p = loan.product
+    return AccrualTerms(
+        currency=p.currency, start=loan.disbursed_on, maturity=loan.maturity,
+        principal_minor=principal, rate=p.annual_rate, day_count=p.day_count,
+        rounding=p.rounding, penalty_rate=p.penalty_annual_rate,
+        non_performing_after_days=p.non_performing_after_days, principal_changes=later)
 
 
 _ACCOUNTS: dict[tuple[object, str], Accounts] = {}
@@ -88,9 +96,12 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
     funding = config.funding
     fterms = None
     if funding is not None:
-        fterms = dataclasses.replace(terms, maturity=_FAR, rate=funding.benchmark_rate,
-                                     day_count=funding.day_count, penalty_rate=terms.penalty_rate,
-                                     non_performing_after_days=None)
+        # the bank charges on the principal outstanding for as long as it is: no maturity
+        fterms = AccrualTerms(
+            currency=terms.currency, start=terms.start, maturity=_FAR,
+            principal_minor=terms.principal_minor, rate=funding.benchmark_rate,
+            day_count=funding.day_count, rounding=terms.rounding,
+            principal_changes=terms.principal_changes)
     acc = _product_accounts(record, config)
     cur = record.currency
     entries: list[EntryRequest] = []
