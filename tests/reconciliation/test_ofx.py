@@ -36,7 +36,7 @@ def test_ofx_lines_and_ledger_balance() -> None:
 
 
 def test_dates_are_read_as_written_not_converted_to_utc() -> None:
-    # ofxtools turns 00:30 in Beijing into 16:30 UTC the day before
+    # converted to UTC, 00:30 in Beijing would be 16:30 the day before
     data = fixture_bytes("ofx_v1_chase_checking.ofx").replace(
         b"<DTPOSTED>20261121120000.000[-5:EST]", b"<DTPOSTED>20261122003000.000[+8:CST]"
     )
