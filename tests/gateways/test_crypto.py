@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -10,7 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from gateways.protocols import RsaIdentity, Sm2PrivateKey, Sm2PublicKey, generate_hmac_secret
+from gateways.protocols import (
+    RsaIdentity,
+    Sm2PrivateKey,
+    Sm2PublicKey,
+    generate_hmac_secret,
+    generate_sm2_private_key,
+)
 from gateways.protocols.crypto import (
     constant_time_equal,
     hmac_sha256_hex,
@@ -118,3 +126,22 @@ def test_rsa_identity_cert_id_is_decimal_serial(
     assert "PRIVATE" not in repr(bank_identity)
     assert bank_identity.certificate_pem().startswith("-----BEGIN CERTIFICATE-----")
     assert bank_identity.private_key_pem().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_sm2_agrees_with_gmssl_both_ways() -> None:
+    """gmssl's own (slow, hex-string) SM2 is the independent oracle for ours."""
+    from gmssl import sm2 as gm
+
+    for _ in range(3):
+        key = generate_sm2_private_key()
+        public = key.public_key
+        engine = gm.CryptSM2(private_key=key.hex, public_key="00" * 64)
+        engine.public_key = public.hex
+        assert engine._kg(key.d, gm.default_ecc_table["g"]) == public.hex
+        ours = sm2_sign(key, b"<Body>payload</Body>")
+        r, s = decode_dss_signature(ours)
+        assert engine.verify_with_sm3(f"{r:064x}{s:064x}", b"<Body>payload</Body>")
+        theirs = engine.sign_with_sm3(b"<Body>payload</Body>", f"{secrets.randbelow(2**250):064x}")
+        der = encode_dss_signature(int(theirs[:64], 16), int(theirs[64:], 16))
+        assert sm2_verify(public, b"<Body>payload</Body>", der)
+        assert not sm2_verify(public, b"<Body>payload!</Body>", der)
