@@ -84,7 +84,9 @@ async def reconcile(
     for start in range(0, len(ids), CHUNK):
         chunk_ids = ids[start:start + CHUNK]
         rows = await conn.execute(sa.select(statement_lines)
-                                  .where(statement_lines.c.id.in_(chunk_ids))
+                                  .where(statement_lines.c.id.in_(chunk_ids),
+                                         # an earlier chunk may have taken a line already
+                                         statement_lines.c.status == "open")
                                   .order_by(statement_lines.c.booking_date, statement_lines.c.id))
         lines = [line_from_row(r) for r in rows]
         proposals = await match_chunk(conn, bank, lines)
@@ -118,10 +120,27 @@ async def match_chunk(conn: AsyncConnection, bank: BankAccount,
     if "batch" in enabled and left:
         left = await _batches(conn, bank, matcher, left)
     if "many_to_one" in enabled and left:
-        left = matcher.many_to_one(left)
+        partners = await _partner_lines(conn, bank, left, matcher)
+        left = [line for line in matcher.many_to_one([*left, *partners])
+                if line.id not in {p.id for p in partners}]
     if "tolerance" in enabled and left and bank.config.tolerance_minor > 0:
         left = matcher.tolerance_write_off(left)
     return matcher.proposals
+
+
+async def _partner_lines(conn: AsyncConnection, bank: BankAccount, lines: Sequence[Line],
+                         matcher: ChunkMatcher) -> list[Line]:
+    """Open lines outside this chunk that share an end-to-end id with a line of it whose
+    item differs in amount: the other parts of a payment the bank split (rule 4)."""
+    refs = {raw for line in lines for raw, ref in zip(line.raw_refs, line.refs, strict=False)
+            if any(i.amount != line.amount for i in matcher.free(matcher.by_ref.get(ref, ())))}
+    if not refs:
+        return []
+    own = {line.id for line in lines}
+    rows = await conn.execute(sa.select(statement_lines).where(
+        statement_lines.c.bank_account_id == bank.id, statement_lines.c.status == "open",
+        statement_lines.c.end_to_end_id.in_(sorted(refs)[:1000])))
+    return [line_from_row(r) for r in rows if r.id not in own]
 
 
 def _looks_like_batch(bank: BankAccount, line: Line) -> bool:

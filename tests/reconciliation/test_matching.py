@@ -205,3 +205,15 @@ async def test_a_reversed_capture_is_not_waiting_for_the_bank(db) -> None:
         await ledger.reverse(conn, entry.id, idempotency_key="rev:TXN-X")
         result = await reconciliation.reconcile(conn, bank, D3)
     assert result.open_item_exceptions == 0
+
+
+async def test_many_to_one_across_chunks(db, monkeypatch) -> None:
+    import reconciliation.engine
+    monkeypatch.setattr(reconciliation.engine, "CHUNK", 1)  # every line a chunk of its own
+    book = [payout("PO-78", 50_000, D1), capture("icbc", "TXN-5", 700, D1)]
+    lines = [L(-30_000, D1, "PO-78", "B1"), L(700, D2, "TXN-5", "B2"),
+             L(-20_000, D3, "PO-78", "B3")]
+    _, result = await _run(db, book, lines, opening=100_000)
+    assert result.by_rule == {"many_to_one": 2, "exact_reference": 1}
+    assert result.open_line_exceptions == 0
+    await _verified(db)
