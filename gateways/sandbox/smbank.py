@@ -81,6 +81,7 @@ class SmBankSandbox(SandboxBank):
         self.merchant_key = generate_sm2_private_key()
         self._signer = sm.SmSigner(self.bank_key, BANK_KEY_ID)
         self._verifier = sm.SmVerifier({MERCHANT_KEY_ID: self.merchant_key.public_key})
+        self._ack_verifier = self._verifier
         self._guard = InMemoryReplayGuard()
         super().__init__(
             merchant_id="SM" + "".join(str(secrets.randbelow(10)) for _ in range(10)),
@@ -294,9 +295,8 @@ class SmBankSandbox(SandboxBank):
     def is_acknowledged(self, response: httpx.Response, outgoing: Outgoing) -> bool:
         if response.status_code != 200:
             return False
-        verifier = sm.SmVerifier({MERCHANT_KEY_ID: self.merchant_key.public_key})
         try:
-            ack = sm.decode(response.content, sm.Ack, verifier).message
+            ack = sm.decode(response.content, sm.Ack, self._ack_verifier).message
         except ProtocolError:
             return False
         return ack.received and ack.ref_msg_id == outgoing.message_id

@@ -228,7 +228,14 @@ class UnionPaySandbox(SandboxBank):
         elif txn.state is TxnState.FAILED:
             orig, orig_msg = "01", f"交易失败[{txn.failure or 'failed'}]"
         else:
-            orig, orig_msg = "05", "交易已受理[accepted, ask again later]"
+            # 03 / 04 / 05 all mean "not decided yet, ask again": the sandbox cycles
+            # through them so the merchant side meets each.
+            polls = int(txn.extra.get("processingPolls", "0"))
+            txn.extra["processingPolls"] = str(polls + 1)
+            orig = ("05", "03", "04")[polls % 3]
+            orig_msg = {"03": "交易通讯超时[timed out, ask again]",
+                        "04": "交易状态未明[unknown yet, ask again]",
+                        "05": "交易已受理[accepted, ask again later]"}[orig]
         settled = txn.state is TxnState.SUCCEEDED
         return self._answer(
             fields, respCode="00", respMsg="成功[0000000]", origRespCode=orig,
