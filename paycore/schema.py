@@ -73,3 +73,13 @@ idempotency_records = sa.Table(
                        name="ck_api_idempotency_records_state"),
     sa.Index("ix_api_idempotency_records_created_at", "created_at"),
 )
+
+#: Which merchant asked for a payout through the API (gateways' payouts belong to the
+#: marketplace and carry no merchant): a merchant reads only the payouts it requested.
+api_payout_owners = sa.Table(
+    "api_payout_owners",
+    metadata,
+    sa.Column("payout_id", sa.String(64), primary_key=True),
+    sa.Column("merchant_id", sa.String(120), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -26,7 +26,7 @@ log = structlog.get_logger("paycore.api.keys")
 
 PREFIX = "pck_"
 _KEY = re.compile(r"^pck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_MERCHANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,119}$")
+_MERCHANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 #: every scope a key may hold, with what it allows; `admin` holds them all, and
 #: `<domain>:*` every scope of that domain. Routers add theirs with `declare_scope`.
@@ -36,7 +36,6 @@ SCOPES: dict[str, str] = {
     "refunds:write": "refund captured payments",
     "payouts:read": "read payouts",
     "payouts:write": "request payouts to suppliers",
-    "banks:read": "read the banks' health",
     "ledger:read": "read the whole books: accounts, balances, statements, entries, proof",
     "lending:read": "read credit lines, applications and loans",
     "lending:write": "apply, disburse, extend and repay loans",
@@ -118,7 +117,7 @@ def _row(row: sa.Row[tuple[object, ...]]) -> ApiKey:
 async def create_api_key(conn: AsyncConnection, merchant_id: str, scopes: Sequence[str], *,
                          name: str = "") -> IssuedKey:
     if not _MERCHANT.match(merchant_id):
-        raise InvalidMerchant(f"merchant id {merchant_id!r} must be 1-120 characters of "
+        raise InvalidMerchant(f"merchant id {merchant_id!r} must be 1-64 characters of "
                               "letters, digits and . _ : -, starting with a letter or digit")
     granted = validate_scopes(scopes)
     key_id = secrets.token_hex(8)

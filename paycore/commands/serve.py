@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
@@ -24,10 +25,14 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
                                                      "PAYCORE_API_HOST or 127.0.0.1)"),
           port: int | None = typer.Option(None, help="port (default PAYCORE_API_PORT or 8000)"),
           ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs). The payment routes need
+    the deployment's banks: PAYCORE_BANKS=module:function returning a gateways.BankDirectory
+    whose notify_base_url is this server's public URL + /v1/notifications."""
     import uvicorn
 
+    import gateways
     from paycore.api import create_app
+    from paycore.commands.payments import load_banks
 
     base = Settings.from_env()
     settings = ApiSettings.from_env(base)
@@ -35,12 +40,23 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
 
     async def main() -> None:
         engine = db.create_engine(base.database_url)
+        banks: gateways.BankDirectory | None = None
         try:
-            app = create_app(engine, settings=settings)
+            if os.environ.get("PAYCORE_BANKS"):
+                banks = await load_banks()
+            app = create_app(engine, settings=settings,
+                             state={"banks": banks} if banks is not None else None)
             config = uvicorn.Config(app, host=host or settings.host, port=port or settings.port,
                                     log_config=None, access_log=False)
             await uvicorn.Server(config).serve()
         finally:
+            if banks is not None:
+                async with engine.begin() as conn:
+                    await gateways.save_bank_health(conn, banks)
+                for code in banks.codes:
+                    close = getattr(banks.get(code), "aclose", None)
+                    if close is not None:
+                        await close()
             await engine.dispose()
 
     asyncio.run(main())

@@ -45,9 +45,20 @@ def upgrade() -> None:
     )
     op.create_index('ix_api_idempotency_records_created_at', 'api_idempotency_records',
                     ['created_at'], unique=False)
+    op.create_table(
+        'api_payout_owners',
+        sa.Column('payout_id', sa.String(length=64), nullable=False),
+        sa.Column('merchant_id', sa.String(length=120), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('payout_id'),
+    )
+    op.create_index('ix_api_payout_owners_merchant_id', 'api_payout_owners', ['merchant_id'],
+                    unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_api_payout_owners_merchant_id', table_name='api_payout_owners')
+    op.drop_table('api_payout_owners')
     op.drop_index('ix_api_idempotency_records_created_at', table_name='api_idempotency_records')
     op.drop_table('api_idempotency_records')
     op.drop_index('ix_api_keys_merchant_id', table_name='api_keys')

@@ -1,0 +1,447 @@
+"""Checkout payments, refunds, payouts, bank notifications and bank health (issue #4),
+on the payment core in `gateways`.
+
+A merchant sees only its own intents, refunds and payouts: every lookup passes
+`principal.merchant_id`, and another merchant's record is a 404. Ids of refunds and
+payouts are derived from the request's Idempotency-Key, so a retry after a lost response
+(even after a crash) reaches the same refund or payout instead of making a second one; an
+intent is idempotent by its merchant order id.
+
+Bank notifications (`POST /v1/notifications/{bank}`) are the banks' own protocols: no API
+key, no Idempotency-Key; the raw body and headers go to `gateways.handle_notification`
+(which verifies the signature and de-duplicates by the bank's transaction id), and its
+`BankReply` goes back byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import gateways
+import ledger
+from paycore.api.auth import Principal, requires
+from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
+from paycore.api.models import MoneyIn, MoneyOut
+from paycore.api.problems import ApiProblem, NotFound, register_error
+from paycore.schema import api_payout_owners
+
+router = APIRouter(tags=["payments"])
+IDEMPOTENCY_EXEMPT = ("/v1/notifications/",)
+
+#: a notification is a few kilobytes; anything far larger is not one
+NOTIFICATION_MAX_BYTES = 1 << 20
+
+for _error, _status in (
+    (gateways.PaymentError, 422),
+    (gateways.InvalidPaymentRequest, 422),
+    (gateways.NotFound, 404),
+    # named in a request body, not in the path: the request is what is wrong
+    (gateways.UnknownBank, 422),
+    (gateways.UnknownSupplier, 422),
+    (gateways.IllegalTransition, 409),
+    (gateways.DuplicateOrder, 409),
+    (gateways.PayoutConflict, 409),
+    (gateways.RefundExceedsCaptured, 422),
+    # the service functions settle these themselves; should one escape, the caller may retry
+    (gateways.BankUnavailable, 503),
+    (gateways.OutcomeUnknown, 502),
+    (gateways.BankRejected, 422),
+):
+    register_error(_error, _status)
+
+Reader = Annotated[Principal, requires("payments:read")]
+Writer = Annotated[Principal, requires("payments:write")]
+Refunder = Annotated[Principal, requires("refunds:write")]
+PayoutReader = Annotated[Principal, requires("payouts:read")]
+PayoutWriter = Annotated[Principal, requires("payouts:write")]
+IntentId = Annotated[str, Path(max_length=64)]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def banks_of(request: Request) -> gateways.BankDirectory:
+    banks = getattr(request.app.state, "banks", None)
+    if not isinstance(banks, gateways.BankDirectory):
+        raise ApiProblem("no banks are configured on this server (PAYCORE_BANKS)", status=503,
+                         code="banks-not-configured")
+    return banks
+
+
+def derived_id(prefix: str, domain_key: str) -> str:
+    """An id the banks accept (alphanumeric, 32 characters), the same for every retry."""
+    return prefix + hashlib.sha256(domain_key.encode()).hexdigest()[:30]
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+
+class NextAction(BaseModel):
+    """Send the customer's browser to the bank: `redirect` (GET `url`) or `form_post`
+    (an auto-submitted form POSTing `fields` to `url`)."""
+
+    type: Literal["redirect", "form_post"]
+    method: str
+    url: str
+    fields: dict[str, str]
+
+
+class AttemptOut(BaseModel):
+    id: str
+    bank: str
+    status: str
+    failure_reason: str | None
+
+
+class IntentOut(BaseModel):
+    id: str
+    order_id: str
+    supplier_id: str
+    amount: MoneyOut
+    status: str
+    bank: str | None
+    description: str
+    captured: MoneyOut
+    refunded: MoneyOut
+    refundable: MoneyOut
+    commission: MoneyOut
+    review_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    expires_at: dt.datetime
+    attempt: AttemptOut | None
+    next_action: NextAction | None = Field(
+        description="present while the customer still has to pay at the bank")
+
+    @classmethod
+    def of(cls, checkout: gateways.Checkout | None, intent: gateways.PaymentIntent) -> IntentOut:
+        attempt, action = None, None
+        if checkout is not None:
+            a = checkout.attempt
+            attempt = AttemptOut(id=a.id, bank=a.bank, status=a.status.value,
+                                 failure_reason=a.failure_reason)
+            i = checkout.instruction
+            if i is not None and intent.status in (gateways.IntentState.CREATED,
+                                                   gateways.IntentState.PENDING):
+                post = i.method.upper() == "POST"
+                action = NextAction(type="form_post" if post else "redirect",
+                                    method=i.method.upper(), url=i.url, fields=dict(i.fields))
+        cur = intent.currency
+        return cls(
+            id=intent.id, order_id=intent.order_id, supplier_id=intent.supplier_id,
+            amount=MoneyOut.of(intent.amount), status=intent.status.value, bank=intent.bank,
+            description=intent.description, captured=MoneyOut.of(intent.captured),
+            refunded=MoneyOut.of(intent.refunded), refundable=MoneyOut.of(intent.refundable),
+            commission=MoneyOut.minor(intent.commission_minor, cur),
+            review_reason=intent.review_reason, created_at=intent.created_at,
+            updated_at=intent.updated_at, expires_at=intent.expires_at, attempt=attempt,
+            next_action=action)
+
+
+class IntentList(BaseModel):
+    data: list[IntentOut]
+    has_more: bool
+
+
+class IntentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Ident = Field(description="the merchant's order id; the same order again "
+                                        "returns the same intent")
+    supplier_id: Ident
+    amount: MoneyIn
+    bank: Ident = Field(description="the bank the customer chose (see /v1/banks/health)")
+    description: str = Field("", max_length=200)
+    return_url: HttpUrl | None = Field(None, description="where the bank sends the customer back")
+    expires_in_seconds: int = Field(1800, ge=60, le=86400)
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bank: Ident
+    return_url: HttpUrl | None = None
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: MoneyIn
+    reason: str = Field("", max_length=200)
+
+
+class RefundOut(BaseModel):
+    id: str
+    payment_intent_id: str
+    status: str
+    amount: MoneyOut
+    reason: str
+    bank: str
+    failure_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    settled_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, r: gateways.Refund) -> RefundOut:
+        return cls(id=r.id, payment_intent_id=r.intent_id, status=r.status.value,
+                   amount=MoneyOut.of(r.amount), reason=r.reason, bank=r.bank,
+                   failure_reason=r.failure_reason, created_at=r.created_at,
+                   updated_at=r.updated_at, settled_at=r.settled_at)
+
+
+class RefundList(BaseModel):
+    data: list[RefundOut]
+
+
+class BeneficiaryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=140)
+    account_number: str = Field(min_length=4, max_length=34, pattern=r"^[A-Za-z0-9]+$")
+    bank_name: str = Field("", max_length=140)
+
+
+class BeneficiaryOut(BaseModel):
+    name: str
+    account_number: str = Field(description="masked: only the last four characters")
+    bank_name: str
+
+
+class PayoutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    supplier_id: Ident = Field(description="paid from the supplier's payable account")
+    amount: MoneyIn
+    beneficiary: BeneficiaryIn
+    description: str = Field("", max_length=140)
+    banks: list[Ident] = Field(default_factory=list, max_length=5,
+                               description="failover order; empty: the server's order")
+
+
+class PayoutOut(BaseModel):
+    id: str
+    supplier_id: str | None
+    beneficiary: BeneficiaryOut
+    amount: MoneyOut
+    status: str
+    bank: str | None
+    description: str
+    failure_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    settled_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, p: gateways.Payout) -> PayoutOut:
+        number = p.beneficiary.account_number
+        ref = p.beneficiary_ref
+        return cls(
+            id=p.id, supplier_id=ref.split(":", 1)[1] if ref.startswith("supplier:") else None,
+            beneficiary=BeneficiaryOut(name=p.beneficiary.name, account_number="***" + number[-4:],
+                                       bank_name=p.beneficiary.bank_name),
+            amount=MoneyOut.of(p.amount), status=p.status.value, bank=p.bank,
+            description=p.description, failure_reason=p.failure_reason,
+            created_at=p.created_at, updated_at=p.updated_at, settled_at=p.settled_at)
+
+
+class PayoutList(BaseModel):
+    data: list[PayoutOut]
+
+
+class BankHealthOut(BaseModel):
+    bank: str
+    state: str
+    consecutive_failures: int
+    opened_at: dt.datetime | None
+    last_error: str | None
+
+
+class BankHealthList(BaseModel):
+    data: list[BankHealthOut]
+
+
+# -- payment intents -----------------------------------------------------------------------
+
+
+async def _intent_out(engine: Engine, intent_id: str, merchant_id: str) -> IntentOut:
+    async with engine.connect() as conn:
+        checkout = await gateways.get_checkout(conn, intent_id, merchant_id=merchant_id)
+    return IntentOut.of(checkout, checkout.intent)
+
+
+@router.post("/v1/payment-intents", status_code=201, summary="Create a payment intent",
+             description="Creates the intent and its attempt at the chosen bank; "
+                         "`next_action` tells the checkout page how to send the customer "
+                         "there. If the bank cannot be reached the intent is `failed` "
+                         "(retry at another bank); if its answer is lost, `unknown` until the "
+                         "bank is asked.")
+async def create_intent(body: IntentIn, principal: Writer, engine: Engine,
+                        request: Request) -> IntentOut:
+    banks = banks_of(request)
+    extra = {"return_url": str(body.return_url)} if body.return_url else {}
+    checkout = await gateways.create_intent(engine, banks, gateways.IntentRequest(
+        merchant_id=principal.merchant_id, order_id=body.order_id, supplier_id=body.supplier_id,
+        amount=body.amount.to_money(), bank=body.bank, description=body.description,
+        expires_in=dt.timedelta(seconds=body.expires_in_seconds), **extra))
+    return IntentOut.of(checkout, checkout.intent)
+
+
+@router.get("/v1/payment-intents/{intent_id}", summary="A payment intent")
+async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine) -> IntentOut:
+    return await _intent_out(engine, intent_id, principal.merchant_id)
+
+
+@router.get("/v1/payment-intents", summary="The merchant's payment intents, newest first")
+async def list_intents(
+    principal: Reader, conn: ReadConnection,
+    status: Annotated[gateways.IntentState | None, Query()] = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> IntentList:
+    found = await gateways.list_intents(conn, principal.merchant_id, status=status,
+                                        order_id=order_id, limit=limit + 1, offset=offset)
+    return IntentList(data=[IntentOut.of(None, i) for i in found[:limit]],
+                      has_more=len(found) > limit)
+
+
+@router.post("/v1/payment-intents/{intent_id}/cancel", summary="Cancel a payment intent",
+             description="Only an intent no bank can be taking money for (created or "
+                         "failed); a pending one expires instead.")
+async def cancel_intent(intent_id: IntentId, principal: Writer, engine: Engine) -> IntentOut:
+    await ledger.transact(engine, lambda conn: gateways.cancel_intent(
+        conn, intent_id, merchant_id=principal.merchant_id))
+    return await _intent_out(engine, intent_id, principal.merchant_id)
+
+
+@router.post("/v1/payment-intents/{intent_id}/retry", summary="Retry a failed intent at a bank")
+async def retry_intent(intent_id: IntentId, body: RetryIn, principal: Writer, engine: Engine,
+                       request: Request) -> IntentOut:
+    extra = {"return_url": str(body.return_url)} if body.return_url else {}
+    checkout = await gateways.retry_intent(engine, banks_of(request), intent_id, body.bank,
+                                           merchant_id=principal.merchant_id, **extra)
+    return IntentOut.of(checkout, checkout.intent)
+
+
+# -- refunds -------------------------------------------------------------------------------
+
+
+@router.post("/v1/payment-intents/{intent_id}/refunds", status_code=201,
+             summary="Refund a paid intent, in whole or in part",
+             description="Several partial refunds may be made, never more than captured. "
+                         "The refund comes back `succeeded`, `pending` (the bank is "
+                         "processing), `unknown` (being asked) or `failed`.")
+async def create_refund(intent_id: IntentId, body: RefundIn, principal: Refunder,
+                        engine: Engine, key: DomainIdempotencyKey, request: Request) -> RefundOut:
+    refund = await gateways.refund_payment(
+        engine, banks_of(request), intent_id, body.amount.to_money(), reason=body.reason,
+        refund_id=derived_id("rf", key), merchant_id=principal.merchant_id)
+    return RefundOut.of(refund)
+
+
+@router.get("/v1/payment-intents/{intent_id}/refunds", summary="An intent's refunds")
+async def list_refunds(intent_id: IntentId, principal: Reader, conn: ReadConnection) -> RefundList:
+    found = await gateways.list_refunds(conn, intent_id, merchant_id=principal.merchant_id)
+    return RefundList(data=[RefundOut.of(r) for r in found])
+
+
+@router.get("/v1/refunds/{refund_id}", summary="A refund")
+async def get_refund(refund_id: Annotated[str, Path(max_length=64)], principal: Reader,
+                     conn: ReadConnection) -> RefundOut:
+    return RefundOut.of(await gateways.get_refund(conn, refund_id,
+                                                  merchant_id=principal.merchant_id))
+
+
+# -- payouts -------------------------------------------------------------------------------
+
+
+async def _owned_payout(conn: AsyncConnection, payout_id: str, merchant_id: str) -> gateways.Payout:
+    owner = await conn.scalar(sa.select(api_payout_owners.c.merchant_id)
+                              .where(api_payout_owners.c.payout_id == payout_id))
+    if owner != merchant_id:
+        raise NotFound(f"no payout {payout_id!r}", payout_id=payout_id)
+    return await gateways.get_payout(conn, payout_id)
+
+
+@router.post("/v1/payouts", status_code=201, summary="Pay a supplier out",
+             description="Reserves the amount on the supplier's payable account (a ledger "
+                         "hold), then hands the payout to the first bank in the failover "
+                         "order that takes it. Comes back `succeeded`, `submitted` (the bank "
+                         "is processing), `requested` (no bank took it yet; retried later), "
+                         "`unknown` or `failed`.")
+async def create_payout(body: PayoutIn, principal: PayoutWriter, engine: Engine,
+                        key: DomainIdempotencyKey, request: Request) -> PayoutOut:
+    banks = banks_of(request)
+    for code in body.banks:
+        banks.get(code)
+    payout_id = derived_id("po", key)
+    payout_request = gateways.PayoutRequest(
+        payout_id=payout_id, beneficiary_ref=f"supplier:{body.supplier_id}",
+        beneficiary=gateways.Beneficiary(body.beneficiary.name, body.beneficiary.account_number,
+                                         body.beneficiary.bank_name),
+        amount=body.amount.to_money(), debit_account=f"2202.payable.{body.supplier_id}",
+        purpose="settlement", description=body.description, banks=tuple(body.banks))
+
+    async def record(conn: AsyncConnection) -> None:
+        owner = await conn.scalar(sa.select(api_payout_owners.c.merchant_id)
+                                  .where(api_payout_owners.c.payout_id == payout_id))
+        await gateways.request_payout(conn, payout_request)
+        if owner is None:
+            await conn.execute(api_payout_owners.insert().values(
+                payout_id=payout_id, merchant_id=principal.merchant_id,
+                created_at=dt.datetime.now(dt.UTC)))
+
+    await ledger.transact(engine, record)
+    return PayoutOut.of(await gateways.submit_payout(engine, banks, payout_id))
+
+
+@router.get("/v1/payouts/{payout_id}", summary="A payout")
+async def get_payout(payout_id: Annotated[str, Path(max_length=64)], principal: PayoutReader,
+                     conn: ReadConnection) -> PayoutOut:
+    return PayoutOut.of(await _owned_payout(conn, payout_id, principal.merchant_id))
+
+
+@router.get("/v1/payouts", summary="The payouts this merchant requested, newest first")
+async def list_payouts(principal: PayoutReader, conn: ReadConnection,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> PayoutList:
+    ids = (await conn.execute(
+        sa.select(api_payout_owners.c.payout_id)
+        .where(api_payout_owners.c.merchant_id == principal.merchant_id)
+        .order_by(api_payout_owners.c.created_at.desc(), api_payout_owners.c.payout_id)
+        .limit(limit))).scalars().all()
+    return PayoutList(data=[PayoutOut.of(await gateways.get_payout(conn, i)) for i in ids])
+
+
+# -- banks ---------------------------------------------------------------------------------
+
+
+@router.post("/v1/notifications/{bank}", tags=["bank callbacks"],
+             summary="A bank's notification (the bank's own protocol)",
+             description="For the banks, not for merchants: no API key and no "
+                         "Idempotency-Key. The body is verified by the bank's signature and "
+                         "answered in the bank's own protocol (not problem+json).",
+             response_class=Response, max_body_size=NOTIFICATION_MAX_BYTES,
+             responses={200: {"description": "the bank's acknowledgement, in its format",
+                              "content": {"*/*": {}}}})
+async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: Request,
+                            engine: Engine) -> Response:
+    body = await request.body()
+    headers = {name: value for name, value in request.headers.items()}
+    reply = await gateways.handle_notification(engine, banks_of(request), bank, headers, body)
+    return Response(content=reply.body, status_code=reply.status_code,
+                    headers={"content-type": reply.content_type})
+
+
+@router.get("/v1/banks/health", summary="The banks' circuit breakers, as this server sees them")
+async def banks_health(_: Reader, request: Request) -> BankHealthList:
+    return BankHealthList(data=[
+        BankHealthOut(bank=h.bank, state=h.state.value, consecutive_failures=h.consecutive_failures,
+                      opened_at=h.opened_at, last_error=h.last_error)
+        for h in gateways.bank_health_report(banks_of(request))])
