@@ -15,6 +15,7 @@ import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from moneyed import Money
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
@@ -60,8 +61,16 @@ def refund_commission_part(*, policy: RefundCommission, captured_minor: int,
 async def ensure_open(conn: AsyncConnection, spec: AccountSpec) -> None:
     """Open the account unless an account with this code exists (whatever its name:
     finance may have opened it first, with a better one)."""
-    if await ledger.find_account(conn, spec.code) is None:
-        await ledger.ensure_account(conn, spec)
+    if await ledger.find_account(conn, spec.code) is not None:
+        return
+    try:
+        # in a savepoint: of two checkouts opening the same account at once, the second
+        # meets the unique code and finds the first one's account afterwards
+        async with conn.begin_nested():
+            await ledger.ensure_account(conn, spec)
+    except IntegrityError:
+        if await ledger.find_account(conn, spec.code) is None:
+            raise
 
 
 async def ensure_payment_accounts(conn: AsyncConnection, bank: str, supplier_id: str,

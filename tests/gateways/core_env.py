@@ -118,15 +118,16 @@ async def _posted(engine: AsyncEngine, code: str) -> int:
 @contextlib.asynccontextmanager
 async def checkout_env(engine: AsyncEngine, banks: Sequence[str] = ("restbank",), *,
                        receiver: bool = True, failure_threshold: int = 5,
-                       payout_order: Sequence[str] = ()) -> AsyncIterator[Env]:
+                       payout_order: Sequence[str] = (),
+                       adapter_timeout: float = ADAPTER_TIMEOUT) -> AsyncIterator[Env]:
     offset = [dt.timedelta(0)]
 
     def clock() -> dt.datetime:
         return dt.datetime.now(dt.UTC) + offset[0]
 
     async with SandboxFleet.start(banks, settings=FAST,
-                                  client_timeout=ADAPTER_TIMEOUT) as fleet:
-        adapters = [fleet.adapter(code, timeout=ADAPTER_TIMEOUT) for code in banks]
+                                  client_timeout=adapter_timeout) as fleet:
+        adapters = [fleet.adapter(code, timeout=adapter_timeout) for code in banks]
         placeholder = BankDirectory(adapters)
         app = NotificationReceiver(engine, placeholder, prefix="/notify")
         server = LoopbackServer(app, name="receiver")

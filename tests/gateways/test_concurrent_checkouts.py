@@ -1,0 +1,82 @@
+"""Many concurrent checkouts (60 by default, 200 with PAYCORE_TEST_CHECKOUTS=200) across
+the sandbox banks with random faults: after the dust
+settles (notifications, then the janitor's inquiries) no payment is lost, none is booked
+twice, nothing is booked that a bank did not take, and the books prove out."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+
+import pytest
+
+import gateways
+from gateways import IntentRequest, IntentState
+from gateways.sandbox import Fault, TxnKind
+
+from .core_env import available_banks, checkout_env
+from .core_helpers import cny
+
+FAULTS = [None, None, None, Fault.DUPLICATE_NOTIFY, Fault.NO_NOTIFY, Fault.BAD_SIGNATURE,
+          Fault.OUT_OF_ORDER_NOTIFY, Fault.UNKNOWN_ORDER, Fault.AMOUNT_MISMATCH,
+          Fault.MERCHANT_MISMATCH]
+
+
+@pytest.mark.slow
+async def test_concurrent_checkouts_with_random_faults(db):
+    # the issue's figure is 200 on PostgreSQL (PAYCORE_TEST_CHECKOUTS=200, about a minute
+    # on two shared cores: SM2 and RSA signing dominate); the default keeps CI quick
+    n = int(os.environ.get("PAYCORE_TEST_CHECKOUTS", "60"))
+    if db.dialect.name == "sqlite":
+        n = min(n, 20)
+    rng = random.Random(20261125)
+    banks = available_banks()
+    # no time-out faults here: generous time-outs, two CPUs are shared by everything
+    async with checkout_env(db, banks, adapter_timeout=10.0) as env:
+        await env.terms(rate="0.03")
+        plan = [(f"ord-{i:04d}", rng.choice(banks), rng.choice(FAULTS),
+                 f"{rng.randint(100, 99_999) // 100}.{rng.randint(0, 99):02d}",
+                 rng.random() < 0.1) for i in range(n)]
+        gate = asyncio.Semaphore(50)
+
+        async def shop(order: str, bank: str, fault: Fault | None, amount: str,
+                       declines: bool) -> gateways.Checkout:
+            async with gate:
+                attempt_id = f"at{order.replace('-', '')}x{bank}"
+                if fault is not None:
+                    env.fleet.bank(bank).faults.set(attempt_id, fault)
+                co = await gateways.create_intent(db, env.banks, IntentRequest(
+                    merchant_id="m-1", order_id=order, supplier_id="sup-001",
+                    amount=cny(amount), bank=bank, attempt_id=attempt_id))
+                await env.pay(co, decline=declines)
+                return co
+
+        checkouts = await asyncio.gather(*(shop(*p) for p in plan))
+        await env.fleet.drain()
+        later = max(c.intent.expires_at for c in checkouts) + dt.timedelta(hours=1)
+        await gateways.run_janitor(db, env.banks, now=later, limit=1000)
+
+        async with db.connect() as conn:
+            intents = {c.intent.id: await gateways.get_intent(conn, c.intent.id)
+                       for c in checkouts}
+        for co, (_, bank, fault, _amount, declines) in zip(checkouts, plan, strict=True):
+            intent = intents[co.intent.id]
+            taken = env.fleet.bank(bank).book.captured_minor(co.attempt.id)
+            # booked exactly what the bank took: never lost, never twice, never invented
+            assert intent.captured_minor == taken, (co.intent.order_id, fault, intent)
+            notified = any(d.reference == co.attempt.id
+                           for d in env.fleet.bank(bank).notifier.deliveries)
+            if fault in (Fault.AMOUNT_MISMATCH, Fault.MERCHANT_MISMATCH) and notified:
+                assert intent.status is IntentState.REVIEW
+            elif declines:
+                # failed, and expired by the janitor's pass after the expiry
+                assert intent.status in (IntentState.FAILED, IntentState.EXPIRED)
+            else:
+                assert intent.status is IntentState.SUCCEEDED, (fault, intent)
+            txn = env.fleet.bank(bank).find(TxnKind.PAYMENT, co.attempt.id)
+            assert txn is not None
+        assert len(await env.entries("payment.capture")) == sum(
+            1 for i in intents.values() if i.captured_minor)
+        await env.assert_agrees_with_banks()
