@@ -253,7 +253,9 @@ def camt053(s: DayStatement) -> bytes:
                 party = "Cdtr" if entry.amount_minor < 0 else "Dbtr"
                 el(el(el(parties, party), "Pty"), "Nm", entry.counterparty)
             el(el(tx, "RmtInf"), "Ustrd", entry.description)
-        el(ntry, "AddtlNtryInf", entry.description)
+        if entry.batch or details is None:
+            # A single transaction says it in its remittance information already.
+            el(ntry, "AddtlNtryInf", entry.description)
     document: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8",
                                      pretty_print=True)
     return document
@@ -301,7 +303,6 @@ def mt940(s: DayStatement) -> bytes:
             f":61:{s.day:%y%m%d}{s.day:%m%d}{mark}{_mt_amount(entry.amount_minor, s.currency)}"
             f"{_MT940_TYPE[entry.kind]}{customer}//{entry.bank_reference[:23]}"
         )
-        lines.append(f"{_swift_text(entry.description)[:34]}")
         lines.extend(_field86(entry, s))
     lines.append(_mt_balance("62F", s.closing_minor, s.day, s.currency))
     lines.append(_mt_balance("64", s.closing_minor, s.day, s.currency))
