@@ -79,6 +79,8 @@ class Notifier:
         self._client = httpx.AsyncClient(timeout=as_timedelta(timeout).total_seconds(),
                                          trust_env=False)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: set while draining: late deliveries and retry pauses go at once
+        self._hurry = asyncio.Event()
         self._held: list[_Pending] = []
         self.deliveries: list[Delivery] = []
 
@@ -119,10 +121,21 @@ class Notifier:
         return len(self._held)
 
     async def drain(self) -> None:
-        """Deliver everything outstanding (held ones included) and wait until done."""
-        self.release_held()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Deliver everything outstanding now (late and held ones included, retries
+        without their pauses) and wait until each is acknowledged or given up."""
+        self._hurry.set()
+        try:
+            self.release_held()
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._hurry.clear()
+
+    async def _pause(self, delay: Duration) -> None:
+        wait = as_timedelta(delay).total_seconds()
+        if wait > 0 and not self._hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), timeout=wait)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -133,9 +146,7 @@ class Notifier:
         await self._client.aclose()
 
     async def _deliver(self, pending: _Pending, delay: Duration) -> None:
-        wait = as_timedelta(delay).total_seconds()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self._pause(delay)
         acknowledged = await self._attempts(pending, corrupt_first=pending.corrupt_first)
         self.release_held(except_reference=pending.reference)
         if acknowledged and pending.duplicate:
@@ -144,9 +155,7 @@ class Notifier:
     async def _attempts(self, pending: _Pending, *, corrupt_first: bool, note: str = "") -> bool:
         delays = (0.0, *self._retry_delays)
         for attempt, pause in enumerate(delays, start=1):
-            wait = as_timedelta(pause).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._pause(pause)
             corrupt = corrupt_first and attempt == 1
             outgoing = pending.build(corrupt)
             label = note or ("bad signature" if corrupt else pending.note)

@@ -33,7 +33,7 @@ from tests.gateways.inbox import Inbox
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BANKS = ["unionpay", "restbank", "smbank"]
-FAST = SandboxSettings(hang_seconds=1.0, late_notify_seconds=0.2, slow_seconds=1.0,
+FAST = SandboxSettings(hang_seconds=1.0, late_notify_seconds=30, slow_seconds=1.0,
                        retry_delays=(0.02, 0.05, 0.1), opening_balance_minor=1_000_000)
 TIMEOUT = 0.4
 #: banks whose payment creation is a server call (UnionPay's is a browser form)
