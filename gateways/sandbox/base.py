@@ -1,7 +1,8 @@
-"""What every sandbox bank shares: its orders, refunds and payouts, its book, the
-customer's pay page, fault handling, notifications, the control endpoints, and its
-loopback server.  A protocol module (`unionpay`, `restbank`, `smbank`) adds the wire
-format: its routes and how it encodes a notification.
+"""What every sandbox bank shares: its payments, refunds and payouts (`records`), its
+book (`book`), the customer's pay page (`paypage`), fault handling (`faults`),
+notifications (`notifier`), statements (`statements`), the control endpoints and its
+loopback server (`server`).  A protocol module (`unionpay`, `restbank`, `smbank`) adds
+the wire format: its routes and how it encodes a notification.
 
 Control endpoints (any bank, JSON, loopback only):
 - `POST /_sandbox/faults` `{"reference": "...", "faults": ["no_notify", ...],
@@ -16,13 +17,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import html
-import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import structlog
@@ -34,16 +32,18 @@ from starlette.routing import Route
 from gateways.adapters import BankAdapter
 from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, as_timedelta
 from gateways.bank import PaymentInstruction
-from gateways.protocols.amounts import minor_to_decimal_text
 from gateways.sandbox.book import Book, BookError, Movement
 from gateways.sandbox.faults import Fault, FaultBook, FaultPlan
 from gateways.sandbox.notifier import Notifier, Outgoing
+from gateways.sandbox.paypage import PayPageResult, click_through, page, paid_page, pay_page, read_form
+from gateways.sandbox.records import NoticeFacts, RefundRefused, Txn, TxnKind, TxnState
 from gateways.sandbox.server import LoopbackServer
 from gateways.sandbox.statements import day_statement, render
 
 __all__ = [
     "NoticeFacts",
     "PayPageResult",
+    "RefundRefused",
     "SandboxBank",
     "SandboxSettings",
     "Txn",
@@ -71,83 +71,6 @@ class SandboxSettings:
     fee_bps: int = 60
     #: each bank opens one customer account with this balance (`default_customer`)
     customer_balance_minor: int = 100_000_000
-
-
-class TxnKind(StrEnum):
-    PAYMENT = "payment"
-    REFUND = "refund"
-    PAYOUT = "payout"
-
-
-class TxnState(StrEnum):
-    #: payment registered, the customer has not paid yet
-    AWAITING = "awaiting"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass
-class Txn:
-    """A payment, refund or payout as the bank keeps it."""
-
-    kind: TxnKind
-    #: the merchant's id (attempt id, refund id, payout id)
-    reference: str
-    bank_txn_id: str
-    amount_minor: int
-    currency: str
-    state: TxnState
-    created_at: dt.datetime
-    notify_url: str | None = None
-    completed_at: dt.datetime | None = None
-    failure: str | None = None
-    # payments
-    return_url: str = ""
-    description: str = ""
-    token: str = ""
-    expires_at: dt.datetime | None = None
-    customer: str | None = None
-    refunded_minor: int = 0
-    # refunds
-    payment: Txn | None = None
-    # payouts
-    beneficiary_name: str = ""
-    beneficiary_account: str = field(default="", repr=False)
-    #: protocol-specific fields (e.g. UnionPay's txnTime)
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def refundable_minor(self) -> int:
-        return self.amount_minor - self.refunded_minor if self.state is TxnState.SUCCEEDED else 0
-
-
-@dataclass(frozen=True)
-class NoticeFacts:
-    """What a notification states; faults alter these before the protocol encodes them."""
-
-    txn: Txn
-    reference: str
-    bank_txn_id: str
-    amount_minor: int
-    currency: str
-    merchant_id: str
-    succeeded: bool
-    at: dt.datetime
-
-
-@dataclass(frozen=True)
-class PayPageResult:
-    status_code: int
-    paid: bool
-    text: str
-
-
-class RefundRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class SandboxBank:
@@ -486,26 +409,12 @@ class SandboxBank:
     ) -> PayPageResult:
         """Be the customer's browser: follow the instruction to the bank's pay page
         (GET a redirect, or submit the auto-post form), then press Pay (or Cancel)."""
-        browser = self._browser
-        if browser is None:
+        if self._browser is None:
             raise RuntimeError("the sandbox bank is not running")
-        if instruction.method.upper() == "POST":
-            page = await browser.post(instruction.url, data=dict(instruction.fields))
-        else:
-            page = await browser.get(instruction.url)
-        if page.status_code != 200:
-            return PayPageResult(page.status_code, False, page.text)
-        match = _FORM_ACTION.search(page.text)
-        if match is None:
-            return PayPageResult(page.status_code, False, page.text)
-        action = html.unescape(match.group(1))
-        answer = await browser.post(
-            httpx.URL(str(page.url)).join(action),
-            data={"account": account_number or self.default_customer.number,
-                  "action": "cancel" if decline else "pay"},
+        return await click_through(
+            self._browser, instruction,
+            account_number=account_number or self.default_customer.number, decline=decline,
         )
-        return PayPageResult(answer.status_code, answer.status_code == 200 and not decline,
-                             answer.text)
 
     async def _pay_page(self, request: Request) -> Response:
         txn = self._by_token.get(request.path_params["token"])
@@ -514,34 +423,18 @@ class SandboxBank:
         if request.method == "GET":
             return HTMLResponse(self.render_pay_page(txn))
         form = await read_form(request)
-        action = form.get("action", "")
-        if action == "cancel":
+        if form.get("action", "") == "cancel":
             self.decline(txn)
-            return HTMLResponse(_page(self.display_name, "<p>Payment canceled.</p>"))
+            return HTMLResponse(page(self.display_name, "<p>Payment canceled.</p>"))
         try:
             self.pay(txn, form.get("account", ""))
         except BookError as exc:
-            return HTMLResponse(_page(self.display_name, f"<p>{html.escape(str(exc))}</p>"),
+            return HTMLResponse(page(self.display_name, f"<p>{html.escape(str(exc))}</p>"),
                                 status_code=402)
-        back = html.escape(txn.return_url)
-        return HTMLResponse(_page(
-            self.display_name,
-            f'<p>Payment successful.</p><p><a id="return" href="{back}">Back to the shop</a></p>',
-        ))
+        return HTMLResponse(paid_page(self.display_name, txn.return_url))
 
     def render_pay_page(self, txn: Txn) -> str:
-        amount = minor_to_decimal_text(txn.amount_minor, txn.currency)
-        body = (
-            f"<p>Merchant: {html.escape(self.merchant_id)}</p>"
-            f"<p>Order: {html.escape(txn.reference)}</p>"
-            f"<p>{html.escape(txn.description)}</p>"
-            f'<p>Amount: <span id="amount">{amount}</span> {txn.currency}</p>'
-            f'<form id="pay" method="post" action="/pay/{html.escape(txn.token)}">'
-            '<label>Account <input name="account"/></label>'
-            '<button name="action" value="pay">Pay</button>'
-            '<button name="action" value="cancel">Cancel</button></form>'
-        )
-        return _page(self.display_name, body)
+        return pay_page(self.display_name, self.merchant_id, txn)
 
     # ------------------------------------------------------------------ statements
 
@@ -588,21 +481,6 @@ class SandboxBank:
                 for m in self.book.movements
             ],
         })
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """An `application/x-www-form-urlencoded` body (Starlette's own form parser needs
-    python-multipart, which nothing else here needs)."""
-    body = await request.body()
-    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-
-
-_FORM_ACTION = re.compile(r'<form id="pay" method="post" action="([^"]+)"')
-
-
-def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html><html><head><meta charset="UTF-8"/><title>{html.escape(title)}'
-            f"</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
 def _replace(facts: NoticeFacts, **changes: Any) -> NoticeFacts:
