@@ -7,7 +7,15 @@ from the bank's own book in a real statement format:
 - `mt940`: SWIFT MT940, the batch as one `:61:` line whose `:86:` carries the batch id,
   count, gross, fee (`/CHGS/`) and as many payment ids as the 6x65 field holds;
 - `bai2`: BAI Cash Management Balance Reporting v2, the batch as one 165 detail with the
-  item list in 88 continuation records.
+  item list in 88 continuation records;
+- `csv`: an online-banking transaction export (交易明细) as Chinese banks give it, UTF-8
+  with BOM, debit and credit columns, the running balance after each line, and the batch
+  items in the remark; read it with this profile (reconciliation.CsvProfile):
+  `CsvProfile(name=..., account=<account>, date_column="交易日期", date_format="%Y%m%d",
+  debit_column="借方发生额", credit_column="贷方发生额", balance_column="余额",
+  currency_column="币种", reference_column="交易流水号", end_to_end_id_column="业务参考号",
+  counterparty_name_column="对方户名", description_columns=("摘要", "附言"))` (see
+  `CSV_PROFILE_COLUMNS`).
 
 In every format: refunds are their own debit lines (bank reference = the bank's refund
 id, end-to-end id = the merchant's refund id), payouts are debit lines whose end-to-end
@@ -17,7 +25,9 @@ opening balance + lines = closing balance.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,9 +37,18 @@ from lxml import etree
 from gateways.sandbox.book import Book, Movement, MovementKind
 from ledger import minor_exponent
 
-__all__ = ["FORMATS", "DayStatement", "Entry", "day_statement", "render"]
+__all__ = ["CSV_PROFILE_COLUMNS", "FORMATS", "DayStatement", "Entry", "day_statement", "render"]
 
-FORMATS = ("camt.053", "mt940", "bai2")
+FORMATS = ("camt.053", "mt940", "bai2", "csv")
+
+#: the CSV export's columns, named as a `reconciliation.CsvProfile` wants them
+#: (its `description_columns` are ("摘要", "附言"))
+CSV_PROFILE_COLUMNS: dict[str, str] = {
+    "date_column": "交易日期", "date_format": "%Y%m%d", "debit_column": "借方发生额",
+    "credit_column": "贷方发生额", "balance_column": "余额", "currency_column": "币种",
+    "reference_column": "交易流水号", "end_to_end_id_column": "业务参考号",
+    "counterparty_name_column": "对方户名",
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,8 @@ def render(statement: DayStatement, format: str) -> tuple[str, bytes]:
         return f"{stem}.mt940", mt940(statement)
     if format == "bai2":
         return f"{stem}.bai2", bai2(statement)
+    if format == "csv":
+        return f"{stem}.csv", csv_export(statement)
     raise ValueError(f"unknown statement format {format!r}; known: {', '.join(FORMATS)}")
 
 
@@ -384,3 +405,31 @@ def _bai_text(text: str) -> str:
 
 def entries_total(entries: Sequence[Entry]) -> int:
     return sum(e.amount_minor for e in entries)
+
+
+# ---------------------------------------------------------------------------- CSV
+
+_CSV_HEADER = ("交易日期", "交易流水号", "业务参考号", "借方发生额", "贷方发生额", "余额",
+               "币种", "对方户名", "摘要", "附言")
+
+
+def csv_export(s: DayStatement) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(_CSV_HEADER)
+    balance = s.opening_minor
+    for entry in s.entries:
+        balance += entry.amount_minor
+        debit = str(_decimal(entry.amount_minor, s.currency)) if entry.amount_minor < 0 else ""
+        credit = str(_decimal(entry.amount_minor, s.currency)) if entry.amount_minor >= 0 else ""
+        remark = ""
+        if entry.batch:
+            remark = (f"批量结算 {len(entry.batch)}笔 总额 {_decimal(entry.gross_minor, s.currency)}"
+                      f" 手续费 {_decimal(entry.fee_minor, s.currency)} " + " ".join(
+                          f"{i.bank_txn_id}:{_decimal(i.amount_minor, s.currency)}"
+                          f"/{_decimal(i.fee_minor, s.currency)}" for i in entry.batch))
+        signed_balance = ("-" if balance < 0 else "") + str(_decimal(balance, s.currency))
+        writer.writerow((f"{s.day:%Y%m%d}", entry.bank_reference, entry.end_to_end_id or "",
+                         debit, credit, signed_balance, s.currency, entry.counterparty,
+                         entry.description, remark))
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
