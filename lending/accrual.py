@@ -79,6 +79,8 @@ class AccrualPlan:
     funding_minor: int
     days: int
     marked_overdue: bool
+    #: the last loan-day accrued before this plan
+    after_day: dt.date
 
 
 def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], through: dt.date,
@@ -116,19 +118,16 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
         if fterms is not None and funding is not None:
             f_now = interest_accrued_through(fterms, day)
             f, f_before = f_now - f_before, f_now
-        if i or p or f:
+        if i or p:
             debits = [(acc.interest_receivable, i), (acc.penalty_receivable, p)]
             credits = [(acc.interest_income, i), (acc.penalty_income, p)]
-            if f and funding is not None:
-                debits.append((funding.interest_expense, f))
-                credits.append((funding.interest_payable, f))
             dpd = max(0, (day - loan.maturity).days)
             entries.append(entry(
                 f"loan.accrual:{record.id}:{day.isoformat()}", "loan.accrual", day,
                 legs(cur, debits, credits),
                 f"Accrual for loan {record.id}, night of {(day - _ONE_DAY).isoformat()}",
                 record, loan_day=day.isoformat(), interest_minor=i, penalty_minor=p,
-                funding_interest_minor=f, days_past_due=dpd))
+                days_past_due=dpd))
         interest, penalty, funded = interest + i, penalty + p, funded + f
         day += _ONE_DAY
 
@@ -146,7 +145,32 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
         max_dpd=max(record.max_dpd, dpd_now),
     )
     return AccrualPlan(record, after, tuple(entries), interest, penalty, funded,
-                       (through - after_day).days, marked)
+                       (through - after_day).days, marked, after_day)
+
+
+def funding_entries(key: str, plans: Sequence[AccrualPlan], through: dt.date,
+                    config: LendingConfig) -> list[EntryRequest]:
+    """The funding line's interest for these loans' accrued days, one entry per currency.
+
+    The bank charges the facility, not the loans, so its interest is booked in one entry
+    per batch (the loan rows keep each loan's share, for the margin per loan); the batch's
+    loan rows commit with it, so no loan's share can be booked twice.
+    """
+    funding = config.funding
+    if funding is None:
+        return []
+    by_currency: dict[str, int] = {}
+    for p in plans:
+        if p.funding_minor:
+            by_currency[p.after.currency] = by_currency.get(p.after.currency, 0) + p.funding_minor
+    return [EntryRequest(
+        idempotency_key=f"{key}:{cur}", kind="loan.funding.accrual", effective_date=through,
+        postings=legs(cur, [(funding.interest_expense, units)],
+                      [(funding.interest_payable, units)]),
+        description=f"Interest on the {funding.name} through {through} "
+                    f"({sum(1 for p in plans if p.funding_minor)} loan(s))",
+        metadata={"through": through.isoformat(), "loans": len(plans)})
+        for cur, units in sorted(by_currency.items())]
 
 
 async def accrue_loan(conn: AsyncConnection, record: LoanRecord, through: dt.date,
@@ -156,7 +180,10 @@ async def accrue_loan(conn: AsyncConnection, record: LoanRecord, through: dt.dat
     plan = plan_accrual(record, changes, through, config)
     if plan is None:
         return record
-    posted = await ledger.post_many(conn, list(plan.entries)) if plan.entries else []
+    requests = [*plan.entries, *funding_entries(
+        f"loan.funding.accrual:{record.id}:{plan.after_day.isoformat()}..{through.isoformat()}",
+        [plan], through, config)]
+    posted = await ledger.post_many(conn, requests) if requests else []
     return await store.save(conn, record, plan.after,
                             note="past due" if plan.marked_overdue else "",
                             entry_id=posted[-1].id if posted else None)
@@ -198,6 +225,10 @@ async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.d
     plans = [p for r in records
              if (p := plan_accrual(r, changes.get(r.id, ()), through, config)) is not None]
     requests = [e for p in plans for e in p.entries]
+    if plans:
+        requests += funding_entries(
+            f"loan.funding.accrual:{through.isoformat()}:{plans[0].before.id}..{plans[-1].before.id}",
+            plans, through, config)
     if requests:
         await ledger.post_many(conn, requests)
     now = store.utcnow()
