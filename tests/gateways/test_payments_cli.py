@@ -17,6 +17,14 @@ def no_banks() -> BankDirectory:
     return BankDirectory([])
 
 
+@pytest.fixture(autouse=True)
+def keep_logging_out_of_the_runner(monkeypatch):
+    # configure_logging binds structlog, once per process, to the sys.stderr of the moment:
+    # inside CliRunner that is a buffer closed after the call, and every later test's log
+    # line (the sandbox banks' notifier included) would hit a closed file
+    monkeypatch.setattr("paycore.runner.configure_logging", lambda *args, **kwargs: None)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path, monkeypatch):
     url = f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite"
