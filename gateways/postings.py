@@ -129,6 +129,18 @@ def refund_entry(*, refund_id: str, attempt_id: str, intent_id: str, order_id: s
     )
 
 
+def refund_hold(*, refund_id: str, entry: EntryRequest, now: dt.datetime) -> HoldRequest:
+    """The refund's legs reserved while the bank has it: the supplier's payable cannot be
+    paid out from under a refund in flight. Voided when the bank settles it (the entry is
+    then posted with the bank's refund id as its external reference)."""
+    return HoldRequest(
+        idempotency_key=f"refund-hold:{refund_id}", kind="payment.refund.reserve",
+        expires_at=now + PAYOUT_HOLD_LIFETIME, external_ref=refund_id,
+        description=f"Refund {refund_id} reserved while the bank processes it",
+        metadata=dict(entry.metadata), postings=list(entry.postings),
+    )
+
+
 async def ensure_payout_clearing(conn: AsyncConnection, currency: str) -> None:
     await ensure_open(conn, AccountSpec(PAYOUT_CLEARING, "Payouts in flight", AccountType.ASSET,
                                         currency))

@@ -16,7 +16,7 @@ from moneyed import Money
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, settlement
+from gateways import inquiries, postings, settlement
 from gateways.bank import (
     BankGateway,
     BankOutcome,
@@ -38,7 +38,8 @@ from gateways.routing import BankDirectory
 from gateways.schema import payment_intents, refunds
 from gateways.states import AttemptState, IntentState, RefundState
 from gateways.store import find_refund, load_attempt, load_refund, utcnow
-from gateways.types import Refund
+from gateways.terms import get_supplier_terms
+from gateways.types import PaymentIntent, Refund
 
 __all__ = ["get_refund", "list_refunds", "refund_payment"]
 
@@ -89,13 +90,16 @@ async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: s
             payment_intents.c.refund_reserved_minor + units <= payment_intents.c.captured_minor,
         ).values(refund_reserved_minor=payment_intents.c.refund_reserved_minor + units,
                  updated_at=now))
+        intent = await get_intent(conn, intent_id)
         if done.rowcount != 1:
-            fresh = await get_intent(conn, intent_id)
-            raise RefundExceedsCaptured(intent_id, str(amount), str(fresh.refundable))
+            raise RefundExceedsCaptured(intent_id, str(amount), str(intent.refundable))
+        hold = await ledger.hold(conn, postings.refund_hold(
+            refund_id=refund_id, now=now, entry=await _estimated_entry(
+                conn, intent, attempt.id, attempt.bank, refund_id, units)))
         await conn.execute(refunds.insert().values(
             id=refund_id, intent_id=intent_id, attempt_id=attempt.id, bank=attempt.bank,
             status=RefundState.REQUESTED.value, amount_minor=units, currency=intent.currency,
-            reason=reason, created_at=now, updated_at=now))
+            reason=reason, hold_id=hold.id, created_at=now, updated_at=now))
         return await load_refund(conn, refund_id), True
 
     refund, fresh = await ledger.transact(engine, reserve)
@@ -122,6 +126,25 @@ async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: s
         await ledger.transact(engine, lambda conn: _apply(conn, refund, answer))
     async with engine.connect() as conn:
         return await load_refund(conn, refund_id)
+
+
+async def _estimated_entry(conn: AsyncConnection, intent: PaymentIntent, attempt_id: str,
+                           bank: str, refund_id: str, units: int) -> ledger.EntryRequest:
+    """The refund's entry as it will most likely be posted (its commission part counted
+    as if the refunds before it, in flight or done, all succeed): what the hold reserves."""
+    terms = await get_supplier_terms(conn, intent.supplier_id)
+    before = intent.refund_reserved_minor - units
+    def part(refunded_before: int, commission_before: int, amount: int) -> int:
+        return postings.refund_commission_part(
+            policy=terms.refund_commission, captured_minor=intent.captured_minor,
+            commission_minor=intent.commission_minor, refunded_before_minor=refunded_before,
+            commission_refunded_before_minor=commission_before, amount_minor=amount)
+    commission = part(before, part(0, 0, before) if before else 0, units)
+    return postings.refund_entry(
+        refund_id=refund_id, attempt_id=attempt_id, intent_id=intent.id,
+        order_id=intent.order_id, bank=bank, supplier_id=intent.supplier_id,
+        amount_minor=units, commission_minor=commission, currency=intent.currency,
+        bank_refund_id=refund_id, effective_date=utcnow().date())
 
 
 def _send(order: RefundOrder) -> Callable[[BankGateway], Awaitable[RefundStatus]]:

@@ -130,6 +130,8 @@ refunds = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     #: commission given back with this refund (set when it is posted)
     sa.Column("commission_minor", sa.BigInteger),
+    #: the ledger hold reserving the refund while the bank has it (voided when settled)
+    sa.Column("hold_id", sa.Uuid),
     sa.Column("bank_txn_id", sa.String(128)),
     sa.Column("failure_reason", sa.Text),
     sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -209,6 +209,7 @@ async def _refund_succeeded(conn: AsyncConnection, refund: Refund, bank_txn_id: 
         amount_minor=refund.amount_minor)
     await transition(conn, refund.id, refund.status, R.SUCCEEDED, now=now,
                      bank_txn_id=bank_txn_id, settled_at=now, commission_minor=commission)
+    await _release(conn, refund)
     await conn.execute(payment_intents.update().where(payment_intents.c.id == intent.id).values(
         refunded_minor=payment_intents.c.refunded_minor + refund.amount_minor,
         refunded_commission_minor=payment_intents.c.refunded_commission_minor + commission,
@@ -234,12 +235,25 @@ async def _refund_failed(conn: AsyncConnection, refund: Refund, reason: str,
         return
     await transition(conn, refund.id, refund.status, R.FAILED, now=now, failure_reason=reason,
                      settled_at=now)
+    await _release(conn, refund)
     await conn.execute(payment_intents.update().where(
         payment_intents.c.id == refund.intent_id).values(
         refund_reserved_minor=payment_intents.c.refund_reserved_minor - refund.amount_minor,
         updated_at=now))
     await inquiries.close(conn, Subject.REFUND, refund.id, now, outcome="failed")
     log.info("refund.failed", refund_id=refund.id, bank=refund.bank, reason=reason)
+
+
+async def _release(conn: AsyncConnection, refund: Refund) -> None:
+    """Void the refund's reservation (the entry, if any, is posted in this transaction)."""
+    if refund.hold_id is None:
+        return
+    [hold] = await ledger.load_holds(conn, [refund.hold_id])
+    if hold.status is ledger.HoldStatus.PENDING:
+        try:
+            await ledger.void_hold(conn, refund.hold_id)
+        except ledger.HoldExpired:
+            pass  # past its deadline: `expire_holds` releases it
 
 
 async def mark_refund_unknown(conn: AsyncConnection, refund_id: str, reason: str,

@@ -79,7 +79,8 @@ def refund_from_row(r: Any) -> Refund:
     return Refund(
         id=r.id, intent_id=r.intent_id, attempt_id=r.attempt_id, bank=r.bank,
         status=RefundState(r.status), amount_minor=r.amount_minor, currency=r.currency,
-        reason=r.reason, commission_minor=r.commission_minor, bank_txn_id=r.bank_txn_id,
+        reason=r.reason, commission_minor=r.commission_minor, hold_id=r.hold_id,
+        bank_txn_id=r.bank_txn_id,
         failure_reason=r.failure_reason, created_at=r.created_at, updated_at=r.updated_at,
         settled_at=r.settled_at)
 

@@ -154,6 +154,7 @@ class Refund:
     currency: str
     reason: str
     commission_minor: int | None
+    hold_id: uuid.UUID | None
     bank_txn_id: str | None
     failure_reason: str | None
     created_at: dt.datetime

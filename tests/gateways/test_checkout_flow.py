@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 import gateways
+import ledger
 from gateways import AttemptState, IntentState
-from gateways.sandbox import Fault
+from gateways.sandbox import Fault, TxnKind
 
 from .core_env import available_banks, checkout_env
 from .core_helpers import cny
@@ -341,3 +342,39 @@ async def test_expiry_of_intents_no_bank_is_taking_money_for(db):
         assert (await env.intent(failed.intent.id)).status is IntentState.EXPIRED
         # a pending one is the janitor's: the bank is asked before anything expires
         assert (await env.intent(pending.intent.id)).status is IntentState.PENDING
+
+
+async def test_refund_in_flight_is_reserved_and_an_uncovered_refund_is_refused(db):
+    async with checkout_env(db) as env:
+        await env.terms(rate="0.10")
+        co = await env.checkout("100.00")
+        await env.pay(co)
+        await env.fleet.drain()
+        bank = env.fleet.bank("restbank")
+        # the bank holds the refund ("processing" by inquiry, no answer, no notification)
+        bank.faults.set("rfslow", Fault.TIMEOUT_AFTER_DEBIT, Fault.NO_NOTIFY)
+        refund = await gateways.refund_payment(db, env.banks, co.intent.id, cny("50.00"),
+                                               refund_id="rfslow")
+        assert refund.status is gateways.RefundState.UNKNOWN
+        async with db.connect() as conn:
+            payable = await ledger.balance(conn, "2202.payable.sup-001")
+        # 90.00 owed to the supplier, 45.00 of it reserved for the refund in flight
+        assert (payable.posted.amount, payable.available.amount) == (90, 45)
+        # so a payout cannot take it away; and a refund the payable cannot cover is
+        # refused before the bank is asked
+        async with db.begin() as conn:
+            await ledger.post(conn, ledger.EntryRequest("paid-out", "payout", [
+                ledger.Posting("2202.payable.sup-001", debit=cny("45.00")),
+                ledger.Posting("1102.clearing.restbank", credit=cny("45.00"))]))
+        with pytest.raises(ledger.BalanceLimitExceeded):
+            await gateways.refund_payment(db, env.banks, co.intent.id, cny("10.00"),
+                                          refund_id="rfnocover")
+        assert bank.find(TxnKind.REFUND, "rfnocover") is None
+        assert (await env.intent(co.intent.id)).refund_reserved_minor == 5000
+        await gateways.run_janitor(db, env.banks)
+        async with db.connect() as conn:
+            assert (await gateways.get_refund(conn, "rfslow")).status is gateways.RefundState.SUCCEEDED
+            payable = await ledger.balance(conn, "2202.payable.sup-001")
+            report = await ledger.verify(conn)
+        assert payable.posted.amount == payable.available.amount == 0
+        assert report.ok and report.holds_pending == 0

@@ -176,6 +176,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('commission_minor', sa.BigInteger(), nullable=True),
+    sa.Column('hold_id', sa.Uuid(), nullable=True),
     sa.Column('bank_txn_id', sa.String(length=128), nullable=True),
     sa.Column('failure_reason', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
