@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import ledger
 from gateways import inquiries, payouts, settlement
 from gateways.bank import BankGateway, BankNotification, BankOutcome, BankReply, NotificationKind
-from gateways.errors import ConcurrentTransition, UnknownBank
+from gateways.errors import ConcurrentTransition, PaymentError, UnknownBank
 from gateways.inquiries import Subject
 from gateways.protocols import (
     MalformedMessage,
@@ -67,6 +67,7 @@ class NotificationResult:
     MISMATCH = "mismatch"
     CONFLICT = "conflict"
     NOT_FINAL = "not_final"
+    NOT_APPLIED = "not_applied"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -106,6 +107,12 @@ async def handle_notification(engine: AsyncEngine, banks: BankDirectory, bank_co
             # next round sees what it did
             if attempt_no == 2:
                 raise
+        except (PaymentError, ledger.LedgerError) as exc:
+            # it cannot be applied now (e.g. an illegal move, a limit): nothing changed;
+            # the bank is asked to send it again, and a person can see why
+            await _reject(engine, bank_code, NotificationResult.NOT_APPLIED,
+                          f"{type(exc).__name__}: {exc}", headers, body, note)
+            return adapter.acknowledge(note, accepted=False)
     if result != NotificationResult.APPLIED:
         await _reject(engine, bank_code, result, detail, headers, body, note)
     log.info("notification", bank=bank_code, kind=note.kind.value, reference=note.reference,
