@@ -378,3 +378,20 @@ async def test_refund_in_flight_is_reserved_and_an_uncovered_refund_is_refused(d
             report = await ledger.verify(conn)
         assert payable.posted.amount == payable.available.amount == 0
         assert report.ok and report.holds_pending == 0
+
+
+async def test_garbage_and_unknown_banks_change_nothing_and_are_recorded(db):
+    async with checkout_env(db) as env:
+        reply = await gateways.handle_notification(db, env.banks, "nobank", {"X-Signature": "s"},
+                                                   b"{}")
+        assert reply.status_code == 404
+        reply = await gateways.handle_notification(
+            db, env.banks, "restbank", {"Authorization": "Bearer secret-token"}, b"not json")
+        assert reply.status_code == 503  # "send it again", in the REST bank's protocol
+        async with db.connect() as conn:
+            found = await gateways.list_rejections(conn)
+        assert [r.reason for r in found] == ["forged", "unknown_bank"]
+        assert found[0].headers == {"Authorization": "[redacted]"}
+        assert found[1].headers == {"X-Signature": "[redacted]"}
+        assert found[0].body_size == 8 and len(found[0].body_sha256) == 64
+        assert await env.entries("payment.capture") == []
