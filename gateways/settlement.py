@@ -11,6 +11,7 @@ goes to review for a person to refund it: the books must never hide money the ba
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -250,10 +251,9 @@ async def _release(conn: AsyncConnection, refund: Refund) -> None:
         return
     [hold] = await ledger.load_holds(conn, [refund.hold_id])
     if hold.status is ledger.HoldStatus.PENDING:
-        try:
+        # past its deadline it cannot be voided: `expire_holds` releases it
+        with contextlib.suppress(ledger.HoldExpired):
             await ledger.void_hold(conn, refund.hold_id)
-        except ledger.HoldExpired:
-            pass  # past its deadline: `expire_holds` releases it
 
 
 async def mark_refund_unknown(conn: AsyncConnection, refund_id: str, reason: str,
