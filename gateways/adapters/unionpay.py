@@ -83,6 +83,8 @@ class UnionPayCredentials:
     merchant_identity: RsaIdentity
     #: UnionPay's root certificates: the bank's signing certificate must chain to one
     bank_roots: tuple[x509.Certificate, ...]
+    #: UnionPay's encryption certificate: payouts' account numbers travel under it
+    bank_encryption_certificate: x509.Certificate | None = None
 
 
 class UnionPayAdapter:
@@ -231,11 +233,15 @@ class UnionPayAdapter:
     async def payout(self, order: PayoutOrder) -> PayoutStatus:
         order_id = self._order_id(order.payout_id)
         txn_time = order.created_at or self._clock()
+        certificate = self._credentials.bank_encryption_certificate
+        if certificate is None:
+            raise BankRejected(self._code, "payout: no UnionPay encryption certificate "
+                               "configured for accNo", "configuration")
         try:
             fields = up.PayoutRequest(
                 mer_id=self.merchant_id, order_id=order_id, txn_time=txn_time,
                 amount=order.amount, acc_no=order.beneficiary.account_number,
-                customer_name=order.beneficiary.name,
+                customer_name=order.beneficiary.name, encryption_certificate=certificate,
                 back_url=order.notify_url or self._url("/"),
                 req_reserved=order.payout_id,
             ).fields()

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from moneyed import CurrencyDoesNotExist, Money, get_currency
 
 from gateways.protocols.amounts import minor_to_money, money_to_minor, parse_minor_units
@@ -69,9 +69,11 @@ __all__ = [
     "currency_for_code",
     "decode_customer_info",
     "decode_form",
+    "decrypt_sensitive",
     "encode_customer_info",
     "encode_form",
     "encode_response_string",
+    "encrypt_sensitive",
     "fen_to_money",
     "format_txn_time",
     "front_form_html",
@@ -681,8 +683,9 @@ class PayoutRequest:
     settlement account to a bank account.  The answer only says whether the bank took it;
     the outcome comes by back notification or `queryTrans`.
 
-    acp encrypts `accNo` with UnionPay's encryption certificate (`encryptCertId`); the
-    sandbox runs without that second certificate, so the number travels as signed text."""
+    As in acp, `accNo` travels encrypted with UnionPay's encryption certificate
+    (RSA/ECB/PKCS1Padding, base64; `encryptCertId` names the certificate), so the account
+    number is never in clear text in the request, a log or a proxy."""
 
     mer_id: str
     order_id: str
@@ -691,6 +694,8 @@ class PayoutRequest:
     acc_no: str = field(repr=False)
     customer_name: str
     back_url: str
+    #: UnionPay's encryption certificate (not its signing one)
+    encryption_certificate: x509.Certificate = field(repr=False)
     req_reserved: str | None = None
     channel_type: str = CHANNEL_INTERNET
 
@@ -705,13 +710,31 @@ class PayoutRequest:
             "orderId": _check(_ORDER_ID, self.order_id, "orderId"),
             "txnAmt": str(money_to_fen(self.amount)),
             "currencyCode": CURRENCY_CNY,
-            "accNo": self.acc_no,
+            "accNo": encrypt_sensitive(self.acc_no, self.encryption_certificate),
+            "encryptCertId": str(self.encryption_certificate.serial_number),
             "customerInfo": encode_customer_info({"customerNm": self.customer_name}),
             "backUrl": _check(_URL, self.back_url, "backUrl"),
         }
         if self.req_reserved:
             fields["reqReserved"] = _check_reserved(self.req_reserved)
         return fields
+
+
+def encrypt_sensitive(value: str, certificate: x509.Certificate) -> str:
+    """acp `encryptData`: RSA/ECB/PKCS1Padding under the encryption certificate, base64."""
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the encryption certificate does not hold an RSA key")
+    return base64.b64encode(key.encrypt(value.encode("utf-8"), padding.PKCS1v15())).decode()
+
+
+def decrypt_sensitive(text: str, private_key: rsa.RSAPrivateKey) -> str:
+    """The bank's side of `encrypt_sensitive`."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return private_key.decrypt(raw, padding.PKCS1v15()).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise MalformedMessage("an encrypted field does not decrypt") from None
 
 
 def currency_for_code(code: str) -> str:

@@ -72,6 +72,8 @@ class UnionPaySandbox(SandboxBank):
         self.root = generate_rsa_identity("UnionPay Sandbox Root CA", is_ca=True)
         self.bank_identity = generate_rsa_identity("China UnionPay sandbox signing",
                                                    issuer=self.root)
+        self.encryption_identity = generate_rsa_identity("China UnionPay sandbox encryption",
+                                                         issuer=self.root)
         self.merchant_identity = generate_rsa_identity("paycore marketplace merchant")
         self._signer = up.Signer(self.bank_identity, embed_certificate=True)
         self._verifier = up.Verifier(certificates=[self.merchant_identity.certificate])
@@ -86,6 +88,7 @@ class UnionPaySandbox(SandboxBank):
             base_url=base_url or self.base_url, mer_id=self.merchant_id,
             merchant_identity=self.merchant_identity,
             bank_roots=(self.root.certificate,),
+            bank_encryption_certificate=self.encryption_identity.certificate,
         )
 
     def adapter(self, *, timeout: Duration = DEFAULT_TIMEOUT, base_url: str | None = None) -> UnionPayAdapter:
@@ -202,9 +205,16 @@ class UnionPaySandbox(SandboxBank):
             name = up.decode_customer_info(fields.get("customerInfo", "")).get("customerNm", "")
         except ProtocolError:
             name = ""
+        if fields.get("encryptCertId") != self.encryption_identity.cert_id:
+            return self._answer(fields, respCode="13", respMsg="encryptCertId 不正确")
+        try:
+            account = up.decrypt_sensitive(fields.get("accNo", ""),
+                                           self.encryption_identity.private_key)
+        except ProtocolError:
+            return self._answer(fields, respCode="13", respMsg="accNo 解密失败")
         payout = self.payout(
             reference=reference, amount_minor=amount, currency="CNY", beneficiary_name=name,
-            beneficiary_account=fields.get("accNo", ""), notify_url=fields.get("backUrl"),
+            beneficiary_account=account, notify_url=fields.get("backUrl"),
         )
         self._record(payout, order_id, fields["txnTime"])
         if payout.state is TxnState.FAILED:

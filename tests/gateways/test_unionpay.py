@@ -445,3 +445,25 @@ def test_refund_answer(
                           "merId": MER_ID, "orderId": "REFUND20240501001", "txnType": "04"})
     )
     assert parse_back_trans_response(answer, merchant_side, now=AT).status is status
+
+
+def test_payout_request_encrypts_the_account_number(
+    merchant_signer: Signer, bank_side: Verifier, bank_identity: RsaIdentity
+) -> None:
+    from gateways.protocols.unionpay import PayoutRequest, decrypt_sensitive
+
+    request = PayoutRequest(
+        mer_id=MER_ID, order_id="PAYOUT2024050101", txn_time=NOW, amount=Money("50.00", "CNY"),
+        acc_no="6222020200112233", customer_name="Tea Supplier Ltd",
+        encryption_certificate=bank_identity.certificate,
+        back_url="https://shop.example/notify/unionpay",
+    )
+    assert "6222020200112233" not in repr(request)
+    fields = merchant_signer.sign(request.fields())
+    bank_side.verify(fields, now=AT)
+    assert fields["txnType"] == "12" and fields["bizType"] == "000401"
+    assert fields["encryptCertId"] == bank_identity.cert_id
+    assert "6222020200112233" not in encode_form(fields)
+    assert decrypt_sensitive(fields["accNo"], bank_identity.private_key) == "6222020200112233"
+    with pytest.raises(MalformedMessage):
+        decrypt_sensitive("bm90IGVuY3J5cHRlZA==", bank_identity.private_key)

@@ -150,6 +150,17 @@ async def test_refund_inquiry_after_a_restart_uses_the_refund_creation_time(env:
         await fresh.aclose()
 
 
+async def test_payout_account_travels_encrypted_and_arrives(env: Env) -> None:
+    from gateways.bank import Beneficiary, PayoutOrder
+
+    payout = PayoutOrder(payout_id=uuid.uuid4().hex,
+                         beneficiary=Beneficiary("Tea Supplier", "6222020200998877"),
+                         amount=Money("12.00", "CNY"), description="settlement")
+    status = await env.adapter.payout(payout)
+    assert status.outcome is BankOutcome.PROCESSING and status.bank_txn_id
+    assert env.bank.book.paid_out["6222020200998877"] == 1200
+
+
 async def test_expired_order_cannot_be_paid(env: Env) -> None:
     now = dt.datetime.now(dt.UTC)
     order = PaymentOrder(attempt_id=uuid.uuid4().hex, amount=Money("1.00", "CNY"),
