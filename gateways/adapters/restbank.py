@@ -33,6 +33,7 @@ from gateways.bank import (
     BankOutcome,
     BankRejected,
     BankReply,
+    BankUnavailable,
     NotificationKind,
     OutcomeUnknown,
     PaymentInstruction,
@@ -130,20 +131,19 @@ class RestBankAdapter:
                           self._credentials.base_url.rstrip("/") + target,
                           content=body or None, headers=headers)
 
-    def _refusal(self, response: httpx.Response, what: str) -> BankRejected | OutcomeUnknown:
+    def _refusal(self, response: httpx.Response, what: str) -> BankRejected | BankUnavailable:
         try:
             error = rb.ApiError.from_json(response.content)
             code, message = error.code, error.message
         except ProtocolError:
             code, message = str(response.status_code), response.text[:200]
-        if response.status_code == 409 and code == "idempotency_conflict":
-            return BankRejected(self._code, f"{what}: {message}", code)
-        if response.status_code in (401, 403, 409, 429):
-            # Not taken, but not a verdict on the payment either; surfaced as a refusal
-            # with the bank's code so the core can tell configuration errors apart.
-            return BankRejected(self._code, f"{what} refused ({response.status_code}): {message}",
-                                code)
-        return BankRejected(self._code, f"{what} refused: {message}", code)
+        if response.status_code == 429:
+            # Throttled before anything was taken: like a 5xx, safe to retry or fail over.
+            return BankUnavailable(self._code, f"{what}: throttled ({message})")
+        # 4xx: a definite refusal (bad request, authentication, idempotency conflict,
+        # amount exceeds what is refundable, ...); the bank's code says which.
+        return BankRejected(self._code, f"{what} refused ({response.status_code}): {message}",
+                            code)
 
     def _decode(self, parse: Callable[[bytes], object], response: httpx.Response,
                 what: str) -> object:
