@@ -160,6 +160,9 @@ class RestBankSandbox(SandboxBank):
             return replay
         if create.merchant_id != self.merchant_id:
             return _error(403, "merchant_mismatch", "merchant_id does not belong to this API key")
+        if create.amount.currency.code != self.currency:
+            return _error(422, "currency_not_supported",
+                          f"this account settles in {self.currency} only")
         if (failure := self.server_error(create.order_id)) is not None:
             return failure
         await self.before_processing(create.order_id)
@@ -296,6 +299,9 @@ class RestBankSandbox(SandboxBank):
         replay = self._idempotent(request, body)
         if replay is not None:
             return replay
+        if create.amount.currency.code != self.currency:
+            return _error(422, "currency_not_supported",
+                          f"this account pays out in {self.currency} only")
         if (failure := self.server_error(create.payout_reference)) is not None:
             return failure
         await self.before_processing(create.payout_reference)

@@ -117,3 +117,11 @@ async def test_a_refund_id_reused_for_another_amount_is_refused(env: Env) -> Non
     with pytest.raises(BankRejected) as refused:
         await env.adapter.refund(RefundOrder(**{**refund.__dict__, "amount": Money("2.00", "CNY")}))
     assert refused.value.code == "idempotency_conflict"
+
+
+async def test_a_currency_the_account_does_not_hold_is_refused(env: Env) -> None:
+    order = env.order()
+    usd = PaymentOrder(**{**order.__dict__, "amount": Money("10.00", "USD")})
+    with pytest.raises(BankRejected) as refused:
+        await env.adapter.create_payment(usd)
+    assert refused.value.code == "currency_not_supported"
