@@ -36,6 +36,7 @@ from lending.config import (
     LendingConfig,
     SettlementPolicy,
     ensure_accounts,
+    open_books,
 )
 from lending.creditline import (
     Band,
@@ -260,6 +261,7 @@ __all__ = [
     "loan_statement",
     "mark_overdue",
     "metadata",
+    "open_books",
     "outstanding_buckets",
     "parse_trade_csv",
     "penalty_accrued_through",

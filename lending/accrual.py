@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import ledger
 from ledger import EntryRequest
 from lending import lifecycle, store
-from lending.config import LendingConfig, ensure_accounts
+from lending.config import LendingConfig, open_books
 from lending.errors import ConcurrentUpdate, LoanNotDisbursed
 from lending.interest import (
     AccrualTerms,
@@ -280,8 +280,8 @@ async def run_accrual(
     run is finished by running it again. `progress(done, total)` is called per batch.
     """
     result = AccrualRunResult(through)
-    async with engine.begin() as conn:
-        await ensure_accounts(conn, config)
+    await open_books(engine, config)
+    async with engine.connect() as conn:
         total = int(await conn.scalar(sa.select(sa.func.count()).select_from(loans)
                                       .where(*_due(through))) or 0)
     if progress:

@@ -180,11 +180,13 @@ async def import_trade_records(
         rows.append(dict(borrower_id=borrower_id, kind=r.kind, record_ref=r.record_ref,
                          record_date=r.record_date, buyer_ref=r.buyer_ref, amount_minor=units,
                          currency=borrower.currency, source=source, imported_on=imported_on))
-    known = set()
-    if rows:
-        known = {(k, ref) for k, ref in await conn.execute(
+    known: set[tuple[str, str]] = set()
+    refs = sorted({str(r["record_ref"]) for r in rows})
+    for start in range(0, len(refs), 1000):
+        known |= {(k, ref) for k, ref in await conn.execute(
             sa.select(trade_records.c.kind, trade_records.c.record_ref)
-            .where(trade_records.c.borrower_id == borrower_id))}
+            .where(trade_records.c.borrower_id == borrower_id,
+                   trade_records.c.record_ref.in_(refs[start:start + 1000])))}
     new = [r for r in rows if (r["kind"], r["record_ref"]) not in known]
     unique = list({(r["kind"], r["record_ref"]): r for r in new}.values())
     if unique:

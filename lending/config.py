@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
 from ledger import AccountSpec, AccountType, BalanceLimit
@@ -33,6 +35,8 @@ __all__ = [
     "GLMapping",
     "LendingConfig",
     "SettlementPolicy",
+    "ensure_accounts",
+    "open_books",
 ]
 
 _LIMIT_LIABILITY = BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS
@@ -187,7 +191,28 @@ class LendingConfig:
 DEFAULT_CONFIG = LendingConfig(products=MappingProxyType(dict(PRODUCTS)))
 
 
+# engines whose books are known to hold a config's accounts (opened in a committed
+# transaction by `open_books`); accounts are never deleted (short of dropping the schema),
+# so the answer cannot go stale
+_OPENED: weakref.WeakKeyDictionary[Any, list[LendingConfig]] = weakref.WeakKeyDictionary()
+
+
+def _known(engine: Any, config: LendingConfig) -> bool:
+    return any(c is config for c in _OPENED.get(engine, ()))
+
+
 async def ensure_accounts(conn: AsyncConnection, config: LendingConfig) -> None:
-    """Open the configured GL accounts (idempotent)."""
+    """Open the configured GL accounts (idempotent), in the caller's transaction."""
+    if _known(conn.engine.sync_engine, config):
+        return
     for spec in config.account_specs():
         await ledger.ensure_account(conn, spec)
+
+
+async def open_books(engine: AsyncEngine, config: LendingConfig) -> None:
+    """Open the configured GL accounts in a transaction of their own, once per engine."""
+    if _known(engine.sync_engine, config):
+        return
+    async with engine.begin() as conn:
+        await ensure_accounts(conn, config)
+    _OPENED.setdefault(engine.sync_engine, []).append(config)

@@ -129,8 +129,8 @@ async def run(ctx: DemoContext) -> None:
     steady = ["92000.00", "95000.00", "101000.00", "98000.00", "104000.00", "99000.00",
               "97000.00", "103000.00", "100000.00"]
     spike = ["30000.00", "28000.00", "31000.00", "29000.00", "33000.00", "160000.00"]
+    await lending.open_books(engine, CONFIG)
     async with engine.begin() as conn:
-        await lending.ensure_accounts(conn, CONFIG)
         for sup, sales, months in ((sup_a, steady, _months_before(today, 9)),
                                    (sup_b, spike, _months_before(day(-3), 6)),
                                    (sup_c, steady, _months_before(today, 9))):
@@ -151,8 +151,9 @@ async def run(ctx: DemoContext) -> None:
     for n in range(-50, 1):
         d = day(n)
         async with engine.begin() as conn:
-            for sup in (sup_a, sup_b, sup_c):
-                await _feed(conn, sup, d)
+            applying = {-50: sup_c, -45: sup_c, -30: sup_a, -3: sup_b}.get(n)
+            if applying:
+                await _feed(conn, applying, d)
             if n == -50:
                 res = await lending.apply_for_loan(conn, LoanApplication(
                     sup_c, "supply_chain", cny("20000.00"), 30, d, loan_id=loans["C"]), CONFIG)

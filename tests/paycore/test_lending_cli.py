@@ -58,7 +58,7 @@ def test_lending_commands(sqlite_url, tmp_path):
 
     assert "active" in ok("loans", "disburse", "L1", "--on", d(0))
     out = ok("accrue", "--through", d(20))
-    assert "1 loan(s), 20 entries" in out
+    assert "1 loan(s), 21 entries" in out  # 20 loan-days and the funding line's interest
     assert "0 loan(s)" in ok("accrue", "--through", d(20))
     assert "matures " + d(60) in ok("loans", "extend", "L1", "--on", d(20))
     out = ok("loans", "statement", "L1", "--on", d(20))
