@@ -181,6 +181,23 @@ def loans_decide(
     console.print(f"loan {rec.id} is now {rec.status.value}")
 
 
+@loans_app.command("decisions")
+def loans_decisions(loan_id: str,
+                    inputs: bool = typer.Option(False, help="print the stored inputs (JSON)")
+                    ) -> None:
+    """The audit trail of a loan's underwriting: every decision, who made it, the reasons
+    and (with --inputs) every input it was made from."""
+    import json
+
+    for d in read_only(lambda conn: lending.decisions_for(conn, loan_id)):
+        console.print(f"[bold]{d.decided_on} {d.outcome.value}[/bold] by {d.decided_by} "
+                      f"(policy {d.policy_version})" + (f": {d.comment}" if d.comment else ""))
+        for r in d.reasons:
+            console.print(f"  - {r['code']} ({r['effect']}): {r['message']}")
+        if inputs:
+            console.print_json(json.dumps(d.inputs))
+
+
 # -- loans -------------------------------------------------------------------------------
 
 

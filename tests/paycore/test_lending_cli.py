@@ -55,6 +55,9 @@ def test_lending_commands(sqlite_url, tmp_path):
     out = ok("loans", "decide", "L2", "decline", "--comment", "stale figures", "--officer",
              "risk.li", "--on", d(10))
     assert "declined" in out
+    out = ok("loans", "decisions", "L2", "--inputs")
+    assert "manual_review by underwriting" in out and "decline by risk.li" in out
+    assert "monthly_settled_sales_minor" in out
 
     assert "active" in ok("loans", "disburse", "L1", "--on", d(0))
     out = ok("accrue", "--through", d(20))
