@@ -36,7 +36,13 @@ from ledger.errors import (
     UnknownAccount,
 )
 from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
-from ledger.lookups import BookedPosting, last_sequence, net_by_value_date, postings_after
+from ledger.lookups import (
+    BookedPosting,
+    last_sequence,
+    net_by_value_date,
+    postings_after,
+    postings_after_query,
+)
 from ledger.money import from_minor, minor_exponent, to_minor
 from ledger.proof import trial_balance, verify
 from ledger.queries import balance, statement
@@ -79,6 +85,7 @@ __all__ = [
     "list_accounts",
     "load_entries", "load_holds", "metadata", "minor_exponent", "net_by_value_date",
     "open_account", "post",
-    "post_hold", "post_many", "postings_after", "reverse", "statement", "to_minor", "transact",
+    "post_hold", "post_many", "postings_after", "postings_after_query", "reverse", "statement",
+    "to_minor", "transact",
     "trial_balance", "verify", "void_hold",
 ]

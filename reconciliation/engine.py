@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 from reconciliation import entries
+from reconciliation.bulk import insert_rows, update_where_in
 from reconciliation.config import BankAccount
 from reconciliation.exceptions import refresh_exceptions
 from reconciliation.items import (
@@ -43,6 +44,15 @@ from reconciliation.schema import (
 log = structlog.get_logger("reconciliation")
 
 CHUNK = 5_000
+#: after copying this many items (or storing this many lines), refresh the planner's
+#: statistics: a table filled inside the running transaction looks empty to PostgreSQL,
+#: which then scans it for every look-up instead of using the indexes
+ANALYZE_AFTER = 5_000
+
+
+async def analyze(conn: AsyncConnection, table: sa.Table) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text(f"ANALYZE {table.name}"))
 
 
 @dataclass
@@ -73,6 +83,8 @@ async def reconcile(
     """Match every open line booked on or before `up_to`, in the caller's transaction."""
     result = ReconcileResult(bank.code, up_to)
     result.items_added = await sync_book_items(conn, bank)
+    if result.items_added >= ANALYZE_AFTER:
+        await analyze(conn, book_items)
     ids = (await conn.scalars(
         sa.select(statement_lines.c.id)
         .where(statement_lines.c.bank_account_id == bank.id,
@@ -216,22 +228,21 @@ async def apply_proposals(conn: AsyncConnection, bank: BankAccount, proposals: S
         for entry, match_ids in zip(posted, owners, strict=True):
             for match_id in match_ids:
                 entry_of[match_id] = entry.id
-    await conn.execute(matches.insert(), [
+    await insert_rows(conn, matches, [
         {"id": ids[i], "bank_account_id": bank.id, "rule": rule_override or p.rule,
          "fee_minor": p.fee, "difference_minor": p.difference, "score": p.score,
          "entry_id": entry_of.get(ids[i]), "created_at": now, "created_by": actor,
          "reason": (reason or p.reason)[:2000]}
         for i, p in enumerate(proposals)
     ])
-    await conn.execute(match_lines.insert(), [
+    await insert_rows(conn, match_lines, [
         {"match_id": ids[i], "line_id": line.id}
         for i, p in enumerate(proposals) for line in p.lines
     ])
-    item_rows = [{"match_id": ids[i], "account_id": item.account_id,
-                  "account_seq": item.account_seq}
-                 for i, p in enumerate(proposals) for item in p.items]
-    if item_rows:
-        await conn.execute(match_items.insert(), item_rows)
+    await insert_rows(conn, match_items, [
+        {"match_id": ids[i], "account_id": item.account_id, "account_seq": item.account_seq}
+        for i, p in enumerate(proposals) for item in p.items
+    ])
     line_ids = [line.id for p in proposals for line in p.lines]
     await _set_line_status(conn, line_ids, "matched")
     items = [item for p in proposals for item in p.items]
@@ -281,10 +292,7 @@ def _request_for(bank: BankAccount, proposals: Sequence[Proposal], ids: Sequence
 
 
 async def _set_line_status(conn: AsyncConnection, line_ids: Sequence[int], status: str) -> None:
-    for start in range(0, len(line_ids), 1000):
-        await conn.execute(statement_lines.update()
-                           .where(statement_lines.c.id.in_(line_ids[start:start + 1000]))
-                           .values(status=status))
+    await update_where_in(conn, statement_lines, "id", line_ids, {"status": status})
 
 
 async def set_item_status(conn: AsyncConnection, items: Sequence[Item], status: str) -> None:
@@ -292,11 +300,8 @@ async def set_item_status(conn: AsyncConnection, items: Sequence[Item], status: 
     for item in items:
         by_account[item.account_id].append(item.account_seq)
     for account_id, seqs in by_account.items():
-        for start in range(0, len(seqs), 1000):
-            await conn.execute(book_items.update()
-                               .where(book_items.c.account_id == account_id,
-                                      book_items.c.account_seq.in_(seqs[start:start + 1000]))
-                               .values(status=status))
+        await update_where_in(conn, book_items, "account_seq", seqs, {"status": status},
+                              extra_where=book_items.c.account_id == account_id)
 
 
 async def close_exceptions(conn: AsyncConnection, line_ids: Sequence[int], items: Sequence[Item],
@@ -304,21 +309,15 @@ async def close_exceptions(conn: AsyncConnection, line_ids: Sequence[int], items
     """Open exceptions of these lines and items are resolved by what just happened."""
     values: dict[str, Any] = {"status": "resolved", "resolved_at": now, "resolved_by": actor,
                               "resolution": resolution, "reason": reason[:2000]}
-    for start in range(0, len(line_ids), 1000):
-        await conn.execute(exceptions.update()
-                           .where(exceptions.c.line_id.in_(line_ids[start:start + 1000]),
-                                  exceptions.c.status == "open")
-                           .values(**values))
+    await update_where_in(conn, exceptions, "line_id", line_ids, values,
+                          extra_where=exceptions.c.status == "open")
     by_account: dict[int, list[int]] = defaultdict(list)
     for item in items:
         by_account[item.account_id].append(item.account_seq)
     for account_id, seqs in by_account.items():
-        for start in range(0, len(seqs), 1000):
-            await conn.execute(exceptions.update()
-                               .where(exceptions.c.item_account_id == account_id,
-                                      exceptions.c.item_account_seq.in_(seqs[start:start + 1000]),
-                                      exceptions.c.status == "open")
-                               .values(**values))
+        await update_where_in(conn, exceptions, "item_account_seq", seqs, values,
+                              extra_where=sa.and_(exceptions.c.item_account_id == account_id,
+                                                  exceptions.c.status == "open"))
 
 
 __all__ = ["ReconcileResult", "apply_proposals", "match_chunk", "reconcile"]

@@ -25,7 +25,6 @@ import ledger
 from reconciliation.config import BankAccount
 from reconciliation.schema import book_items, sync_cursors
 
-_PAGE = 10_000
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 OWN_KINDS = "recon."
 
@@ -76,40 +75,38 @@ async def _sync_account(conn: AsyncConnection, account_id: int) -> int:
     cursor = await conn.scalar(sa.select(sync_cursors.c.last_seq)
                                .where(sync_cursors.c.account_id == account_id))
     last = int(cursor or 0)
+    through = await ledger.last_sequence(conn, account_id)
     added = 0
-    insert_stmt = (postgresql.insert(book_items) if conn.dialect.name == "postgresql"
-                   else sqlite.insert(book_items)).on_conflict_do_nothing()
-    while True:
-        page = await ledger.postings_after(conn, account_id, last, limit=_PAGE)
-        if not page:
-            break
-        last = page[-1].account_seq
-        rows = [_row(p) for p in page if not p.kind.startswith(OWN_KINDS)]
-        if rows:
-            await conn.execute(insert_stmt, rows)
-            added += len(rows)
-            await _void_reversals(conn, account_id, [p for p in page if p.reverses_entry_id
-                                                     and not p.kind.startswith(OWN_KINDS)])
-        if len(page) < _PAGE:
-            break
+    if through > last:
+        # copied inside the database: a million postings never travel through Python
+        source = ledger.postings_after_query(account_id, last, through).subquery()
+        new_items = sa.select(
+            source.c.account_id, source.c.account_seq, source.c.entry_id, source.c.amount,
+            source.c.currency, source.c.effective_date, source.c.kind, source.c.external_ref,
+            source.c.description, sa.literal("open"),
+        ).where(source.c.kind.not_like(f"{OWN_KINDS}%"))
+        insert: Any = (postgresql.insert(book_items) if conn.dialect.name == "postgresql"
+                       else sqlite.insert(book_items))
+        result = await conn.execute(insert.from_select(
+            ["account_id", "account_seq", "entry_id", "amount_minor", "currency",
+             "effective_date", "kind", "external_ref", "description", "status"],
+            new_items).on_conflict_do_nothing())
+        added = max(int(result.rowcount or 0), 0)
+        reversals = (await conn.execute(
+            sa.select(source.c.account_seq, source.c.amount, source.c.reverses_entry_id)
+            .where(source.c.reverses_entry_id.is_not(None),
+                   source.c.kind.not_like(f"{OWN_KINDS}%")))).all()
+        await _void_reversals(conn, account_id, reversals)
     stmt: Any = (postgresql.insert(sync_cursors) if conn.dialect.name == "postgresql"
                  else sqlite.insert(sync_cursors))
-    await conn.execute(stmt.values(account_id=account_id, last_seq=last).on_conflict_do_update(
-        index_elements=["account_id"], set_={"last_seq": last}))
+    await conn.execute(stmt.values(account_id=account_id, last_seq=max(last, through))
+                       .on_conflict_do_update(index_elements=["account_id"],
+                                              set_={"last_seq": max(last, through)}))
     return added
 
 
-def _row(p: ledger.BookedPosting) -> dict[str, Any]:
-    return {
-        "account_id": p.account_id, "account_seq": p.account_seq, "entry_id": p.entry_id,
-        "amount_minor": p.amount, "currency": p.currency, "effective_date": p.effective_date,
-        "kind": p.kind, "external_ref": p.external_ref, "description": p.description[:2000],
-        "status": "open",
-    }
-
-
 async def _void_reversals(conn: AsyncConnection, account_id: int,
-                          reversals: Sequence[ledger.BookedPosting]) -> None:
+                          reversals: Sequence[Any]) -> None:
     """A reversal and the posting it reverses cancel out; neither waits for the bank.
     (A reversal of an item already matched stays open: the bank will show it.)"""
     for p in reversals:

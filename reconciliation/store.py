@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
+from reconciliation.bulk import insert_rows
 from reconciliation.config import BankAccount
 from reconciliation.errors import StatementForAnotherAccount
 from reconciliation.parsers import CsvProfile
@@ -31,6 +31,7 @@ log = structlog.get_logger("reconciliation")
 #: lines written per statement: large enough to amortise the round trip, small enough
 #: to report progress on a million-line file
 CHUNK = 5_000
+ANALYZE_AFTER = 5_000
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _insert_new(conn: AsyncConnection) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(statement_lines)
-    else:
-        stmt = sqlite.insert(statement_lines)
-    return stmt.on_conflict_do_nothing(
-        index_elements=["bank_account_id", "line_identity"]
-    ).returning(statement_lines.c.id)
-
-
 async def store_statements(
     conn: AsyncConnection,
     bank: BankAccount,
@@ -126,7 +116,6 @@ async def store_statements(
         check_account(bank, statement)
     now = dt.datetime.now(dt.UTC)
     new_lines = 0
-    insert = _insert_new(conn)
     for statement in parsed:
         dates = [line.booking_date for line in statement.lines]
         opening, closing = statement.opening, statement.closing
@@ -149,12 +138,17 @@ async def store_statements(
         fresh = 0
         for chunk in _chunks(statement.lines, CHUNK):
             rows = [line_row(bank.id, statement_id, line) for line in chunk]
-            fresh += len((await conn.execute(insert, rows)).all())
+            fresh += len(await insert_rows(conn, statement_lines, rows,
+                                           skip_conflicts_on=("bank_account_id", "line_identity"),
+                                           returning="id"))
             if progress:
                 progress(len(chunk))
         await conn.execute(statements.update().where(statements.c.id == statement_id)
                            .values(new_line_count=fresh))
         new_lines += fresh
+    if new_lines >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+        # see `reconciliation.engine.ANALYZE_AFTER`: the next run looks these lines up
+        await conn.execute(sa.text(f"ANALYZE {statement_lines.name}"))
     log.info("statement.imported", bank=bank.code, source=source_name, lines=total,
              new_lines=new_lines)
     return ImportResult(source_name, data_hash, False, len(parsed), total, new_lines)
