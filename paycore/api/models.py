@@ -7,7 +7,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from moneyed import Money
+from moneyed import CurrencyDoesNotExist, Money, get_currency
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import ledger
@@ -44,6 +44,15 @@ class MoneyIn(BaseModel):
     def _decimal_string(cls, value: str) -> str:
         if not _AMOUNT.match(value):
             raise ValueError("must be a decimal string such as \"100.00\" (no sign, no exponent)")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        try:
+            get_currency(value)
+        except CurrencyDoesNotExist:
+            raise ValueError(f"{value} is not an ISO 4217 currency") from None
         return value
 
     def to_money(self) -> Money:

@@ -3,11 +3,12 @@ httpx client speaking ASGI to it, API keys, and a small chart of accounts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Literal
 
 import httpx
 import pytest
+import structlog
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,7 @@ from paycore.api import (
     requires,
 )
 from paycore.api.models import MoneyIn
+from paycore.logging import redact
 from tests.ledger.chart import open_chart
 
 IssueKey = Callable[..., Awaitable[str]]
@@ -73,6 +75,19 @@ def make_app(engine: AsyncEngine, **settings: object) -> FastAPI:
     app = create_app(engine, settings=ApiSettings(**settings))  # type: ignore[arg-type]
     app.include_router(probe_router())
     return app
+
+
+@pytest.fixture(autouse=True)
+def plain_tracebacks() -> Iterator[None]:
+    """Log as paycore does in production (tracebacks as text, after redaction), not with
+    structlog's unconfigured default, whose rich tracebacks print every frame's locals
+    (slow, and not what paycore ever writes)."""
+    saved = structlog.get_config()
+    structlog.configure(processors=[
+        structlog.contextvars.merge_contextvars, structlog.processors.add_log_level, redact,
+        structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer(colors=False)])
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
