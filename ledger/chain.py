@@ -3,6 +3,13 @@
 An entry's hash covers its own fields. Each posting's hash covers the previous posting of
 the same account, the entry's hash and the posting's own fields, so editing any row, even
 with the triggers disabled, breaks a chain that `verify()` walks.
+
+PostgreSQL's write function (`ledger.fastpath`) computes the same hashes in SQL, where
+some fields are only known under the account locks: the account ids behind codes, each
+account's chain head and sequence, the booking time. So each JSON text is built here in
+pieces (`*_parts`) around those fields, and the SQL joins the pieces with the fields in
+the same canonical form; `request_hash` and `entry_hash` join them the same way, so both
+sides hash the very same bytes.
 """
 
 from __future__ import annotations
@@ -12,28 +19,57 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 #: the link before an account's first posting
 GENESIS = "0" * 64
 
+# built once: json.dumps with non-default arguments builds an encoder on every call
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+#: a fixed-order list of fields; only the metadata (a dict) needs its keys sorted.
+#: Encoding a list is unambiguous and several times cheaper than a sorted dict.
+_fields = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _fields(values: list[Any]) -> str:
-    """A fixed-order list of fields; only the metadata (a dict) needs its keys sorted.
-    Encoding a list is unambiguous and several times cheaper than a sorted dict."""
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(value)
 
 
 def _metadata(metadata: Mapping[str, Any]) -> str:
-    return canonical_json(dict(metadata)) if metadata else "{}"
+    return _canonical(dict(metadata)) if metadata else "{}"
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RequestParts(NamedTuple):
+    """The request's JSON text before and after its legs, `[[account_id,amount,"CUR"],...]`."""
+
+    head: str
+    tail: str
+
+
+def request_parts(
+    *,
+    kind: str,
+    description: str,
+    effective_date: dt.date | None,
+    external_ref: str | None,
+    metadata: Mapping[str, Any],
+    reverses_entry_id: uuid.UUID | None,
+    extra: Mapping[str, Any] | None = None,
+) -> RequestParts:
+    head = _fields([
+        "request/1", kind, description, effective_date.isoformat() if effective_date else None,
+        external_ref, _metadata(metadata), str(reverses_entry_id) if reverses_entry_id else None,
+    ])
+    return RequestParts(head[:-1] + ",", "," + _fields(_metadata(extra or {})) + "]")
+
+
+def legs_json(legs: Iterable[tuple[int, int, str]]) -> str:
+    # currency codes are ISO 4217 letters: nothing in them needs escaping
+    return "[" + ",".join(f'[{a:d},{m:d},"{c}"]' for a, m, c in legs) + "]"
 
 
 def request_hash(
@@ -49,11 +85,44 @@ def request_hash(
 ) -> str:
     """What an idempotency key is compared on: the request as the caller sent it, with
     account codes resolved to ids so that naming an account either way is the same request."""
+    # the same text as request_parts(...) around legs_json(legs), in one encoding
     return _digest(_fields([
         "request/1", kind, description, effective_date.isoformat() if effective_date else None,
         external_ref, _metadata(metadata), str(reverses_entry_id) if reverses_entry_id else None,
         [list(leg) for leg in legs], _metadata(extra or {}),
     ]))
+
+
+class EntryParts(NamedTuple):
+    """An entry's JSON text around its request hash, effective date and booking time:
+    head + '<request hash>' + middle + '"<date>","<booked>"' + tail."""
+
+    head: str
+    middle: str
+    tail: str
+
+
+def entry_parts(
+    *,
+    entry_id: uuid.UUID,
+    idempotency_key: str,
+    kind: str,
+    description: str,
+    reverses_entry_id: uuid.UUID | None,
+    external_ref: str | None,
+    metadata: Mapping[str, Any],
+) -> EntryParts:
+    return EntryParts(
+        _fields(["entry/1", str(entry_id), idempotency_key])[:-1] + ',"',
+        '",' + _fields([kind, description])[1:-1] + ",",
+        "," + _fields([str(reverses_entry_id) if reverses_entry_id else None, external_ref,
+                       _metadata(metadata)])[1:],
+    )
+
+
+def booked_text(booked_at: dt.datetime) -> str:
+    """The booking time as hashed: UTC, microseconds, '+00:00'."""
+    return booked_at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def entry_hash(
@@ -69,10 +138,10 @@ def entry_hash(
     external_ref: str | None,
     metadata: Mapping[str, Any],
 ) -> str:
+    # the same text as entry_parts(...) joined around the hash, date and booking time
     return _digest(_fields([
         "entry/1", str(entry_id), idempotency_key, request_hash, kind, description,
-        effective_date.isoformat(),
-        booked_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        effective_date.isoformat(), booked_text(booked_at),
         str(reverses_entry_id) if reverses_entry_id else None, external_ref, _metadata(metadata),
     ]))
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger import chain, store
+from ledger import chain, fastpath, store
 from ledger.books import LockedAccounts
 from ledger.errors import (
     AlreadyReversed,
@@ -130,8 +130,27 @@ async def post(conn: AsyncConnection, request: EntryRequest) -> JournalEntry:
 async def post_many(conn: AsyncConnection, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
     """Post many entries in the caller's transaction: all of them, or (on error) none."""
     drafts = [Draft.from_request(r) for r in requests]
-    books = await LockedAccounts.lock(conn, (leg.account for d in drafts for leg in d.legs))
-    return await write_drafts(conn, drafts, books)
+    if not drafts:
+        return []
+    driver = await store.driver(conn)
+    if driver is None:  # SQLite
+        books = await LockedAccounts.lock(conn, (leg.account for d in drafts for leg in d.legs))
+        return await write_drafts(conn, drafts, books)
+    written = await fastpath.post_entries(driver, drafts)
+    return await _with_replays(conn, written)
+
+
+async def _with_replays(
+    conn: AsyncConnection, written: Sequence[JournalEntry | uuid.UUID]
+) -> list[JournalEntry]:
+    """The written entries, with the replayed ones (given by id) loaded; each logged."""
+    replayed_ids = [x for x in written if isinstance(x, uuid.UUID)]
+    replayed = {e.id: e for e in await load_entries(conn, replayed_ids, replayed=True)}
+    result = [replayed[x] if isinstance(x, uuid.UUID) else x for x in written]
+    for entry in result:
+        log.debug("journal_entry.replayed" if entry.replayed else "journal_entry.posted",
+                  entry_id=str(entry.id), idempotency_key=entry.idempotency_key, kind=entry.kind)
+    return result
 
 
 async def write_drafts(
@@ -165,13 +184,7 @@ async def write_drafts(
         posting_rows.extend(p_rows)
 
     await store.write(conn, posting_rows, entry_rows, books.dirty_rows())
-    replayed_ids = [x for x in out if isinstance(x, uuid.UUID)]
-    replayed = {e.id: e for e in await load_entries(conn, replayed_ids, replayed=True)}
-    result = [replayed[x] if isinstance(x, uuid.UUID) else x for x in out]
-    for entry in result:
-        log.debug("journal_entry.replayed" if entry.replayed else "journal_entry.posted",
-                  entry_id=str(entry.id), idempotency_key=entry.idempotency_key, kind=entry.kind)
-    return result
+    return await _with_replays(conn, out)
 
 
 def _book(

@@ -114,7 +114,33 @@ class _Driver:
             return None
         # the already checked-out pool connection: attribute access, no await, no I/O
         raw = sync.connection.driver_connection
-        return cls(raw) if raw is not None and raw.is_in_transaction() else None
+        if raw is None:
+            return None
+        if not raw.is_in_transaction() and sync.in_transaction():
+            await _begin_on_server(sync.connection.dbapi_connection)
+        return cls(raw) if raw.is_in_transaction() else None
+
+
+async def _begin_on_server(adapted: Any) -> None:
+    """Send the BEGIN that SQLAlchemy's asyncpg adapter would send before its first
+    statement, through the adapter, so that SQLAlchemy commits or rolls back that very
+    transaction. Without the adapter's hooks (another SQLAlchemy version), nothing: the
+    caller then falls back to running its statement through SQLAlchemy."""
+    start = getattr(adapted, "_start_transaction", None)
+    mutex = getattr(adapted, "_execute_mutex", None)
+    if start is None or mutex is None or not hasattr(adapted, "_transaction"):
+        return
+    async with mutex:
+        if adapted._transaction is None:
+            await start()
+
+
+async def driver(conn: AsyncConnection) -> Any | None:
+    """The asyncpg connection under `conn`, in the caller's transaction (begun on the
+    server if SQLAlchemy has begun it only on the client); None on SQLite, or when there is
+    no transaction to run in."""
+    found = await _Driver.of(conn)
+    return None if found is None else found.raw
 
 
 async def _pg_fetch(conn: AsyncConnection, sql: str, *args: Any) -> list[Any]:

@@ -1,9 +1,12 @@
-"""ledger: the write path's server-side pieces (empty until filled)
+"""ledger: the write path's server-side pieces: PostgreSQL's one-round-trip
+`ledger_post_entry` function, and no JIT for the triggers' statement-level queries
 
 Revision ID: 0002
 Revises: 0001
 """
-from alembic import op  # noqa: F401
+from alembic import op
+
+from ledger import ddl
 
 revision = '0002'
 down_revision = '0001'
@@ -12,8 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    for statement in ddl.fastpath_create_statements(op.get_bind().dialect.name):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    pass
+    for statement in ddl.fastpath_drop_statements(op.get_bind().dialect.name):
+        op.execute(statement)

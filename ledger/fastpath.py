@@ -1,0 +1,120 @@
+"""PostgreSQL: a batch of journal entries (one, for `post`) in one round trip, through
+`ledger_post_entries` (migration 0002, DDL in `ledger.ddl`), inside the caller's
+transaction.
+
+What needs no database stays here: validating each request (`Draft.from_request`) and
+the JSON pieces of its hashes (`ledger.chain`). The function does the rest under the locks
+and answers with a status; a refusal wrote nothing, and becomes the same `ledger.errors`
+error the Python write path raises, after the same checks in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ledger import chain
+from ledger.errors import (
+    AccountClosed,
+    BalanceLimitExceeded,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    LedgerError,
+    UnknownAccount,
+)
+from ledger.money import from_minor
+from ledger.types import JournalEntry, PostedPosting
+
+if TYPE_CHECKING:  # ledger.entries calls this module
+    from ledger.entries import Draft
+
+POST_ENTRIES = "SELECT * FROM ledger_post_entries($1::json)"
+_batch_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry | uuid.UUID]:
+    """Post `drafts` on the asyncpg connection `raw` (in a transaction): per draft, the new
+    entry, or the id of the entry its idempotency key already names (a replay, for the
+    caller to load)."""
+    # one JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads
+    entries: list[list[Any]] = []
+    legs: list[list[Any]] = []
+    request_parts, entry_parts, canonical = chain.request_parts, chain.entry_parts, \
+        chain.canonical_json
+    for d in drafts:
+        entry_id = uuid.uuid4()
+        request = request_parts(
+            kind=d.kind, description=d.description, effective_date=d.effective_date,
+            external_ref=d.external_ref, metadata=d.metadata, reverses_entry_id=None,
+        )
+        head, middle, tail = entry_parts(
+            entry_id=entry_id, idempotency_key=d.idempotency_key, kind=d.kind,
+            description=d.description, reverses_entry_id=None, external_ref=d.external_ref,
+            metadata=d.metadata,
+        )
+        entries.append([
+            d.idempotency_key, str(entry_id), d.kind, d.description,
+            d.effective_date.isoformat() if d.effective_date else None, d.external_ref,
+            canonical(dict(d.metadata)) if d.metadata else "{}", request.head, request.tail,
+            head, middle, tail, len(d.legs),
+        ])
+        for leg in d.legs:
+            account = leg.account
+            legs.append([account, None, leg.amount, leg.currency] if isinstance(account, int)
+                        else [None, account, leg.amount, leg.currency])
+    row = await raw.fetchrow(POST_ENTRIES, _batch_json([entries, legs]))
+    status = row["o_status"]
+    if status != "posted":
+        raise _refusal(drafts, status, row)
+
+    out: list[JournalEntry | uuid.UUID] = []
+    booked_at = row["o_booked_at"]
+    account_ids, codes, seqs, balances = (row["o_account_ids"], row["o_codes"], row["o_seqs"],
+                                          row["o_balances"])
+    at = 0  # the first leg of the entry (legs of every entry, replayed ones included)
+    for d, entry_id, replayed, eff in zip(drafts, row["o_entry_ids"], row["o_replayed"],
+                                          row["o_effective"], strict=True):
+        n = len(d.legs)
+        if replayed:
+            out.append(entry_id)
+            at += n
+            continue
+        postings = tuple(
+            PostedPosting(account_ids[j], codes[j], leg.amount, leg.currency, seqs[j],
+                          balances[j])
+            for j, leg in enumerate(d.legs, start=at)
+        )
+        at += n
+        out.append(JournalEntry(
+            id=entry_id, idempotency_key=d.idempotency_key, kind=d.kind,
+            description=d.description, effective_date=eff, booked_at=booked_at,
+            reverses_entry_id=None, external_ref=d.external_ref, metadata=dict(d.metadata),
+            postings=postings,
+        ))
+    return out
+
+
+def _refusal(drafts: Sequence[Draft], status: str, row: Any) -> LedgerError:
+    detail = row["o_detail"]
+    if status == "unknown-account":
+        locked_ids = {int(i) for i in detail}
+        locked_codes = set(row["o_codes"])
+        refs = [leg.account for d in drafts for leg in d.legs]
+        ids = sorted({r for r in refs if isinstance(r, int)})
+        codes = sorted({r for r in refs if isinstance(r, str)})
+        return UnknownAccount([i for i in ids if i not in locked_ids]
+                              + [c for c in codes if c not in locked_codes])
+    draft = drafts[row["o_failed"] - 1]
+    if status == "idempotency-conflict":
+        return IdempotencyConflict(draft.idempotency_key)
+    if status == "account-closed":
+        return AccountClosed(detail[0])
+    if status == "currency-mismatch":
+        return CurrencyMismatch(detail[0], detail[1], detail[2])
+    if status == "balance-limit-exceeded":
+        code, limit, short, currency = detail
+        return BalanceLimitExceeded(code, limit, f"{from_minor(int(short), currency).amount} "
+                                    f"{currency}", draft.idempotency_key)
+    raise AssertionError(f"ledger_post_entries answered {status!r}")

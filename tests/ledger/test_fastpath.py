@@ -1,0 +1,141 @@
+"""PostgreSQL's one-round-trip write path (`ledger_post_entries`, migration 0002) keeps every
+promise of the Python write path, which SQLite still uses: the same hashes, byte for byte;
+the same precise errors; a refusal writes nothing and leaves the caller's transaction usable.
+Each database test runs on both databases, so the two paths are held to one standard."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+import ledger
+from ledger import EntryRequest, Posting, chain
+from tests.ledger.chart import capture, cny, open_chart
+from tests.ledger.test_proof import tamper
+
+AWKWARD = ['plain', '', 'café 中文 ✓', 'quote " backslash \\ slash /', 'line\nbreak\ttab\x01',
+           '\u2028 separator', '{"not": "json"}']
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_hash_pieces_join_to_the_python_hashes(text):
+    """What the SQL function joins (pieces + fields it learns under the locks) is exactly
+    the text `request_hash` and `entry_hash` digest."""
+    metadata = {text: [1, text, {"z": None, "a": True}], "b": text}
+    legs = [(7, 12345, "CNY"), (12, -12345, "CNY"), (3, 1, "USD"), (4, -1, "USD")]
+    for effective in (None, dt.date(2026, 11, 1)):
+        head, tail = chain.request_parts(
+            kind=text, description=text, effective_date=effective, external_ref=text or None,
+            metadata=metadata, reverses_entry_id=None)
+        joined = chain._digest(head + chain.legs_json(legs) + tail)
+        assert joined == chain.request_hash(
+            kind=text, description=text, effective_date=effective, external_ref=text or None,
+            metadata=metadata, reverses_entry_id=None, legs=legs)
+    entry_id, booked = uuid.uuid4(), dt.datetime(2026, 11, 25, 3, 4, 5, 60, tzinfo=dt.UTC)
+    head, middle, tail = chain.entry_parts(
+        entry_id=entry_id, idempotency_key=text, kind=text, description=text,
+        reverses_entry_id=None, external_ref=None, metadata=metadata)
+    joined = chain._digest(f'{head}{"ab" * 32}{middle}"2026-11-01","{chain.booked_text(booked)}"'
+                           f'{tail}')
+    assert joined == chain.entry_hash(
+        entry_id=entry_id, idempotency_key=text, request_hash="ab" * 32, kind=text,
+        description=text, effective_date=dt.date(2026, 11, 1), booked_at=booked,
+        reverses_entry_id=None, external_ref=None, metadata=metadata)
+
+
+async def test_awkward_entries_verify_and_replay_by_code_or_id(db):
+    """Entries full of text that is easy to encode differently: the chain the writer stored
+    is the chain verify() recomputes in Python, and naming accounts by code or by id is the
+    same request."""
+    chart = await open_chart(db)
+    clearing, payable = chart["1102.clearing.icbc"], chart["2202.payable.s1"]
+    requests = [
+        EntryRequest(f"awkward-{n}:{text}", f"kind {text}", [
+            Posting(clearing.code if n % 2 else clearing.id, debit=cny("1.25")),
+            Posting(payable.id if n % 2 else payable.code, credit=cny("1.25")),
+        ], description=text, external_ref=text or None,
+            metadata={text: [n, text], "nested": {"b": 1, "a": [None, True]}},
+            effective_date=dt.date(2026, 11, 1) if n % 3 else None)
+        for n, text in enumerate(AWKWARD)
+    ]
+    async with db.begin() as conn:
+        posted = [await ledger.post(conn, requests[0])]
+        posted += await ledger.post_many(conn, requests[1:])
+    async with db.begin() as conn:
+        # the same requests with every account named the other way round
+        flipped = [EntryRequest(r.idempotency_key, r.kind, [
+            Posting(chart[p.account].id if isinstance(p.account, str) else
+                    next(a.code for a in chart.values() if a.id == p.account),
+                    debit=p.debit, credit=p.credit) for p in r.postings],
+            description=r.description, external_ref=r.external_ref, metadata=r.metadata,
+            effective_date=r.effective_date) for r in requests]
+        again = await ledger.post_many(conn, flipped)
+    assert [e.id for e in again] == [e.id for e in posted]
+    assert all(e.replayed for e in again) and not any(e.replayed for e in posted)
+    assert [p.account_seq for e in posted for p in e.postings] == [
+        n for n in range(1, len(AWKWARD) + 1) for _ in range(2)]
+    async with db.connect() as conn:
+        stored = await ledger.load_entries(conn, [e.id for e in posted])
+        report = await ledger.verify(conn)
+    assert report.ok, report.discrepancies
+    assert report.entries == len(AWKWARD)
+    for mine, theirs in zip(posted, stored, strict=True):
+        assert (mine.booked_at, mine.effective_date, mine.metadata, mine.postings) == (
+            theirs.booked_at, theirs.effective_date, theirs.metadata, theirs.postings)
+
+
+async def test_a_tampered_metadata_field_is_named(db):
+    await open_chart(db)
+    async with db.begin() as conn:
+        entry = await ledger.post(conn, capture("cap-1", "10.00", "1.00",
+                                                metadata={"order": "ä-1"}))
+    async with db.begin() as conn:
+        await tamper(conn, "UPDATE journal_entries SET metadata = :m WHERE idempotency_key = 'cap-1'",
+                     {"m": '{"order": "ä-2"}'})
+    async with db.connect() as conn:
+        report = await ledger.verify(conn)
+    assert report.first_discrepancy is not None
+    assert str(entry.id) in report.first_discrepancy
+
+
+async def test_a_refused_batch_writes_nothing_and_the_transaction_goes_on(db):
+    """The refusal comes from the third entry; the first two are not written, and the
+    caller's transaction can still post and commit."""
+    chart = await open_chart(db)
+    fees = "6602.expense.bank_fees"
+    async with db.begin() as conn:
+        await ledger.close_account(conn, fees)
+    batch = [capture("a", "10.00", "1.00"), capture("b", "5.00", "0.50"),
+             EntryRequest("c", "fee", [Posting(fees, debit=cny("0.10")),
+                                       Posting("1102.clearing.icbc", credit=cny("0.10"))])]
+    async with db.begin() as conn:
+        with pytest.raises(ledger.AccountClosed, match=fees):
+            await ledger.post_many(conn, batch)
+        with pytest.raises(ledger.CurrencyMismatch) as mismatch:
+            await ledger.post(conn, EntryRequest("d", "x", [
+                Posting("1102.clearing.icbc", debit=ledger.from_minor(5, "USD")),
+                Posting("1102.clearing.usd", credit=ledger.from_minor(5, "USD"))]))
+        assert (mismatch.value.account_code, mismatch.value.given_currency) == (
+            "1102.clearing.icbc", "USD")
+        with pytest.raises(ledger.BalanceLimitExceeded) as limit:
+            await ledger.post(conn, EntryRequest("e", "payout", [
+                Posting("2202.payable.s1", debit=cny("9.01")),
+                Posting("1102.clearing.icbc", credit=cny("9.01"))]))
+        with pytest.raises(ledger.UnknownAccount) as unknown:
+            await ledger.post_many(conn, [capture("f", "1.00", "0.10"), EntryRequest("g", "x", [
+                Posting(999_999, debit=cny("1.00")), Posting("nope", credit=cny("1.00"))])])
+        assert unknown.value.refs == [999_999, "nope"]
+        kept = await ledger.post(conn, capture("a", "10.00", "1.00"))
+    assert (limit.value.account_code, limit.value.shortfall) == ("2202.payable.s1", "9.01 CNY")
+    assert limit.value.idempotency_key == "e"
+    async with db.connect() as conn:
+        keys = (await conn.execute(sa.text(
+            "SELECT idempotency_key FROM journal_entries"))).scalars().all()
+        clearing = await ledger.balance(conn, chart["1102.clearing.icbc"].id)
+        report = await ledger.verify(conn)
+    assert keys == ["a"] and not kept.replayed
+    assert clearing.posted == cny("10.00")
+    assert report.ok, report.discrepancies
