@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.api.auth import principal_of
@@ -161,6 +162,11 @@ def _parse_key(raw: str) -> str:
     return key
 
 
+def _routed(scope: Scope) -> bool:
+    """Whether a route takes this POST (path and method), without running it."""
+    return any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -192,7 +198,8 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"].startswith(self.exempt_prefixes)):
+                or scope["path"].startswith(self.exempt_prefixes) or not _routed(scope)):
+            # no POST route here: the router answers 404 or 405, no key needed
             await self.app(scope, receive, send)
             return
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 from typing import Annotated
 
@@ -11,14 +12,16 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore import db
-from paycore.api import keys
+from paycore.api import idempotency, keys
 from paycore.api.settings import ApiSettings
 from paycore.logging import configure_logging
-from paycore.runner import console, errors, in_transaction, read_only
+from paycore.runner import console, errors, in_transaction, read_only, run
 from paycore.settings import Settings
 
 apikeys_app = typer.Typer(help="Merchants' API keys (stored hashed; shown once).",
                           no_args_is_help=True)
+idempotency_app = typer.Typer(help="The API's stored Idempotency-Key responses.",
+                              no_args_is_help=True)
 
 
 def serve(host: str | None = typer.Option(None, help="address to listen on (default "
@@ -103,9 +106,21 @@ def apikeys_revoke(key_id: str = typer.Argument(..., help="the key's id (pck_<id
     console.print(f"revoked {key.id} of {key.merchant_id}")
 
 
+@idempotency_app.command("purge")
+def idempotency_purge(
+    older_than_days: Annotated[int, typer.Option(min=1, help="keep the last N days")] = 7,
+) -> None:
+    """Forget finished Idempotency-Key records older than N days (a retry after that is
+    a new request)."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
+    gone = run(lambda engine: idempotency.purge(engine, cutoff))
+    console.print(f"forgot {gone} idempotency records from before {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(apikeys_app, name="apikeys")
+    app.add_typer(idempotency_app, name="idempotency")
 
 
 

@@ -15,6 +15,9 @@ from tests.api.conftest import bearer, is_problem
 async def test_framework_errors_are_problems(api, issue_key):
     key = await issue_key("m1", "ledger:read")
     is_problem(await api.get("/v1/nowhere", headers=bearer(key)), 404)
+    # a POST nothing takes is a 404 or 405 before any key is asked for
+    is_problem(await api.post("/v1/nowhere"), 404)
+    is_problem(await api.post("/healthz"), 405)
     r = await api.delete("/v1/ledger/accounts", headers=bearer(key))
     body = is_problem(r, 405)
     assert body["type"] == "about:blank" and body["title"] == "Method Not Allowed"

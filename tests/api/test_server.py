@@ -83,3 +83,5 @@ def test_apikeys_create_list_revoke(tmp_path, monkeypatch):
     assert runner.invoke(cli, ["apikeys", "revoke", key_id]).exit_code == 0
     asyncio.run(check(False))
     assert runner.invoke(cli, ["apikeys", "revoke", "nosuchkey"]).exit_code == 2
+    purged = runner.invoke(cli, ["idempotency", "purge", "--older-than-days", "1"])
+    assert purged.exit_code == 0 and "forgot 0 idempotency records" in purged.output
