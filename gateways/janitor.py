@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,10 +33,13 @@ from gateways.checkout import expire_intents
 from gateways.errors import ConcurrentTransition
 from gateways.inquiries import Inquiry, Subject
 from gateways.routing import BankDirectory
+from gateways.schema import inquiries as inquiries_table
+from gateways.schema import payment_attempts, refunds
+from gateways.schema import payouts as payouts_table
 from gateways.states import AttemptState, PayoutState, RefundState
 from gateways.store import find_attempt, find_payout, find_refund, load_intent, transition, utcnow
 
-__all__ = ["JanitorReport", "run_janitor"]
+__all__ = ["JanitorReport", "run_janitor", "schedule_stranded"]
 
 log = structlog.get_logger("gateways.janitor")
 DEFAULT_MAX_TRIES = 8
@@ -48,12 +52,15 @@ class JanitorReport:
     postponed: int = 0
     to_review: int = 0
     expired: list[str] = field(default_factory=list)
+    #: records found in flight without an inquiry (a worker stopped mid-call), now asked
+    stranded: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"janitor: {self.checked} inquiries, {self.settled} settled, "
                 f"{self.postponed} postponed, {self.to_review} to review, "
-                f"{len(self.expired)} intents expired")
+                f"{len(self.expired)} intents expired"
+                + (f", {self.stranded} stranded records scheduled" if self.stranded else ""))
 
 
 async def run_janitor(engine: AsyncEngine, banks: BankDirectory, *,
@@ -63,6 +70,7 @@ async def run_janitor(engine: AsyncEngine, banks: BankDirectory, *,
     now = now or utcnow()
     report = JanitorReport()
     report.expired = await ledger.transact(engine, lambda conn: expire_intents(conn, now))
+    report.stranded = await ledger.transact(engine, lambda conn: schedule_stranded(conn, now))
     async with engine.connect() as conn:
         due = await inquiries.due(conn, now, limit)
     for inquiry in due:
@@ -77,6 +85,34 @@ async def run_janitor(engine: AsyncEngine, banks: BankDirectory, *,
              postponed=report.postponed, to_review=report.to_review,
              expired=len(report.expired))
     return report
+
+
+#: how long a record may sit in flight without an inquiry before the janitor asks about it
+STRANDED_AFTER = dt.timedelta(minutes=5)
+_IN_FLIGHT: tuple[tuple[Subject, sa.Table, tuple[str, ...]], ...] = (
+    (Subject.ATTEMPT, payment_attempts, ("created", "pending", "unknown", "authorized")),
+    (Subject.REFUND, refunds, ("requested", "pending", "unknown")),
+    (Subject.PAYOUT, payouts_table, ("submitted", "unknown")),
+)
+
+
+async def schedule_stranded(conn: AsyncConnection, now: dt.datetime, limit: int = 1000) -> int:
+    """Attempts, refunds and payouts in flight for a while with no open inquiry (the worker
+    that sent them stopped before recording the bank's answer): ask their bank now."""
+    found = 0
+    for subject, table, statuses in _IN_FLIGHT:
+        asked = sa.select(inquiries_table.c.id).where(
+            inquiries_table.c.subject == subject.value,
+            inquiries_table.c.subject_id == table.c.id, inquiries_table.c.status == "open")
+        rows = (await conn.execute(sa.select(table.c.id, table.c.bank).where(
+            table.c.status.in_(statuses), table.c.updated_at <= now - STRANDED_AFTER,
+            table.c.bank.is_not(None), ~asked.exists()).limit(limit))).all()
+        for row in rows:
+            await inquiries.schedule(conn, subject, row.id, row.bank, now, now)
+        found += len(rows)
+    if found:
+        log.warning("janitor.stranded", count=found)
+    return found
 
 
 async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
@@ -168,8 +204,9 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
             conn, attempt.id, "the bank's inquiry: failed", expired=now >= intent.expires_at,
             now=now))
         return "settled"
-    if outcome is BankOutcome.NOT_FOUND and (attempt.status is AttemptState.UNKNOWN
-                                             or now >= intent.expires_at):
+    if outcome is BankOutcome.NOT_FOUND and (
+            attempt.status in (AttemptState.UNKNOWN, AttemptState.CREATED)
+            or now >= intent.expires_at):
         # the bank never had this order: nothing was debited
         await ledger.transact(engine, lambda conn: settlement.fail_attempt(
             conn, attempt.id, "the bank does not know the order",
@@ -221,7 +258,8 @@ async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutSt
             await inquiries.close(conn, Subject.PAYOUT, payout.id, now, status="review")
         await ledger.transact(engine, review)
         return "to_review"
-    if outcome is BankOutcome.NOT_FOUND and payout.status is PayoutState.UNKNOWN:
+    if outcome is BankOutcome.NOT_FOUND and (
+            payout.status is PayoutState.UNKNOWN or payout.updated_at <= now - STRANDED_AFTER):
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
     if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
         final = outcome

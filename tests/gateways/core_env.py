@@ -23,10 +23,11 @@ from gateways.sandbox.server import LoopbackServer
 
 from .core_helpers import cny
 
-FAST = SandboxSettings(hang_seconds=1.0, late_notify_seconds=0.2, slow_seconds=1.0,
+FAST = SandboxSettings(hang_seconds=3.0, late_notify_seconds=0.2, slow_seconds=1.0,
                        retry_delays=(0.02, 0.05, 0.1), opening_balance_minor=100_000_000)
-#: the adapters' own read time-out: shorter than the sandbox's hang
-ADAPTER_TIMEOUT = 0.4
+#: the adapters' own read time-out: shorter than the sandbox's hang, and long enough that
+#: a loaded machine (two cores shared by everything) does not turn answers into time-outs
+ADAPTER_TIMEOUT = 1.5
 
 
 def available_banks() -> tuple[str, ...]:

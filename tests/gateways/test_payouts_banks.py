@@ -139,3 +139,31 @@ async def test_circuit_breaker_opens_skips_the_bank_and_closes_after_cool_down(d
         assert env.banks.breaker(first).state is BreakerState.CLOSED
         await env.fleet.drain()
         await env.assert_agrees_with_banks()
+
+
+async def test_a_payout_stranded_in_flight_is_found_and_settled_by_the_janitor(db):
+    from gateways.store import transition
+    async with checkout_env(db, ("restbank",)) as env:
+        await _request(db, "po-lost", "po-sent")
+        # a worker claimed po-lost for the bank and stopped before calling it; po-sent was
+        # paid by the bank but the worker stopped before recording the answer
+        async with db.begin() as conn:
+            await transition(conn, "po-lost", PayoutState.REQUESTED, PayoutState.SUBMITTED,
+                             bank="restbank")
+        env.fleet.bank("restbank").faults.set("po-sent", Fault.NO_NOTIFY)
+        adapter = env.banks.get("restbank")
+        async with db.connect() as conn:
+            sent = await gateways.get_payout(conn, "po-sent")
+        await adapter.payout(gateways.bank.PayoutOrder(
+            payout_id="po-sent", beneficiary=BEN, amount=sent.amount, description="x"))
+        async with db.begin() as conn:
+            await transition(conn, "po-sent", PayoutState.REQUESTED, PayoutState.SUBMITTED,
+                             bank="restbank")
+        # nothing is due yet: they are not stranded until they sat a while
+        assert (await gateways.run_janitor(db, env.banks)).stranded == 0
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+        report = await gateways.run_janitor(db, env.banks, now=later)
+        assert (report.stranded, report.settled) == (2, 2)
+        assert await _status(db, "po-lost") is PayoutState.FAILED
+        assert await _status(db, "po-sent") is PayoutState.SUCCEEDED
+        await env.assert_agrees_with_banks()
