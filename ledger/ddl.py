@@ -156,7 +156,7 @@ def drop_statements(dialect: str) -> list[str]:
 # Legs come flattened: entry i owns the next e_nlegs[i] of them (see ledger.fastpath).
 POST_ENTRIES_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION ledger_post_entries(
-    p_batch json,
+    p_batch jsonb,
     OUT o_status text, OUT o_failed int, OUT o_detail text[], OUT o_entry_ids uuid[],
     OUT o_replayed boolean[], OUT o_booked_at timestamptz, OUT o_effective date[],
     OUT o_account_ids bigint[], OUT o_codes text[], OUT o_seqs bigint[],
@@ -188,11 +188,11 @@ BEGIN
          array_agg((x.v->>12)::int ORDER BY x.o)
     INTO e_keys, e_ids, e_kinds, e_descriptions, e_effective, e_external_refs, e_metadata,
          e_request_heads, e_request_tails, e_heads, e_middles, e_tails, e_nlegs
-    FROM json_array_elements(p_batch->0) WITH ORDINALITY AS x(v, o);
+    FROM jsonb_array_elements(p_batch->0) WITH ORDINALITY AS x(v, o);
   SELECT array_agg((x.v->>0)::bigint ORDER BY x.o), array_agg(x.v->>1 ORDER BY x.o),
          array_agg((x.v->>2)::bigint ORDER BY x.o), array_agg(x.v->>3 ORDER BY x.o)
     INTO l_ids, l_codes, l_amounts, l_currencies
-    FROM json_array_elements(p_batch->1) WITH ORDINALITY AS x(v, o);
+    FROM jsonb_array_elements(p_batch->1) WITH ORDINALITY AS x(v, o);
   legs := l_ids;
   IF array_position(l_ids, NULL) IS NOT NULL THEN  -- some legs name their account by code
     SELECT array_agg(coalesce(l.id, a.id) ORDER BY l.o) INTO legs
@@ -364,4 +364,4 @@ def fastpath_drop_statements(dialect: str) -> list[str]:
     if dialect != "postgresql":
         return []
     return [*(f"ALTER FUNCTION {f} RESET jit" for f in _NO_JIT_FUNCTIONS),
-            "DROP FUNCTION IF EXISTS ledger_post_entries(json)"]
+            "DROP FUNCTION IF EXISTS ledger_post_entries(jsonb)"]

@@ -30,7 +30,7 @@ from ledger.types import JournalEntry, PostedPosting
 if TYPE_CHECKING:  # ledger.entries calls this module
     from ledger.entries import Draft
 
-POST_ENTRIES = "SELECT * FROM ledger_post_entries($1::json)"
+POST_ENTRIES = "SELECT * FROM ledger_post_entries($1::jsonb)"
 _batch_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
