@@ -171,6 +171,30 @@ async def test_checkout_refund_payout_through_the_api(db, issue_key):
         health = (await s.client.get("/v1/banks/health", headers=bearer(key))).json()["data"]
         assert {(h["bank"], h["state"]) for h in health} == {(b, "closed") for b in BANKS}
 
+        # a bank that cannot be reached: the intent fails (nothing can have been debited),
+        # and is retried at another bank, or canceled
+        await s.fleet.bank("smbank").stop()
+        failed = []
+        for n in (10, 11):
+            r = await s.post("/v1/payment-intents", key, f"create-{n}", order(n, "smbank"))
+            assert r.status_code == 201, r.text
+            assert r.json()["status"] == "failed" and r.json()["next_action"] is None
+            assert r.json()["attempt"]["failure_reason"].startswith("BankUnavailable")
+            failed.append(r.json()["id"])
+        r = await s.post(f"/v1/payment-intents/{failed[0]}/retry", key, "retry-10",
+                         {"bank": "restbank"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "pending" and r.json()["attempt"]["bank"] == "restbank"
+        await s.pay(r.json())
+        got = (await s.client.get(f"/v1/payment-intents/{failed[0]}", headers=bearer(key))).json()
+        assert got["status"] == "succeeded"
+        r = await s.post(f"/v1/payment-intents/{failed[1]}/cancel", key, "cancel-11", {})
+        assert r.status_code == 200 and r.json()["status"] == "canceled"
+        r = await s.post(f"/v1/payment-intents/{failed[1]}/retry", key, "retry-11",
+                         {"bank": "restbank"})
+        is_problem(r, 409, "illegal-transition")
+        assert (await s.client.get("/v1/ledger/verify", headers=bearer(key))).json()["ok"] is True
+
 
 async def test_notifications_are_answered_in_the_banks_own_protocol(db, issue_key):
     async with shop(db) as s:
