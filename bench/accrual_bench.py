@@ -5,7 +5,8 @@ The loans are written straight into `lending_loans` (as if applied, approved and
 yesterday), one borrower per 100 loans; then `lending.run_accrual(engine, today)` posts one
 `loan.accrual` entry per loan through `ledger.post_many` in batches. Prints loans/s for the
 run and the re-run, checks the interest against the pure function and `ledger.verify`,
-and times the automatic underwriting decision (`lending.apply_for_loan`).
+times the automatic underwriting decision (`lending.apply_for_loan`), and measures plain
+`ledger.post_many` on the same database as the baseline (ratio printed).
 
 Usage: .venv/bin/python bench/accrual_bench.py [--loans N] [--sqlite-loans N]
                                                [--pg-url URL] [--skip-sqlite] [--batch N]
@@ -88,6 +89,24 @@ async def decision_times(engine: AsyncEngine, samples: int = 50) -> list[float]:
     return out
 
 
+async def baseline(engine: AsyncEngine, n: int, batch: int) -> float:
+    """Plain `ledger.post_many` of `n` two-leg entries in batches, on the same database:
+    the ledger's own rate, which an accrual run (one entry per loan) cannot beat."""
+    async with engine.begin() as conn:
+        for code, typ in (("9901.bench.a", ledger.AccountType.ASSET),
+                          ("9902.bench.b", ledger.AccountType.INCOME)):
+            await ledger.ensure_account(conn, ledger.AccountSpec(code, code, typ, "CNY"))
+    one = Money(Decimal("0.27"), "CNY")
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        requests = [ledger.EntryRequest(f"bench:{i}", "bench", [
+            ledger.Posting("9901.bench.a", debit=one), ledger.Posting("9902.bench.b", credit=one)])
+            for i in range(start, min(n, start + batch))]
+        async with engine.begin() as conn:
+            await ledger.post_many(conn, requests)
+    return n / (time.perf_counter() - t0)
+
+
 async def measure(engine: AsyncEngine, n: int, batch: int, label: str) -> dict[str, Any]:
     await paycore_db.upgrade(engine)
     t0 = time.perf_counter()
@@ -108,6 +127,8 @@ async def measure(engine: AsyncEngine, n: int, batch: int, label: str) -> dict[s
         report = await ledger.verify(conn)
         verify_s = time.perf_counter() - t0
     times = await decision_times(engine)
+    base_n = min(n, 20_000)
+    base = await baseline(engine, base_n, batch)
     result = {
         "db": label, "loans": n, "batch": batch, "seed_s": round(seeded, 2),
         "run_s": round(run_s, 2), "run_loans_per_s": round(first.loans / run_s),
@@ -117,12 +138,16 @@ async def measure(engine: AsyncEngine, n: int, batch: int, label: str) -> dict[s
         "verify_ok": report.ok, "verify_s": round(verify_s, 2),
         "decision_ms_median": round(statistics.median(times) * 1000, 2),
         "decision_ms_max": round(max(times) * 1000, 2),
+        "baseline_post_many_entries_per_s": round(base),
+        "ratio_run_to_post_many": round(first.loans / run_s / base, 2),
     }
     print(f"{label}: accrual run {n:,} loans in {run_s:.1f} s = {result['run_loans_per_s']:,} "
           f"loans/s ({first.entries:,} entries); re-run {rerun_s:.3f} s "
           f"({again.entries} entries); interest ok={result['interest_ok']}, "
           f"verify ok={report.ok}; decision median {result['decision_ms_median']} ms, "
           f"max {result['decision_ms_max']} ms")
+    print(f"{label}: baseline plain post_many {base:,.0f} entries/s ({base_n:,} entries); "
+          f"ratio run/baseline: {result['ratio_run_to_post_many']}")
     return result
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -31,8 +32,8 @@ from lending.interest import (
     interest_accrued_through,
 )
 from lending.lifecycle import LoanStatus
-from lending.postings import Accounts, entry, legs
-from lending.schema import loan_events, loans
+from lending.postings import Accounts, legs
+from lending.schema import UTCDateTime, loan_events, loans
 from lending.store import RUNNING, LoanRecord
 
 __all__ = ["AccrualPlan", "AccrualRunResult", "accrue_loan", "plan_accrual", "run_accrual",
@@ -119,15 +120,14 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
             f_now = interest_accrued_through(fterms, day)
             f, f_before = f_now - f_before, f_now
         if i or p:
-            debits = [(acc.interest_receivable, i), (acc.penalty_receivable, p)]
-            credits = [(acc.interest_income, i), (acc.penalty_income, p)]
-            dpd = max(0, (day - loan.maturity).days)
-            entries.append(entry(
-                f"loan.accrual:{record.id}:{day.isoformat()}", "loan.accrual", day,
-                legs(cur, debits, credits),
-                f"Accrual for loan {record.id}, night of {(day - _ONE_DAY).isoformat()}",
-                record, loan_day=day.isoformat(), interest_minor=i, penalty_minor=p,
-                days_past_due=dpd))
+            # lean on purpose: the run writes one of these per loan per day
+            entries.append(EntryRequest(
+                idempotency_key=f"loan.accrual:{record.id}:{day.isoformat()}",
+                kind="loan.accrual", effective_date=day,
+                postings=legs(cur, [(acc.interest_receivable, i), (acc.penalty_receivable, p)],
+                              [(acc.interest_income, i), (acc.penalty_income, p)]),
+                description=f"Accrual, loan {record.id}",
+                metadata={"loan_id": record.id, "loan_day": day.isoformat()}))
         interest, penalty, funded = interest + i, penalty + p, funded + f
         day += _ONE_DAY
 
@@ -214,6 +214,41 @@ _UPDATE = (
 )
 
 
+# PostgreSQL: the whole batch's compare-and-set in one statement over arrays (a constant
+# statement, prepared once; an executemany costs a round of work per row there)
+_PG_UPDATE = sa.text(
+    "UPDATE lending_loans SET status = v.status, status_on = v.status_on, "
+    "accrued_through = :through, interest_accrued_minor = v.interest, "
+    "penalty_accrued_minor = v.penalty, funding_interest_minor = v.funding, "
+    "max_dpd = v.max_dpd, version = lending_loans.version + 1, updated_at = :now "
+    "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:versions AS INTEGER[]), "
+    "CAST(:before AS VARCHAR[]), CAST(:statuses AS VARCHAR[]), CAST(:status_on AS DATE[]), "
+    "CAST(:interest AS BIGINT[]), CAST(:penalty AS BIGINT[]), CAST(:funding AS BIGINT[]), "
+    "CAST(:max_dpd AS INTEGER[])) "
+    "AS v(id, version, before, status, status_on, interest, penalty, funding, max_dpd) "
+    "WHERE lending_loans.id = v.id AND lending_loans.version = v.version "
+    "AND lending_loans.status = v.before"
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
+async def _write_rows(conn: AsyncConnection, params: list[dict[str, Any]], through: dt.date,
+                      now: dt.datetime) -> int:
+    """The batch's compare-and-set: one statement on PostgreSQL, executemany on SQLite."""
+    if conn.dialect.name != "postgresql":
+        res = await conn.execute(_UPDATE, params)
+        return res.rowcount
+    res = await conn.execute(_PG_UPDATE, {
+        "through": through, "now": now,
+        "ids": [p["b_id"] for p in params], "versions": [p["b_version"] for p in params],
+        "before": [p["b_status"] for p in params], "statuses": [p["status"] for p in params],
+        "status_on": [p["status_on"] for p in params],
+        "interest": [p["interest_accrued_minor"] for p in params],
+        "penalty": [p["penalty_accrued_minor"] for p in params],
+        "funding": [p["funding_interest_minor"] for p in params],
+        "max_dpd": [p["max_dpd"] for p in params]})
+    return res.rowcount
+
+
 async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.date,
                         config: LendingConfig) -> AccrualRunResult:
     result = AccrualRunResult(through)
@@ -241,8 +276,8 @@ async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.d
         "version": p.before.version + 1, "updated_at": now,
     } for p in plans]
     if params:
-        res = await conn.execute(_UPDATE, params)
-        if res.rowcount not in (-1, len(params)):
+        rowcount = await _write_rows(conn, params, through, now)
+        if rowcount not in (-1, len(params)):
             raise ConcurrentUpdate(plans[0].before.id, "as read by the accrual run")
         overdue = [p for p in plans if p.marked_overdue]
         if overdue:
