@@ -316,10 +316,11 @@ async def run_accrual(
     """
     result = AccrualRunResult(through)
     await open_books(engine, config)
-    async with engine.connect() as conn:
-        total = int(await conn.scalar(sa.select(sa.func.count()).select_from(loans)
-                                      .where(*_due(through))) or 0)
-    if progress:
+    total = 0
+    if progress:  # counted only for the progress bar
+        async with engine.connect() as conn:
+            total = int(await conn.scalar(sa.select(sa.func.count()).select_from(loans)
+                                          .where(*_due(through))) or 0)
         progress(0, total)
     done, last_id = 0, ""
     while True:
@@ -338,6 +339,8 @@ async def run_accrual(
         done += len(ids)
         if progress:
             progress(min(done, total), total)
+        if len(ids) < batch_size:
+            break
     log.info("loan.accrual_run", through=through.isoformat(), loans=result.loans,
              entries=result.entries, interest_minor=result.interest_minor,
              penalty_minor=result.penalty_minor, marked_overdue=result.marked_overdue)
