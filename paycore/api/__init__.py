@@ -46,8 +46,18 @@ Adding a router (lending, reconciliation, ...)
    attributes extension members. For API-level refusals raise `ApiProblem(detail,
    status=..., code=...)` or `NotFound(...)`. Everything is application/problem+json.
 6. Money in and out: `paycore.api.models.MoneyIn` / `MoneyOut` (decimal strings).
-7. Tests: `tests/api/conftest.py` has `api` (an httpx.AsyncClient on the app, on both
-   databases) and `issue_key(merchant, *scopes)`.
+7. Tests: `tests/api/conftest.py` has the fixtures `app` (create_app on the `db` engine,
+   SQLite and PostgreSQL), `api` (an httpx.AsyncClient speaking ASGI to it) and
+   `issue_key(merchant, *scopes) -> bearer token`, and the helpers `bearer(key)` and
+   `is_problem(response, status, code)`; `tests/api/test_server.serving(app)` runs an app
+   under uvicorn on 127.0.0.1. `tests/api/test_fuzz.py` fuzzes the routes whose paths
+   match its `FUZZED` pattern (add yours once it passes: no 5xx, errors problem+json).
+
+Settings (`ApiSettings.from_env`): PAYCORE_API_HOST / _PORT / _PUBLIC_URL,
+PAYCORE_API_PROBLEM_BASE_URI, PAYCORE_API_IDEMPOTENCY_LOCK_SECONDS (a claim older than
+this is taken to be a crashed server's), PAYCORE_API_MAX_BODY_BYTES; logging from
+PAYCORE_LOG_FORMAT / PAYCORE_LOG_LEVEL. `paycore idempotency purge --older-than-days N`
+forgets old stored responses.
 """
 
 from paycore.api.app import ROUTER_MODULES, create_app
