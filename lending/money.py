@@ -47,21 +47,22 @@ class RoundingMode(enum.StrEnum):
 # decided exactly: its true value either is a tie or lies at least 1/(basis x 10^k) from
 # one (k = the rate's decimal places), far above the error at 60 significant digits.
 _PRECISION = 60
+# one explicit context, passed to each operation (cheaper than a `localcontext` per call,
+# which the accrual run would enter several times per loan); the thread's own context is
+# never touched
+_CONTEXT = decimal.Context(prec=_PRECISION, traps=[decimal.InvalidOperation,
+                                                   decimal.DivisionByZero, decimal.Overflow])
+_ONE = Decimal(1)
 
 
 def round_to_minor(value: Decimal, rounding: RoundingMode) -> int:
     """Round an exact amount of minor units to a whole number of them, by `rounding`."""
-    with decimal.localcontext() as ctx:
-        ctx.prec = _PRECISION
-        ctx.traps[decimal.Inexact] = False
-        return int(value.quantize(Decimal(1), rounding=str(rounding)))
+    return int(value.quantize(_ONE, rounding=str(rounding), context=_CONTEXT))
 
 
 def prorate(quantity: int, rate: Decimal, basis: int) -> Decimal:
     """`quantity x rate / basis`, unrounded, at the precision `round_to_minor` relies on."""
-    with decimal.localcontext() as ctx:
-        ctx.prec = _PRECISION
-        return Decimal(quantity) * rate / Decimal(basis)
+    return _CONTEXT.divide(_CONTEXT.multiply(Decimal(quantity), rate), Decimal(basis))
 
 
 def check_minor(value: object, what: str, *, positive: bool = False) -> int:
