@@ -18,6 +18,18 @@ _ACCOUNT_KEYS = re.compile(r"(account_number|acct_no|iban|card_number|pan|bank_a
 _configured = False
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the moment of writing: a test runner (typer's
+    CliRunner, pytest's capture) swaps the stream and closes it afterwards, and a logger
+    bound to the old one would fail on every later write."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Secrets vanish; account numbers keep their last four characters."""
     for key, value in list(event.items()):
@@ -48,7 +60,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", *, force: bool = F
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     _configured = True

@@ -26,7 +26,17 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     out = result.output
     assert "IdempotencyConflict" in out and "UnbalancedEntry" in out
     assert "books untouched" in out
-    assert re.search(r"verify: OK — \d+ entries, \d+ postings, 10 accounts, chains intact", out)
+    # checkout: sandbox banks, a duplicate applied once, a forged notification refused, the
+    # banks' books agree with the ledger's clearing accounts
+    assert "notified twice: applied once" in out and "forged" in out
+    assert "books and banks agree" in out
+    # lending: automatic approval, manual review, a settlement offset that replays as nothing
+    assert "manual_review" in out and "replayed=True, nothing posted" in out
+    assert "loan book = ledger accounts: yes" in out
+    # reconciliation: re-import adds nothing; the one unknown line is explained, then resolved
+    assert "nothing added" in out and "fully explained" in out
+    assert "the difference is now 0.00 (explained)" in out
+    assert re.search(r"verify: OK — \d+ entries, \d+ postings, \d+ accounts, chains intact\s*$", out)
 
 
 def test_open_post_balance_statement_verify(sqlite_url, tmp_path):
