@@ -129,12 +129,12 @@ class Writer:
         self.sent.append((request, posted.id))
         self.journal.outcomes[f"posted: {request.kind}"] += 1
 
-    async def step(self) -> None:
+    async def step(self, op: str | None = None, amount: int | None = None) -> None:
         rng = self.rng
         supplier = rng.choice([S1, S2])
-        op = rng.choice(["capture", "capture", "fund", "payout", "payout", "settle", "transfer",
+        op = op or rng.choice(["capture", "capture", "fund", "payout", "payout", "settle", "transfer",
                          "hold", "hold", "resolve", "resolve", "replay", "conflict", "reverse"])
-        amount = rng.randint(1, 50_000)
+        amount = amount or rng.randint(1, 50_000)
         if op == "capture":
             fee = amount // 50
             await self.post(entry(self.key(op), "payment.capture", (CLEARING, amount),
@@ -197,9 +197,9 @@ class Writer:
         self.pending.append(held.id)
         self.journal.outcomes["held"] += 1
 
-    async def resolve(self, hold_id: uuid.UUID) -> None:
+    async def resolve(self, hold_id: uuid.UUID, how: str | None = None) -> None:
         legs, _ = self.journal.holds[hold_id]
-        how = self.rng.choice(["full", "part", "void"])
+        how = how or self.rng.choice(["full", "part", "void"])
         if how == "void":
             voided = await self.tx(lambda conn: ledger.void_hold(conn, hold_id))
             assert voided.status is ledger.HoldStatus.VOIDED
@@ -215,6 +215,23 @@ class Writer:
     async def run(self, steps: int) -> None:
         for _ in range(steps):
             await self.step()
+
+    async def one_of_each(self) -> None:
+        """Every kind of operation once more, on its own, so that the mix the test asserts
+        happened whatever the interleaving of the random run was."""
+        await self.step("fund", 10_000_000)
+        for op in ("replay", "conflict", "reverse"):
+            await self.step("capture", 100_000)
+            # only the capture just posted: reversing it cannot break a limit
+            earlier, self.sent = self.sent[:-1], self.sent[-1:]
+            await self.step(op)
+            self.sent = earlier + self.sent
+        await self.step("payout", 10**12)  # more than any supplier or the bank holds
+        await self.post(entry(self.key("capture"), "payment.capture", (CLEARING, 100_000),
+                              (S1, -98_000), (INCOME, -2_000)))
+        for how in ("full", "part", "void"):
+            await self.hold(S1, 1_000)
+            await self.resolve(self.pending.pop(), how)
 
 
 class StartLine:
@@ -250,6 +267,7 @@ async def test_many_writers_colliding_on_six_accounts_keep_the_books(
     journal = Journal()
     crew = [Writer(wide_db, journal, n) for n in range(writers)]
     await asyncio.gather(*(w.run(steps) for w in crew))
+    await crew[0].one_of_each()
 
     outcomes = journal.outcomes
     # the mix really happened: collisions with limits, holds both ways, replays, conflicts
