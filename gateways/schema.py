@@ -7,38 +7,15 @@ machines' values (`gateways.states`); every change of them is a compare-and-set.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+
+from ledger import IdColumn as Id
+from ledger import JSONDoc, UTCDateTime
 
 metadata = sa.MetaData()
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 RecordId = sa.String(64)
 
-
-class UTCDateTime(sa.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to gateways; use an aware UTC datetime")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 # Commission terms per supplier; `commission_ppm` is the rate in parts per million

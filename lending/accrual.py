@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from ledger import EntryRequest
+from ledger import EntryRequest, UTCDateTime
 from lending import lifecycle, store
 from lending.config import LendingConfig, open_books
 from lending.errors import ConcurrentUpdate, LoanNotDisbursed
@@ -33,7 +33,7 @@ from lending.interest import (
 )
 from lending.lifecycle import LoanStatus
 from lending.postings import Accounts, legs
-from lending.schema import UTCDateTime, loan_events, loans
+from lending.schema import loan_events, loans
 from lending.store import RUNNING, LoanRecord
 
 __all__ = ["AccrualPlan", "AccrualRunResult", "accrue_loan", "plan_accrual", "run_accrual",

@@ -3,33 +3,12 @@ of their own; migrations in `paycore/migrations/versions` build them."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
+
+from ledger import UTCDateTime
 
 metadata = sa.MetaData()
 
-
-class UTCDateTime(sa.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC in and out, on PostgreSQL and on SQLite (which stores text)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to paycore; use an aware UTC datetime")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 #: A merchant's API key. Only a SHA-256 digest of the secret is kept: the key is 256 random

@@ -109,20 +109,22 @@ async def run(ctx: DemoContext) -> None:
     console.print("  CMB fee 8.40 booked; a duplicate of it booked by mistake and reversed "
                   f"(entry {str(reversal.id)[:8]} reverses {str(twice.id)[:8]})")
 
-    step("Two-phase holds: a payout reserved, partly posted; another voided")
+    step("Two-phase holds: a transfer reserved, partly posted; another voided")
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     async with engine.begin() as conn:
         payout1 = await ledger.hold(conn, HoldRequest(
             "payout:sup-001:1", "payout", expires_at=soon, external_ref="po-77001",
-            description="Payout to Hangzhou Silk Co.", postings=[
+            description="Transfer to Hangzhou Silk Co. from the ICBC operating account",
+            postings=[
                 Posting("2202.payable.sup-001", debit=cny("2500.00")),
-                Posting("1103.clearing.payout", credit=cny("2500.00")),
+                Posting("1001.bank.icbc", credit=cny("2500.00")),
             ]))
         payout2 = await ledger.hold(conn, HoldRequest(
             "payout:sup-003:1", "payout", expires_at=soon, external_ref="po-77002",
-            description="Payout to Yiwu Toys Factory", postings=[
+            description="Transfer to Yiwu Toys Factory from the ICBC operating account",
+            postings=[
                 Posting("2202.payable.sup-003", debit=cny("100.00")),
-                Posting("1103.clearing.payout", credit=cny("100.00")),
+                Posting("1001.bank.icbc", credit=cny("100.00")),
             ]))
         bal = await ledger.balance(conn, "2202.payable.sup-001")
     console.print(f"  held 2,500.00 for Hangzhou Silk: posted {bal.posted.amount:,}, "
@@ -130,7 +132,7 @@ async def run(ctx: DemoContext) -> None:
     async with engine.begin() as conn:
         await ledger.post_hold(conn, payout1.id, amount=cny("2300.00"))
         await ledger.void_hold(conn, payout2.id)
-    console.print("  the bank paid 2,300.00 of it (the rest released); the Yiwu payout "
+    console.print("  the bank paid 2,300.00 of it (the rest released); the Yiwu transfer "
                   "was cancelled (hold voided)")
 
     step("Bad input is refused, and the books are untouched")
