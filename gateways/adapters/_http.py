@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import SupportsFloat
+from typing import Self, SupportsFloat
 
 import httpx
 import structlog
 
 from gateways.bank import BankUnavailable, OutcomeUnknown
 
-__all__ = ["DEFAULT_TIMEOUT", "Duration", "as_timedelta", "make_client", "send"]
+__all__ = ["DEFAULT_TIMEOUT", "Duration", "HttpAdapter", "as_timedelta", "make_client", "send"]
 
 log = structlog.get_logger("gateways.adapters")
 
@@ -77,3 +77,24 @@ async def send(
         log.warning("bank refused with 5xx", bank=bank, status=response.status_code)
         raise BankUnavailable(bank, f"the bank answered {response.status_code} before accepting")
     return response
+
+
+class HttpAdapter:
+    """What every adapter shares: its bank's code and the one HTTP client it closes."""
+
+    _code: str
+    _client: httpx.AsyncClient
+
+    @property
+    def code(self) -> str:
+        return self._code
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -81,7 +81,7 @@ class RestBankCredentials:
     webhook_secrets: tuple[bytes, ...] = field(repr=False, default=())
 
 
-class RestBankAdapter:
+class RestBankAdapter(HttpAdapter):
     def __init__(
         self,
         credentials: RestBankCredentials,
@@ -100,21 +100,8 @@ class RestBankAdapter:
         self._client = make_client(timeout, transport)
 
     @property
-    def code(self) -> str:
-        return self._code
-
-    @property
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> RestBankAdapter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------------ HTTP
 

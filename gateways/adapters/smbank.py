@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -68,7 +68,7 @@ class SmBankCredentials:
     bank_public_keys: Mapping[str, Sm2PublicKey]
 
 
-class SmBankAdapter:
+class SmBankAdapter(HttpAdapter):
     def __init__(
         self,
         credentials: SmBankCredentials,
@@ -88,21 +88,8 @@ class SmBankAdapter:
         self._client = make_client(timeout, transport)
 
     @property
-    def code(self) -> str:
-        return self._code
-
-    @property
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> SmBankAdapter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _exchange(self, message: sm._Message, answer: type[sm.M], what: str) -> sm.M:
         try:

@@ -36,7 +36,7 @@ import structlog
 from cryptography import x509
 from moneyed import Money
 
-from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, make_client, send
+from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
     BankNotification,
     BankOutcome,
@@ -87,7 +87,7 @@ class UnionPayCredentials:
     bank_encryption_certificate: x509.Certificate | None = None
 
 
-class UnionPayAdapter:
+class UnionPayAdapter(HttpAdapter):
     def __init__(
         self,
         credentials: UnionPayCredentials,
@@ -107,21 +107,8 @@ class UnionPayAdapter:
         self._txn_times: dict[str, dt.datetime] = {}
 
     @property
-    def code(self) -> str:
-        return self._code
-
-    @property
     def merchant_id(self) -> str:
         return self._credentials.mer_id
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> UnionPayAdapter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _url(self, path: str) -> str:
         return self._credentials.base_url.rstrip("/") + path
