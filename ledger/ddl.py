@@ -201,18 +201,25 @@ BEGIN
       FROM unnest(l_ids, l_codes) WITH ORDINALITY AS l(id, code, o)
       LEFT JOIN accounts a ON l.id IS NULL AND a.code = l.code;
   END IF;
-  FOR r IN
-    SELECT a.id, a.code, a.currency, a.status, a.balance_limit, b.posted_debits,
-           b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash
-      FROM account_balances b JOIN accounts a ON a.id = b.account_id
-     WHERE b.account_id = ANY (legs) ORDER BY b.account_id FOR UPDATE OF b
-  LOOP
-    a_id := a_id || r.id; a_code := a_code || r.code::text; a_cur := a_cur || r.currency::text;
-    a_status := a_status || r.status::text; a_limit := a_limit || r.balance_limit::text;
-    a_pd := a_pd || r.posted_debits; a_pc := a_pc || r.posted_credits;
-    a_qd := a_qd || r.pending_debits; a_qc := a_qc || r.pending_credits;
-    a_seq := a_seq || r.seq; a_head := a_head || r.head_hash::text; a_dirty := a_dirty || false;
-  END LOOP;
+  -- one statement (a row-by-row loop appending to twelve arrays cost more than the locks)
+  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.code::text ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.currency::text ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.status::text ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.balance_limit::text ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.posted_debits ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.posted_credits ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.pending_debits ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.pending_credits ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.seq ORDER BY s.id), '{}'),
+         coalesce(array_agg(s.head_hash::text ORDER BY s.id), '{}'),
+         array_fill(false, ARRAY[count(*)::int])
+    INTO a_id, a_code, a_cur, a_status, a_limit, a_pd, a_pc, a_qd, a_qc, a_seq, a_head,
+         a_dirty
+    FROM (SELECT a.id, a.code, a.currency, a.status, a.balance_limit, b.posted_debits,
+                 b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash
+            FROM account_balances b JOIN accounts a ON a.id = b.account_id
+           WHERE b.account_id = ANY (legs) ORDER BY b.account_id FOR UPDATE OF b) s;
   -- each leg's place among the locked accounts (NULL: no such account)
   SELECT array_agg(a.k ORDER BY l.o) INTO leg_k
     FROM unnest(legs) WITH ORDINALITY AS l(id, o)
