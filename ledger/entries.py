@@ -129,11 +129,6 @@ async def post(conn: AsyncConnection, request: EntryRequest) -> JournalEntry:
 
 async def post_many(conn: AsyncConnection, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
     """Post many entries in the caller's transaction: all of them, or (on error) none."""
-    if len(requests) > fastpath.CHUNK:
-        driver = await store.driver(conn)
-        if driver is not None:  # PostgreSQL: validated chunk by chunk, see post_in_chunks
-            written = await fastpath.post_in_chunks(driver, requests, Draft.from_request)
-            return await _with_replays(conn, written)
     drafts = [Draft.from_request(r) for r in requests]
     if not drafts:
         return []

@@ -6,18 +6,13 @@ What needs no database stays here: validating each request (`Draft.from_request`
 the JSON pieces of its hashes (`ledger.chain`). The function does the rest under the locks
 and answers with a status; a refusal wrote nothing, and becomes the same `ledger.errors`
 error the Python write path raises, after the same checks in the same order.
-
-A batch larger than CHUNK goes in chunks (`post_in_chunks`), so that the client's Python
-work on one chunk overlaps the server's work on another, with the same outcomes as one call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ledger import chain
@@ -30,24 +25,12 @@ from ledger.errors import (
     UnknownAccount,
 )
 from ledger.money import from_minor
-from ledger.types import EntryRequest, JournalEntry, PostedPosting
+from ledger.types import JournalEntry, PostedPosting
 
 if TYPE_CHECKING:  # ledger.entries calls this module
     from ledger.entries import Draft
 
 POST_ENTRIES = "SELECT * FROM ledger_post_entries($1::jsonb)"
-#: entries per call when a large batch is split (post_in_chunks): a few chunks are enough to
-#: keep both cores busy, and each call has a fixed cost of its own
-CHUNK = 250
-#: the balance rows of a whole batch, locked in account-id order as one call would
-LOCK_ACCOUNTS = (
-    "SELECT b.account_id FROM account_balances b WHERE b.account_id = ANY ($1::bigint[])"
-    " OR b.account_id IN (SELECT a.id FROM accounts a WHERE a.code = ANY ($2::text[]))"
-    " ORDER BY b.account_id FOR UPDATE"
-)
-SAVEPOINT = "SAVEPOINT ledger_post_in_chunks"
-RELEASE = "RELEASE SAVEPOINT ledger_post_in_chunks"
-UNDO = "ROLLBACK TO SAVEPOINT ledger_post_in_chunks; RELEASE SAVEPOINT ledger_post_in_chunks"
 _batch_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -55,93 +38,7 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     """Post `drafts` on the asyncpg connection `raw` (in a transaction): per draft, the new
     entry, or the id of the entry its idempotency key already names (a replay, for the
     caller to load)."""
-    row = await raw.fetchrow(POST_ENTRIES, _batch(drafts))
-    if row["o_status"] != "posted":
-        raise _refusal(drafts, row["o_status"], row)
-    return _written(drafts, row)
-
-
-async def post_in_chunks(
-    raw: Any, requests: Sequence[EntryRequest], draft_of: Callable[[EntryRequest], Draft]
-) -> list[JournalEntry | uuid.UUID]:
-    """`post_entries` for a large batch, CHUNK entries per call, so that Python prepares
-    (and afterwards reads) one chunk while the server works on another: the two run on
-    different cores instead of taking turns. The same promises as one call:
-    - every account of the batch is locked first, in account-id order (no deadlock between
-      writers), before anything is written;
-    - the chunks run in order, each under the locks and seeing the ones before it, so
-      account chains, sequences, limits and idempotency keys (a key repeated in a later
-      chunk replays, or conflicts with, the earlier entry) come out as in one call;
-    - all or nothing: the chunks run inside a savepoint; on a refusal or an invalid request
-      it is rolled back, and the whole batch is sent again as one call, which writes nothing
-      and raises the very error (checked in the very order) that one call raises. The
-      caller's transaction stays usable, as after one refused call.
-    `draft_of` validates a request (`Draft.from_request`): chunk by chunk, overlapped too.
-    """
-    chunks = [requests[at:at + CHUNK] for at in range(0, len(requests), CHUNK)]
-    ids, codes = _account_refs(requests)
-    await raw.execute(SAVEPOINT)
-    pending: asyncio.Future[Any] = asyncio.ensure_future(raw.fetch(LOCK_ACCOUNTS, ids, codes))
-    out: list[JournalEntry | uuid.UUID] = []
-    try:
-        await asyncio.sleep(0)  # let the statement leave for the server first
-        drafts = [draft_of(r) for r in chunks[0]]
-        batch = _batch(drafts)
-        await pending
-        pending = asyncio.ensure_future(raw.fetchrow(POST_ENTRIES, batch))
-        for chunk in chunks[1:]:
-            await asyncio.sleep(0)
-            next_drafts = [draft_of(r) for r in chunk]
-            next_batch = _batch(next_drafts)
-            row = await pending
-            if row["o_status"] != "posted":
-                raise _Refused
-            pending = asyncio.ensure_future(raw.fetchrow(POST_ENTRIES, next_batch))
-            out += _written(drafts, row)  # while the server works on the next chunk
-            drafts = next_drafts
-        row = await pending
-        if row["o_status"] != "posted":
-            raise _Refused
-        out += _written(drafts, row)
-    except (LedgerError, _Refused):
-        await _settle(pending)
-        await raw.execute(UNDO)
-        # the whole batch in one call: its error is the one to raise
-        return await post_entries(raw, [draft_of(r) for r in requests])
-    except BaseException:
-        await _settle(pending)
-        raise
-    await raw.execute(RELEASE)
-    return out
-
-
-class _Refused(Exception):
-    """A chunk was refused (see post_in_chunks)."""
-
-
-async def _settle(pending: asyncio.Future[Any]) -> None:
-    """Wait for a statement still in flight: the connection runs one at a time."""
-    if not pending.done():
-        with contextlib.suppress(Exception):
-            await pending
-
-
-def _account_refs(requests: Sequence[EntryRequest]) -> tuple[list[int], list[str]]:
-    """The accounts the (not yet validated) requests name, by id and by code."""
-    ids: set[int] = set()
-    codes: set[str] = set()
-    for r in requests:
-        for p in r.postings:
-            account = getattr(p, "account", None)
-            if type(account) is int:
-                ids.add(account)
-            elif type(account) is str:
-                codes.add(account)
-    return sorted(ids), sorted(codes)
-
-
-def _batch(drafts: Sequence[Draft]) -> str:
-    """One JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads."""
+    # one JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
     request_parts, entry_parts, canonical = chain.request_parts, chain.entry_parts, \
@@ -167,11 +64,11 @@ def _batch(drafts: Sequence[Draft]) -> str:
             account = leg.account
             legs.append([account, None, leg.amount, leg.currency] if isinstance(account, int)
                         else [None, account, leg.amount, leg.currency])
-    return _batch_json([entries, legs])
+    row = await raw.fetchrow(POST_ENTRIES, _batch_json([entries, legs]))
+    status = row["o_status"]
+    if status != "posted":
+        raise _refusal(drafts, status, row)
 
-
-def _written(drafts: Sequence[Draft], row: Any) -> list[JournalEntry | uuid.UUID]:
-    """What a call that posted answered, per draft: the new entry, or a replayed id."""
     out: list[JournalEntry | uuid.UUID] = []
     booked_at = row["o_booked_at"]
     account_ids, codes, seqs, balances = (row["o_account_ids"], row["o_codes"], row["o_seqs"],

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import ledger
-from ledger import EntryRequest, Posting, chain, fastpath
+from ledger import EntryRequest, Posting, chain
 from tests.ledger.chart import capture, cny, open_chart
 from tests.ledger.test_proof import tamper
 
@@ -138,53 +138,4 @@ async def test_a_refused_batch_writes_nothing_and_the_transaction_goes_on(db):
         report = await ledger.verify(conn)
     assert keys == ["a"] and not kept.replayed
     assert clearing.posted == cny("10.00")
-    assert report.ok, report.discrepancies
-
-
-async def test_a_batch_sent_in_chunks_keeps_the_promises_of_one_call(db, monkeypatch):
-    """PostgreSQL sends a large batch in chunks (`fastpath.CHUNK`, made tiny here) so that
-    Python and the server overlap: a key repeated in a later chunk replays, the account
-    chains and sequences run on across chunks, and a refusal or an invalid request in any
-    chunk writes nothing, raises what one call raises, and leaves the transaction usable.
-    (SQLite takes its one write path: the same outcomes.)"""
-    monkeypatch.setattr(fastpath, "CHUNK", 2)
-    chart = await open_chart(db)
-    batch = [capture(f"k{i}", "10.00", "1.00") for i in range(5)]
-    async with db.begin() as conn:
-        entries = await ledger.post_many(conn, [*batch, capture("k1", "10.00", "1.00")])
-    assert [e.idempotency_key for e in entries] == ["k0", "k1", "k2", "k3", "k4", "k1"]
-    assert [e.replayed for e in entries] == [False] * 5 + [True]
-    assert entries[5].id == entries[1].id
-    assert [e.postings[0].account_seq for e in entries[:5]] == [1, 2, 3, 4, 5]
-
-    unknown_late = EntryRequest("u", "x", [Posting(999_999, debit=cny("1.00")),
-                                           Posting("nope", credit=cny("1.00"))])
-    async with db.begin() as conn:
-        with pytest.raises(ledger.IdempotencyConflict, match="m0"):
-            await ledger.post_many(conn, [capture(f"m{i}", "1.00", "0.10") for i in range(4)]
-                                   + [capture("m0", "2.00", "0.10")])
-        with pytest.raises(ledger.IdempotencyConflict, match="k4"):
-            await ledger.post_many(conn, [capture("m5", "1.00", "0.10"),
-                                          capture("m6", "1.00", "0.10"),
-                                          capture("k4", "3.00", "0.10")])
-        # a conflict in the first chunk, an unknown account in the last: as one call
-        with pytest.raises(ledger.UnknownAccount) as unknown:
-            await ledger.post_many(conn, [capture("k0", "9.00", "1.00"),
-                                          *(capture(f"m{i}", "1.00", "0.10") for i in range(7, 10)),
-                                          unknown_late])
-        assert unknown.value.refs == [999_999, "nope"]
-        with pytest.raises(ledger.UnbalancedEntry):
-            await ledger.post_many(conn, [*(capture(f"m{i}", "1.00", "0.10") for i in range(10, 14)),
-                                          EntryRequest("bad", "x", [
-                                              Posting("1102.clearing.icbc", debit=cny("1.00")),
-                                              Posting("2202.payable.s1", credit=cny("0.99"))])])
-        kept = await ledger.post_many(conn, [capture(f"n{i}", "1.00", "0.10") for i in range(3)])
-    assert [e.postings[0].account_seq for e in kept] == [6, 7, 8]
-    async with db.connect() as conn:
-        keys = (await conn.execute(sa.text(
-            "SELECT idempotency_key FROM journal_entries ORDER BY idempotency_key"))).scalars().all()
-        clearing = await ledger.balance(conn, chart["1102.clearing.icbc"].id)
-        report = await ledger.verify(conn)
-    assert keys == ["k0", "k1", "k2", "k3", "k4", "n0", "n1", "n2"]
-    assert clearing.posted == cny("53.00")
     assert report.ok, report.discrepancies
