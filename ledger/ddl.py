@@ -168,33 +168,35 @@ DECLARE
   e_keys text[]; e_ids uuid[]; e_kinds text[]; e_descriptions text[]; e_effective date[];
   e_external_refs text[]; e_metadata text[]; e_request_heads text[]; e_request_tails text[];
   e_heads text[]; e_middles text[]; e_tails text[]; e_nlegs int[];
-  l_ids bigint[]; l_codes text[]; l_amounts bigint[]; l_currencies text[];
+  l_ids bigint[]; l_codes text[]; l_amounts bigint[]; l_currencies text[]; leg_e int[];
   legs bigint[];
   a_id bigint[] := '{}'; a_code text[] := '{}'; a_cur text[] := '{}';
   a_status text[] := '{}'; a_limit text[] := '{}'; a_pd bigint[] := '{}';
   a_pc bigint[] := '{}'; a_qd bigint[] := '{}'; a_qc bigint[] := '{}';
   a_seq bigint[] := '{}'; a_head text[] := '{}'; a_dirty boolean[] := '{}';
   leg_k int[]; req text[]; prior_hash text[]; prior_id uuid[]; first_of int[];
-  e_hash text[]; p_hash text[]; leg_e int[];
-  r record; e int; i int; k int; first int := 1; last int; f int;
+  e_hash text[]; p_hash text[];
+  e int; i int; k int; first int := 1; last int; f int; n_entries int; n_legs int;
   eff date; today date; booked text; short bigint; worst int; net bigint;
 BEGIN
   -- the batch comes as one JSON text, [[entry, ...], [leg, ...]]: a single parameter is far
-  -- cheaper for the client to send than seventeen arrays
-  SELECT array_agg(x.v->>0 ORDER BY x.o), array_agg((x.v->>1)::uuid ORDER BY x.o),
-         array_agg(x.v->>2 ORDER BY x.o), array_agg(x.v->>3 ORDER BY x.o),
-         array_agg((x.v->>4)::date ORDER BY x.o), array_agg(x.v->>5 ORDER BY x.o),
-         array_agg(x.v->>6 ORDER BY x.o), array_agg(x.v->>7 ORDER BY x.o),
-         array_agg(x.v->>8 ORDER BY x.o), array_agg(x.v->>9 ORDER BY x.o),
-         array_agg(x.v->>10 ORDER BY x.o), array_agg(x.v->>11 ORDER BY x.o),
-         array_agg((x.v->>12)::int ORDER BY x.o)
+  -- cheaper for the client to send than seventeen arrays. One sort per list, under all
+  -- the aggregates (an ORDER BY inside each aggregate sorted once per column).
+  SELECT array_agg(x.v->>0), array_agg((x.v->>1)::uuid), array_agg(x.v->>2),
+         array_agg(x.v->>3), array_agg((x.v->>4)::date), array_agg(x.v->>5),
+         array_agg(x.v->>6), array_agg(x.v->>7), array_agg(x.v->>8), array_agg(x.v->>9),
+         array_agg(x.v->>10), array_agg(x.v->>11), array_agg((x.v->>12)::int)
     INTO e_keys, e_ids, e_kinds, e_descriptions, e_effective, e_external_refs, e_metadata,
          e_request_heads, e_request_tails, e_heads, e_middles, e_tails, e_nlegs
-    FROM jsonb_array_elements(p_batch->0) WITH ORDINALITY AS x(v, o);
-  SELECT array_agg((x.v->>0)::bigint ORDER BY x.o), array_agg(x.v->>1 ORDER BY x.o),
-         array_agg((x.v->>2)::bigint ORDER BY x.o), array_agg(x.v->>3 ORDER BY x.o)
-    INTO l_ids, l_codes, l_amounts, l_currencies
-    FROM jsonb_array_elements(p_batch->1) WITH ORDINALITY AS x(v, o);
+    FROM (SELECT j.v FROM jsonb_array_elements(p_batch->0) WITH ORDINALITY AS j(v, o)
+           ORDER BY j.o) x;
+  -- each leg: account id or code, amount, currency, and its entry's place in the batch
+  SELECT array_agg((x.v->>0)::bigint), array_agg(x.v->>1), array_agg((x.v->>2)::bigint),
+         array_agg(x.v->>3), array_agg((x.v->>4)::int)
+    INTO l_ids, l_codes, l_amounts, l_currencies, leg_e
+    FROM (SELECT j.v FROM jsonb_array_elements(p_batch->1) WITH ORDINALITY AS j(v, o)
+           ORDER BY j.o) x;
+  n_entries := cardinality(e_keys); n_legs := cardinality(l_ids);
   legs := l_ids;
   IF array_position(l_ids, NULL) IS NOT NULL THEN  -- some legs name their account by code
     SELECT array_agg(coalesce(l.id, a.id) ORDER BY l.o) INTO legs
@@ -202,55 +204,46 @@ BEGIN
       LEFT JOIN accounts a ON l.id IS NULL AND a.code = l.code;
   END IF;
   -- one statement (a row-by-row loop appending to twelve arrays cost more than the locks)
-  SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.code::text ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.currency::text ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.status::text ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.balance_limit::text ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.posted_debits ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.posted_credits ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.pending_debits ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.pending_credits ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.seq ORDER BY s.id), '{}'),
-         coalesce(array_agg(s.head_hash::text ORDER BY s.id), '{}'),
-         array_fill(false, ARRAY[count(*)::int])
+  SELECT coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.code::text), '{}'),
+         coalesce(array_agg(s.currency::text), '{}'), coalesce(array_agg(s.status::text), '{}'),
+         coalesce(array_agg(s.balance_limit::text), '{}'),
+         coalesce(array_agg(s.posted_debits), '{}'), coalesce(array_agg(s.posted_credits), '{}'),
+         coalesce(array_agg(s.pending_debits), '{}'),
+         coalesce(array_agg(s.pending_credits), '{}'), coalesce(array_agg(s.seq), '{}'),
+         coalesce(array_agg(s.head_hash::text), '{}'), array_fill(false, ARRAY[count(*)::int])
     INTO a_id, a_code, a_cur, a_status, a_limit, a_pd, a_pc, a_qd, a_qc, a_seq, a_head,
          a_dirty
     FROM (SELECT a.id, a.code, a.currency, a.status, a.balance_limit, b.posted_debits,
                  b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash
             FROM account_balances b JOIN accounts a ON a.id = b.account_id
            WHERE b.account_id = ANY (legs) ORDER BY b.account_id FOR UPDATE OF b) s;
-  -- each leg's place among the locked accounts (NULL: no such account)
-  SELECT array_agg(a.k ORDER BY l.o) INTO leg_k
-    FROM unnest(legs) WITH ORDINALITY AS l(id, o)
-    LEFT JOIN unnest(a_id) WITH ORDINALITY AS a(id, k) ON a.id = l.id;
-  -- each leg's entry
-  SELECT array_agg(en.o ORDER BY en.o, g.g) INTO leg_e
-    FROM unnest(e_nlegs) WITH ORDINALITY AS en(n, o), generate_series(1, en.n) AS g(g);
-  IF array_position(leg_k, NULL) IS NOT NULL THEN
-    o_status := 'unknown-account'; o_detail := a_id::text[]; o_codes := a_code;
-    RETURN;
-  END IF;
 
-  -- per entry: chain.request_hash (head || [[id,amount,"CUR"],...] || tail), the entry
-  -- its key already names (if any), and the first entry of the batch with the same key
-  WITH leg AS (
-    SELECT row_number() OVER (ORDER BY en.o, g.g) AS i, en.o AS o
-      FROM unnest(e_nlegs) WITH ORDINALITY AS en(n, o), generate_series(1, en.n) AS g(g)),
+  -- in one statement: each leg's place among the locked accounts (NULL: no such account);
+  -- per entry, chain.request_hash (head || [[id,amount,"CUR"],...] || tail), the entry its
+  -- key already names (if any), and the first entry of the batch with the same key
+  WITH leg AS MATERIALIZED (
+    SELECT l.i, l.e, l.id, a.k
+      FROM unnest(legs, leg_e) WITH ORDINALITY AS l(id, e, i)
+      LEFT JOIN unnest(a_id) WITH ORDINALITY AS a(id, k) ON a.id = l.id),
   h AS (
-    SELECT leg.o, encode(sha256(convert_to(e_request_heads[leg.o] || '[' || string_agg(
-             '[' || legs[leg.i] || ',' || l_amounts[leg.i] || ',"' || l_currencies[leg.i]
-             || '"]', ',' ORDER BY leg.i) || ']' || e_request_tails[leg.o], 'UTF8')),
+    SELECT leg.e AS o, encode(sha256(convert_to(e_request_heads[leg.e] || '[' || string_agg(
+             '[' || leg.id || ',' || l_amounts[leg.i] || ',"' || l_currencies[leg.i]
+             || '"]', ',' ORDER BY leg.i) || ']' || e_request_tails[leg.e], 'UTF8')),
              'hex') AS hash
-      FROM leg GROUP BY leg.o),
+      FROM leg GROUP BY leg.e),
   dup AS (
     SELECT x.o, min(x.o) OVER (PARTITION BY x.key) AS first_of
       FROM unnest(e_keys) WITH ORDINALITY AS x(key, o))
   SELECT array_agg(h.hash ORDER BY h.o), array_agg(j.request_hash::text ORDER BY h.o),
-         array_agg(j.id ORDER BY h.o), array_agg(dup.first_of::int ORDER BY h.o)
-    INTO req, prior_hash, prior_id, first_of
+         array_agg(j.id ORDER BY h.o), array_agg(dup.first_of::int ORDER BY h.o),
+         (SELECT array_agg(leg.k ORDER BY leg.i) FROM leg)
+    INTO req, prior_hash, prior_id, first_of, leg_k
     FROM h JOIN dup ON dup.o = h.o
     LEFT JOIN journal_entries j ON j.idempotency_key = e_keys[h.o];
+  IF array_position(leg_k, NULL) IS NOT NULL THEN
+    o_status := 'unknown-account'; o_detail := a_id::text[]; o_codes := a_code;
+    RETURN;
+  END IF;
 
   -- booked under the locks, as the Python path does: an account's postings are booked in
   -- the order of their sequence numbers
@@ -258,14 +251,15 @@ BEGIN
   today := (o_booked_at AT TIME ZONE 'UTC')::date;
   booked := to_char(o_booked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00';
   -- every output is filled in place, per entry or per leg (NULL: not written)
-  o_entry_ids := array_fill(NULL::uuid, ARRAY[cardinality(e_keys)]);
-  o_replayed := array_fill(true, ARRAY[cardinality(e_keys)]);
-  o_effective := array_fill(NULL::date, ARRAY[cardinality(e_keys)]);
-  e_hash := array_fill(NULL::text, ARRAY[cardinality(e_keys)]);
-  o_seqs := array_fill(NULL::bigint, ARRAY[cardinality(legs)]);
-  o_balances := array_fill(NULL::bigint, ARRAY[cardinality(legs)]);
-  p_hash := array_fill(NULL::text, ARRAY[cardinality(legs)]);
-  FOR e IN 1..cardinality(e_keys) LOOP
+  o_entry_ids := array_fill(NULL::uuid, ARRAY[n_entries]);
+  o_replayed := array_fill(true, ARRAY[n_entries]);
+  o_effective := array_fill(NULL::date, ARRAY[n_entries]);
+  e_hash := array_fill(NULL::text, ARRAY[n_entries]);
+  o_seqs := array_fill(NULL::bigint, ARRAY[n_legs]);
+  o_balances := array_fill(NULL::bigint, ARRAY[n_legs]);
+  o_codes := array_fill(NULL::text, ARRAY[n_legs]);
+  p_hash := array_fill(NULL::text, ARRAY[n_legs]);
+  FOR e IN 1..n_entries LOOP
     last := first + e_nlegs[e] - 1;
     f := first_of[e];
     IF prior_id[e] IS NOT NULL OR f < e THEN  -- a replay, of a stored entry or of entry f
@@ -301,6 +295,7 @@ BEGIN
         || '|' || a_seq[k] || '|' || l_amounts[i] || '|' || l_currencies[i] || '|' || net,
         'UTF8')), 'hex');
       o_seqs[i] := a_seq[k]; o_balances[i] := net; p_hash[i] := a_head[k];
+      o_codes[i] := a_code[k];
       IF a_limit[k] IS NOT NULL THEN
         worst := 0;
       END IF;
@@ -349,8 +344,6 @@ BEGIN
      WHERE b.account_id = x.id AND x.dirty;
   END IF;
   o_account_ids := legs;
-  SELECT array_agg(a_code[x.k] ORDER BY x.i) INTO o_codes
-    FROM unnest(leg_k) WITH ORDINALITY AS x(k, i);
   o_status := 'posted';
 END $$
 """

@@ -38,12 +38,13 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     """Post `drafts` on the asyncpg connection `raw` (in a transaction): per draft, the new
     entry, or the id of the entry its idempotency key already names (a replay, for the
     caller to load)."""
-    # one JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads
+    # one JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads;
+    # a leg ends with its entry's place in the batch (from 1)
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
     request_parts, entry_parts, canonical = chain.request_parts, chain.entry_parts, \
         chain.canonical_json
-    for d in drafts:
+    for n, d in enumerate(drafts, start=1):
         entry_id = uuid.uuid4()
         request = request_parts(
             kind=d.kind, description=d.description, effective_date=d.effective_date,
@@ -62,8 +63,8 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
         ])
         for leg in d.legs:
             account = leg.account
-            legs.append([account, None, leg.amount, leg.currency] if isinstance(account, int)
-                        else [None, account, leg.amount, leg.currency])
+            legs.append([account, None, leg.amount, leg.currency, n] if isinstance(account, int)
+                        else [None, account, leg.amount, leg.currency, n])
     row = await raw.fetchrow(POST_ENTRIES, _batch_json([entries, legs]))
     status = row["o_status"]
     if status != "posted":
