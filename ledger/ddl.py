@@ -156,7 +156,7 @@ def drop_statements(dialect: str) -> list[str]:
 # Legs come flattened: entry i owns the next e_nlegs[i] of them (see ledger.fastpath).
 # Generic plans: re-planning its statements on every call (plpgsql's custom plans) cost
 # about a millisecond per single-entry post, more than running them.
-POST_ENTRIES_FUNCTION = r"""
+_POST_ENTRIES_TEMPLATE = r"""
 CREATE OR REPLACE FUNCTION ledger_post_entries(
     p_batch jsonb,
     OUT o_status text, OUT o_failed int, OUT o_detail text[], OUT o_entry_ids uuid[],
@@ -323,7 +323,15 @@ BEGIN
     first := last + 1;
   END LOOP;
 
-  IF false = ANY (o_replayed) THEN
+{writes}  o_account_ids := legs;
+  o_status := 'posted';
+END $$
+"""
+
+# The write at the end of ledger_post_entries. Up to revision 0007 the postings went first,
+# in a statement of their own, and their entry after them (the foreign key from postings to
+# entries was deferred to commit).
+_WRITES_POSTINGS_FIRST = r"""  IF false = ANY (o_replayed) THEN
     -- postings first: the entries' trigger proves each entry balances against them
     INSERT INTO postings (entry_id, account_id, amount, currency, account_seq,
                           balance_after, booked_at, effective_date, hash)
@@ -343,10 +351,37 @@ BEGIN
       FROM unnest(a_id, a_pd, a_pc, a_seq, a_head, a_dirty) AS x(id, pd, pc, s, h, dirty)
      WHERE b.account_id = x.id AND x.dirty;
   END IF;
-  o_account_ids := legs;
-  o_status := 'posted';
-END $$
 """
+# From revision 0008, one statement: the entries, their postings and the balance rows. Both
+# statement triggers fire at its end, when every posting's entry exists and every entry has
+# its postings, so the database proves the links itself (no per-row foreign-key checks,
+# which cost about a third of the server's time per posting).
+_WRITES_ONE_STATEMENT = r"""  IF false = ANY (o_replayed) THEN
+    WITH written_entries AS (
+      INSERT INTO journal_entries (id, idempotency_key, request_hash, kind, description,
+                                   effective_date, booked_at, external_ref, metadata, hash)
+      SELECT x.i, x.k, x.r, x.kd, x.d, x.ed, o_booked_at, x.x, x.m::jsonb, x.h
+        FROM unnest(e_ids, e_keys, req, e_kinds, e_descriptions, o_effective,
+                    e_external_refs, e_metadata, e_hash, o_replayed)
+          AS x(i, k, r, kd, d, ed, x, m, h, rep)
+       WHERE NOT x.rep),
+    written_postings AS (
+      INSERT INTO postings (entry_id, account_id, amount, currency, account_seq,
+                            balance_after, booked_at, effective_date, hash)
+      SELECT e_ids[x.e], x.a, x.m, x.c, x.s, x.b, o_booked_at, o_effective[x.e], x.h
+        FROM unnest(leg_e, legs, l_amounts, l_currencies, o_seqs, o_balances, p_hash)
+          AS x(e, a, m, c, s, b, h)
+       WHERE x.s IS NOT NULL)
+    UPDATE account_balances b
+       SET posted_debits = x.pd, posted_credits = x.pc, seq = x.s, head_hash = x.h
+      FROM unnest(a_id, a_pd, a_pc, a_seq, a_head, a_dirty) AS x(id, pd, pc, s, h, dirty)
+     WHERE b.account_id = x.id AND x.dirty;
+  END IF;
+"""
+POST_ENTRIES_FUNCTION = _POST_ENTRIES_TEMPLATE.replace("{writes}", _WRITES_ONE_STATEMENT)
+#: the function as revisions 0002 to 0007 left it (what a downgrade from 0008 restores)
+POST_ENTRIES_FUNCTION_POSTINGS_FIRST = _POST_ENTRIES_TEMPLATE.replace(
+    "{writes}", _WRITES_POSTINGS_FIRST)
 
 # The triggers' statement-level queries: their cost estimates for a batch of a thousand
 # rows pass `jit_above_cost`, and compiling them took ~150 ms per batch, far more than
@@ -355,10 +390,11 @@ _NO_JIT_FUNCTIONS = ("ledger_check_new_entries()", "ledger_check_new_postings()"
 
 
 def fastpath_create_statements(dialect: str) -> list[str]:
-    """Migration 0002's DDL (PostgreSQL only; SQLite keeps the Python write path)."""
+    """Migrations 0002 and 0007: the function as it was before 0008 (PostgreSQL only;
+    SQLite keeps the Python write path)."""
     if dialect != "postgresql":
         return []
-    return [POST_ENTRIES_FUNCTION,
+    return [POST_ENTRIES_FUNCTION_POSTINGS_FIRST,
             *(f"ALTER FUNCTION {f} SET jit = off" for f in _NO_JIT_FUNCTIONS)]
 
 
@@ -367,3 +403,96 @@ def fastpath_drop_statements(dialect: str) -> list[str]:
         return []
     return [*(f"ALTER FUNCTION {f} RESET jit" for f in _NO_JIT_FUNCTIONS),
             "DROP FUNCTION IF EXISTS ledger_post_entries(jsonb)"]
+
+
+# --- migration 0008: entries and postings prove their links without foreign keys ----------
+#
+# PostgreSQL checked each posting's entry (deferred, at commit) and account (at once) with a
+# foreign key: a query and a row lock per posting, about a third of the server's time per
+# posting (bench/ledger_bench.py). From 0008 the postings' statement trigger proves both for
+# the whole statement, and an entry is written with its postings in one statement; accounts,
+# which the triggers now stand in for the keys of, can no longer be deleted. SQLite keeps its
+# foreign keys (its triggers run per row anyway) and gains the accounts rule.
+CHECK_NEW_POSTINGS_BY_STATEMENT = r"""
+CREATE OR REPLACE FUNCTION ledger_check_new_postings() RETURNS trigger
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE bad record;
+BEGIN
+  -- the account and the entry of every posting of the statement; one query, one row at most
+  SELECT p.entry_id, p.account_id, p.currency, a.id IS NULL AS no_account,
+         a.currency AS account_currency, a.status, e.id IS NULL AS no_entry
+    INTO bad
+    FROM new_postings p
+    LEFT JOIN accounts a ON a.id = p.account_id
+    LEFT JOIN journal_entries e ON e.id = p.entry_id
+   WHERE a.id IS NULL OR p.currency <> a.currency OR a.status <> 'open' OR e.id IS NULL
+   ORDER BY (a.id IS NULL OR p.currency <> a.currency OR a.status <> 'open') DESC
+   LIMIT 1;
+  IF FOUND THEN
+    IF bad.no_account THEN
+      RAISE EXCEPTION 'posting of entry % names account %, which does not exist',
+        bad.entry_id, bad.account_id USING ERRCODE = 'foreign_key_violation';
+    ELSIF bad.no_entry AND bad.currency = bad.account_currency AND bad.status = 'open' THEN
+      RAISE EXCEPTION 'postings of journal entry % have no entry: write an entry and its '
+        'postings in one statement', bad.entry_id USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RAISE EXCEPTION 'posting of entry % to account % rejected: currency % vs account % (%)',
+      bad.entry_id, bad.account_id, bad.currency, bad.account_currency, bad.status
+      USING ERRCODE = 'check_violation';
+  END IF;
+  -- an entry's postings are the ones written with it, none added later
+  SELECT n.entry_id INTO bad
+    FROM (SELECT entry_id, count(*) AS n FROM new_postings GROUP BY entry_id) n
+   WHERE n.n <> (SELECT count(*) FROM postings p WHERE p.entry_id = n.entry_id)
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'postings cannot be added to an existing journal entry (%)', bad.entry_id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END $$
+"""
+_KEEP_ACCOUNTS_MESSAGE = "accounts are closed, never deleted: {op} on accounts is not allowed"
+_PG_0008 = [
+    "ALTER TABLE postings DROP CONSTRAINT postings_entry_id_fkey",
+    "ALTER TABLE postings DROP CONSTRAINT postings_account_id_fkey",
+    CHECK_NEW_POSTINGS_BY_STATEMENT,
+    """
+CREATE OR REPLACE FUNCTION ledger_keep_accounts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'accounts are closed, never deleted: % on accounts is not allowed', TG_OP
+    USING ERRCODE = 'restrict_violation';
+END $$
+""",
+    "CREATE TRIGGER accounts_not_deleted BEFORE DELETE ON accounts "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_keep_accounts()",
+    "CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_keep_accounts()",
+    POST_ENTRIES_FUNCTION,
+]
+_PG_0008_UNDO = [
+    "DROP TRIGGER IF EXISTS accounts_not_deleted ON accounts",
+    "DROP TRIGGER IF EXISTS accounts_no_truncate ON accounts",
+    "DROP FUNCTION IF EXISTS ledger_keep_accounts()",
+    _PG[1],  # ledger_check_new_postings as 0001 made it
+    "ALTER FUNCTION ledger_check_new_postings() SET jit = off",
+    POST_ENTRIES_FUNCTION_POSTINGS_FIRST,
+    "ALTER TABLE postings ADD CONSTRAINT postings_account_id_fkey FOREIGN KEY (account_id) "
+    "REFERENCES accounts (id)",
+    "ALTER TABLE postings ADD CONSTRAINT postings_entry_id_fkey FOREIGN KEY (entry_id) "
+    "REFERENCES journal_entries (id) DEFERRABLE INITIALLY DEFERRED",
+]
+_SQLITE_0008 = [
+    "CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts "
+    f"BEGIN SELECT RAISE(ABORT, '{_KEEP_ACCOUNTS_MESSAGE.format(op='DELETE')}'); END",
+]
+_SQLITE_0008_UNDO = ["DROP TRIGGER IF EXISTS accounts_no_delete"]
+
+
+def trigger_links_create_statements(dialect: str) -> list[str]:
+    """Migration 0008's DDL."""
+    return list(_PG_0008 if dialect == "postgresql" else _SQLITE_0008)
+
+
+def trigger_links_drop_statements(dialect: str) -> list[str]:
+    return list(_PG_0008_UNDO if dialect == "postgresql" else _SQLITE_0008_UNDO)

@@ -115,8 +115,10 @@ postings = sa.Table(
     "postings",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    # Postings are written before their entry, so the entry's insert trigger can prove the
-    # entry balances; the foreign key is checked at commit.
+    # SQLite writes the postings before their entry, so the entry's insert trigger can prove
+    # the entry balances; the foreign key is checked at commit. PostgreSQL writes both in
+    # one statement and proves this link and the account's with the postings' statement
+    # trigger instead of these two keys (migration 0008, ledger.ddl).
     sa.Column(
         "entry_id",
         sa.Uuid,

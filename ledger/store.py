@@ -71,12 +71,6 @@ _PG_FIND_KEYS = (
     "SELECT idempotency_key, id, request_hash FROM journal_entries"
     " WHERE idempotency_key = ANY($1::text[])"
 )
-_PG_WRITE_POSTINGS = (
-    "INSERT INTO postings (entry_id, account_id, amount, currency, account_seq, balance_after,"
-    " booked_at, effective_date, hash)"
-    " SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],"
-    " $6::bigint[], $7::timestamptz[], $8::date[], $9::text[])"
-)
 _PG_BALANCES = (
     "UPDATE account_balances AS b SET posted_debits = n.pd, posted_credits = n.pc,"
     " pending_debits = n.qd, pending_credits = n.qc, seq = n.s, head_hash = n.h"
@@ -84,16 +78,21 @@ _PG_BALANCES = (
     " ${}::bigint[], ${}::text[]) AS n(id, pd, pc, qd, qc, s, h) WHERE b.account_id = n.id"
 )
 _PG_WRITE_BALANCES = _PG_BALANCES.format(*range(1, 8))
-# Postings go first, in a statement of their own, so that the entries' statement trigger
-# can prove each entry balances, and so that the postings' trigger can refuse postings
-# added to an entry that already exists. Entries and balance rows then share one statement.
+# Entries, their postings and the balance rows they changed, in one statement: the
+# postings' statement trigger (migration 0008) finds each posting's entry, and the entries'
+# trigger proves each entry balances against its postings, both at the statement's end.
 _PG_WRITE_ENTRIES = (
     "WITH written_entries AS (INSERT INTO journal_entries (id, idempotency_key, request_hash,"
     " kind, description, effective_date, booked_at, reverses_entry_id, external_ref, metadata,"
     " hash) SELECT i, k, r, kd, d, ed, b, rv, x, m::jsonb, h FROM unnest($1::uuid[],"
     " $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::timestamptz[],"
     " $8::uuid[], $9::text[], $10::text[], $11::text[])"
-    " AS t(i, k, r, kd, d, ed, b, rv, x, m, h)) " + _PG_BALANCES.format(*range(12, 19))
+    " AS t(i, k, r, kd, d, ed, b, rv, x, m, h)),"
+    " written_postings AS (INSERT INTO postings (entry_id, account_id, amount, currency,"
+    " account_seq, balance_after, booked_at, effective_date, hash)"
+    " SELECT * FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::text[],"
+    " $16::bigint[], $17::bigint[], $18::timestamptz[], $19::date[], $20::text[])) "
+    + _PG_BALANCES.format(*range(21, 28))
 )
 
 
@@ -234,10 +233,10 @@ async def write(
     if _is_pg(conn):
         balances = _transpose(balance_rows, 7)
         if entry_rows:
-            await _pg_execute(conn, _PG_WRITE_POSTINGS, *_transpose(posting_rows, 9))
             entries = _transpose(entry_rows, 11)
             entries[9] = [json.dumps(m) for m in entries[9]]
-            await _pg_execute(conn, _PG_WRITE_ENTRIES, *entries, *balances)
+            await _pg_execute(conn, _PG_WRITE_ENTRIES, *entries, *_transpose(posting_rows, 9),
+                              *balances)
         elif balance_rows:
             await _pg_execute(conn, _PG_WRITE_BALANCES, *balances)
         return

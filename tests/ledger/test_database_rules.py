@@ -59,16 +59,31 @@ def _raw_posting(entry_id: uuid.UUID, account_id: int, amount: int, seq: int,
                 effective_date=NOW.date(), hash="h")
 
 
+async def _write_by_hand(conn, entry: dict | None, rows: list[dict]) -> None:
+    """What a hand-written SQL writer would send. PostgreSQL takes an entry and its postings
+    in one statement (migration 0008: the triggers check both at its end); SQLite, row by
+    row, takes the postings first and the entry after them."""
+    if conn.dialect.name == "postgresql":
+        if entry is None:
+            await conn.execute(postings.insert(), rows)
+            return
+        written = journal_entries.insert().values(**entry).cte("written_entry")
+        await conn.execute(postings.insert().values(rows).add_cte(written))
+        return
+    await conn.execute(postings.insert(), rows)
+    if entry is not None:
+        await conn.execute(journal_entries.insert().values(**entry))
+
+
 async def test_unbalanced_entry_written_by_hand_is_rejected(db):
     chart, _ = await _posted(db)
     e = uuid.uuid4()
     with pytest.raises(DBAPIError, match="balance"):
         async with db.begin() as conn:
-            await conn.execute(postings.insert(), [
+            await _write_by_hand(conn, _raw_entry(e, "raw-1"), [
                 _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1),
                 _raw_posting(e, chart["3001.equity.capital"].id, -499, 1),
             ])
-            await conn.execute(journal_entries.insert().values(**_raw_entry(e, "raw-1")))
 
 
 async def test_single_posting_entry_written_by_hand_is_rejected(db):
@@ -76,8 +91,8 @@ async def test_single_posting_entry_written_by_hand_is_rejected(db):
     e = uuid.uuid4()
     with pytest.raises(DBAPIError, match="two postings"):
         async with db.begin() as conn:
-            await conn.execute(postings.insert(), [_raw_posting(e, chart["1001.bank.icbc"].id, 0 + 1, 1)])
-            await conn.execute(journal_entries.insert().values(**_raw_entry(e, "raw-2")))
+            await _write_by_hand(conn, _raw_entry(e, "raw-2"),
+                                 [_raw_posting(e, chart["1001.bank.icbc"].id, 0 + 1, 1)])
 
 
 async def test_posting_in_another_currency_than_its_account_is_rejected(db):
@@ -85,7 +100,7 @@ async def test_posting_in_another_currency_than_its_account_is_rejected(db):
     e = uuid.uuid4()
     with pytest.raises(DBAPIError, match="currency"):
         async with db.begin() as conn:
-            await conn.execute(postings.insert(), [
+            await _write_by_hand(conn, _raw_entry(e, "raw-usd"), [
                 _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1, currency="USD"),
                 _raw_posting(e, chart["2202.payable.usd"].id, -500, 1, currency="USD"),
             ])
@@ -95,10 +110,63 @@ async def test_postings_cannot_be_added_to_a_written_entry(db):
     chart, entry = await _posted(db)
     with pytest.raises(DBAPIError, match="existing journal entry"):
         async with db.begin() as conn:
-            await conn.execute(postings.insert(), [
+            await _write_by_hand(conn, None, [
                 _raw_posting(entry.id, chart["1001.bank.icbc"].id, 500, 1),
                 _raw_posting(entry.id, chart["3001.equity.capital"].id, -500, 1),
             ])
+
+
+async def test_a_balanced_entry_written_by_hand_is_accepted(db):
+    """The rules above refuse what is wrong, not hand-written SQL as such."""
+    chart, _ = await _posted(db)
+    e = uuid.uuid4()
+    async with db.begin() as conn:
+        await _write_by_hand(conn, _raw_entry(e, "raw-ok"), [
+            _raw_posting(e, chart["1001.bank.icbc"].id, 500, 9),
+            _raw_posting(e, chart["3001.equity.capital"].id, -500, 9),
+        ])
+    async with db.connect() as conn:
+        count = await conn.scalar(sa.text("SELECT count(*) FROM postings WHERE entry_id = :e"),
+                                  {"e": e if db.dialect.name == "postgresql" else e.hex})
+    assert count == 2
+
+
+async def test_a_posting_to_an_account_that_does_not_exist_is_rejected(db):
+    chart, _ = await _posted(db)
+    e = uuid.uuid4()
+    expected = "does not exist" if db.dialect.name == "postgresql" else "FOREIGN KEY"
+    with pytest.raises(DBAPIError, match=expected):
+        async with db.begin() as conn:
+            await _write_by_hand(conn, _raw_entry(e, "raw-ghost"), [
+                _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1),
+                _raw_posting(e, 987_654, -500, 1),
+            ])
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).ok
+
+
+async def test_postings_without_their_entry_are_rejected(db):
+    chart, _ = await _posted(db)
+    e = uuid.uuid4()
+    expected = "have no entry" if db.dialect.name == "postgresql" else "FOREIGN KEY"
+    with pytest.raises(DBAPIError, match=expected):
+        async with db.begin() as conn:
+            await _write_by_hand(conn, None, [
+                _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1),
+                _raw_posting(e, chart["3001.equity.capital"].id, -500, 1),
+            ])
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).ok
+
+
+async def test_accounts_are_never_deleted(db):
+    chart, _ = await _posted(db)
+    unused = chart["2202.payable.usd"].id
+    with pytest.raises(DBAPIError, match="never deleted"):
+        async with db.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM accounts WHERE id = :i"), {"i": unused})
+    async with db.connect() as conn:
+        assert await ledger.get_account(conn, unused)
 
 
 async def test_balance_limit_is_a_database_check_too(db):
@@ -117,12 +185,10 @@ async def test_an_entry_is_reversed_at_most_once_in_the_database(db):
     e = uuid.uuid4()
     with pytest.raises(DBAPIError):
         async with db.begin() as conn:
-            await conn.execute(postings.insert(), [
+            await _write_by_hand(conn, {**_raw_entry(e, "raw-rev"), "reverses_entry_id": entry.id}, [
                 _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1),
                 _raw_posting(e, chart["3001.equity.capital"].id, -500, 1),
             ])
-            await conn.execute(journal_entries.insert().values(
-                **{**_raw_entry(e, "raw-rev"), "reverses_entry_id": entry.id}))
 
 
 async def test_the_books_are_untouched_after_every_rejection(db):

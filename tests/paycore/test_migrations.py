@@ -29,7 +29,16 @@ async def test_migrated_schema_matches_the_schema_in_code(db):
         return compare_metadata(MigrationContext.configure(sync_conn), combined)
 
     async with db.connect() as conn:
-        assert await conn.run_sync(diff) == []
+        differences = await conn.run_sync(diff)
+    if db.dialect.name == "postgresql":
+        # migration 0008: PostgreSQL proves these two links with the postings' statement
+        # trigger instead of row-by-row foreign keys (tests/ledger/test_database_rules.py)
+        by_trigger = [d for d in differences if d[0] == "add_fk"
+                      and d[1].parent.name == "postings"
+                      and [c.name for c in d[1].columns] in (["entry_id"], ["account_id"])]
+        assert len(by_trigger) == 2, differences
+        differences = [d for d in differences if d not in by_trigger]
+    assert differences == []
 
 
 async def test_downgrade_removes_everything_and_upgrade_rebuilds(db):
