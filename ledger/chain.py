@@ -112,12 +112,29 @@ def entry_parts(
     external_ref: str | None,
     metadata: Mapping[str, Any],
 ) -> EntryParts:
-    return EntryParts(
-        _fields(["entry/1", str(entry_id), idempotency_key])[:-1] + ',"',
-        '",' + _fields([kind, description])[1:-1] + ",",
-        "," + _fields([str(reverses_entry_id) if reverses_entry_id else None, external_ref,
-                       _metadata(metadata)])[1:],
-    )
+    return EntryParts(entry_head(entry_id, idempotency_key), *entry_middle_and_tail(
+        kind=kind, description=description, reverses_entry_id=reverses_entry_id,
+        external_ref=external_ref, metadata=metadata))
+
+
+def entry_head(entry_id: uuid.UUID | str, idempotency_key: str) -> str:
+    """`EntryParts.head`: the part that differs from entry to entry."""
+    # the text of _fields(["entry/1", id, key]) without its closing bracket
+    return '["entry/1","' + str(entry_id) + '",' + _fields(idempotency_key) + ',"'
+
+
+def entry_middle_and_tail(
+    *,
+    kind: str,
+    description: str,
+    reverses_entry_id: uuid.UUID | None,
+    external_ref: str | None,
+    metadata: Mapping[str, Any],
+) -> tuple[str, str]:
+    """`EntryParts.middle` and `.tail`: often the same for a whole batch."""
+    return ('",' + _fields([kind, description])[1:-1] + ",",
+            "," + _fields([str(reverses_entry_id) if reverses_entry_id else None, external_ref,
+                           _metadata(metadata)])[1:])
 
 
 def booked_text(booked_at: dt.datetime) -> str:

@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -30,8 +30,7 @@ from ledger.types import AccountRef, EntryRequest, JournalEntry, PostedPosting, 
 log = structlog.get_logger("ledger")
 
 
-@dataclass(frozen=True)
-class Leg:
+class Leg(NamedTuple):
     """A validated posting: signed minor units (debit > 0), not yet tied to an account row."""
 
     account: AccountRef

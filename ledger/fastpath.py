@@ -42,24 +42,32 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     # a leg ends with its entry's place in the batch (from 1)
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
-    request_parts, entry_parts, canonical = chain.request_parts, chain.entry_parts, \
-        chain.canonical_json
+    # the parts that depend only on what entries of a batch usually share (kind,
+    # description, date, reference, metadata) are built once per distinct combination
+    shared: dict[tuple[Any, ...], tuple[str | None, str, str, str, str]] = {}
+    canonical, head_of, uuid4 = chain.canonical_json, chain.entry_head, uuid.uuid4
     for n, d in enumerate(drafts, start=1):
-        entry_id = uuid.uuid4()
-        request = request_parts(
-            kind=d.kind, description=d.description, effective_date=d.effective_date,
-            external_ref=d.external_ref, metadata=d.metadata, reverses_entry_id=None,
-        )
-        head, middle, tail = entry_parts(
-            entry_id=entry_id, idempotency_key=d.idempotency_key, kind=d.kind,
-            description=d.description, reverses_entry_id=None, external_ref=d.external_ref,
-            metadata=d.metadata,
-        )
+        entry_id = str(uuid4())
+        metadata = canonical(dict(d.metadata)) if d.metadata else "{}"
+        key = (d.kind, d.description, d.effective_date, d.external_ref, metadata)
+        parts = shared.get(key)
+        if parts is None:
+            request = chain.request_parts(
+                kind=d.kind, description=d.description, effective_date=d.effective_date,
+                external_ref=d.external_ref, metadata=d.metadata, reverses_entry_id=None,
+            )
+            middle, tail = chain.entry_middle_and_tail(
+                kind=d.kind, description=d.description, reverses_entry_id=None,
+                external_ref=d.external_ref, metadata=d.metadata,
+            )
+            parts = shared[key] = (
+                d.effective_date.isoformat() if d.effective_date else None,
+                request.head, request.tail, middle, tail)
+        effective, request_head, request_tail, middle, tail = parts
         entries.append([
-            d.idempotency_key, str(entry_id), d.kind, d.description,
-            d.effective_date.isoformat() if d.effective_date else None, d.external_ref,
-            canonical(dict(d.metadata)) if d.metadata else "{}", request.head, request.tail,
-            head, middle, tail, len(d.legs),
+            d.idempotency_key, entry_id, d.kind, d.description, effective, d.external_ref,
+            metadata, request_head, request_tail, head_of(entry_id, d.idempotency_key),
+            middle, tail, len(d.legs),
         ])
         for leg in d.legs:
             account = leg.account
