@@ -452,6 +452,7 @@ BEGIN
   RETURN NULL;
 END $$
 """
+_WRITE_PATH_FUNCTIONS = ("ledger_post_entries(jsonb)", *_NO_JIT_FUNCTIONS)
 _KEEP_ACCOUNTS_MESSAGE = "accounts are closed, never deleted: {op} on accounts is not allowed"
 _PG_0008 = [
     "ALTER TABLE postings DROP CONSTRAINT postings_entry_id_fkey",
@@ -469,8 +470,16 @@ END $$
     "CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts "
     "FOR EACH STATEMENT EXECUTE FUNCTION ledger_keep_accounts()",
     POST_ENTRIES_FUNCTION,
+    # Every read of the write path is by key. Its plans are generic and made once per
+    # session, from the statistics of that moment: planned while the entries and postings
+    # were few (a new ledger, or just after a VACUUM), a look-up became a scan of a table
+    # that then grew under it; measured, 32 writers spent a quarter more server time per
+    # entry until autovacuum's next ANALYZE. Without sequential scans the plans do not
+    # depend on how big the tables were when the session started.
+    *(f"ALTER FUNCTION {f} SET enable_seqscan = off" for f in _WRITE_PATH_FUNCTIONS),
 ]
 _PG_0008_UNDO = [
+    *(f"ALTER FUNCTION {f} RESET enable_seqscan" for f in _WRITE_PATH_FUNCTIONS),
     "DROP TRIGGER IF EXISTS accounts_not_deleted ON accounts",
     "DROP TRIGGER IF EXISTS accounts_no_truncate ON accounts",
     "DROP FUNCTION IF EXISTS ledger_keep_accounts()",

@@ -139,3 +139,24 @@ async def test_a_refused_batch_writes_nothing_and_the_transaction_goes_on(db):
     assert keys == ["a"] and not kept.replayed
     assert clearing.posted == cny("10.00")
     assert report.ok, report.discrepancies
+
+
+async def test_the_write_path_plans_look_ups_whatever_the_statistics_say(db):
+    """PostgreSQL: the write function and the two statement triggers run without
+    sequential scans (migration 0008), so a session that planned them while the ledger was
+    small does not go on scanning tables that grew since; they still post (SQLite has no
+    plans to pin, and posts the same entry)."""
+    await open_chart(db)
+    if db.dialect.name == "postgresql":
+        async with db.connect() as conn:
+            config = dict((await conn.execute(sa.text(
+                "SELECT p.proname, array_to_string(p.proconfig, ',') FROM pg_proc p"
+                " WHERE p.pronamespace = current_schema()::regnamespace AND p.proname IN"
+                " ('ledger_post_entries', 'ledger_check_new_postings',"
+                "  'ledger_check_new_entries')"))).all())
+        assert sorted(config) == ["ledger_check_new_entries", "ledger_check_new_postings",
+                                  "ledger_post_entries"]
+        assert all("enable_seqscan=off" in (c or "") for c in config.values()), config
+    async with db.begin() as conn:
+        entry = await ledger.post(conn, capture("plans-1", "10.00", "1.00"))
+    assert not entry.replayed and len(entry.postings) == 3
