@@ -470,6 +470,10 @@ END $$
     "CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts "
     "FOR EACH STATEMENT EXECUTE FUNCTION ledger_keep_accounts()",
     POST_ENTRIES_FUNCTION,
+    # most entries carry no external reference: their NULLs need no index entries
+    "DROP INDEX ix_journal_entries_external_ref",
+    "CREATE INDEX ix_journal_entries_external_ref ON journal_entries (external_ref) "
+    "WHERE external_ref IS NOT NULL",
     # Every read of the write path is by key. Its plans are generic and made once per
     # session, from the statistics of that moment: planned while the entries and postings
     # were few (a new ledger, or just after a VACUUM), a look-up became a scan of a table
@@ -479,6 +483,8 @@ END $$
     *(f"ALTER FUNCTION {f} SET enable_seqscan = off" for f in _WRITE_PATH_FUNCTIONS),
 ]
 _PG_0008_UNDO = [
+    "DROP INDEX ix_journal_entries_external_ref",
+    "CREATE INDEX ix_journal_entries_external_ref ON journal_entries (external_ref)",
     *(f"ALTER FUNCTION {f} RESET enable_seqscan" for f in _WRITE_PATH_FUNCTIONS),
     "DROP TRIGGER IF EXISTS accounts_not_deleted ON accounts",
     "DROP TRIGGER IF EXISTS accounts_no_truncate ON accounts",
