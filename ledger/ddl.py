@@ -328,54 +328,41 @@ BEGIN
 END $$
 """
 
-# The write at the end of ledger_post_entries. Up to revision 0007 the postings went first,
-# in a statement of their own, and their entry after them (the foreign key from postings to
-# entries was deferred to commit).
-_WRITES_POSTINGS_FIRST = r"""  IF false = ANY (o_replayed) THEN
-    -- postings first: the entries' trigger proves each entry balances against them
-    INSERT INTO postings (entry_id, account_id, amount, currency, account_seq,
+# The write at the end of ledger_post_entries, from three statements' parts.
+_INSERT_POSTINGS = """INSERT INTO postings (entry_id, account_id, amount, currency, account_seq,
                           balance_after, booked_at, effective_date, hash)
     SELECT e_ids[x.e], x.a, x.m, x.c, x.s, x.b, o_booked_at, o_effective[x.e], x.h
       FROM unnest(leg_e, legs, l_amounts, l_currencies, o_seqs, o_balances, p_hash)
         AS x(e, a, m, c, s, b, h)
-     WHERE x.s IS NOT NULL;
-    INSERT INTO journal_entries (id, idempotency_key, request_hash, kind, description,
+     WHERE x.s IS NOT NULL"""
+_INSERT_ENTRIES = """INSERT INTO journal_entries (id, idempotency_key, request_hash, kind, description,
                                  effective_date, booked_at, external_ref, metadata, hash)
     SELECT x.i, x.k, x.r, x.kd, x.d, x.ed, o_booked_at, x.x, x.m::jsonb, x.h
       FROM unnest(e_ids, e_keys, req, e_kinds, e_descriptions, o_effective,
                   e_external_refs, e_metadata, e_hash, o_replayed)
         AS x(i, k, r, kd, d, ed, x, m, h, rep)
-     WHERE NOT x.rep;
-    UPDATE account_balances b
+     WHERE NOT x.rep"""
+_UPDATE_BALANCES = """UPDATE account_balances b
        SET posted_debits = x.pd, posted_credits = x.pc, seq = x.s, head_hash = x.h
       FROM unnest(a_id, a_pd, a_pc, a_seq, a_head, a_dirty) AS x(id, pd, pc, s, h, dirty)
-     WHERE b.account_id = x.id AND x.dirty;
+     WHERE b.account_id = x.id AND x.dirty"""
+# Up to revision 0007 the postings went first, in a statement of their own, and their entry
+# after them (the foreign key from postings to entries was deferred to commit).
+_WRITES_POSTINGS_FIRST = f"""  IF false = ANY (o_replayed) THEN
+    -- postings first: the entries' trigger proves each entry balances against them
+    {_INSERT_POSTINGS};
+    {_INSERT_ENTRIES};
+    {_UPDATE_BALANCES};
   END IF;
 """
 # From revision 0008, one statement: the entries, their postings and the balance rows. Both
 # statement triggers fire at its end, when every posting's entry exists and every entry has
 # its postings, so the database proves the links itself (no per-row foreign-key checks,
 # which cost about a third of the server's time per posting).
-_WRITES_ONE_STATEMENT = r"""  IF false = ANY (o_replayed) THEN
-    WITH written_entries AS (
-      INSERT INTO journal_entries (id, idempotency_key, request_hash, kind, description,
-                                   effective_date, booked_at, external_ref, metadata, hash)
-      SELECT x.i, x.k, x.r, x.kd, x.d, x.ed, o_booked_at, x.x, x.m::jsonb, x.h
-        FROM unnest(e_ids, e_keys, req, e_kinds, e_descriptions, o_effective,
-                    e_external_refs, e_metadata, e_hash, o_replayed)
-          AS x(i, k, r, kd, d, ed, x, m, h, rep)
-       WHERE NOT x.rep),
-    written_postings AS (
-      INSERT INTO postings (entry_id, account_id, amount, currency, account_seq,
-                            balance_after, booked_at, effective_date, hash)
-      SELECT e_ids[x.e], x.a, x.m, x.c, x.s, x.b, o_booked_at, o_effective[x.e], x.h
-        FROM unnest(leg_e, legs, l_amounts, l_currencies, o_seqs, o_balances, p_hash)
-          AS x(e, a, m, c, s, b, h)
-       WHERE x.s IS NOT NULL)
-    UPDATE account_balances b
-       SET posted_debits = x.pd, posted_credits = x.pc, seq = x.s, head_hash = x.h
-      FROM unnest(a_id, a_pd, a_pc, a_seq, a_head, a_dirty) AS x(id, pd, pc, s, h, dirty)
-     WHERE b.account_id = x.id AND x.dirty;
+_WRITES_ONE_STATEMENT = f"""  IF false = ANY (o_replayed) THEN
+    WITH written_entries AS ({_INSERT_ENTRIES}),
+    written_postings AS ({_INSERT_POSTINGS})
+    {_UPDATE_BALANCES};
   END IF;
 """
 POST_ENTRIES_FUNCTION = _POST_ENTRIES_TEMPLATE.replace("{writes}", _WRITES_ONE_STATEMENT)
