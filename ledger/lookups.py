@@ -42,6 +42,11 @@ def postings_after_query(account_id: int, after_seq: int, through_seq: int) -> s
     """The account's postings with `after_seq < account_seq <= through_seq`, as a SELECT
     (columns named as `BookedPosting`'s fields) that a follower can copy from inside the
     database, `INSERT ... SELECT`, instead of fetching every row."""
+    return _booked_postings(account_id, after_seq).where(postings.c.account_seq <= through_seq)
+
+
+def _booked_postings(account_id: int, after_seq: int) -> sa.Select[Any]:
+    """The account's postings after `after_seq`, with their entries' fields."""
     return (
         sa.select(
             postings.c.account_id, postings.c.account_seq, postings.c.entry_id,
@@ -50,8 +55,7 @@ def postings_after_query(account_id: int, after_seq: int, through_seq: int) -> s
             journal_entries.c.description, journal_entries.c.reverses_entry_id,
         )
         .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
-        .where(postings.c.account_id == account_id, postings.c.account_seq > after_seq,
-               postings.c.account_seq <= through_seq)
+        .where(postings.c.account_id == account_id, postings.c.account_seq > after_seq)
     )
 
 
@@ -61,14 +65,7 @@ async def postings_after(
     """The account's postings with sequence number above `after_seq`, in sequence order,
     at most `limit` of them (page with the last one's `account_seq`)."""
     rows = await conn.execute(
-        sa.select(
-            postings.c.account_id, postings.c.account_seq, postings.c.entry_id,
-            postings.c.amount, postings.c.currency, postings.c.effective_date,
-            journal_entries.c.kind, journal_entries.c.external_ref,
-            journal_entries.c.description, journal_entries.c.reverses_entry_id,
-        )
-        .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
-        .where(postings.c.account_id == account_id, postings.c.account_seq > after_seq)
+        _booked_postings(account_id, after_seq)
         .order_by(postings.c.account_seq)
         .limit(limit)
     )
