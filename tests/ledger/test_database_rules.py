@@ -95,6 +95,30 @@ async def test_single_posting_entry_written_by_hand_is_rejected(db):
                                  [_raw_posting(e, chart["1001.bank.icbc"].id, 0 + 1, 1)])
 
 
+async def test_an_entry_written_without_postings_is_rejected(db):
+    await _posted(db)
+    e = uuid.uuid4()
+    with pytest.raises(DBAPIError, match="two postings"):
+        async with db.begin() as conn:
+            await conn.execute(journal_entries.insert().values(**_raw_entry(e, "raw-bare")))
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).ok
+
+
+async def test_an_entry_with_unbalanced_currencies_names_each_difference(db):
+    """Balanced in total, not per currency: still refused (PostgreSQL names the differences)."""
+    chart, _ = await _posted(db)
+    e = uuid.uuid4()
+    with pytest.raises(DBAPIError, match="balance") as refused:
+        async with db.begin() as conn:
+            await _write_by_hand(conn, _raw_entry(e, "raw-mixed"), [
+                _raw_posting(e, chart["1001.bank.icbc"].id, 500, 1),
+                _raw_posting(e, chart["2202.payable.usd"].id, -500, 1, currency="USD"),
+            ])
+    if db.dialect.name == "postgresql":
+        assert "CNY 500" in str(refused.value) and "USD -500" in str(refused.value)
+
+
 async def test_posting_in_another_currency_than_its_account_is_rejected(db):
     chart, _ = await _posted(db)
     e = uuid.uuid4()

@@ -157,6 +157,10 @@ async def test_the_write_path_plans_look_ups_whatever_the_statistics_say(db):
         assert sorted(config) == ["ledger_check_new_entries", "ledger_check_new_postings",
                                   "ledger_post_entries"]
         assert all("enable_seqscan=off" in (c or "") for c in config.values()), config
+        # the triggers look up each new row by key (0009): never a hash of a whole table
+        for trigger in ("ledger_check_new_entries", "ledger_check_new_postings"):
+            assert {"enable_hashjoin=off", "enable_mergejoin=off", "jit=off"} <= set(
+                config[trigger].split(",")), config
     async with db.begin() as conn:
         entry = await ledger.post(conn, capture("plans-1", "10.00", "1.00"))
     assert not entry.replayed and len(entry.postings) == 3
