@@ -23,6 +23,7 @@ from ledger.errors import (
     InvalidRequest,
     UnbalancedEntry,
 )
+from ledger.ids import new_entry_id
 from ledger.money import from_minor, to_minor
 from ledger.schema import accounts, journal_entries, postings
 from ledger.types import AccountRef, EntryRequest, JournalEntry, PostedPosting, Posting
@@ -189,7 +190,7 @@ async def write_drafts(
 def _book(
     draft: Draft, request_hash: str, booked_at: dt.datetime, books: LockedAccounts
 ) -> tuple[JournalEntry, store.EntryRow, list[store.PostingRow]]:
-    entry_id = uuid.uuid4()
+    entry_id = new_entry_id()
     effective = draft.effective_date or booked_at.date()
     e_hash = chain.entry_hash(
         entry_id=entry_id, idempotency_key=draft.idempotency_key, request_hash=request_hash,

@@ -24,6 +24,7 @@ from ledger.errors import (
     LedgerError,
     UnknownAccount,
 )
+from ledger.ids import new_entry_id_text
 from ledger.money import from_minor
 from ledger.types import JournalEntry, PostedPosting
 
@@ -45,9 +46,9 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     # the parts that depend only on what entries of a batch usually share (kind,
     # description, date, reference, metadata) are built once per distinct combination
     shared: dict[tuple[Any, ...], tuple[str | None, str, str, str, str]] = {}
-    canonical, head_of, uuid4 = chain.canonical_json, chain.entry_head, uuid.uuid4
+    canonical, head_of = chain.canonical_json, chain.entry_head
     for n, d in enumerate(drafts, start=1):
-        entry_id = str(uuid4())
+        entry_id = new_entry_id_text()
         metadata = canonical(dict(d.metadata)) if d.metadata else "{}"
         key = (d.kind, d.description, d.effective_date, d.external_ref, metadata)
         parts = shared.get(key)
