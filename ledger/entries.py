@@ -68,6 +68,17 @@ def require_balanced(idempotency_key: str, legs: Sequence[Leg]) -> None:
         raise InvalidRequest(
             f"entry {idempotency_key!r} needs at least two postings, got {len(legs)}"
         )
+    # the usual entry has one currency: a plain sum, no per-currency table
+    currency, total = legs[0].currency, 0
+    for leg in legs:
+        if leg.currency != currency:
+            break
+        total += leg.amount
+    else:
+        if total:
+            raise UnbalancedEntry(idempotency_key,
+                                  {currency: str(from_minor(total, currency).amount)})
+        return
     sums: dict[str, int] = defaultdict(int)
     for leg in legs:
         sums[leg.currency] += leg.amount

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ledger import chain
 from ledger.errors import (
@@ -81,8 +81,14 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
 
     out: list[JournalEntry | uuid.UUID] = []
     booked_at = row["o_booked_at"]
-    account_ids, codes, seqs, balances = (row["o_account_ids"], row["o_codes"], row["o_seqs"],
-                                          row["o_balances"])
+    # every leg's posting in one pass (a replayed entry's legs have no sequence number)
+    posted = [
+        PostedPosting(account_id, code, leg.amount, leg.currency, seq, balance)
+        if seq is not None else None
+        for account_id, code, seq, balance, leg in zip(
+            row["o_account_ids"], row["o_codes"], row["o_seqs"], row["o_balances"],
+            (leg for d in drafts for leg in d.legs), strict=True)
+    ]
     at = 0  # the first leg of the entry (legs of every entry, replayed ones included)
     for d, entry_id, replayed, eff in zip(drafts, row["o_entry_ids"], row["o_replayed"],
                                           row["o_effective"], strict=True):
@@ -91,11 +97,7 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
             out.append(entry_id)
             at += n
             continue
-        postings = tuple(
-            PostedPosting(account_ids[j], codes[j], leg.amount, leg.currency, seqs[j],
-                          balances[j])
-            for j, leg in enumerate(d.legs, start=at)
-        )
+        postings = cast(tuple[PostedPosting, ...], tuple(posted[at:at + n]))
         at += n
         out.append(JournalEntry(
             id=entry_id, idempotency_key=d.idempotency_key, kind=d.kind,
