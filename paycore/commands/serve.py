@@ -36,6 +36,7 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
     import gateways
     from paycore.api import create_app
     from paycore.commands.payments import load_banks
+    from paycore.startup_heap import freeze_startup_heap
 
     base = Settings.from_env()
     settings = ApiSettings.from_env(base)
@@ -51,7 +52,9 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
                              state={"banks": banks} if banks is not None else None)
             config = uvicorn.Config(app, host=host or settings.host, port=port or settings.port,
                                     log_config=None, access_log=False)
-            await uvicorn.Server(config).serve()
+            server = uvicorn.Server(config)
+            freeze_startup_heap()  # the app is built: what exists now lives as long as we do
+            await server.serve()
         finally:
             if banks is not None:
                 async with engine.begin() as conn:
