@@ -1,5 +1,8 @@
-"""ledger on PostgreSQL: `ledger_post_entries` builds its request hashes from one sort of the
-legs (not one sort per entry) and orders its outputs with one sort (not one per output)
+"""ledger on PostgreSQL: `ledger_post_entries` with fewer and cheaper statements: its JSON read
+in one statement; for a batch, request hashes built from one sort of the legs (not one sort
+per entry) and outputs ordered with one sort (not one per output); for a single entry (every
+`post`), request hash, leg places and idempotency look-up in plpgsql and one key look-up
+instead of that statement's sorts, window and joins
 
 The function's text lives in `ledger.ddl`; the interface and the hashes are unchanged, so a
 downgrade has nothing to undo.
