@@ -9,10 +9,11 @@ Workloads (each for --seconds, on PostgreSQL and on a temporary SQLite file):
 SQLite serialises writers, so it also runs the per-entry workload with 1 caller; the
 32-caller figure is reported all the same.
 
-The caller process freezes its startup heap once it is set up, as `paycore serve` does
-(`paycore.startup_heap`): otherwise CPython's full collections, which a batch of entries
-triggers about twice a second, walk the ~130,000 objects of the imports each time (measured:
-12 us per batched entry; frozen: 3 us). `--no-freeze` measures without it.
+The caller process freezes its startup heap once it is set up (accounts opened, pool
+warmed), as `paycore serve` does once its app is built (`paycore.startup_heap`): otherwise
+CPython's full collections, which a batch of entries triggers about twice a second, walk the
+~130,000 objects of the imports and the pool each time (measured: 12 us per batched entry;
+frozen: 3 us). `--no-freeze` measures without it.
 
 Then `ledger.verify` (and a plain SQL sum of postings) proves the work was real and
 correct, the ceiling's figures are printed, and each ratio is printed as
@@ -238,7 +239,8 @@ FREEZE = True
 
 
 def settle_caller() -> None:
-    """The caller's process is set up: freeze its heap as a paycore service does."""
+    """The caller's process is set up and its pool warm: freeze its heap, as a paycore
+    service does once it has started."""
     if FREEZE:
         print(f"caller process: {freeze_startup_heap()} startup objects frozen "
               "(paycore.startup_heap, as `paycore serve` does)", flush=True)
@@ -262,10 +264,10 @@ async def bench_pg(pg_url: str, seconds: float) -> tuple[dict[str, float], bool]
         print(f"paycore postgresql: opened {len(ids)} accounts in "
               f"{time.monotonic() - t:.1f} s", flush=True)
         await settle_pg(pg_url)
-        settle_caller()
         # not timed: each pooled connection's first call compiles and plans the write path
         await per_entry(engine, ids, CLIENTS, WARM_UP)
         await batched(engine, ids, BATCH, WARM_UP)
+        settle_caller()
         figures["pg_per_entry_32"] = await timed(
             f"paycore postgresql per-entry, uniform, {CLIENTS} clients",
             lambda: per_entry(engine, ids, CLIENTS, seconds))
