@@ -243,27 +243,27 @@ BEGIN
     END IF;
     first_of := ARRAY[1];
   ELSE
-  WITH leg AS MATERIALIZED (
-    SELECT l.i, l.e, l.id, a.k
-      FROM unnest(legs, leg_e) WITH ORDINALITY AS l(id, e, i)
-      LEFT JOIN unnest(a_id) WITH ORDINALITY AS a(id, k) ON a.id = l.id),
-  -- the legs come in entry order, so one sort by (entry, leg) orders every entry's legs
-  -- for its string_agg (no sort per entry), and one sort by entry orders the outputs
-  h AS (
-    SELECT s.e AS o, encode(sha256(convert_to(e_request_heads[s.e] || '[' || string_agg(
-             '[' || s.id || ',' || l_amounts[s.i] || ',"' || l_currencies[s.i]
-             || '"]', ',') || ']' || e_request_tails[s.e], 'UTF8')), 'hex') AS hash
-      FROM (SELECT leg.e, leg.i, leg.id FROM leg ORDER BY leg.e, leg.i) s GROUP BY s.e),
-  dup AS (
-    SELECT x.o, min(x.o) OVER (PARTITION BY x.key) AS first_of
-      FROM unnest(e_keys) WITH ORDINALITY AS x(key, o))
-  SELECT array_agg(r.hash), array_agg(r.request_hash), array_agg(r.id), array_agg(r.first_of),
-         (SELECT array_agg(leg.k ORDER BY leg.i) FROM leg)
-    INTO req, prior_hash, prior_id, first_of, leg_k
-    FROM (SELECT h.hash, j.request_hash::text AS request_hash, j.id, dup.first_of::int
-            FROM h JOIN dup ON dup.o = h.o
-            LEFT JOIN journal_entries j ON j.idempotency_key = e_keys[h.o]
-           ORDER BY h.o) r;
+    WITH leg AS MATERIALIZED (
+      SELECT l.i, l.e, l.id, a.k
+        FROM unnest(legs, leg_e) WITH ORDINALITY AS l(id, e, i)
+        LEFT JOIN unnest(a_id) WITH ORDINALITY AS a(id, k) ON a.id = l.id),
+    -- the legs come in entry order, so one sort by (entry, leg) orders every entry's legs
+    -- for its string_agg (no sort per entry), and one sort by entry orders the outputs
+    h AS (
+      SELECT s.e AS o, encode(sha256(convert_to(e_request_heads[s.e] || '[' || string_agg(
+               '[' || s.id || ',' || l_amounts[s.i] || ',"' || l_currencies[s.i]
+               || '"]', ',') || ']' || e_request_tails[s.e], 'UTF8')), 'hex') AS hash
+        FROM (SELECT leg.e, leg.i, leg.id FROM leg ORDER BY leg.e, leg.i) s GROUP BY s.e),
+    dup AS (
+      SELECT x.o, min(x.o) OVER (PARTITION BY x.key) AS first_of
+        FROM unnest(e_keys) WITH ORDINALITY AS x(key, o))
+    SELECT array_agg(r.hash), array_agg(r.request_hash), array_agg(r.id), array_agg(r.first_of),
+           (SELECT array_agg(leg.k ORDER BY leg.i) FROM leg)
+      INTO req, prior_hash, prior_id, first_of, leg_k
+      FROM (SELECT h.hash, j.request_hash::text AS request_hash, j.id, dup.first_of::int
+              FROM h JOIN dup ON dup.o = h.o
+              LEFT JOIN journal_entries j ON j.idempotency_key = e_keys[h.o]
+             ORDER BY h.o) r;
   END IF;
   IF array_position(leg_k, NULL) IS NOT NULL THEN
     o_status := 'unknown-account'; o_detail := a_id::text[]; o_codes := a_code;
