@@ -10,9 +10,9 @@ workload: 12 us per entry, a third of the caller's Python time, was the collecto
 the startup heap; with the startup heap frozen, 3 us.
 
 `gc.freeze()` moves every object tracked so far to a permanent generation that collections
-skip; objects made later are collected as before. It is what CPython's documentation
-suggests for a process that makes its long-lived objects first (e.g. before forking
-workers), and what `paycore serve` does once the app is built.
+skip; objects made later are collected as before. CPython documents it for a process that
+forks after making its long-lived objects (to keep their pages shared); the same move keeps
+them out of every later full collection. `paycore serve` does it once the app is built.
 """
 
 from __future__ import annotations
