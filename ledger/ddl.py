@@ -231,8 +231,7 @@ BEGIN
     hashed := '';
     FOR i IN 1..n_legs LOOP
       leg_k[i] := array_position(a_id, legs[i]);
-      hashed := hashed || CASE WHEN i > 1 THEN ',' ELSE '' END || '[' || legs[i] || ','
-        || l_amounts[i] || ',"' || l_currencies[i] || '"]';
+      hashed := hashed || CASE WHEN i > 1 THEN ',' ELSE '' END || {leg_json_one};
     END LOOP;
     req := ARRAY[encode(sha256(convert_to(e_request_heads[1] || '[' || hashed || ']'
       || e_request_tails[1], 'UTF8')), 'hex')];
@@ -251,8 +250,7 @@ BEGIN
     -- for its string_agg (no sort per entry), and one sort by entry orders the outputs
     h AS (
       SELECT s.e AS o, encode(sha256(convert_to(e_request_heads[s.e] || '[' || string_agg(
-               '[' || s.id || ',' || l_amounts[s.i] || ',"' || l_currencies[s.i]
-               || '"]', ',') || ']' || e_request_tails[s.e], 'UTF8')), 'hex') AS hash
+               {leg_json_batch}, ',') || ']' || e_request_tails[s.e], 'UTF8')), 'hex') AS hash
         FROM (SELECT leg.e, leg.i, leg.id FROM leg ORDER BY leg.e, leg.i) s GROUP BY s.e),
     dup AS (
       SELECT x.o, min(x.o) OVER (PARTITION BY x.key) AS first_of
@@ -390,10 +388,24 @@ _WRITES_ONE_STATEMENT = f"""  IF false = ANY (o_replayed) THEN
     {_UPDATE_BALANCES};
   END IF;
 """
-POST_ENTRIES_FUNCTION = _POST_ENTRIES_TEMPLATE.replace("{writes}", _WRITES_ONE_STATEMENT)
+
+
+def _leg_json(account: str, amount: str, currency: str) -> str:
+    """One leg of chain.legs_json, `[account_id,amount,"CUR"]`, as a SQL text expression: the
+    single-entry and the batch request hash must build the very same bytes."""
+    return f"""'[' || {account} || ',' || {amount} || ',"' || {currency} || '"]'"""
+
+
+def _post_entries_function(writes: str) -> str:
+    return (_POST_ENTRIES_TEMPLATE.replace("{writes}", writes)
+            .replace("{leg_json_one}", _leg_json("legs[i]", "l_amounts[i]", "l_currencies[i]"))
+            .replace("{leg_json_batch}",
+                     _leg_json("s.id", "l_amounts[s.i]", "l_currencies[s.i]")))
+
+
+POST_ENTRIES_FUNCTION = _post_entries_function(_WRITES_ONE_STATEMENT)
 #: the function as revisions 0002 to 0007 left it (what a downgrade from 0008 restores)
-POST_ENTRIES_FUNCTION_POSTINGS_FIRST = _POST_ENTRIES_TEMPLATE.replace(
-    "{writes}", _WRITES_POSTINGS_FIRST)
+POST_ENTRIES_FUNCTION_POSTINGS_FIRST = _post_entries_function(_WRITES_POSTINGS_FIRST)
 
 # The triggers' statement-level queries: their cost estimates for a batch of a thousand
 # rows pass `jit_above_cost`, and compiling them took ~150 ms per batch, far more than
