@@ -21,7 +21,9 @@ from ledger.errors import (
     BalanceLimitExceeded,
     CurrencyMismatch,
     IdempotencyConflict,
+    InvalidRequest,
     LedgerError,
+    UnbalancedEntry,
     UnknownAccount,
 )
 from ledger.ids import new_entry_id_text
@@ -125,6 +127,13 @@ def _refusal(drafts: Sequence[Draft], status: str, row: Any) -> LedgerError:
         return AccountClosed(detail[0])
     if status == "currency-mismatch":
         return CurrencyMismatch(detail[0], detail[1], detail[2])
+    if status == "too-few-postings":  # (Draft.from_request refuses these first)
+        return InvalidRequest(f"entry {draft.idempotency_key!r} needs at least two postings, "
+                              f"got {detail[0]}")
+    if status == "unbalanced":
+        off = {cur: str(from_minor(int(units), cur).amount)
+               for cur, units in (item.split(" ") for item in detail)}
+        return UnbalancedEntry(draft.idempotency_key, off)
     if status == "balance-limit-exceeded":
         code, limit, short, currency = detail
         return BalanceLimitExceeded(code, limit, f"{from_minor(int(short), currency).amount} "

@@ -99,7 +99,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 # autovacuum (this machine's has it off) keeps them: pg_attribute reached ~800,000 dead rows,
 # which every later catalog scan, and every benchmark run on the same server, wades through.
 _CHURNED_CATALOGS = ("pg_attribute", "pg_depend", "pg_class", "pg_type", "pg_constraint",
-                     "pg_index", "pg_trigger", "pg_proc", "pg_attrdef", "pg_description")
+                     "pg_index", "pg_trigger", "pg_proc", "pg_attrdef", "pg_description",
+                     # the cluster's: each schema's grants to, and function owned by, the
+                     # ledger's writer role (migration 0011)
+                     "pg_shdepend")
 
 
 def _vacuum_churned_catalogs() -> str | None:

@@ -6,14 +6,21 @@ Each database test runs on both databases, so the two paths are held to one stan
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 import ledger
-from ledger import EntryRequest, Posting, chain
+from ledger import EntryRequest, Posting, chain, ddl, fastpath, store
+from ledger.books import LockedAccounts
+from ledger.entries import Draft, Leg, write_drafts
 from tests.ledger.chart import capture, cny, open_chart
+from tests.ledger.test_database_rules import _raw_entry as raw_entry
+from tests.ledger.test_database_rules import _raw_posting as raw_posting
+from tests.ledger.test_database_rules import _write_by_hand as write_by_hand
 from tests.ledger.test_proof import tamper
 
 AWKWARD = ['plain', '', 'café 中文 ✓', 'quote " backslash \\ slash /', 'line\nbreak\ttab\x01',
@@ -164,3 +171,116 @@ async def test_the_write_path_plans_look_ups_whatever_the_statistics_say(db):
     async with db.begin() as conn:
         entry = await ledger.post(conn, capture("plans-1", "10.00", "1.00"))
     assert not entry.replayed and len(entry.postings) == 3
+
+
+def _slipped_past_validation(key: str, legs: list[tuple[str, int, str]]) -> Draft:
+    """A draft that `Draft.from_request` would have refused (a bug in a caller of the write
+    path, or a hand-made batch): the database side must refuse it on its own."""
+    return Draft(idempotency_key=key, kind="bug", effective_date=None,
+                 legs=[Leg(code, amount, currency) for code, amount, currency in legs])
+
+
+SLIPPED = {
+    "unbalanced": [("1102.clearing.icbc", 1000, "CNY"), ("2202.payable.s1", -999, "CNY")],
+    "balanced only in total": [("1102.clearing.icbc", 500, "CNY"),
+                               ("2202.payable.usd", -500, "USD")],
+    "one leg": [("1102.clearing.icbc", 1000, "CNY")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLIPPED))
+async def test_an_entry_that_slipped_past_validation_is_refused_by_the_database(db, case):
+    """On PostgreSQL the write function proves each entry has at least two legs balanced per
+    currency itself (from migration 0011 the triggers skip its statements); on SQLite the
+    triggers refuse it. Either way nothing is written and the books stay provable."""
+    await open_chart(db)
+    draft = _slipped_past_validation(f"slipped-{case}", SLIPPED[case])
+    if db.dialect.name == "postgresql":
+        async with db.begin() as conn:
+            expected = ledger.UnbalancedEntry if case != "one leg" else ledger.InvalidRequest
+            with pytest.raises(expected) as refused:
+                await fastpath.post_entries(await store.driver(conn), [draft])
+            if case == "unbalanced":
+                assert refused.value.differences == {"CNY": "0.01"}
+            elif case == "balanced only in total":
+                assert refused.value.differences == {"CNY": "5.00", "USD": "-5.00"}
+            else:
+                assert "at least two postings, got 1" in str(refused.value)
+            # a refusal: nothing written, and the caller's transaction goes on
+            await ledger.post(conn, capture("after", "10.00", "1.00"))
+    else:
+        # SQLite's trigger aborts the statement; the transaction is rolled back
+        with pytest.raises(sa.exc.IntegrityError, match="balance|two postings"):
+            async with db.begin() as conn:
+                books = await LockedAccounts.lock(conn, (leg.account for leg in draft.legs))
+                await write_drafts(conn, [draft], books)
+    async with db.connect() as conn:
+        keys = (await conn.execute(sa.text("SELECT idempotency_key FROM journal_entries"))
+                ).scalars().all()
+        report = await ledger.verify(conn)
+    assert f"slipped-{case}" not in keys
+    assert report.ok, report.discrepancies
+
+
+async def test_a_malformed_batch_is_refused_whole(db):
+    """PostgreSQL: a batch whose legs are not their entries' own (a leg given to another
+    entry, or legs the entries do not account for) is an error before anything is written,
+    so the write function can never attach postings to an entry it did not check. (SQLite
+    has no write function; its triggers refuse postings added to an entry, tested in
+    test_database_rules.)"""
+    chart = await open_chart(db)
+    clearing, payable = chart["1102.clearing.icbc"].id, chart["2202.payable.s1"].id
+    if db.dialect.name != "postgresql":
+        async with db.begin() as conn:
+            await ledger.post(conn, capture("ok", "1.00", "0.10"))
+        return
+
+    def batch(legs: list[list[object]], nlegs: int = 2) -> str:
+        entry = ["k-1", str(uuid.uuid4()), "bug", "", None, None, "{}", "[", "]", "h", "m",
+                 "t", nlegs]
+        return json.dumps([[entry], legs])
+
+    wrong_entry = [[clearing, None, 100, "CNY", 1], [payable, None, -100, "CNY", 2]]
+    unowned = [[clearing, None, 100, "CNY", 1], [payable, None, -100, "CNY", 1],
+               [payable, None, 100, "CNY", 1], [clearing, None, -100, "CNY", 1]]
+    for text, message in ((batch(wrong_entry), "belongs to entry 1"),
+                          (batch(unowned), "the entries own 2 legs, the batch has 4")):
+        with pytest.raises(DBAPIError, match=message):
+            async with db.begin() as conn:
+                await conn.exec_driver_sql(
+                    "SELECT o_status FROM ledger_post_entries($1::jsonb)", (text,))
+    async with db.connect() as conn:
+        assert (await conn.scalar(sa.text("SELECT count(*) FROM postings"))) == 0
+
+
+async def test_only_the_write_functions_own_statements_skip_the_triggers(db):
+    """PostgreSQL: the write function runs as the NOLOGIN writer role with its search_path
+    pinned to its own schema, and the two statement triggers skip that role alone; a
+    hand-written entry is still re-checked (and refused when it does not balance)."""
+    chart = await open_chart(db)
+    if db.dialect.name == "postgresql":
+        async with db.connect() as conn:
+            owner, definer, config, schema = (await conn.execute(sa.text(
+                "SELECT pg_get_userbyid(p.proowner), p.prosecdef,"
+                " array_to_string(p.proconfig, ','), current_schema() FROM pg_proc p"
+                " WHERE p.pronamespace = current_schema()::regnamespace"
+                " AND p.proname = 'ledger_post_entries'"))).one()
+            whens = (await conn.execute(sa.text(
+                "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                " JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE c.relnamespace = current_schema()::regnamespace"
+                " AND t.tgname IN ('postings_check', 'journal_entries_balanced')"))).all()
+        assert (owner, definer) == (ddl.WRITER_ROLE, True)
+        assert f"search_path={schema}, pg_temp" in config, config
+        assert len(whens) == 2
+        for name, definition in whens:
+            assert f"WHEN ((CURRENT_USER <> '{ddl.WRITER_ROLE}'::name))" in definition, name
+    entry_id = uuid.uuid4()
+    with pytest.raises(DBAPIError, match="balance"):
+        async with db.begin() as conn:
+            await write_by_hand(conn, raw_entry(entry_id, "by-hand"), [
+                raw_posting(entry_id, chart["1102.clearing.icbc"].id, 100, 1),
+                raw_posting(entry_id, chart["2202.payable.s1"].id, -99, 1)])
+    async with db.begin() as conn:
+        posted = await ledger.post(conn, capture("by-function", "10.00", "1.00"))
+    assert not posted.replayed
