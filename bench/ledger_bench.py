@@ -15,12 +15,19 @@ CPython's full collections, which a batch of entries triggers about twice a seco
 ~130,000 objects of the imports and the pool each time (measured: 12 us per batched entry;
 frozen: 3 us). `--no-freeze` measures without it.
 
-Then `ledger.verify` (and a plain SQL sum of postings) proves the work was real and
-correct, the ceiling's figures are printed, and each ratio is printed as
-`ratio <name>: <number>`. The last line is one JSON object with every figure.
+The PostgreSQL workloads and the ceiling take turns, in --rounds rounds (default 3): each
+round runs paycore's two workloads, then the whole ceiling script, and prints that round's
+ratios. This 2-core machine's speed drifts by tens of per cent within minutes; alternating
+puts a drift on both sides of a ratio instead of on one. (paycore's later rounds run on the
+ledger its earlier rounds filled; the ceiling starts empty each time.)
 
-Usage: .venv/bin/python bench/ledger_bench.py [--seconds N] [--pg-url URL] [--skip-ceiling]
-                                              [--skip-sqlite] [--no-freeze]
+Then `ledger.verify` (and a plain SQL sum of postings) proves the work was real and
+correct, the ceiling's figures (medians of the rounds) are printed, and each ratio is
+printed as `ratio <name>: <number>`, the median of the rounds' ratios, with every round's
+beside it. The last line is one JSON object with every figure, each round's included.
+
+Usage: .venv/bin/python bench/ledger_bench.py [--seconds N] [--rounds N] [--pg-url URL]
+                                              [--skip-ceiling] [--skip-sqlite] [--no-freeze]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import asyncio
 import itertools
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -253,31 +261,32 @@ async def timed(label: str, work: Callable[[], Awaitable[tuple[float, Stats]]]) 
     return rate
 
 
-async def bench_pg(pg_url: str, seconds: float) -> tuple[dict[str, float], bool]:
+async def setup_pg(pg_url: str) -> tuple[AsyncEngine, list[int]]:
+    """A fresh ledger in its own schema, 10,000 accounts, every pooled connection warm."""
     await reset_pg_schema(pg_url)
     engine = pg_engine(pg_url)
-    figures: dict[str, float] = {}
-    try:
-        await paycore_db.upgrade(engine)
-        t = time.monotonic()
-        ids = await open_accounts(engine)
-        print(f"paycore postgresql: opened {len(ids)} accounts in "
-              f"{time.monotonic() - t:.1f} s", flush=True)
-        await settle_pg(pg_url)
-        # not timed: each pooled connection's first call compiles and plans the write path
-        await per_entry(engine, ids, CLIENTS, WARM_UP)
-        await batched(engine, ids, BATCH, WARM_UP)
-        settle_caller()
-        figures["pg_per_entry_32"] = await timed(
+    await paycore_db.upgrade(engine)
+    t = time.monotonic()
+    ids = await open_accounts(engine)
+    print(f"paycore postgresql: opened {len(ids)} accounts in "
+          f"{time.monotonic() - t:.1f} s", flush=True)
+    await settle_pg(pg_url)
+    # not timed: each pooled connection's first call compiles and plans the write path
+    await per_entry(engine, ids, CLIENTS, WARM_UP)
+    await batched(engine, ids, BATCH, WARM_UP)
+    settle_caller()
+    return engine, ids
+
+
+async def round_pg(engine: AsyncEngine, ids: list[int], seconds: float) -> dict[str, float]:
+    return {
+        "pg_per_entry_32": await timed(
             f"paycore postgresql per-entry, uniform, {CLIENTS} clients",
-            lambda: per_entry(engine, ids, CLIENTS, seconds))
-        figures["pg_batched_1000"] = await timed(
+            lambda: per_entry(engine, ids, CLIENTS, seconds)),
+        "pg_batched_1000": await timed(
             f"paycore postgresql batched {BATCH}/txn, 1 client",
-            lambda: batched(engine, ids, BATCH, seconds))
-        ok = print_check("postgresql", await check_books(engine))
-    finally:
-        await engine.dispose()
-    return figures, ok
+            lambda: batched(engine, ids, BATCH, seconds)),
+    }
 
 
 async def bench_sqlite(seconds: float) -> tuple[dict[str, float], bool]:
@@ -331,10 +340,18 @@ RATIOS = {
 }
 
 
+def ratios_of(figures: dict[str, float], ceiling: dict[str, float]) -> dict[str, float]:
+    return {name: figures[ours] / ceiling[theirs] for name, (ours, theirs) in RATIOS.items()
+            if ceiling.get(theirs) and ours in figures}
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="duration of each workload (default 10)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of paycore's PostgreSQL workloads, each followed by the "
+                             "ceiling's (default 3); each ratio is the median of the rounds'")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help=f"PostgreSQL URL (default {DEFAULT_PG_URL})")
     parser.add_argument("--skip-ceiling", action="store_true",
@@ -348,31 +365,46 @@ async def main() -> int:
     configure_logging("json", "WARNING", force=True)
     pg_url = asyncpg_url(args.pg_url)
 
-    figures: dict[str, float] = {}
-    pg, pg_ok = await bench_pg(pg_url, args.seconds)
-    figures.update(pg)
+    # The two sides take turns, round after round: this machine's speed drifts by tens of
+    # per cent within minutes, and a drift then falls on both sides of a ratio.
+    rounds: list[dict[str, Any]] = []
+    engine, ids = await setup_pg(pg_url)
+    try:
+        for n in range(1, args.rounds + 1):
+            print(f"round {n} of {args.rounds}", flush=True)
+            ours = await round_pg(engine, ids, args.seconds)
+            theirs = {} if args.skip_ceiling else run_ceiling(pg_url, args.seconds)
+            ratios = ratios_of(ours, theirs)
+            for name, ratio in ratios.items():
+                print(f"  round {n} {name}: {ratio:.2f}", flush=True)
+            rounds.append({"paycore": ours, "ceiling": theirs, "ratios": ratios})
+        pg_ok = print_check("postgresql", await check_books(engine))
+    finally:
+        await engine.dispose()
+
+    figures = {k: statistics.median(r["paycore"][k] for r in rounds) for k in rounds[0]["paycore"]}
     sqlite_ok = True
     if not args.skip_sqlite:
         lite, sqlite_ok = await bench_sqlite(args.seconds)
         figures.update(lite)
-
-    ceiling: dict[str, float] = {}
-    if not args.skip_ceiling:
-        ceiling = run_ceiling(pg_url, args.seconds)
-        for name, value in ceiling.items():
-            print(f"ceiling {name}: {value:8.0f} entries/s")
-        for name, (ours, theirs) in RATIOS.items():
-            if ceiling.get(theirs):
-                ratio = figures[ours] / ceiling[theirs]
-                figures[f"ratio_{name}"] = ratio
-                print(f"ratio {name}: {ratio:.2f}")
+    ceiling = {k: statistics.median(r["ceiling"][k] for r in rounds)
+               for k in (rounds[0]["ceiling"] if not args.skip_ceiling else {})}
+    for name, value in ceiling.items():
+        print(f"ceiling {name}: {value:8.0f} entries/s (median of {len(rounds)})")
+    medians = {name: statistics.median(r["ratios"][name] for r in rounds)
+               for name in rounds[0]["ratios"]}
+    for name, ratio in medians.items():
+        each = ", ".join(f"{r['ratios'][name]:.2f}" for r in rounds)
+        print(f"ratio {name}: {ratio:.2f}   (median of the rounds: {each})")
 
     print(json.dumps({
         "seconds": args.seconds,
-        "paycore": {k: round(v) for k, v in figures.items() if not k.startswith("ratio_")},
+        "rounds": len(rounds),
+        "paycore": {k: round(v) for k, v in figures.items()},
         "ceiling": {k: round(v) for k, v in ceiling.items()},
-        "ratios": {k[len("ratio_"):]: round(v, 3) for k, v in figures.items()
-                   if k.startswith("ratio_")},
+        "ratios": {k: round(v, 3) for k, v in medians.items()},
+        "each_round": [{side: {k: round(v, 3 if side == "ratios" else None)
+                               for k, v in r[side].items()} for side in r} for r in rounds],
         "startup_heap_frozen": FREEZE,
         "verified": {"postgresql": pg_ok, **({} if args.skip_sqlite else {"sqlite": sqlite_ok})},
     }), flush=True)

@@ -34,6 +34,11 @@ if TYPE_CHECKING:  # ledger.entries calls this module
     from ledger.entries import Draft
 
 POST_ENTRIES = "SELECT * FROM ledger_post_entries($1::jsonb)"
+#: The hash parts that depend only on what entries usually share (kind, description, value
+#: date, reference, metadata), by that combination: a batch's entries share them, and a
+#: service posts the same few kinds of entry over and over. Pure functions of the key.
+_SHARED_PARTS: dict[tuple[Any, ...], tuple[str | None, str, str, str, str]] = {}
+_SHARED_PARTS_KEPT = 4096
 _batch_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -45,10 +50,9 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     # a leg ends with its entry's place in the batch (from 1)
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
-    # the parts that depend only on what entries of a batch usually share (kind,
-    # description, date, reference, metadata) are built once per distinct combination
-    shared: dict[tuple[Any, ...], tuple[str | None, str, str, str, str]] = {}
-    canonical, head_of = chain.canonical_json, chain.entry_head
+    shared, canonical, head_of = _SHARED_PARTS, chain.canonical_json, chain.entry_head
+    if len(shared) > _SHARED_PARTS_KEPT:
+        shared.clear()
     for n, d in enumerate(drafts, start=1):
         entry_id = new_entry_id_text()
         metadata = canonical(dict(d.metadata)) if d.metadata else "{}"
