@@ -791,6 +791,10 @@ BEGIN
   -- the function resolves its tables in its own schema only, whoever calls it
   EXECUTE format('ALTER FUNCTION ledger_post_entries(jsonb) SET search_path = %I, pg_temp', s);
   ALTER FUNCTION ledger_post_entries(jsonb) OWNER TO {WRITER_ROLE};
+  -- it writes with the writer's rights: only the roles granted it may call it (the one that
+  -- migrates the ledger, and whom it grants), no longer every role that can see the schema
+  REVOKE EXECUTE ON FUNCTION ledger_post_entries(jsonb) FROM PUBLIC;
+  GRANT EXECUTE ON FUNCTION ledger_post_entries(jsonb) TO CURRENT_USER;
 END $$"""
 
 
@@ -799,6 +803,7 @@ def _writer_teardown() -> str:
 DECLARE s text := current_schema();
 BEGIN
   ALTER FUNCTION ledger_post_entries(jsonb) OWNER TO CURRENT_USER;
+  GRANT EXECUTE ON FUNCTION ledger_post_entries(jsonb) TO PUBLIC;
 {_writer_privileges("REVOKE", "FROM")}
 END $$"""
 

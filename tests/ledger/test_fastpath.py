@@ -260,17 +260,19 @@ async def test_only_the_write_functions_own_statements_skip_the_triggers(db):
     chart = await open_chart(db)
     if db.dialect.name == "postgresql":
         async with db.connect() as conn:
-            owner, definer, config, schema = (await conn.execute(sa.text(
+            owner, definer, config, schema, public = (await conn.execute(sa.text(
                 "SELECT pg_get_userbyid(p.proowner), p.prosecdef,"
-                " array_to_string(p.proconfig, ','), current_schema() FROM pg_proc p"
-                " WHERE p.pronamespace = current_schema()::regnamespace"
+                " array_to_string(p.proconfig, ','), current_schema(),"
+                " EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0)"
+                " FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace"
                 " AND p.proname = 'ledger_post_entries'"))).one()
             whens = (await conn.execute(sa.text(
                 "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t"
                 " JOIN pg_class c ON c.oid = t.tgrelid"
                 " WHERE c.relnamespace = current_schema()::regnamespace"
                 " AND t.tgname IN ('postings_check', 'journal_entries_balanced')"))).all()
-        assert (owner, definer) == (ddl.WRITER_ROLE, True)
+        # it writes with the writer's rights: not every role may call it
+        assert (owner, definer, public) == (ddl.WRITER_ROLE, True, False)
         assert f"search_path={schema}, pg_temp" in config, config
         assert len(whens) == 2
         for name, definition in whens:
