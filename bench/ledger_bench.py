@@ -21,8 +21,8 @@ come first, its batched ones last), then paycore's batched workload, and prints 
 round's ratios, so each pair is measured as close together as the ceiling script allows.
 This 2-core machine's speed swings by up to a factor of two within minutes (its WAL-driven
 checkpoints follow each other all through a run); alternating puts a swing on both sides
-of a ratio instead of on one. (paycore's later rounds run on the
-ledger its earlier rounds filled; the ceiling starts empty each time.)
+of a ratio instead of on one. Each round starts paycore on a new ledger, as the ceiling
+script starts on empty tables each time.
 
 Then `ledger.verify` (and a plain SQL sum of postings) proves the work was real and
 correct, the ceiling's figures (medians of the rounds) are printed, and each ratio is
@@ -372,22 +372,24 @@ async def main() -> int:
     # The two sides take turns, round after round: this machine's speed drifts by tens of
     # per cent within minutes, and a drift then falls on both sides of a ratio.
     rounds: list[dict[str, Any]] = []
-    engine, ids = await setup_pg(pg_url)
-    try:
-        for n in range(1, args.rounds + 1):
-            print(f"round {n} of {args.rounds}", flush=True)
+    pg_ok = True
+    for n in range(1, args.rounds + 1):
+        print(f"round {n} of {args.rounds}", flush=True)
+        # a new ledger each round, as the ceiling script starts from empty tables each time
+        engine, ids = await setup_pg(pg_url)
+        try:
             # each of paycore's workloads next to the ceiling's it is compared with: the
             # ceiling runs its per-entry workloads first and its batched ones last
             ours = await per_entry_pg(engine, ids, args.seconds)
             theirs = {} if args.skip_ceiling else run_ceiling(pg_url, args.seconds)
             ours |= await batched_pg(engine, ids, args.seconds)
-            ratios = ratios_of(ours, theirs)
-            for name, ratio in ratios.items():
-                print(f"  round {n} {name}: {ratio:.2f}", flush=True)
-            rounds.append({"paycore": ours, "ceiling": theirs, "ratios": ratios})
-        pg_ok = print_check("postgresql", await check_books(engine))
-    finally:
-        await engine.dispose()
+            pg_ok = print_check("postgresql", await check_books(engine)) and pg_ok
+        finally:
+            await engine.dispose()
+        ratios = ratios_of(ours, theirs)
+        for name, ratio in ratios.items():
+            print(f"  round {n} {name}: {ratio:.2f}", flush=True)
+        rounds.append({"paycore": ours, "ceiling": theirs, "ratios": ratios})
 
     figures = {k: statistics.median(r["paycore"][k] for r in rounds) for k in rounds[0]["paycore"]}
     sqlite_ok = True
