@@ -354,8 +354,8 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="duration of each workload (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of paycore's PostgreSQL workloads, each followed by the "
-                             "ceiling's (default 3); each ratio is the median of the rounds'")
+                        help="rounds in which paycore's PostgreSQL workloads and the ceiling's "
+                             "take turns (default 3); each ratio is the median of the rounds'")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help=f"PostgreSQL URL (default {DEFAULT_PG_URL})")
     parser.add_argument("--skip-ceiling", action="store_true",
@@ -364,13 +364,15 @@ async def main() -> int:
     parser.add_argument("--no-freeze", action="store_true",
                         help="leave the caller's startup heap to the cyclic collector")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     global FREEZE
     FREEZE = not args.no_freeze
     configure_logging("json", "WARNING", force=True)
     pg_url = asyncpg_url(args.pg_url)
 
-    # The two sides take turns, round after round: this machine's speed drifts by tens of
-    # per cent within minutes, and a drift then falls on both sides of a ratio.
+    # The two sides take turns, round after round: this machine's speed swings within
+    # minutes, and a swing then falls on both sides of a ratio.
     rounds: list[dict[str, Any]] = []
     pg_ok = True
     for n in range(1, args.rounds + 1):
