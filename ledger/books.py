@@ -7,6 +7,7 @@ cycle, then changes the in-memory copies and writes them back in one statement.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ class AccountState:
     pending_credits: int
     seq: int
     head_hash: str
+    #: booking time of the account's last posting (None: it has none)
+    last_booked_at: dt.datetime | None = None
     dirty: bool = False
 
     @property
@@ -52,12 +55,13 @@ class AccountState:
         if currency != self.currency:
             raise CurrencyMismatch(self.code, self.currency, currency)
 
-    def post(self, amount: int) -> None:
+    def post(self, amount: int, booked_at: dt.datetime) -> None:
         if amount > 0:
             self.posted_debits += amount
         else:
             self.posted_credits -= amount
         self.seq += 1
+        self.last_booked_at = booked_at
         self.dirty = True
 
     def reserve(self, amount: int, sign: int = 1) -> None:
@@ -86,7 +90,7 @@ class LockedAccounts:
                 id=r[0], code=r[1], type=AccountType(r[2]), currency=r[3],
                 status=AccountStatus(r[4]), balance_limit=BalanceLimit(r[5]) if r[5] else None,
                 posted_debits=r[6], posted_credits=r[7], pending_debits=r[8],
-                pending_credits=r[9], seq=r[10], head_hash=r[11],
+                pending_credits=r[9], seq=r[10], head_hash=r[11], last_booked_at=r[12],
             )
             for r in await store.lock_balances(conn, ids, codes)
         )
@@ -94,6 +98,12 @@ class LockedAccounts:
         if missing:
             raise UnknownAccount(missing)
         return locked
+
+    def booking_time(self, now: dt.datetime) -> dt.datetime:
+        """`now`, or the last booking time of a locked account if that is later (a clock
+        behind another writer's): an account's postings are booked in sequence order."""
+        return max([now, *(s.last_booked_at for s in self.by_id.values()
+                           if s.last_booked_at is not None)])
 
     def __getitem__(self, ref: AccountRef) -> AccountState:
         state = self.by_id.get(ref) if isinstance(ref, int) else self.by_code.get(ref)
@@ -118,7 +128,7 @@ class LockedAccounts:
         for s in self.by_id.values():
             if s.dirty:
                 rows.append((s.id, s.posted_debits, s.posted_credits, s.pending_debits,
-                             s.pending_credits, s.seq, s.head_hash))
+                             s.pending_credits, s.seq, s.head_hash, s.last_booked_at))
                 s.dirty = False
         return rows
 

@@ -177,7 +177,7 @@ DECLARE
   leg_k int[]; req text[]; prior_hash text[]; prior_id uuid[]; first_of int[];
   e_hash text[]; p_hash text[]; hashed text;
   e int; i int; k int; first int := 1; last int; f int; n_entries int; n_legs int;
-  eff date; today date; booked text; short bigint; worst int; net bigint;{declare}
+  eff date; today date; booked text; short bigint; worst int; net bigint;{declare}{declare_booked}
 BEGIN
   -- the batch comes as one JSON text, [[entry, ...], [leg, ...]]: a single parameter is far
   -- cheaper for the client to send than seventeen arrays. One sort per list, under all
@@ -213,11 +213,12 @@ BEGIN
          coalesce(array_agg(s.posted_debits), '{}'), coalesce(array_agg(s.posted_credits), '{}'),
          coalesce(array_agg(s.pending_debits), '{}'),
          coalesce(array_agg(s.pending_credits), '{}'), coalesce(array_agg(s.seq), '{}'),
-         coalesce(array_agg(s.head_hash::text), '{}'), array_fill(false, ARRAY[count(*)::int])
+         coalesce(array_agg(s.head_hash::text), '{}'),
+         array_fill(false, ARRAY[count(*)::int]){lock_last_booked}
     INTO a_id, a_code, a_cur, a_status, a_limit, a_pd, a_pc, a_qd, a_qc, a_seq, a_head,
-         a_dirty
+         a_dirty{into_last_booked}
     FROM (SELECT a.id, a.code, a.currency, a.status, a.balance_limit, b.posted_debits,
-                 b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash
+                 b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash{column_last_booked}
             FROM account_balances b JOIN accounts a ON a.id = b.account_id
            WHERE b.account_id = ANY (legs) ORDER BY b.account_id FOR UPDATE OF b) s;
 
@@ -270,7 +271,7 @@ BEGIN
 
   -- booked under the locks, as the Python path does: an account's postings are booked in
   -- the order of their sequence numbers
-  o_booked_at := clock_timestamp();
+  o_booked_at := {booked_at};
   today := (o_booked_at AT TIME ZONE 'UTC')::date;
   booked := to_char(o_booked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00';
   -- every output is filled in place, per entry or per leg (NULL: not written)
@@ -477,10 +478,13 @@ def _leg_json(account: str, amount: str, currency: str) -> str:
     return f"""'[' || {account} || ',' || {amount} || ',"' || {currency} || '"]'"""
 
 
-def _post_entries_function(writes: str, self_checked: bool = False) -> str:
+def _post_entries_function(writes: str, self_checked: bool = False,
+                           booked_in_order: bool = False) -> str:
     """The function's text; `self_checked` (from 0011) adds the checks that let it write
-    without the statement triggers' re-checks, and makes it run as the writer role."""
-    pieces = _SELF_CHECKS if self_checked else dict.fromkeys(_SELF_CHECKS, "")
+    without the statement triggers' re-checks, and makes it run as the writer role;
+    `booked_in_order` (from 0012) books no earlier than any of its accounts' last posting."""
+    pieces = {**(_SELF_CHECKS if self_checked else dict.fromkeys(_SELF_CHECKS, "")),
+              **(_BOOKED_IN_ORDER if booked_in_order else _BOOKED_BY_CLOCK)}
     text = (_POST_ENTRIES_TEMPLATE.replace("{writes}", writes)
             .replace("{leg_json_one}", _leg_json("legs[i]", "l_amounts[i]", "l_currencies[i]"))
             .replace("{leg_json_batch}",
@@ -490,10 +494,38 @@ def _post_entries_function(writes: str, self_checked: bool = False) -> str:
     return text
 
 
+# --- migration 0012: every account's postings are booked in sequence order ---------------
+#
+# A batch is booked at `clock_timestamp()` under the locks, or at the last booking time of
+# any account it touches if that is later (another writer's clock, e.g. the Python write
+# path's, may run ahead of the database's). So an account's postings are booked in the
+# order of their sequence numbers, whoever wrote them, and `balance(as_of=)` and
+# `statement()` find a booking time by a binary search over `(account_id, account_seq)`
+# (ledger.queries): `ix_postings_account_booked` is no longer needed, and each posting
+# stops paying for two random index inserts. `account_balances.last_booked_at` is the
+# booking time of the account's last posting, read and written with the balance row the
+# writer locks anyway.
+_BOOKED_BY_CLOCK = {"declare_booked": "", "lock_last_booked": "", "into_last_booked": "",
+                    "column_last_booked": "", "booked_at": "clock_timestamp()"}
+_BOOKED_IN_ORDER = {
+    "declare_booked": " last_booked timestamptz;",
+    "lock_last_booked": ", max(s.last_booked_at)",
+    "into_last_booked": ", last_booked",
+    "column_last_booked": ", b.last_booked_at",
+    # greatest() passes over NULL: an account without postings has no last booking time
+    "booked_at": "greatest(clock_timestamp(), last_booked)",
+}
+_WRITES_BOOKED_IN_ORDER = _WRITES_ONE_OR_MANY.replace(
+    "seq = x.s, head_hash = x.h", "seq = x.s, head_hash = x.h, last_booked_at = o_booked_at")
+assert _WRITES_BOOKED_IN_ORDER.count("last_booked_at") == 2
+
 POST_ENTRIES_FUNCTION = _post_entries_function(_WRITES_ONE_STATEMENT)
 #: from revision 0011: the same writes, with the checks that make the triggers' redundant
 POST_ENTRIES_FUNCTION_SELF_CHECKED = _post_entries_function(_WRITES_ONE_OR_MANY,
                                                             self_checked=True)
+#: from revision 0012: the same, booked in each account's sequence order
+POST_ENTRIES_FUNCTION_BOOKED_IN_ORDER = _post_entries_function(
+    _WRITES_BOOKED_IN_ORDER, self_checked=True, booked_in_order=True)
 #: the function as revisions 0002 to 0007 left it (what a downgrade from 0008 restores)
 POST_ENTRIES_FUNCTION_POSTINGS_FIRST = _post_entries_function(_WRITES_POSTINGS_FIRST)
 
@@ -829,3 +861,21 @@ def self_checked_create_statements(dialect: str) -> list[str]:
 
 def self_checked_drop_statements(dialect: str) -> list[str]:
     return list(_PG_0011_UNDO) if dialect == "postgresql" else []
+
+
+# --- migration 0012 (see _BOOKED_IN_ORDER above) -----------------------------------------
+_FUNCTION_SETTINGS = [  # CREATE OR REPLACE keeps the owner and grants, not ALTER's settings
+    "ALTER FUNCTION ledger_post_entries(jsonb) SET enable_seqscan = off",
+    _writer_setup(),
+]
+_PG_0012 = [POST_ENTRIES_FUNCTION_BOOKED_IN_ORDER, *_FUNCTION_SETTINGS]
+_PG_0012_UNDO = [POST_ENTRIES_FUNCTION_SELF_CHECKED, *_FUNCTION_SETTINGS]
+
+
+def booked_in_order_create_statements(dialect: str) -> list[str]:
+    """Migration 0012's function (PostgreSQL only: SQLite books in Python)."""
+    return list(_PG_0012) if dialect == "postgresql" else []
+
+
+def booked_in_order_drop_statements(dialect: str) -> list[str]:
+    return list(_PG_0012_UNDO) if dialect == "postgresql" else []

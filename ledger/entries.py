@@ -175,7 +175,7 @@ async def write_drafts(
     existing = await store.find_idempotency_keys(conn, list({d.idempotency_key for d in drafts}))
     await _refuse_second_reversals(conn, [d for d in drafts if d.reverses_entry_id], existing)
 
-    booked_at = utcnow()
+    booked_at = books.booking_time(utcnow())
     out: list[JournalEntry | uuid.UUID] = []
     seen: dict[str, tuple[uuid.UUID, str]] = {}
     entry_rows: list[store.EntryRow] = []
@@ -215,7 +215,7 @@ def _book(
     rows: list[store.PostingRow] = []
     for leg in draft.legs:
         state = books[leg.account]
-        state.post(leg.amount)
+        state.post(leg.amount, booked_at)
         balance_after = state.posted_net
         link = chain.posting_hash(state.head_hash, e_hash, state.id, state.seq, leg.amount,
                                   leg.currency, balance_after)

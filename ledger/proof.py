@@ -3,6 +3,7 @@ everything the ledger stores from the postings themselves."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class _Walk:
     debits: int = 0
     credits: int = 0
     head: str = chain.GENESIS
+    booked_at: dt.datetime | None = None
     broken: bool = False
 
 
@@ -96,7 +98,8 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
     }
     posting_count = 0
     stream = await conn.stream(
-        sa.select(postings, journal_entries.c.hash.label("entry_hash"))
+        sa.select(postings, journal_entries.c.hash.label("entry_hash"),
+                  journal_entries.c.booked_at.label("entry_booked_at"))
         .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
         .order_by(postings.c.account_id, postings.c.account_seq)
     )
@@ -121,12 +124,22 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
             problem = "its fields no longer match its hash chain — the row was changed after it was written"
         elif p.balance_after != walk.net:
             problem = f"running balance says {p.balance_after} but the postings sum to {walk.net}"
+        elif p.booked_at != p.entry_booked_at:
+            # the entry's booking time is in its hash; the posting's copy must match it
+            problem = (f"booked at {p.booked_at.isoformat()}, but its entry was booked at "
+                       f"{p.entry_booked_at.isoformat()}")
+        elif walk.booked_at is not None and p.booked_at < walk.booked_at:
+            # balance(as_of=) and statement() search booking times by sequence number
+            problem = (f"booked at {p.booked_at.isoformat()}, before posting #{walk.seq} "
+                       f"({walk.booked_at.isoformat()}): an account's postings must be booked "
+                       "in sequence order")
         if problem:
             report(f"{where}: {problem}")
             walk.broken = True
             continue
         walk.seq = p.account_seq
         walk.head = p.hash
+        walk.booked_at = p.booked_at
 
     pending: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for leg in await conn.execute(
@@ -145,11 +158,12 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
         totals[walk.currency][1] += b.posted_credits
         if walk.broken:
             continue
-        stored = (b.posted_debits, b.posted_credits, b.seq, b.head_hash)
-        if stored != (walk.debits, walk.credits, walk.seq, walk.head):
+        stored = (b.posted_debits, b.posted_credits, b.seq, b.head_hash, b.last_booked_at)
+        if stored != (walk.debits, walk.credits, walk.seq, walk.head, walk.booked_at):
             report(f"account {walk.code!r}: stored balance (debits {b.posted_debits}, credits "
                    f"{b.posted_credits}, #{b.seq}) differs from its postings (debits "
-                   f"{walk.debits}, credits {walk.credits}, #{walk.seq}) or its chain head")
+                   f"{walk.debits}, credits {walk.credits}, #{walk.seq}) or its chain head or "
+                   "last booking time")
         want = pending.get(b.account_id, [0, 0])
         if [b.pending_debits, b.pending_credits] != want:
             report(f"account {walk.code!r}: pending (debits {b.pending_debits}, credits "

@@ -1,8 +1,11 @@
-"""Balances and account statements, answered from index look-ups on postings."""
+"""Balances and account statements, answered from index look-ups on postings: a booking
+time is found by a binary search over each account's sequence numbers (`_last_booked_seq`),
+the lines of a period are a range of them."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,17 +20,45 @@ def _start_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
-async def _net_before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
-                      *, inclusive: bool) -> int:
-    """The running posted balance of the last posting booked before (or at) `cutoff`."""
-    when = postings.c.booked_at <= cutoff if inclusive else postings.c.booked_at < cutoff
+def _last_booked_seq(account_id: int, cutoff: dt.datetime, *, inclusive: bool) -> sa.ScalarSelect[Any]:
+    """The sequence number of the account's last posting booked before (or at) `cutoff`, 0
+    if none: a binary search over `(account_id, account_seq)`, one index probe per step,
+    which holds because an account's postings are booked in sequence order (migration
+    0012: every writer books no earlier than the account's last posting)."""
+    p = postings.alias("p")
+    search = (
+        sa.select(sa.cast(sa.literal(0), sa.BigInteger).label("lo"),
+                  account_balances.c.seq.label("hi"))
+        .where(account_balances.c.account_id == account_id)
+        .cte("seq_search", recursive=True)
+    )
+    # the upper middle, so that each step narrows [lo, hi] until lo = hi
+    mid = (search.c.lo + search.c.hi + 1) // 2
+    booked = p.c.booked_at <= cutoff if inclusive else p.c.booked_at < cutoff
+    search = search.union_all(
+        sa.select(sa.case((booked, mid), else_=search.c.lo),
+                  sa.case((booked, search.c.hi), else_=mid - 1))
+        .select_from(search.join(p, sa.and_(p.c.account_id == account_id,
+                                            p.c.account_seq == mid)))
+        .where(search.c.lo < search.c.hi)
+    )
+    return sa.select(search.c.lo).where(search.c.lo >= search.c.hi).scalar_subquery()
+
+
+async def _before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
+                  *, inclusive: bool) -> tuple[int, int]:
+    """(sequence number, running posted balance) of the account's last posting booked
+    before (or at) `cutoff`; (0, 0) when there is none."""
+    seq = await conn.scalar(sa.select(_last_booked_seq(account_id, cutoff, inclusive=inclusive)))
+    if seq is None:  # a posting missing from the account's sequence: verify() names it
+        raise InvalidRequest(f"account {account_id}'s postings are not in sequence; run verify")
+    if not seq:
+        return 0, 0
     net = await conn.scalar(
         sa.select(postings.c.balance_after)
-        .where(postings.c.account_id == account_id, when)
-        .order_by(postings.c.booked_at.desc(), postings.c.account_seq.desc())
-        .limit(1)
+        .where(postings.c.account_id == account_id, postings.c.account_seq == seq)
     )
-    return int(net or 0)
+    return int(seq), int(net or 0)
 
 
 async def balance(
@@ -48,11 +79,11 @@ async def balance(
     if isinstance(as_of, dt.datetime):
         if as_of.tzinfo is None:
             raise InvalidRequest("as_of must be timezone-aware")
-        net = await _net_before(conn, account.id, as_of, inclusive=True)
+        _, net = await _before(conn, account.id, as_of, inclusive=True)
         cutoff = as_of
     else:
         cutoff = _start_of(as_of + dt.timedelta(days=1))
-        net = await _net_before(conn, account.id, cutoff, inclusive=False)
+        _, net = await _before(conn, account.id, cutoff, inclusive=False)
     return Balance(account.id, account.code, account.currency, debit_normal, net, 0, 0,
                    as_of=cutoff)
 
@@ -66,15 +97,16 @@ async def statement(
         raise InvalidRequest(f"statement period ends ({end}) before it starts ({start})")
     account = await get_account(conn, ref)
     lo, hi = _start_of(start), _start_of(end + dt.timedelta(days=1))
-    opening = await _net_before(conn, account.id, lo, inclusive=False)
+    first, opening = await _before(conn, account.id, lo, inclusive=False)
+    last, _ = await _before(conn, account.id, hi, inclusive=False)
     rows = await conn.execute(
         sa.select(postings.c.entry_id, postings.c.account_seq, postings.c.booked_at,
                   postings.c.effective_date, postings.c.amount, postings.c.balance_after,
                   journal_entries.c.kind, journal_entries.c.description,
                   journal_entries.c.external_ref)
         .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
-        .where(postings.c.account_id == account.id, postings.c.booked_at >= lo,
-               postings.c.booked_at < hi)
+        .where(postings.c.account_id == account.id, postings.c.account_seq > first,
+               postings.c.account_seq <= last)
         .order_by(postings.c.account_seq)
     )
     lines = tuple(

@@ -74,6 +74,9 @@ account_balances = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     #: hash of the account's last posting: the head of its tamper-evidence chain
     sa.Column("head_hash", sa.String(64), nullable=False),
+    #: booking time of the account's last posting: a writer books no earlier (migration
+    #: 0012), so an account's postings are booked in the order of their sequence numbers
+    sa.Column("last_booked_at", UTCDateTime()),
     sa.CheckConstraint(
         "posted_debits >= 0 AND posted_credits >= 0 AND pending_debits >= 0 "
         "AND pending_credits >= 0 AND seq >= 0",
@@ -138,8 +141,9 @@ postings = sa.Table(
     sa.Column("effective_date", sa.Date, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.CheckConstraint("amount <> 0", name="ck_postings_amount_nonzero"),
+    # an account's postings in sequence order, which is also booking order (migration
+    # 0012): balances as of a time and statements search it (ledger.queries)
     sa.UniqueConstraint("account_id", "account_seq", name="uq_postings_account_seq"),
-    sa.Index("ix_postings_account_booked", "account_id", "booked_at", "account_seq"),
 )
 
 holds = sa.Table(

@@ -50,13 +50,14 @@ class EntryRow(NamedTuple):
     hash: str
 
 
-BalanceRow = tuple[int, int, int, int, int, int, str]
+BalanceRow = tuple[int, int, int, int, int, int, str, dt.datetime | None]
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
 _LOCK_SELECT = (
     "SELECT a.id, a.code, a.type, a.currency, a.status, a.balance_limit, b.posted_debits,"
-    " b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash"
+    " b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash,"
+    " b.last_booked_at"
     " FROM account_balances b JOIN accounts a ON a.id = b.account_id"
 )
 _PG_LOCK_BY_ID = (
@@ -73,11 +74,13 @@ _PG_FIND_KEYS = (
 )
 _PG_BALANCES = (
     "UPDATE account_balances AS b SET posted_debits = n.pd, posted_credits = n.pc,"
-    " pending_debits = n.qd, pending_credits = n.qc, seq = n.s, head_hash = n.h"
+    " pending_debits = n.qd, pending_credits = n.qc, seq = n.s, head_hash = n.h,"
+    " last_booked_at = n.lb"
     " FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[], ${}::bigint[], ${}::bigint[],"
-    " ${}::bigint[], ${}::text[]) AS n(id, pd, pc, qd, qc, s, h) WHERE b.account_id = n.id"
+    " ${}::bigint[], ${}::text[], ${}::timestamptz[]) AS n(id, pd, pc, qd, qc, s, h, lb)"
+    " WHERE b.account_id = n.id"
 )
-_PG_WRITE_BALANCES = _PG_BALANCES.format(*range(1, 8))
+_PG_WRITE_BALANCES = _PG_BALANCES.format(*range(1, 9))
 # Entries, their postings and the balance rows they changed, in one statement: the
 # postings' statement trigger (migration 0008) finds each posting's entry, and the entries'
 # trigger proves each entry balances against its postings, both at the statement's end.
@@ -92,7 +95,7 @@ _PG_WRITE_ENTRIES = (
     " account_seq, balance_after, booked_at, effective_date, hash)"
     " SELECT * FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::text[],"
     " $16::bigint[], $17::bigint[], $18::timestamptz[], $19::date[], $20::text[])) "
-    + _PG_BALANCES.format(*range(21, 28))
+    + _PG_BALANCES.format(*range(21, 29))
 )
 
 
@@ -169,6 +172,7 @@ _LOCK_COLUMNS = (
     accounts.c.balance_limit, account_balances.c.posted_debits,
     account_balances.c.posted_credits, account_balances.c.pending_debits,
     account_balances.c.pending_credits, account_balances.c.seq, account_balances.c.head_hash,
+    account_balances.c.last_booked_at,
 )
 _LITE_LOCK = (
     sa.select(*_LOCK_COLUMNS)
@@ -187,6 +191,7 @@ _LITE_SAVE_BALANCES = (
         posted_debits=sa.bindparam("b_pd"), posted_credits=sa.bindparam("b_pc"),
         pending_debits=sa.bindparam("b_qd"), pending_credits=sa.bindparam("b_qc"),
         seq=sa.bindparam("b_s"), head_hash=sa.bindparam("b_h"),
+        last_booked_at=sa.bindparam("b_lb"),
     )
 )
 
@@ -231,7 +236,7 @@ async def write(
 ) -> None:
     """Write new postings and entries and the balance rows they changed (all under lock)."""
     if _is_pg(conn):
-        balances = _transpose(balance_rows, 7)
+        balances = _transpose(balance_rows, 8)
         if entry_rows:
             entries = _transpose(entry_rows, 11)
             entries[9] = [json.dumps(m) for m in entries[9]]
@@ -247,6 +252,6 @@ async def write(
     if balance_rows:
         await conn.execute(_LITE_SAVE_BALANCES, [
             {"b_id": r[0], "b_pd": r[1], "b_pc": r[2], "b_qd": r[3], "b_qc": r[4], "b_s": r[5],
-             "b_h": r[6]}
+             "b_h": r[6], "b_lb": r[7]}
             for r in balance_rows
         ])

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
 import ledger
 from ledger import AccountType
+from ledger.schema import UTCDateTime
 from tests.ledger.chart import capture, cny, open_chart
 
 
@@ -114,3 +117,42 @@ async def test_verify_after_a_deleted_posting(db):
         report = await ledger.verify(conn)
     assert any("does not balance" in d for d in report.discrepancies)
     assert any("'1102.clearing.icbc'" in d and "missing" in d for d in report.discrepancies)
+
+
+async def _rebook(conn, sql: str, at: dt.datetime, key: str) -> None:
+    await tamper(conn, "SELECT 1")  # the triggers off, as in tamper()
+    await conn.execute(sa.text(sql).bindparams(sa.bindparam("t", type_=UTCDateTime()),
+                                               sa.bindparam("k")), {"t": at, "k": key})
+
+
+async def test_verify_names_a_posting_booked_apart_from_its_entry(db):
+    second = await _day(db)
+    async with db.begin() as conn:
+        await _rebook(conn, "UPDATE postings SET booked_at = :t WHERE entry_id IN (SELECT id FROM "
+                      "journal_entries WHERE idempotency_key = :k)",
+                      second.booked_at + dt.timedelta(seconds=1), "cap-2")
+    async with db.connect() as conn:
+        report = await ledger.verify(conn)
+    assert report.first_discrepancy is not None
+    assert "but its entry was booked at" in report.first_discrepancy
+    assert str(second.id) in report.first_discrepancy
+
+
+async def test_verify_names_postings_booked_out_of_sequence_order(db):
+    """balance(as_of=) and statement() search an account's booking times by sequence
+    number: an entry moved back in time behind the triggers (its hash breaks too) is named
+    on each account where it now comes before its predecessor."""
+    second = await _day(db)
+    for table, column in (("journal_entries", "idempotency_key"), ("postings", None)):
+        where = (f"{column} = :k" if column else
+                 "entry_id IN (SELECT id FROM journal_entries WHERE idempotency_key = :k)")
+        async with db.begin() as conn:
+            await _rebook(conn, f"UPDATE {table} SET booked_at = :t WHERE {where}",
+                          second.booked_at - dt.timedelta(days=1), "cap-2")
+    async with db.connect() as conn:
+        report = await ledger.verify(conn)
+    assert any(str(second.id) in d and "changed after it was written" in d
+               for d in report.discrepancies)
+    out_of_order = [d for d in report.discrepancies if "booked in sequence order" in d]
+    assert len(out_of_order) == 2, report.discrepancies  # clearing and commission: seq 2
+    assert any("'1102.clearing.icbc' posting #2" in d for d in out_of_order)
