@@ -26,7 +26,7 @@ from ledger.errors import (
     UnbalancedEntry,
     UnknownAccount,
 )
-from ledger.ids import new_entry_id_text
+from ledger.ids import new_entry_id_texts
 from ledger.money import from_minor
 from ledger.types import JournalEntry, PostedPosting
 
@@ -46,15 +46,23 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
     """Post `drafts` on the asyncpg connection `raw` (in a transaction): per draft, the new
     entry, or the id of the entry its idempotency key already names (a replay, for the
     caller to load)."""
-    # one JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads;
-    # a leg ends with its entry's place in the batch (from 1)
+    row = await raw.fetchrow(POST_ENTRIES, _batch(drafts))
+    status = row["o_status"]
+    if status != "posted":
+        raise _refusal(drafts, status, row)
+    return _written(drafts, row)
+
+
+def _batch(drafts: Sequence[Draft]) -> str:
+    """One JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads;
+    a leg ends with its entry's place in the batch (from 1)."""
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
     shared, canonical, head_of = _SHARED_PARTS, chain.canonical_json, chain.entry_head
     if len(shared) > _SHARED_PARTS_KEPT:
         shared.clear()
-    for n, d in enumerate(drafts, start=1):
-        entry_id = new_entry_id_text()
+    for n, (d, entry_id) in enumerate(zip(drafts, new_entry_id_texts(len(drafts)), strict=True),
+                                      start=1):
         metadata = canonical(dict(d.metadata)) if d.metadata else "{}"
         key = (d.kind, d.description, d.effective_date, d.external_ref, metadata)
         parts = shared.get(key)
@@ -80,11 +88,11 @@ async def post_entries(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry |
             account = leg.account
             legs.append([account, None, leg.amount, leg.currency, n] if isinstance(account, int)
                         else [None, account, leg.amount, leg.currency, n])
-    row = await raw.fetchrow(POST_ENTRIES, _batch_json([entries, legs]))
-    status = row["o_status"]
-    if status != "posted":
-        raise _refusal(drafts, status, row)
+    return _batch_json([entries, legs])
 
+
+def _written(drafts: Sequence[Draft], row: Any) -> list[JournalEntry | uuid.UUID]:
+    """What a call that posted answered, per draft: the new entry, or a replayed id."""
     out: list[JournalEntry | uuid.UUID] = []
     booked_at = row["o_booked_at"]
     # every leg's posting in one pass (a replayed entry's legs have no sequence number)

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import ledger
-from ledger.ids import new_entry_id, new_entry_id_text
+from ledger.ids import new_entry_id, new_entry_id_text, new_entry_id_texts
 from tests.ledger.chart import capture, open_chart
 
 
@@ -28,6 +28,19 @@ def test_ids_made_later_sort_after_and_never_repeat():
     later = [new_entry_id() for _ in range(5_000)]
     assert max(uuid.UUID(t) for t in first) < min(later)
     assert len(set(first) | {str(u) for u in later}) == 10_000
+
+
+def test_a_batch_of_ids_is_version_7_time_ordered_and_unique():
+    before = time.time_ns() // 1_000_000
+    batch = [uuid.UUID(t) for t in new_entry_id_texts(20_000)]
+    after = time.time_ns() // 1_000_000
+    assert {u.version for u in batch} == {7} and {u.variant for u in batch} == {uuid.RFC_4122}
+    assert all(before <= u.int >> 80 <= after for u in batch)
+    assert [u.int >> 80 for u in batch] == sorted(u.int >> 80 for u in batch)
+    assert len(set(batch)) == 20_000
+    # the random bits are random: every value of the variant's free bits and the digits
+    assert {str(u)[19] for u in batch} == set("89ab")
+    assert {str(u)[15] for u in batch} == set("0123456789abcdef")
 
 
 async def test_posted_entries_carry_time_ordered_ids(db):
