@@ -222,14 +222,14 @@ def _book(
         books[leg.account].require_postable(leg.currency)
     posted: list[PostedPosting] = []
     rows: list[store.PostingRow] = []
-    for leg in draft.legs:
+    for leg_no, leg in enumerate(draft.legs, start=1):
         state = books[leg.account]
         state.post(leg.amount, booked_at)
         balance_after = state.posted_net
         link = chain.posting_hash(state.head_hash, e_hash, state.id, state.seq, leg.amount,
                                   leg.currency, balance_after)
         state.head_hash = link
-        rows.append(store.PostingRow(entry_id, state.id, leg.amount, leg.currency, state.seq,
+        rows.append(store.PostingRow(entry_id, leg_no, state.id, leg.amount, leg.currency, state.seq,
                                      balance_after, booked_at, effective, link))
         posted.append(PostedPosting(state.id, state.code, leg.amount, leg.currency, state.seq,
                                     balance_after))
@@ -321,7 +321,7 @@ async def load_entries(
                       postings.c.balance_after)
             .join(accounts, accounts.c.id == postings.c.account_id)
             .where(postings.c.entry_id.in_(chunk))
-            .order_by(postings.c.id)
+            .order_by(postings.c.entry_id, postings.c.leg_no)
         ):
             legs[p.entry_id].append(PostedPosting(p.account_id, p.code, p.amount, p.currency,
                                                   p.account_seq, p.balance_after))

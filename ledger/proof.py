@@ -84,7 +84,7 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
     ):
         report(f"journal entry {r.entry_id} does not balance in {r.currency}: "
                f"debits minus credits = {r.diff} minor units")
-    count = sa.func.count(postings.c.id)
+    count = sa.func.count(postings.c.entry_id)
     for r in await conn.execute(
         sa.select(journal_entries.c.id, count.label("n"))
         .select_from(journal_entries.outerjoin(postings, postings.c.entry_id == journal_entries.c.id))

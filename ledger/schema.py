@@ -117,10 +117,11 @@ journal_entries = sa.Table(
              postgresql_where=sa.text("external_ref IS NOT NULL")),
 )
 
+# A posting is its entry's leg number so-and-so (migration 0013: no surrogate id, whose
+# sequence and index cost every posting a nextval and an index insert of their own).
 postings = sa.Table(
     "postings",
     metadata,
-    sa.Column("id", Id, primary_key=True, autoincrement=True),
     # SQLite writes the postings before their entry, so the entry's insert trigger can prove
     # the entry balances; the foreign key is checked at commit. PostgreSQL writes both in
     # one statement and proves this link and the account's with the postings' statement
@@ -129,9 +130,10 @@ postings = sa.Table(
         "entry_id",
         sa.Uuid,
         sa.ForeignKey("journal_entries.id", deferrable=True, initially="DEFERRED"),
-        nullable=False,
-        index=True,
+        primary_key=True,
     ),
+    #: the leg's place in its entry, from 1, as the request gave the legs
+    sa.Column("leg_no", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),

@@ -26,6 +26,7 @@ from ledger.schema import account_balances, accounts, journal_entries, postings
 
 class PostingRow(NamedTuple):
     entry_id: uuid.UUID
+    leg_no: int
     account_id: int
     amount: int
     currency: str
@@ -91,11 +92,12 @@ _PG_WRITE_ENTRIES = (
     " $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::timestamptz[],"
     " $8::uuid[], $9::text[], $10::text[], $11::text[])"
     " AS t(i, k, r, kd, d, ed, b, rv, x, m, h)),"
-    " written_postings AS (INSERT INTO postings (entry_id, account_id, amount, currency,"
-    " account_seq, balance_after, booked_at, effective_date, hash)"
-    " SELECT * FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::text[],"
-    " $16::bigint[], $17::bigint[], $18::timestamptz[], $19::date[], $20::text[])) "
-    + _PG_BALANCES.format(*range(21, 29))
+    " written_postings AS (INSERT INTO postings (entry_id, leg_no, account_id, amount,"
+    " currency, account_seq, balance_after, booked_at, effective_date, hash)"
+    " SELECT * FROM unnest($12::uuid[], $13::int[], $14::bigint[], $15::bigint[],"
+    " $16::text[], $17::bigint[], $18::bigint[], $19::timestamptz[], $20::date[],"
+    " $21::text[])) "
+    + _PG_BALANCES.format(*range(22, 30))
 )
 
 
@@ -240,7 +242,7 @@ async def write(
         if entry_rows:
             entries = _transpose(entry_rows, 11)
             entries[9] = [json.dumps(m) for m in entries[9]]
-            await _pg_execute(conn, _PG_WRITE_ENTRIES, *entries, *_transpose(posting_rows, 9),
+            await _pg_execute(conn, _PG_WRITE_ENTRIES, *entries, *_transpose(posting_rows, 10),
                               *balances)
         elif balance_rows:
             await _pg_execute(conn, _PG_WRITE_BALANCES, *balances)

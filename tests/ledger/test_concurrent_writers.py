@@ -293,7 +293,7 @@ async def test_many_writers_colliding_on_six_accounts_keep_the_books(
         posted_legs: dict[uuid.UUID, list[tuple[str, int]]] = defaultdict(list)
         for r in await conn.execute(sa.text(
                 "SELECT p.entry_id, a.code, p.amount FROM postings p"
-                " JOIN accounts a ON a.id = p.account_id ORDER BY p.id")):
+                " JOIN accounts a ON a.id = p.account_id ORDER BY p.entry_id, p.leg_no")):
             posted_legs[uuid.UUID(str(r.entry_id))].append((r.code, r.amount))
         hold_status = {uuid.UUID(str(r.id)): r.status
                        for r in await conn.execute(sa.text("SELECT id, status FROM holds"))}

@@ -62,7 +62,11 @@ def _raw_posting(entry_id: uuid.UUID, account_id: int, amount: int, seq: int,
 async def _write_by_hand(conn, entry: dict | None, rows: list[dict]) -> None:
     """What a hand-written SQL writer would send. PostgreSQL takes an entry and its postings
     in one statement (migration 0008: the triggers check both at its end); SQLite, row by
-    row, takes the postings first and the entry after them."""
+    row, takes the postings first and the entry after them. Legs are numbered in the order
+    given, per entry, unless a row names its own."""
+    legs: dict[object, int] = {}
+    for row in rows:
+        legs[row["entry_id"]] = row.setdefault("leg_no", legs.get(row["entry_id"], 0) + 1)
     if conn.dialect.name == "postgresql":
         if entry is None:
             await conn.execute(postings.insert(), rows)
@@ -132,7 +136,17 @@ async def test_posting_in_another_currency_than_its_account_is_rejected(db):
 
 async def test_postings_cannot_be_added_to_a_written_entry(db):
     chart, entry = await _posted(db)
+    after = len(entry.postings)
     with pytest.raises(DBAPIError, match="existing journal entry"):
+        async with db.begin() as conn:
+            await _write_by_hand(conn, None, [
+                _raw_posting(entry.id, chart["1001.bank.icbc"].id, 500, 1) | {"leg_no": after + 1},
+                _raw_posting(entry.id, chart["3001.equity.capital"].id, -500, 1)
+                | {"leg_no": after + 2},
+            ])
+    # a leg number the entry already has: refused as well (by the primary key on
+    # PostgreSQL, whose trigger runs after the statement; SQLite's runs before each row)
+    with pytest.raises(DBAPIError, match="postings_pkey|existing journal entry"):
         async with db.begin() as conn:
             await _write_by_hand(conn, None, [
                 _raw_posting(entry.id, chart["1001.bank.icbc"].id, 500, 1),
