@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.accounts import get_account
-from ledger.errors import InvalidRequest
+from ledger.errors import InvalidRequest, LedgerError
 from ledger.schema import account_balances, journal_entries, postings
 from ledger.types import AccountRef, AccountStatement, Balance, StatementLine
 
@@ -50,8 +50,9 @@ async def _before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
     """(sequence number, running posted balance) of the account's last posting booked
     before (or at) `cutoff`; (0, 0) when there is none."""
     seq = await conn.scalar(sa.select(_last_booked_seq(account_id, cutoff, inclusive=inclusive)))
-    if seq is None:  # a posting missing from the account's sequence: verify() names it
-        raise InvalidRequest(f"account {account_id}'s postings are not in sequence; run verify")
+    if seq is None:  # the search met a gap: a posting is missing, which verify() names
+        raise LedgerError(f"account {account_id}'s postings are not a gapless sequence, so its "
+                          "history cannot be searched; run verify() to find what was changed")
     if not seq:
         return 0, 0
     net = await conn.scalar(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 import ledger
@@ -156,3 +157,18 @@ async def test_verify_names_postings_booked_out_of_sequence_order(db):
     out_of_order = [d for d in report.discrepancies if "booked in sequence order" in d]
     assert len(out_of_order) == 2, report.discrepancies  # clearing and commission: seq 2
     assert any("'1102.clearing.icbc' posting #2" in d for d in out_of_order)
+
+
+async def test_history_of_an_account_with_a_deleted_posting_is_refused_not_guessed(db):
+    """balance(as_of=) searches an account's sequence numbers: a posting deleted behind the
+    triggers leaves a gap, and the answer is an error that points at verify(), never a
+    balance read from the wrong posting."""
+    second = await _day(db)
+    async with db.begin() as conn:
+        await tamper(conn, "DELETE FROM postings WHERE account_seq = 2 AND account_id = "
+                     "(SELECT id FROM accounts WHERE code = '1102.clearing.icbc')")
+    async with db.connect() as conn:
+        with pytest.raises(ledger.LedgerError, match="run verify"):
+            await ledger.balance(conn, "1102.clearing.icbc", as_of=second.booked_at)
+        untouched = await ledger.balance(conn, "2202.payable.s1", as_of=second.booked_at)
+    assert untouched.posted == cny("97.00")
