@@ -502,7 +502,7 @@ def _post_entries_function(writes: str, self_checked: bool = False,
 # order of their sequence numbers, whoever wrote them, and `balance(as_of=)` and
 # `statement()` find a booking time by a binary search over `(account_id, account_seq)`
 # (ledger.queries): `ix_postings_account_booked` is no longer needed, and each posting
-# stops paying for two random index inserts. `account_balances.last_booked_at` is the
+# stops paying for a random-page index insert. `account_balances.last_booked_at` is the
 # booking time of the account's last posting, read and written with the balance row the
 # writer locks anyway.
 _BOOKED_BY_CLOCK = {"declare_booked": "", "lock_last_booked": "", "into_last_booked": "",
@@ -841,12 +841,13 @@ BEGIN
 END $$"""
 
 
-_PG_0011 = [
-    POST_ENTRIES_FUNCTION_SELF_CHECKED,
+# what every version of the function from 0011 on needs again after CREATE OR REPLACE,
+# which keeps the owner and grants but not ALTER's settings
+_FUNCTION_SETTINGS = [
     "ALTER FUNCTION ledger_post_entries(jsonb) SET enable_seqscan = off",
     _writer_setup(),
-    *_TRIGGERS_0011,
 ]
+_PG_0011 = [POST_ENTRIES_FUNCTION_SELF_CHECKED, *_FUNCTION_SETTINGS, *_TRIGGERS_0011]
 _PG_0011_UNDO = [
     _writer_teardown(),
     POST_ENTRIES_FUNCTION,  # CREATE OR REPLACE: SECURITY INVOKER, and no pinned search_path
@@ -865,10 +866,6 @@ def self_checked_drop_statements(dialect: str) -> list[str]:
 
 
 # --- migration 0012 (see _BOOKED_IN_ORDER above) -----------------------------------------
-_FUNCTION_SETTINGS = [  # CREATE OR REPLACE keeps the owner and grants, not ALTER's settings
-    "ALTER FUNCTION ledger_post_entries(jsonb) SET enable_seqscan = off",
-    _writer_setup(),
-]
 _PG_0012 = [POST_ENTRIES_FUNCTION_BOOKED_IN_ORDER, *_FUNCTION_SETTINGS]
 _PG_0012_UNDO = [POST_ENTRIES_FUNCTION_SELF_CHECKED, *_FUNCTION_SETTINGS]
 

@@ -1,6 +1,6 @@
 """Journal entry ids: time-ordered UUIDs (version 7, RFC 9562).
 
-An entry id is the key of `journal_entries` and of the postings' entry index. Random
+An entry id is the key of `journal_entries` and leads the postings' primary key. Random
 (version 4) ids land anywhere in those two B-trees, so every entry of a batch touches a
 different leaf page; ids that begin with the time land at the right-hand edge, where the
 pages just written still are. The 74 random bits keep the ids unguessable and unique.
@@ -12,19 +12,9 @@ import os
 import time
 import uuid
 
-_VERSION_7 = 0x7 << 76
-_RFC_VARIANT = 0x2 << 62
-_RANDOM = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
-
-
-def _entry_id_int() -> int:
-    # the 48-bit Unix time in milliseconds, then version, random bits, variant, random bits
-    return ((time.time_ns() // 1_000_000) << 80 | _VERSION_7 | _RFC_VARIANT
-            | int.from_bytes(os.urandom(10), "big") & _RANDOM)
-
 
 def new_entry_id() -> uuid.UUID:
-    return uuid.UUID(int=_entry_id_int())
+    return uuid.UUID(new_entry_id_texts(1)[0])
 
 
 def new_entry_id_text() -> str:
@@ -39,7 +29,9 @@ _VARIANT_NIBBLE = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 def new_entry_id_texts(n: int) -> list[str]:
     """`n` ids as canonical text, for a batch: one read of the system's random source for
     all of them, and the text put together from hex digits (formatting a 128-bit integer
-    per id cost more than the rest of an entry's id, hash head and JSON together)."""
+    per id cost more than the rest of an entry's id, hash head and JSON together). Each
+    is the 48-bit Unix time in milliseconds, the version 7, 12 random bits, the variant and
+    62 random bits."""
     noise = os.urandom(10 * n).hex()  # 20 hex digits an id, 74 bits of them used
     ids: list[str] = []
     clock = time.time_ns

@@ -117,8 +117,8 @@ journal_entries = sa.Table(
              postgresql_where=sa.text("external_ref IS NOT NULL")),
 )
 
-# A posting is its entry's leg number so-and-so (migration 0013: no surrogate id, whose
-# sequence and index cost every posting a nextval and an index insert of their own).
+# A posting is keyed by its entry and its leg number (migration 0013: no surrogate id,
+# whose sequence and index cost every posting a nextval and an index insert of their own).
 postings = sa.Table(
     "postings",
     metadata,

@@ -1,8 +1,8 @@
 """ledger: every account's postings are booked in the order of their sequence numbers
 (`account_balances.last_booked_at`, which every writer reads and moves forward under the
 account's lock), so a booking time is found by a binary search over `(account_id,
-account_seq)` and `ix_postings_account_booked` goes: two random index inserts fewer per
-posted entry
+account_seq)` and `ix_postings_account_booked` goes: a random-page index insert fewer per posting
+(two per two-leg entry)
 
 Revision ID: 0012
 Revises: 0011

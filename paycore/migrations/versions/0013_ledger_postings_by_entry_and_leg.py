@@ -1,6 +1,6 @@
 """ledger: a posting is (entry id, leg number): the surrogate `postings.id`, its sequence and
 its index go, and the primary key (entry_id, leg_no) also stands in for
-`ix_postings_entry_id`; one nextval and two index inserts fewer per posting
+`ix_postings_entry_id`; one nextval and one index insert fewer per posting
 
 Revision ID: 0013
 Revises: 0012
