@@ -472,7 +472,7 @@ _SELF_CHECKS = {
 }
 
 
-def _leg_json(account: str, amount: str, currency: str) -> str:
+def leg_json_sql(account: str, amount: str, currency: str) -> str:
     """One leg of chain.legs_json, `[account_id,amount,"CUR"]`, as a SQL text expression: the
     single-entry and the batch request hash must build the very same bytes."""
     return f"""'[' || {account} || ',' || {amount} || ',"' || {currency} || '"]'"""
@@ -486,9 +486,9 @@ def _post_entries_function(writes: str, self_checked: bool = False,
     pieces = {**(_SELF_CHECKS if self_checked else dict.fromkeys(_SELF_CHECKS, "")),
               **(_BOOKED_IN_ORDER if booked_in_order else _BOOKED_BY_CLOCK)}
     text = (_POST_ENTRIES_TEMPLATE.replace("{writes}", writes)
-            .replace("{leg_json_one}", _leg_json("legs[i]", "l_amounts[i]", "l_currencies[i]"))
+            .replace("{leg_json_one}", leg_json_sql("legs[i]", "l_amounts[i]", "l_currencies[i]"))
             .replace("{leg_json_batch}",
-                     _leg_json("s.id", "l_amounts[s.i]", "l_currencies[s.i]")))
+                     leg_json_sql("s.id", "l_amounts[s.i]", "l_currencies[s.i]")))
     for name, piece in pieces.items():
         text = text.replace("{" + name + "}", piece)
     return text
@@ -811,6 +811,17 @@ def _writer_privileges(verb: str, to_or_from: str,
     return "\n".join(lines)
 
 
+def _writer_function(signature: str) -> str:
+    """plpgsql lines that make `signature` a write function run as the writer role."""
+    return f"""  -- the function resolves its tables in its own schema only, whoever calls it
+  EXECUTE format('ALTER FUNCTION {signature} SET search_path = %I, pg_temp', s);
+  ALTER FUNCTION {signature} OWNER TO {WRITER_ROLE};
+  -- it writes with the writer's rights: only the roles granted it may call it (the one that
+  -- migrates the ledger, and whom it grants), no longer every role that can see the schema
+  REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC;
+  GRANT EXECUTE ON FUNCTION {signature} TO CURRENT_USER;"""
+
+
 def _writer_setup(grants: list[tuple[str, str]] | None = None) -> str:
     return f"""DO $$
 DECLARE s text := current_schema();
@@ -821,13 +832,17 @@ BEGIN
     NULL;  -- another schema's migration made it
   END;
 {_writer_privileges("GRANT", "TO", grants)}
-  -- the function resolves its tables in its own schema only, whoever calls it
-  EXECUTE format('ALTER FUNCTION ledger_post_entries(jsonb) SET search_path = %I, pg_temp', s);
-  ALTER FUNCTION ledger_post_entries(jsonb) OWNER TO {WRITER_ROLE};
-  -- it writes with the writer's rights: only the roles granted it may call it (the one that
-  -- migrates the ledger, and whom it grants), no longer every role that can see the schema
-  REVOKE EXECUTE ON FUNCTION ledger_post_entries(jsonb) FROM PUBLIC;
-  GRANT EXECUTE ON FUNCTION ledger_post_entries(jsonb) TO CURRENT_USER;
+{_writer_function("ledger_post_entries(jsonb)")}
+END $$"""
+
+
+def writer_function_setup(signature: str) -> str:
+    """Make another write function (its table privileges granted already by 0011 and
+    0013) run as the writer role, callable only by the migrating role and whom it grants."""
+    return f"""DO $$
+DECLARE s text := current_schema();
+BEGIN
+{_writer_function(signature)}
 END $$"""
 
 

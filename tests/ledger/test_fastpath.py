@@ -1,7 +1,8 @@
-"""PostgreSQL's one-round-trip write path (`ledger_post_entries`, migration 0002) keeps every
-promise of the Python write path, which SQLite still uses: the same hashes, byte for byte;
-the same precise errors; a refusal writes nothing and leaves the caller's transaction usable.
-Each database test runs on both databases, so the two paths are held to one standard."""
+"""PostgreSQL's one-round-trip write path (`ledger_post_entries` for a batch, migration 0002;
+`ledger_post_entry` for one entry, 0014) keeps every promise of the Python write path,
+which SQLite still uses: the same hashes, byte for byte; the same precise errors, in the
+same order; a refusal writes nothing and leaves the caller's transaction usable. Each
+database test runs on both databases, so the paths are held to one standard."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import ledger
 from ledger import EntryRequest, Posting, chain, ddl, fastpath, store
 from ledger.books import LockedAccounts
 from ledger.entries import Draft, Leg, write_drafts
+from ledger.schema import journal_entries
 from tests.ledger.chart import capture, cny, open_chart
 from tests.ledger.test_database_rules import _raw_entry as raw_entry
 from tests.ledger.test_database_rules import _raw_posting as raw_posting
@@ -159,10 +161,10 @@ async def test_the_write_path_plans_look_ups_whatever_the_statistics_say(db):
             config = dict((await conn.execute(sa.text(
                 "SELECT p.proname, array_to_string(p.proconfig, ',') FROM pg_proc p"
                 " WHERE p.pronamespace = current_schema()::regnamespace AND p.proname IN"
-                " ('ledger_post_entries', 'ledger_check_new_postings',"
+                " ('ledger_post_entries', 'ledger_post_entry', 'ledger_check_new_postings',"
                 "  'ledger_check_new_entries')"))).all())
         assert sorted(config) == ["ledger_check_new_entries", "ledger_check_new_postings",
-                                  "ledger_post_entries"]
+                                  "ledger_post_entries", "ledger_post_entry"]
         assert all("enable_seqscan=off" in (c or "") for c in config.values()), config
         # the triggers look up each new row by key (0009): never a hash of a whole table
         for trigger in ("ledger_check_new_entries", "ledger_check_new_postings"):
@@ -254,26 +256,29 @@ async def test_a_malformed_batch_is_refused_whole(db):
 
 
 async def test_only_the_write_functions_own_statements_skip_the_triggers(db):
-    """PostgreSQL: the write function runs as the NOLOGIN writer role with its search_path
-    pinned to its own schema, and the two statement triggers skip that role alone; a
-    hand-written entry is still re-checked (and refused when it does not balance)."""
+    """PostgreSQL: the write functions (a batch's and one entry's) run as the NOLOGIN writer
+    role with their search_path pinned to their own schema, and the two statement triggers
+    skip that role alone; a hand-written entry is still re-checked (and refused when it does
+    not balance)."""
     chart = await open_chart(db)
     if db.dialect.name == "postgresql":
         async with db.connect() as conn:
-            owner, definer, config, schema, public = (await conn.execute(sa.text(
-                "SELECT pg_get_userbyid(p.proowner), p.prosecdef,"
+            functions = (await conn.execute(sa.text(
+                "SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef,"
                 " array_to_string(p.proconfig, ','), current_schema(),"
                 " EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0)"
                 " FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace"
-                " AND p.proname = 'ledger_post_entries'"))).one()
+                " AND p.proname IN ('ledger_post_entries', 'ledger_post_entry')"))).all()
             whens = (await conn.execute(sa.text(
                 "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t"
                 " JOIN pg_class c ON c.oid = t.tgrelid"
                 " WHERE c.relnamespace = current_schema()::regnamespace"
                 " AND t.tgname IN ('postings_check', 'journal_entries_balanced')"))).all()
-        # it writes with the writer's rights: not every role may call it
-        assert (owner, definer, public) == (ddl.WRITER_ROLE, True, False)
-        assert f"search_path={schema}, pg_temp" in config, config
+        # each writes with the writer's rights: not every role may call it
+        assert sorted(f[0] for f in functions) == ["ledger_post_entries", "ledger_post_entry"]
+        for _, owner, definer, config, schema, public in functions:
+            assert (owner, definer, public) == (ddl.WRITER_ROLE, True, False)
+            assert f"search_path={schema}, pg_temp" in config, config
         assert len(whens) == 2
         for name, definition in whens:
             assert f"WHEN ((CURRENT_USER <> '{ddl.WRITER_ROLE}'::name))" in definition, name
@@ -286,3 +291,170 @@ async def test_only_the_write_functions_own_statements_skip_the_triggers(db):
     async with db.begin() as conn:
         posted = await ledger.post(conn, capture("by-function", "10.00", "1.00"))
     assert not posted.replayed
+
+
+# --- every write path refuses in the same order ------------------------------------------
+#
+# PostgreSQL has two write functions, `ledger_post_entry` (one entry: every `post`,
+# migration 0014) and `ledger_post_entries` (a batch); SQLite, and reversals and holds
+# everywhere, use the Python write path. Each case below breaks two rules at once (or
+# replays an entry whose account has since been closed), so only the same order of checks
+# gives the same answer on every path.
+FEES, CLEARING, USD_CLEARING = "6602.expense.bank_fees", "1102.clearing.icbc", "1102.clearing.usd"
+S1, S2, COMMISSION = "2202.payable.s1", "2202.payable.s2", "6001.income.commission"
+
+
+def _draft(key: str, *legs: tuple[object, int, str]) -> Draft:
+    return Draft(idempotency_key=key, kind="order.test", effective_date=None,
+                 legs=[Leg(account, amount, currency)  # type: ignore[arg-type]
+                       for account, amount, currency in legs])
+
+
+async def _fees_used_then_closed(conn) -> None:
+    """An entry `k1` on the bank-fees account, undone by `k2`, and the account closed."""
+    for key, amount in (("k1", 100), ("k2", -100)):
+        await _python_path(conn, _draft(key, (FEES, amount, "CNY"), (CLEARING, -amount, "CNY")))
+    await ledger.close_account(conn, FEES)
+
+
+async def _k1_posted(conn) -> None:
+    await _python_path(conn, _draft("k1", (FEES, 100, "CNY"), (CLEARING, -100, "CNY")))
+
+
+async def _fees_closed(conn) -> None:
+    await ledger.close_account(conn, FEES)
+
+
+async def _nothing(conn) -> None:
+    return None
+
+
+#: name -> (what is on the books first, the draft, whether Draft.from_request would pass it)
+ORDER_CASES = {
+    "an unknown account, before a closed one": (_fees_closed, _draft(
+        "u", (FEES, 100, "CNY"), ("nope", -50, "CNY"), (999_999, -50, "CNY")), True),
+    "a replay, although its account is closed now": (_fees_used_then_closed, _draft(
+        "k1", (FEES, 100, "CNY"), (CLEARING, -100, "CNY")), True),
+    "a key used for another request, before a wrong currency": (_k1_posted, _draft(
+        "k1", (CLEARING, 100, "USD"), (USD_CLEARING, -100, "USD")), True),
+    "a wrong currency on leg 1, before a closed account on leg 3": (_fees_closed, _draft(
+        "c", (CLEARING, 100, "USD"), (USD_CLEARING, -100, "USD"), (FEES, 100, "CNY"),
+        (CLEARING, -100, "CNY")), True),
+    "a closed account, before its wrong currency": (_fees_closed, _draft(
+        "d", (FEES, 100, "USD"), (USD_CLEARING, -100, "USD")), True),
+    "two limits broken: the lower account id is named": (_nothing, _draft(
+        "l", (S2, 100, "CNY"), (S1, 250, "CNY"), (CLEARING, -350, "CNY")), True),
+    "one account twice in an entry, posted": (_k1_posted, _draft(
+        "twice", (CLEARING, 500, "CNY"), (CLEARING, -120, "CNY"), (COMMISSION, -380, "CNY")),
+        True),
+    "too few legs, before a closed account": (_fees_closed, _draft(
+        "f", (FEES, 100, "CNY")), False),
+    "unbalanced, before a broken limit": (_nothing, _draft(
+        "b", (S1, 100, "CNY"), (CLEARING, -99, "CNY")), False),
+    "a closed account, before unbalanced": (_fees_closed, _draft(
+        "e", (FEES, 100, "CNY"), (CLEARING, -99, "CNY")), False),
+}
+
+
+async def _python_path(conn, draft: Draft) -> ledger.JournalEntry | uuid.UUID:
+    books = await LockedAccounts.lock(conn, (leg.account for leg in draft.legs))
+    [entry] = await write_drafts(conn, [draft], books)
+    return entry.id if entry.replayed else entry
+
+
+async def _one_entry_function(conn, draft: Draft) -> ledger.JournalEntry | uuid.UUID:
+    return await fastpath.post_entry(await store.driver(conn), draft)
+
+
+async def _batch_function(conn, draft: Draft) -> ledger.JournalEntry | uuid.UUID:
+    [written] = await fastpath.post_batch(await store.driver(conn), [draft])
+    return written
+
+
+async def _outcome(db, case: str, write) -> tuple[object, ...]:
+    """What `write` answers to the case's draft, on books set up in the same transaction,
+    which is then rolled back."""
+    setup, draft, _ = ORDER_CASES[case]
+    async with db.connect() as conn:
+        await conn.begin()
+        await setup(conn)
+        replayed = await conn.scalar(sa.select(journal_entries.c.id).where(
+            journal_entries.c.idempotency_key == draft.idempotency_key))
+        try:
+            written = await write(conn, draft)
+        except ledger.LedgerError as refused:
+            return type(refused).__name__, str(refused)
+        finally:
+            await conn.rollback()
+    if isinstance(written, uuid.UUID):
+        return "replayed", written == replayed
+    return "posted", [(p.account_code, p.amount, p.account_seq, p.balance_after)
+                      for p in written.postings]
+
+
+@pytest.mark.parametrize("case", list(ORDER_CASES))
+async def test_every_write_path_refuses_in_the_same_order(db, case):
+    await open_chart(db)
+    valid = ORDER_CASES[case][2]
+    outcomes = {}
+    if valid:
+        outcomes["python"] = await _outcome(db, case, _python_path)
+    if db.dialect.name == "postgresql":
+        outcomes["one entry"] = await _outcome(db, case, _one_entry_function)
+        outcomes["batch"] = await _outcome(db, case, _batch_function)
+    if not outcomes:
+        # SQLite: the Python path trusts Draft.from_request, which refuses this draft; passed
+        # one anyway, it still writes nothing (a check of its own, or SQLite's triggers)
+        draft = ORDER_CASES[case][1]
+        with pytest.raises((ledger.LedgerError, sa.exc.IntegrityError)):
+            async with db.begin() as conn:
+                await _python_path(conn, draft)
+        async with db.connect() as conn:
+            assert (await conn.scalar(sa.select(sa.func.count()).select_from(journal_entries)
+                                      .where(journal_entries.c.idempotency_key
+                                             == draft.idempotency_key))) == 0
+        return
+    assert len(set(map(repr, outcomes.values()))) == 1, outcomes
+    expected = {
+        "an unknown account, before a closed one": (
+            "UnknownAccount", "no such account: 999999, 'nope'"),
+        "a replay, although its account is closed now": ("replayed", True),
+        "a key used for another request, before a wrong currency": ("IdempotencyConflict",),
+        "a wrong currency on leg 1, before a closed account on leg 3": ("CurrencyMismatch",),
+        "a closed account, before its wrong currency": ("AccountClosed",),
+        "two limits broken: the lower account id is named": ("BalanceLimitExceeded",),
+        "one account twice in an entry, posted": ("posted", [
+            (CLEARING, 500, 2, 400), (CLEARING, -120, 3, 280), (COMMISSION, -380, 1, -380)]),
+        "too few legs, before a closed account": ("InvalidRequest",),
+        "unbalanced, before a broken limit": ("UnbalancedEntry",),
+        "a closed account, before unbalanced": ("AccountClosed",),
+    }[case]
+    outcome = next(iter(outcomes.values()))
+    assert outcome[:len(expected)] == expected, outcome
+    if expected[0] == "CurrencyMismatch":
+        assert CLEARING in outcome[1] and "USD" in outcome[1]
+    if expected[0] == "BalanceLimitExceeded":
+        assert S1 in outcome[1] and "2.50" in outcome[1] and S2 not in outcome[1]
+
+
+async def test_the_one_entry_function_refuses_a_malformed_call(db):
+    """PostgreSQL: legs whose arrays disagree in length, or lack an amount or a currency,
+    are an error before anything is read or written (the client never makes one)."""
+    chart = await open_chart(db)
+    if db.dialect.name != "postgresql":
+        return
+    clearing, payable = chart[CLEARING].id, chart[S1].id
+    call = ("SELECT o_status FROM ledger_post_entry('k', gen_random_uuid(), 'bug', '', NULL,"
+            " NULL, '{}', '[', ']', 'h', 'm', 't', :ids, :codes, :amounts, :currencies)")
+    for ids, codes, amounts, currencies in (
+        ([clearing, payable], [None], [100, -100], ["CNY", "CNY"]),
+        ([clearing, payable], [None, None], [100, None], ["CNY", "CNY"]),
+        ([clearing, payable], [None, None], [100, -100], ["CNY"]),
+        ([clearing, payable], [None, None], None, ["CNY", "CNY"]),
+    ):
+        with pytest.raises(DBAPIError, match="each leg needs an account, an amount and a"):
+            async with db.begin() as conn:
+                await conn.execute(sa.text(call), {
+                    "ids": ids, "codes": codes, "amounts": amounts, "currencies": currencies})
+    async with db.connect() as conn:
+        assert (await conn.scalar(sa.text("SELECT count(*) FROM journal_entries"))) == 0
