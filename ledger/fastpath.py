@@ -65,8 +65,8 @@ async def post_batch(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry | u
 
 async def post_entry(raw: Any, draft: Draft) -> JournalEntry | uuid.UUID:
     """One draft through `ledger_post_entry` (migration 0014): typed arguments, no JSON to
-    read, and a function with a fraction of the batch function's statements, whose
-    PostgreSQL re-prepares every statement and expression in each new transaction."""
+    read, and a fraction of the batch function's statements and expressions, which
+    PostgreSQL prepares again in every transaction."""
     metadata, _, request_head, request_tail, middle, tail = _shared_parts(draft)
     [entry_id] = new_entry_id_texts(1)
     ids: list[int | None] = []
