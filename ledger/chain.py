@@ -4,7 +4,7 @@ An entry's hash covers its own fields. Each posting's hash covers the previous p
 the same account, the entry's hash and the posting's own fields, so editing any row, even
 with the triggers disabled, breaks a chain that `verify()` walks.
 
-PostgreSQL's write function (`ledger.fastpath`) computes the same hashes in SQL, where
+PostgreSQL's write functions (`ledger.fastpath`) compute the same hashes in SQL, where
 some fields are only known under the account locks: the account ids behind codes, each
 account's chain head and sequence, the booking time. So each JSON text is built here in
 pieces (`*_parts`) around those fields, and the SQL joins the pieces with the fields in
