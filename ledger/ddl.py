@@ -315,9 +315,7 @@ BEGIN
       END IF;
       a_seq[k] := a_seq[k] + 1; a_dirty[k] := true; net := a_pd[k] - a_pc[k];
       -- chain.posting_hash
-      a_head[k] := encode(sha256(convert_to(a_head[k] || '|' || e_hash[e] || '|' || legs[i]
-        || '|' || a_seq[k] || '|' || l_amounts[i] || '|' || l_currencies[i] || '|' || net,
-        'UTF8')), 'hex');
+      a_head[k] := {posting_hash};
       o_seqs[i] := a_seq[k]; o_balances[i] := net; p_hash[i] := a_head[k];
       o_codes[i] := a_code[k];
       IF a_limit[k] IS NOT NULL THEN
@@ -478,6 +476,16 @@ def leg_json_sql(account: str, amount: str, currency: str) -> str:
     return f"""'[' || {account} || ',' || {amount} || ',"' || {currency} || '"]'"""
 
 
+def posting_hash_sql(entry_hash: str, account: str, amount: str, currency: str,
+                     indent: str) -> str:
+    """chain.posting_hash of the posting just added to locked account `k` (its new `a_seq[k]`,
+    the balance after it in `net`, the chain's previous link in `a_head[k]`), as a SQL text
+    expression: both write functions must hash the very same bytes as Python."""
+    return (f"encode(sha256(convert_to(a_head[k] || '|' || {entry_hash} || '|' || {account}\n"
+            f"{indent}|| '|' || a_seq[k] || '|' || {amount} || '|' || {currency} || '|' || net,\n"
+            f"{indent}'UTF8')), 'hex')")
+
+
 def _post_entries_function(writes: str, self_checked: bool = False,
                            booked_in_order: bool = False) -> str:
     """The function's text; `self_checked` (from 0011) adds the checks that let it write
@@ -487,6 +495,8 @@ def _post_entries_function(writes: str, self_checked: bool = False,
               **(_BOOKED_IN_ORDER if booked_in_order else _BOOKED_BY_CLOCK)}
     text = (_POST_ENTRIES_TEMPLATE.replace("{writes}", writes)
             .replace("{leg_json_one}", leg_json_sql("legs[i]", "l_amounts[i]", "l_currencies[i]"))
+            .replace("{posting_hash}", posting_hash_sql("e_hash[e]", "legs[i]", "l_amounts[i]",
+                                                        "l_currencies[i]", " " * 8))
             .replace("{leg_json_batch}",
                      leg_json_sql("s.id", "l_amounts[s.i]", "l_currencies[s.i]")))
     for name, piece in pieces.items():

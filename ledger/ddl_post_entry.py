@@ -25,7 +25,7 @@ which it proves itself.
 
 from __future__ import annotations
 
-from ledger.ddl import leg_json_sql, writer_function_setup
+from ledger.ddl import leg_json_sql, posting_hash_sql, writer_function_setup
 
 SIGNATURE = ("ledger_post_entry(text, uuid, text, text, date, text, text, text, text, text, "
              "text, text, bigint[], text[], bigint[], text[])")
@@ -133,9 +133,7 @@ BEGIN
     END IF;
     a_seq[k] := a_seq[k] + 1; net := a_pd[k] - a_pc[k];
     -- chain.posting_hash
-    a_head[k] := encode(sha256(convert_to(a_head[k] || '|' || e_hash || '|' || o_account_ids[i]
-      || '|' || a_seq[k] || '|' || p_amounts[i] || '|' || p_currencies[i] || '|' || net,
-      'UTF8')), 'hex');
+    a_head[k] := {posting_hash};
     o_seqs[i] := a_seq[k]; o_balances[i] := net; p_hash[i] := a_head[k];
     o_codes[i] := a_code[k];
     has_limit := has_limit OR a_limit[k] IS NOT NULL;
@@ -182,7 +180,9 @@ BEGIN
    WHERE b.account_id = x.id;
   o_status := 'posted';
 END $$
-""".replace("{leg_json}", leg_json_sql("o_account_ids[i]", "p_amounts[i]", "p_currencies[i]"))
+""".replace("{leg_json}", leg_json_sql("o_account_ids[i]", "p_amounts[i]", "p_currencies[i]")
+            ).replace("{posting_hash}", posting_hash_sql("e_hash", "o_account_ids[i]", "p_amounts[i]",
+                                                         "p_currencies[i]", " " * 6))
 
 _PG_0014 = [
     POST_ENTRY_FUNCTION,
