@@ -373,7 +373,7 @@ async def _batch_function(conn, draft: Draft) -> ledger.JournalEntry | uuid.UUID
 
 async def _outcome(db, case: str, write) -> tuple[object, ...]:
     """What `write` answers to the case's draft, on books set up in the same transaction,
-    which is then rolled back."""
+    which is then rolled back (after `verify`, when something was written)."""
     setup, draft, _ = ORDER_CASES[case]
     async with db.connect() as conn:
         await conn.begin()
@@ -382,10 +382,13 @@ async def _outcome(db, case: str, write) -> tuple[object, ...]:
             journal_entries.c.idempotency_key == draft.idempotency_key))
         try:
             written = await write(conn, draft)
+            # what was written proves out, chains included, before it is rolled back
+            report = await ledger.verify(conn)
         except ledger.LedgerError as refused:
             return type(refused).__name__, str(refused)
         finally:
             await conn.rollback()
+    assert report.ok, report.discrepancies
     if isinstance(written, uuid.UUID):
         return "replayed", written == replayed
     return "posted", [(p.account_code, p.amount, p.account_seq, p.balance_after)
