@@ -17,11 +17,6 @@ def new_entry_id() -> uuid.UUID:
     return uuid.UUID(new_entry_id_texts(1)[0])
 
 
-def new_entry_id_text() -> str:
-    """The same, as the canonical text the database reads (no `UUID` object to build)."""
-    return new_entry_id_texts(1)[0]
-
-
 #: the variant nibble (binary 10xx) from any hex digit's two low bits
 _VARIANT_NIBBLE = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 

@@ -45,14 +45,22 @@ def _last_booked_seq(account_id: int, cutoff: dt.datetime, *, inclusive: bool) -
     return sa.select(search.c.lo).where(search.c.lo >= search.c.hi).scalar_subquery()
 
 
-async def _before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
-                  *, inclusive: bool) -> tuple[int, int]:
-    """(sequence number, running posted balance) of the account's last posting booked
-    before (or at) `cutoff`; (0, 0) when there is none."""
+async def _seq_before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
+                      *, inclusive: bool) -> int:
+    """The sequence number of the account's last posting booked before (or at) `cutoff`;
+    0 when there is none."""
     seq = await conn.scalar(sa.select(_last_booked_seq(account_id, cutoff, inclusive=inclusive)))
     if seq is None:  # the search met a gap: a posting is missing, which verify() names
         raise LedgerError(f"account {account_id}'s postings are not a gapless sequence, so its "
                           "history cannot be searched; run verify() to find what was changed")
+    return int(seq)
+
+
+async def _before(conn: AsyncConnection, account_id: int, cutoff: dt.datetime,
+                  *, inclusive: bool) -> tuple[int, int]:
+    """(sequence number, running posted balance) of the account's last posting booked
+    before (or at) `cutoff`; (0, 0) when there is none."""
+    seq = await _seq_before(conn, account_id, cutoff, inclusive=inclusive)
     if not seq:
         return 0, 0
     net = await conn.scalar(
@@ -99,7 +107,7 @@ async def statement(
     account = await get_account(conn, ref)
     lo, hi = _start_of(start), _start_of(end + dt.timedelta(days=1))
     first, opening = await _before(conn, account.id, lo, inclusive=False)
-    last, _ = await _before(conn, account.id, hi, inclusive=False)
+    last = await _seq_before(conn, account.id, hi, inclusive=False)
     rows = await conn.execute(
         sa.select(postings.c.entry_id, postings.c.account_seq, postings.c.booked_at,
                   postings.c.effective_date, postings.c.amount, postings.c.balance_after,
