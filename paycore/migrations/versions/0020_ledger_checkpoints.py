@@ -1,0 +1,19 @@
+"""ledger: signed checkpoints; reconciliation fixes — reserved
+
+Revision ID: 0020
+Revises: 0019
+"""
+from alembic import op  # noqa: F401
+
+revision = '0020'
+down_revision = '0019'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
