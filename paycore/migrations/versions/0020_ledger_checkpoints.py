@@ -1,4 +1,4 @@
-"""ledger: signed checkpoints; reconciliation fixes — reserved
+"""ledger: signed checkpoints — reserved
 
 Revision ID: 0020
 Revises: 0019
