@@ -47,7 +47,18 @@ Janitor, operators and health
 - `list_in_review(conn)`, `list_inquiries(conn)`, `list_rejections(conn, *, limit, reason)`.
 - `run_janitor(engine, banks, *, now=None, limit=200, max_tries=8) -> JanitorReport` —
   status inquiries on a back-off schedule, expiry, manual review after `max_tries`.
-- `bank_health_report(banks)`, `save_bank_health(conn, banks)`, `load_bank_health(conn)`.
+- `bank_health_report(banks)`, `save_bank_health(conn, banks)`, `load_bank_health(conn)`;
+  `save_bank_certificates(conn, banks)`, `load_bank_certificates(conn)` — the banks'
+  certificates and their expiry (`CertificateStatus.warning(now)`: 30 days ahead).
+
+Payouts that come back, and the payout review queue
+- `book_payout_return(conn, payout_id, *, bank, bank_return_id, amount_minor, currency,
+  reason, source)` — a succeeded payout the bank returned (退票): `returned`, booked back
+  once (`payout.return`: Dr 1103.clearing.payout, Cr the debit account), a review item;
+  a return for a payout not succeeded, or another amount: review, nothing booked.
+- `check_payout_returns(engine, banks, *, payout_ids=None, within=7 days)` — ask the
+  banks about succeeded payouts; a return in the answer is booked as above.
+- `list_payout_reviews(conn, *, status="open")`, `resolve_payout_review(conn, id, by=, note=)`.
 
 Every status change is a compare-and-set; errors are `gateways.PaymentError` subclasses
 (`gateways.errors`), each with a short `code` for problem+json.
@@ -74,6 +85,12 @@ from gateways.bank import (
     NotificationKind,
     OutcomeUnknown,
     PaymentInstruction,
+)
+from gateways.certificates import (
+    CertificateState,
+    CertificateStatus,
+    load_bank_certificates,
+    save_bank_certificates,
 )
 from gateways.checkout import (
     cancel_intent,
@@ -104,6 +121,13 @@ from gateways.health import bank_health_report, load_bank_health, save_bank_heal
 from gateways.inquiries import Inquiry
 from gateways.janitor import DEFAULT_MAX_TRIES, JanitorReport, run_janitor
 from gateways.notifications import handle_notification
+from gateways.payout_returns import ReturnApplied, ReturnCheck, book_payout_return
+from gateways.payout_reviews import (
+    PayoutReview,
+    ReviewKind,
+    list_payout_reviews,
+    resolve_payout_review,
+)
 from gateways.payouts import (
     cancel_payout,
     get_payout,
@@ -153,6 +177,8 @@ __all__ = [
     "BankUnavailable",
     "Beneficiary",
     "BreakerState",
+    "CertificateState",
+    "CertificateStatus",
     "Checkout",
     "CircuitBreaker",
     "CircuitOpen",
@@ -176,6 +202,7 @@ __all__ = [
     "PayoutConflict",
     "PayoutNotFound",
     "PayoutRequest",
+    "PayoutReview",
     "PayoutState",
     "Refund",
     "RefundCommission",
@@ -183,10 +210,14 @@ __all__ = [
     "RefundNotFound",
     "RefundState",
     "RejectedNotification",
+    "ReturnApplied",
+    "ReturnCheck",
+    "ReviewKind",
     "SupplierTerms",
     "UnknownBank",
     "UnknownSupplier",
     "bank_health_report",
+    "book_payout_return",
     "cancel_intent",
     "cancel_payout",
     "create_intent",
@@ -201,15 +232,19 @@ __all__ = [
     "list_in_review",
     "list_inquiries",
     "list_intents",
+    "list_payout_reviews",
     "list_payouts",
     "list_refunds",
     "list_rejections",
+    "load_bank_certificates",
     "load_bank_health",
     "metadata",
     "refund_payment",
     "request_payout",
+    "resolve_payout_review",
     "retry_intent",
     "run_janitor",
+    "save_bank_certificates",
     "save_bank_health",
     "set_supplier_terms",
     "settle_payout",

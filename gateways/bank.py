@@ -31,6 +31,8 @@ class BankOutcome(StrEnum):
     PROCESSING = "processing"
     #: the bank does not know this order (never reached it): safe to fail over
     NOT_FOUND = "not_found"
+    #: payouts: paid, then sent back by the beneficiary's bank (退票); the money is back
+    RETURNED = "returned"
 
 
 class NotificationKind(StrEnum):
@@ -177,6 +179,9 @@ class PayoutStatus:
     outcome: BankOutcome
     bank_txn_id: str | None = None
     amount: Money | None = None
+    #: outcome RETURNED: the bank's reason (e.g. account closed) and its id of the return
+    return_reason: str | None = None
+    return_id: str | None = None
 
 
 class BankGateway(Protocol):

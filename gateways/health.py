@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateways.certificates import save_bank_certificates
 from gateways.routing import BankDirectory, BankHealth, BreakerState
 from gateways.schema import bank_health
 from gateways.store import utcnow
@@ -19,7 +20,10 @@ def bank_health_report(banks: BankDirectory) -> list[BankHealth]:
 
 
 async def save_bank_health(conn: AsyncConnection, banks: BankDirectory) -> None:
+    """The breakers' state, and the certificates the banks depend on (warning in the
+    logs about any that expires within 30 days: `gateways.certificates`)."""
     now = utcnow()
+    await save_bank_certificates(conn, banks, now=now)
     for h in banks.health():
         values = {"state": h.state.value, "consecutive_failures": h.consecutive_failures,
                   "opened_at": h.opened_at, "last_error": h.last_error, "updated_at": now}

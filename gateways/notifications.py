@@ -15,6 +15,13 @@ but are logged and recorded in `notification_rejections` (headers redacted, the 
 as digest and size); a mismatch also puts the intent (or payout) in review. A forged or
 malformed one is answered "not accepted" (a real bank will send it again, signed right);
 anything else the bank need not send again is acknowledged.
+
+Payouts: a mismatch (merchant, currency, amount) or a contradiction (the same bank
+transaction now with another outcome; "failed" for a payout that succeeded, or the
+reverse) opens a payout review item (`gateways.payout_reviews`; a payout still in flight
+moves to `review`). A payout the bank reports `returned` after it succeeded is booked
+back once (`gateways.payout_returns`); a return for a payout not succeeded here goes to
+review.
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, payouts, settlement
+from gateways import inquiries, payout_returns, payouts, settlement
 from gateways.bank import BankGateway, BankNotification, BankOutcome, BankReply, NotificationKind
 from gateways.errors import ConcurrentTransition, PaymentError, UnknownBank
 from gateways.inquiries import Subject
+from gateways.payout_reviews import ReviewKind, open_payout_review
 from gateways.protocols import (
     MalformedMessage,
     ProtocolError,
@@ -51,6 +59,7 @@ log = structlog.get_logger("gateways.notifications")
 
 _SECRET_HEADER = re.compile(r"sign|auth|key|secret|token|cert|cookie|password", re.IGNORECASE)
 _FINAL = (BankOutcome.SUCCEEDED, BankOutcome.FAILED)
+_PAYOUT_FINAL = (*_FINAL, BankOutcome.RETURNED)
 
 
 class NotificationResult:
@@ -68,6 +77,8 @@ class NotificationResult:
     CONFLICT = "conflict"
     NOT_FINAL = "not_final"
     NOT_APPLIED = "not_applied"
+    #: a payout reported returned that was not succeeded here (or another amount): review
+    RETURN_NOT_BOOKED = "return_not_booked"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -270,19 +281,54 @@ async def _payout(conn: AsyncConnection, adapter: BankGateway,
     payout = await find_payout(conn, note.reference)
     if payout is None or payout.bank != note.bank:
         return NotificationResult.UNKNOWN_REFERENCE, f"no payout {note.reference} at {note.bank}"
+    units = _stated_units(note)
+
+    async def review(kind: ReviewKind, why: str) -> None:
+        await open_payout_review(conn, payout, kind, why, bank=note.bank,
+                                 bank_txn_id=note.bank_txn_id, amount_minor=units,
+                                 currency=note.amount.currency.code)
+
     wrong = _mismatch(note, adapter, adapter.merchant_id, payout.amount_minor, payout.currency)
     if wrong:
-        await _ask_soon(conn, Subject.PAYOUT, payout.id, note.bank, payout.status.value)
+        await review(ReviewKind.MISMATCH,
+                     f"{note.outcome.value} notification from {note.bank} mismatch: {wrong}")
         return NotificationResult.MISMATCH, wrong
-    if note.outcome not in _FINAL:
+    if note.outcome not in _PAYOUT_FINAL:
         return NotificationResult.NOT_FINAL, f"outcome {note.outcome.value} changes nothing"
     dup = await _dedupe(conn, note)
     if dup is not None:
+        if dup[0] == NotificationResult.CONFLICT:
+            await review(ReviewKind.CONFLICT, dup[1])
         return dup
-    if payout.status in (PayoutState.SUCCEEDED, PayoutState.FAILED) and (
-            (payout.status is PayoutState.SUCCEEDED) != (note.outcome is BankOutcome.SUCCEEDED)):
+    if note.outcome is BankOutcome.RETURNED:
+        applied = await payout_returns.book_payout_return(
+            conn, payout.id, bank=note.bank, bank_return_id=note.bank_txn_id,
+            amount_minor=units, currency=note.amount.currency.code,
+            reason=note.details.get("return_reason", ""), source="notification")
+        await _record(conn, note)
+        if applied is payout_returns.ReturnApplied.BOOKED:
+            return NotificationResult.APPLIED, ""
+        if applied is payout_returns.ReturnApplied.DUPLICATE:
+            return NotificationResult.DUPLICATE, f"payout {payout.id} was returned already"
+        return NotificationResult.RETURN_NOT_BOOKED, (
+            f"payout {payout.id} is {payout.status.value}: the return goes to review")
+    if payout.status is PayoutState.RETURNED and note.outcome is BankOutcome.SUCCEEDED:
+        # the payment before its return, told late: both are booked already
+        await _record(conn, note)
+        return NotificationResult.DUPLICATE, f"payout {payout.id} succeeded and was returned"
+    settled = (PayoutState.SUCCEEDED, PayoutState.FAILED, PayoutState.RETURNED)
+    if payout.status in settled and (
+            (payout.status is not PayoutState.FAILED) != (note.outcome is BankOutcome.SUCCEEDED)):
         why = f"payout {payout.id} is {payout.status.value}; the bank now says {note.outcome.value}"
+        await review(ReviewKind.CONFLICT, why)
         return NotificationResult.CONFLICT, why
     await payouts.settle_payout(conn, payout.id, note.outcome, bank_txn_id=note.bank_txn_id)
     await _record(conn, note)
     return NotificationResult.APPLIED, ""
+
+
+def _stated_units(note: BankNotification) -> int | None:
+    try:
+        return ledger.to_minor(note.amount)
+    except ledger.LedgerError:
+        return None

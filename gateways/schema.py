@@ -221,3 +221,48 @@ bank_health = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# -- payouts that come back, and certificates (migration 0017)
+
+# What a person must look at about a payout: a return booked (with the bank's reason),
+# a return that could not be booked (the payout had not succeeded, another amount), a
+# notification that did not match the payout, or one that contradicted its outcome.
+payout_reviews = sa.Table(
+    "payout_reviews",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("payout_id", RecordId, nullable=False, index=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("bank", sa.String(32)),
+    #: the bank's id of what it reported (the return's own id, for a return)
+    sa.Column("bank_txn_id", sa.String(128)),
+    #: what the bank stated (minor units), when it stated an amount
+    sa.Column("amount_minor", sa.BigInteger),
+    sa.Column("currency", sa.String(3)),
+    #: the journal entry that booked it (a return), if any
+    sa.Column("entry_id", sa.Uuid),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("resolved_by", sa.String(120)),
+    sa.Column("resolution", sa.Text),
+    sa.CheckConstraint("kind IN ('returned', 'return_not_booked', 'mismatch', 'conflict')",
+                       name="ck_payout_reviews_kind"),
+    sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_payout_reviews_status"),
+    sa.Index("ix_payout_reviews_status_created", "status", "created_at"),
+)
+
+# The certificates each bank's protocol depends on, as the workers last saw them, so that
+# `paycore payments health` warns before one expires.
+bank_certificates = sa.Table(
+    "bank_certificates",
+    metadata,
+    sa.Column("bank", sa.String(32), primary_key=True),
+    sa.Column("role", sa.String(40), primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("serial", sa.String(64), nullable=False),
+    sa.Column("not_before", UTCDateTime(), nullable=False),
+    sa.Column("not_after", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

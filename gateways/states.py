@@ -79,6 +79,9 @@ class PayoutState(StrEnum):
     UNKNOWN = "unknown"
     REVIEW = "review"
     CANCELED = "canceled"
+    #: paid, then sent back by the beneficiary's bank (退票: wrong name, closed account);
+    #: the money is booked back to the account it was paid from
+    RETURNED = "returned"
 
 
 IS, A, R, P = IntentState, AttemptState, RefundState, PayoutState
@@ -128,9 +131,11 @@ PAYOUT_MOVES: Mapping[PayoutState, frozenset[PayoutState]] = {
     P.SUBMITTED: frozenset({P.REQUESTED, P.SUCCEEDED, P.FAILED, P.UNKNOWN, P.REVIEW}),
     # never back to requested: the money may have left, no failover from unknown
     P.UNKNOWN: frozenset({P.SUBMITTED, P.SUCCEEDED, P.FAILED, P.REVIEW}),
-    P.SUCCEEDED: frozenset(),
+    # a succeeded payout can still come back (a return is a new movement, never an undo)
+    P.SUCCEEDED: frozenset({P.RETURNED}),
     P.FAILED: frozenset(),
     P.CANCELED: frozenset(),
+    P.RETURNED: frozenset(),
     P.REVIEW: frozenset({P.SUCCEEDED, P.FAILED}),
 }
 

@@ -982,3 +982,30 @@ def sqlite_triggers_naming_postings() -> dict[str, str]:
     table is rebuilt (SQLite re-checks every trigger when a table is renamed) and made
     again after."""
     return {t.split()[2]: t for t in _SQLITE if "postings" in t}
+
+
+# Migration 0020: the checkpoint log is append-only like the entries (the same rejecting
+# function on PostgreSQL, which migration 0001 made).
+_PG_0020 = [
+    "CREATE TRIGGER ledger_checkpoints_append_only BEFORE UPDATE OR DELETE ON "
+    "ledger_checkpoints FOR EACH STATEMENT EXECUTE FUNCTION ledger_reject_change()",
+    "CREATE TRIGGER ledger_checkpoints_no_truncate BEFORE TRUNCATE ON ledger_checkpoints "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_reject_change()",
+]
+_SQLITE_0020 = [
+    f"CREATE TRIGGER ledger_checkpoints_no_{op.lower()} BEFORE {op} ON ledger_checkpoints "
+    f"BEGIN SELECT RAISE(ABORT, 'the checkpoint log is append-only: {op} on "
+    "ledger_checkpoints is not allowed'); END"
+    for op in ("UPDATE", "DELETE")
+]
+
+
+def checkpoint_log_create_statements(dialect: str) -> list[str]:
+    return list(_PG_0020) if dialect == "postgresql" else list(_SQLITE_0020)
+
+
+def checkpoint_log_drop_statements(dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS ledger_checkpoints_{s} ON ledger_checkpoints"
+                for s in ("append_only", "no_truncate")]
+    return [f"DROP TRIGGER IF EXISTS ledger_checkpoints_no_{op}" for op in ("update", "delete")]

@@ -172,3 +172,10 @@ class HoldAmountExceeded(HoldError):
     def __init__(self, hold_id: object, detail: str) -> None:
         self.hold_id = hold_id
         super().__init__(f"cannot post more than hold {hold_id} reserved: {detail}")
+
+
+class CheckpointError(LedgerError):
+    """A checkpoint or an account proof that cannot be trusted: malformed, signed by a key
+    the verifier does not trust, altered after signing, or not matching its own root."""
+
+    code = "checkpoint-error"

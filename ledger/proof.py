@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import chain
+from ledger.checkpoints import Checkpoint, checkpoint_discrepancies, last_recorded_checkpoint
 from ledger.schema import account_balances, accounts, hold_legs, holds, journal_entries, postings
 from ledger.types import AccountType, HoldStatus, TrialBalance, TrialBalanceRow, VerifyReport
 
@@ -55,7 +57,11 @@ class _Walk:
     broken: bool = False
 
 
-async def verify(conn: AsyncConnection) -> VerifyReport:
+async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) -> VerifyReport:
+    """Recompute everything the ledger stores from the postings and walk every chain; then
+    hold the books against each signed checkpoint given (already loaded, their signatures
+    checked: `ledger.load_checkpoint`), which finds what the books' own agreement cannot —
+    a history cut, rewound or rewritten behind the triggers before the checkpoint."""
     found: list[str] = []
 
     def report(message: str) -> None:
@@ -100,7 +106,8 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
     stream = await conn.stream(
         sa.select(postings, journal_entries.c.hash.label("entry_hash"),
                   journal_entries.c.booked_at.label("entry_booked_at"))
-        .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
+        # outer: a posting whose entry row was deleted is named at its own sequence number
+        .outerjoin(journal_entries, journal_entries.c.id == postings.c.entry_id)
         .order_by(postings.c.account_id, postings.c.account_seq)
     )
     async for p in stream:
@@ -117,6 +124,8 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
         problem = None
         if p.account_seq != walk.seq + 1:
             problem = f"sequence jumps from #{walk.seq} to #{p.account_seq}: a posting is missing"
+        elif p.entry_hash is None:
+            problem = "its journal entry row is gone — deleted behind the triggers"
         elif p.currency != walk.currency:
             problem = f"currency {p.currency} but the account is kept in {walk.currency}"
         elif chain.posting_hash(walk.head, p.entry_hash, p.account_id, p.account_seq, p.amount,
@@ -173,7 +182,18 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
         if debits != credits:
             report(f"{cur}: total posted debits {debits} differ from credits {credits}")
 
-    return VerifyReport(entry_count, posting_count, len(walks), int(held or 0), tuple(found))
+    last = await last_recorded_checkpoint(conn)
+    if last is not None and entry_count < last.entry_count:
+        report(f"the ledger's checkpoint log says the checkpoint of "
+               f"{chain.booked_text(last.taken_at)} ({last.hash[:12]}) counted "
+               f"{last.entry_count} journal entries; the books hold {entry_count} — entries "
+               "were deleted behind the triggers")
+    for checkpoint in checkpoints:
+        for problem in await checkpoint_discrepancies(conn, checkpoint):
+            report(problem)
+
+    return VerifyReport(entry_count, posting_count, len(walks), int(held or 0), tuple(found),
+                        checkpoints=len(checkpoints))
 
 
 __all__ = ["trial_balance", "verify"]

@@ -179,3 +179,19 @@ hold_legs = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.CheckConstraint("amount <> 0", name="ck_hold_legs_amount_nonzero"),
 )
+
+# The ledger's own record of each signed checkpoint (ledger.checkpoints): append-only like
+# the entries, so a checkpoint cannot be quietly forgotten while the triggers are on, and
+# verify() refuses books with fewer entries than the last checkpoint counted.
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    #: SHA-256 of the signed statement (the checkpoint's canonical head)
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("taken_at", UTCDateTime(), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    #: the Merkle root over the accounts' leaves
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("entry_count", sa.BigInteger, nullable=False),
+    sa.Column("account_count", sa.BigInteger, nullable=False),
+)

@@ -274,6 +274,8 @@ class VerifyReport:
     holds_pending: int
     #: every discrepancy found, first one first; empty when the books prove out
     discrepancies: tuple[str, ...]
+    #: how many signed checkpoints the books were held against
+    checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -285,7 +287,9 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.ok:
+            extended = (f"; the books extend {self.checkpoints} signed checkpoint"
+                        f"{'s' if self.checkpoints != 1 else ''}" if self.checkpoints else "")
             return (f"verify: OK — {self.entries} entries, {self.postings} postings, "
-                    f"{self.accounts} accounts, chains intact")
+                    f"{self.accounts} accounts, chains intact{extended}")
         return (f"verify: FAILED — {len(self.discrepancies)} discrepancies; first: "
                 f"{self.discrepancies[0]}")

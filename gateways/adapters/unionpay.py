@@ -83,8 +83,13 @@ class UnionPayCredentials:
     merchant_identity: RsaIdentity
     #: UnionPay's root certificates: the bank's signing certificate must chain to one
     bank_roots: tuple[x509.Certificate, ...]
+    #: the common name the bank's signing certificate must carry (acp checks the CN:
+    #: 中国银联股份有限公司 in production); any other subject under the root is refused
+    bank_signer_name: str
     #: UnionPay's encryption certificate: payouts' account numbers travel under it
     bank_encryption_certificate: x509.Certificate | None = None
+    #: UnionPay's intermediate ("middle") certificates between its root and its signer
+    bank_intermediates: tuple[x509.Certificate, ...] = ()
 
 
 class UnionPayAdapter(HttpAdapter):
@@ -100,7 +105,9 @@ class UnionPayAdapter(HttpAdapter):
         self._credentials = credentials
         self._code = code
         self._signer = up.Signer(credentials.merchant_identity)
-        self._verifier = up.Verifier(roots=credentials.bank_roots)
+        self._verifier = up.Verifier(roots=credentials.bank_roots,
+                                     intermediates=credentials.bank_intermediates,
+                                     signer_name=credentials.bank_signer_name)
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._client = make_client(timeout, transport)
         #: orderId -> txnTime of what we sent (queryTrans needs both)
@@ -109,6 +116,19 @@ class UnionPayAdapter(HttpAdapter):
     @property
     def merchant_id(self) -> str:
         return self._credentials.mer_id
+
+    def certificates(self) -> list[tuple[str, x509.Certificate]]:
+        """The certificates this adapter depends on, by role (for expiry warnings): the
+        configured ones, and the bank's signing certificate as last verified."""
+        creds = self._credentials
+        found = [("merchant signing", creds.merchant_identity.certificate)]
+        found += [("bank root", c) for c in creds.bank_roots]
+        found += [("bank intermediate", c) for c in creds.bank_intermediates]
+        if creds.bank_encryption_certificate is not None:
+            found.append(("bank encryption", creds.bank_encryption_certificate))
+        if self._verifier.last_signer is not None:
+            found.append(("bank signing (last seen)", self._verifier.last_signer))
+        return found
 
     def _url(self, path: str) -> str:
         return self._credentials.base_url.rstrip("/") + path

@@ -58,10 +58,12 @@ def generate_rsa_identity(
     issuer: RsaIdentity | None = None,
     serial_number: int | None = None,
     is_ca: bool = False,
+    path_length: int | None = None,
     not_before: dt.datetime | None = None,
     valid_for: dt.timedelta = dt.timedelta(days=365),
 ) -> RsaIdentity:
-    """RSA-2048 key and certificate; self-signed unless an issuer (a test CA) is given."""
+    """RSA-2048 key and certificate; self-signed unless an issuer (a test CA) is given.
+    `path_length` limits how many CAs may stand below a CA (0: it issues end entities only)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
@@ -79,7 +81,8 @@ def generate_rsa_identity(
         .serial_number(serial_number or secrets.randbits(63) + 1)
         .not_valid_before(start)
         .not_valid_after(start + valid_for)
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=path_length if is_ca else None),
+                       critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=not is_ca,

@@ -20,7 +20,11 @@ Wire format, as in the acp 5.1.0 SDK:
   `SecureUtil.sha256X16`).  `signing_digest` reproduces exactly that.
 - `certId` is the signer's certificate serial number in decimal.  In 5.1.0 the bank also
   embeds its signing certificate as PEM in `signPubKeyCert`; the receiver trusts it only
-  if it chains to a configured root (or is pinned), never because it is in the message.
+  if it is pinned, or, as the acp SDK does (`CertUtil.verifyAndGetVerifyPubKey`), if it
+  chains through the configured intermediate ("middle") certificates to a configured root,
+  is valid now, may sign (key usage), and names the bank (its subject's CN equals the
+  configured signer name: 中国银联股份有限公司 in production) — never because it is in
+  the message, nor because anyone else under the same root issued it.
 """
 
 from __future__ import annotations
@@ -36,8 +40,14 @@ from enum import StrEnum
 from urllib.parse import parse_qsl, urlencode
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import (
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 from moneyed import CurrencyDoesNotExist, Money, get_currency
 
 from gateways.protocols.amounts import minor_to_money, money_to_minor, parse_minor_units
@@ -196,8 +206,13 @@ class Verifier:
 
     `certificates` are pinned signing certificates, found by `certId` (how a bank finds a
     merchant's uploaded certificate, and how 5.0.0 merchants found the bank's).
-    `roots` are CA certificates: a `signPubKeyCert` carried in the message is used only if
-    one of them issued it, or if it is itself pinned.
+    `roots` are CA certificates and `intermediates` the CAs between them and the bank's
+    signing certificate: a `signPubKeyCert` carried in the message is used only if it is
+    pinned, or if it chains through `intermediates` to one of `roots` at the time of
+    verification (every certificate of the path valid then, each CA a CA that may sign
+    certificates, within its path length) with a key usage that allows signing, and its
+    subject's common name is `signer_name` — another party's certificate under the same
+    root proves nothing about the bank. Trusting roots without a signer name is refused.
     """
 
     def __init__(
@@ -205,9 +220,18 @@ class Verifier:
         *,
         certificates: Iterable[x509.Certificate] = (),
         roots: Iterable[x509.Certificate] = (),
+        intermediates: Iterable[x509.Certificate] = (),
+        signer_name: str | None = None,
     ) -> None:
         self._by_cert_id = {str(c.serial_number): c for c in certificates}
         self._roots = tuple(roots)
+        self._intermediates = list(intermediates)
+        if self._roots and not signer_name:
+            raise ValueError("a verifier that trusts roots needs the bank's signer name: "
+                             "the common name its signing certificate must carry")
+        self._signer_name = signer_name
+        #: the bank's signing certificate of the last message verified (for health)
+        self.last_signer: x509.Certificate | None = None
 
     def verify(self, fields: Mapping[str, str], *, now: dt.datetime | None = None) -> None:
         signature_b64 = fields.get("signature", "")
@@ -237,6 +261,7 @@ class Verifier:
                 "signature does not match the message: a field was altered, or it was "
                 f"signed with another key than certId {certificate.serial_number}"
             )
+        self.last_signer = certificate
 
     def _certificate_for(self, fields: Mapping[str, str], now: dt.datetime) -> x509.Certificate:
         embedded = fields.get("signPubKeyCert", "").strip()
@@ -248,7 +273,8 @@ class Verifier:
             pinned = self._by_cert_id.get(str(certificate.serial_number))
             if pinned is not None and pinned == certificate:
                 return certificate
-            if self._issued_by_root(certificate):
+            if self._roots:
+                self._check_chain(certificate, now)
                 return certificate
             raise SignatureInvalid(
                 f"signPubKeyCert (serial {certificate.serial_number}) is neither pinned nor "
@@ -260,14 +286,53 @@ class Verifier:
             raise SignatureInvalid(f"no trusted certificate has certId {cert_id!r}")
         return found
 
-    def _issued_by_root(self, certificate: x509.Certificate) -> bool:
-        for root in self._roots:
-            try:
-                certificate.verify_directly_issued_by(root)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            return True
-        return False
+    def _check_chain(self, certificate: x509.Certificate, now: dt.datetime) -> None:
+        """Path to a root through the intermediates (RFC 5280 path validation by
+        `cryptography.x509.verification`: signatures, validity at `now`, CA basic
+        constraints and key usage, path lengths), then what makes it the bank's: a key
+        usage that allows signing and the expected subject."""
+        serial = certificate.serial_number
+        verifier = (PolicyBuilder().store(Store(list(self._roots))).time(now)
+                    # the CAs under the web PKI's rules; the leaf is no TLS client, so its
+                    # extensions are checked below, as a signing certificate's
+                    .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                                        ee_policy=ExtensionPolicy.permit_all())
+                    .build_client_verifier())
+        try:
+            verifier.verify(certificate, self._intermediates)
+        except VerificationError as exc:
+            raise SignatureInvalid(
+                f"signPubKeyCert (serial {serial}) is neither pinned nor issued by a trusted "
+                f"root (through the configured intermediates) valid at {now:%Y-%m-%d %H:%M:%S}"
+                f" UTC: {exc}"
+            ) from None
+        _require_signing_use(certificate)
+        names = [str(a.value) for a in certificate.subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME)]
+        if names != [self._signer_name]:
+            raise SignatureInvalid(
+                f"signPubKeyCert (serial {serial}) names {', '.join(names) or 'no one'}, not "
+                f"the bank's signer {self._signer_name!r}: another party's certificate"
+            )
+
+
+def _require_signing_use(certificate: x509.Certificate) -> None:
+    """A certificate that signs messages: not a CA, and, if it states a key usage, one
+    that allows digital signatures (or non-repudiation, as bank signing certificates
+    often say)."""
+    serial = certificate.serial_number
+    try:
+        basic = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is not None and basic.ca:
+        raise SignatureInvalid(f"certificate {serial} is a CA certificate, not a signer's")
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not (usage.digital_signature or usage.content_commitment):
+        raise SignatureInvalid(f"certificate {serial} is not for signing (key usage)")
 
 
 # ---------------------------------------------------------------------------- encodings

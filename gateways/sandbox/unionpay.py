@@ -1,9 +1,12 @@
 """Sandbox UnionPay online gateway (acp 5.1.0; wire format in
 `gateways.protocols.unionpay`).
 
-At start it makes its own test PKI: a root CA, the bank's signing certificate issued by
-it (embedded as `signPubKeyCert` in everything the bank signs), and the merchant's
-identity (whose certificate the merchant "uploaded": the bank finds it by `certId`).
+At start it makes its own test PKI, shaped like UnionPay's: a root CA, an intermediate
+("middle") CA under it, and from the intermediate the bank's signing certificate (common
+name `SIGNER_NAME`, embedded as `signPubKeyCert` in everything the bank signs) and its
+encryption certificate; and the merchant's identity (whose certificate the merchant
+"uploaded": the bank finds it by `certId`). The merchant trusts the root, is given the
+intermediate, and checks the signer's name (`UnionPayCredentials.bank_signer_name`).
 
 Routes:
 - `POST /gateway/api/frontTransReq.do`: the customer's browser brings the merchant's
@@ -52,6 +55,8 @@ from gateways.sandbox.notifier import Outgoing
 __all__ = ["UnionPaySandbox"]
 
 _TEXT = "text/plain;charset=UTF-8"
+#: the common name of the sandbox bank's signing certificate (production: 中国银联股份有限公司)
+SIGNER_NAME = "China UnionPay sandbox signing"
 _REFUSALS = {"duplicate": ("12", "重复交易[duplicate]"),
              "not_refundable": ("35", "原交易不存在或状态不正确[not refundable]"),
              "exceeds": ("61", "超出可退货金额[exceeds refundable amount]")}
@@ -69,11 +74,14 @@ class UnionPaySandbox(SandboxBank):
         settings: SandboxSettings | None = None,
         business_day: Callable[[], dt.date] | None = None,
     ) -> None:
-        self.root = generate_rsa_identity("UnionPay Sandbox Root CA", is_ca=True)
-        self.bank_identity = generate_rsa_identity("China UnionPay sandbox signing",
-                                                   issuer=self.root)
+        self.root = generate_rsa_identity("UnionPay Sandbox Root CA", is_ca=True,
+                                          valid_for=dt.timedelta(days=3650))
+        self.intermediate = generate_rsa_identity(
+            "UnionPay Sandbox Intermediate CA", issuer=self.root, is_ca=True, path_length=0,
+            valid_for=dt.timedelta(days=1825))
+        self.bank_identity = generate_rsa_identity(SIGNER_NAME, issuer=self.intermediate)
         self.encryption_identity = generate_rsa_identity("China UnionPay sandbox encryption",
-                                                         issuer=self.root)
+                                                         issuer=self.intermediate)
         self.merchant_identity = generate_rsa_identity("paycore marketplace merchant")
         self._signer = up.Signer(self.bank_identity, embed_certificate=True)
         self._verifier = up.Verifier(certificates=[self.merchant_identity.certificate])
@@ -87,7 +95,8 @@ class UnionPaySandbox(SandboxBank):
         return UnionPayCredentials(
             base_url=base_url or self.base_url, mer_id=self.merchant_id,
             merchant_identity=self.merchant_identity,
-            bank_roots=(self.root.certificate,),
+            bank_roots=(self.root.certificate,), bank_signer_name=SIGNER_NAME,
+            bank_intermediates=(self.intermediate.certificate,),
             bank_encryption_certificate=self.encryption_identity.certificate,
         )
 

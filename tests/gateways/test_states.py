@@ -64,7 +64,9 @@ def test_terminal_states_only_go_to_review():
             if state.value in ("succeeded", "captured", "canceled", "expired"):
                 assert moves <= {review}, state
     assert REFUND_MOVES[RefundState.SUCCEEDED] == frozenset()
-    assert PAYOUT_MOVES[PayoutState.SUCCEEDED] == frozenset()
+    # a paid payout can only come back from the beneficiary's bank, and then it is over
+    assert PAYOUT_MOVES[PayoutState.SUCCEEDED] == frozenset({PayoutState.RETURNED})
+    assert PAYOUT_MOVES[PayoutState.RETURNED] == frozenset()
 
 
 def test_machines_cover_every_state():

@@ -77,8 +77,9 @@ def bank_side(merchant_identity: RsaIdentity) -> Verifier:
 
 @pytest.fixture
 def merchant_side(unionpay_root: RsaIdentity) -> Verifier:
-    """How the merchant checks the bank: signPubKeyCert must chain to the UnionPay root."""
-    return Verifier(roots=[unionpay_root.certificate])
+    """How the merchant checks the bank: signPubKeyCert must chain to the UnionPay root
+    and name the bank."""
+    return Verifier(roots=[unionpay_root.certificate], signer_name="China UnionPay test signing")
 
 
 def notice_fields(**overrides: str) -> dict[str, str]:
