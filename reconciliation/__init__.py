@@ -22,6 +22,7 @@ from reconciliation.config import (
 from reconciliation.detect import detect_format
 from reconciliation.engine import ReconcileResult, reconcile
 from reconciliation.errors import (
+    AmbiguousStatementFile,
     ExceptionNotOpen,
     InvalidResolution,
     ReconciliationError,
@@ -47,6 +48,7 @@ from reconciliation.resolution import (
     write_off,
 )
 from reconciliation.schema import metadata
+from reconciliation.selection import Selection, SkippedStatement, select_for_account
 from reconciliation.statement import (
     Balance,
     BatchDetails,
@@ -55,19 +57,60 @@ from reconciliation.statement import (
     StatementLine,
     file_hash,
 )
-from reconciliation.store import ImportResult, import_statement, store_statements
+from reconciliation.store import ImportResult, import_statement, read_for_account, store_statements
 from reconciliation.validation import validate_statement
 
 __all__ = [
-    "FORMATS", "Balance", "BankAccount", "BankAccountConfig", "BatchDetails", "CsvProfile",
-    "ExceptionNotOpen", "ExceptionRecord", "ImportResult", "InvalidResolution",
-    "MatchingRules", "ReconcileResult", "ReconciliationError", "ReconciliationReport",
-    "Statement", "StatementCurrencyMismatch", "StatementError", "StatementForAnotherAccount",
-    "StatementKind", "StatementLine", "StatementParser", "UnbalancedStatement",
-    "UnknownBankAccount", "UnknownStatementFormat", "UnreadableStatement", "audit_trail",
-    "build_report", "configure_bank_account", "detect_format", "file_hash", "get_bank_account",
-    "get_exception", "import_statement", "list_bank_accounts", "list_exceptions",
-    "match_manually", "metadata", "parse_item_key", "parse_statement", "parser_for",
-    "post_adjustment", "reconcile", "resolve_by_match", "store_statements",
-    "sync_book_items", "validate_statement", "write_off",
+    "FORMATS",
+    "AmbiguousStatementFile",
+    "Balance",
+    "BankAccount",
+    "BankAccountConfig",
+    "BatchDetails",
+    "CsvProfile",
+    "ExceptionNotOpen",
+    "ExceptionRecord",
+    "ImportResult",
+    "InvalidResolution",
+    "MatchingRules",
+    "ReconcileResult",
+    "ReconciliationError",
+    "ReconciliationReport",
+    "Selection",
+    "SkippedStatement",
+    "Statement",
+    "StatementCurrencyMismatch",
+    "StatementError",
+    "StatementForAnotherAccount",
+    "StatementKind",
+    "StatementLine",
+    "StatementParser",
+    "UnbalancedStatement",
+    "UnknownBankAccount",
+    "UnknownStatementFormat",
+    "UnreadableStatement",
+    "audit_trail",
+    "build_report",
+    "configure_bank_account",
+    "detect_format",
+    "file_hash",
+    "get_bank_account",
+    "get_exception",
+    "import_statement",
+    "list_bank_accounts",
+    "list_exceptions",
+    "match_manually",
+    "metadata",
+    "parse_item_key",
+    "parse_statement",
+    "parser_for",
+    "post_adjustment",
+    "read_for_account",
+    "reconcile",
+    "resolve_by_match",
+    "select_for_account",
+    "store_statements",
+    "sync_book_items",
+    "validate_statement",
+    "write_off",
 ]

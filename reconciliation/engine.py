@@ -161,12 +161,18 @@ def _looks_like_batch(bank: BankAccount, line: Line) -> bool:
     return any(word in line.text for word in bank.config.rules.batch_keywords)
 
 
+def _contradicted(line: Line) -> bool:
+    """A batch whose details contradict its entry (see `parsers.camt_batch`) says
+    nothing reliable about its items or fee: it waits for a person."""
+    return bool((line.batch or {}).get("contradictions"))
+
+
 async def _batches(conn: AsyncConnection, bank: BankAccount, matcher: ChunkMatcher,
                    lines: Sequence[Line]) -> list[Line]:
     rules = bank.config.rules
     left = []
     for line in lines:
-        if not _looks_like_batch(bank, line):
+        if not _looks_like_batch(bank, line) or _contradicted(line):
             left.append(line)
             continue
         proposal = matcher.batch_by_references(line) if line.batch_refs else None

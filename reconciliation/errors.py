@@ -121,3 +121,10 @@ class StatementForAnotherAccount(StatementError):
     """The file is a statement of another bank account than the one named."""
 
     code = "statement-for-another-account"
+
+
+class AmbiguousStatementFile(StatementError):
+    """The file holds statements of several accounts and the bank account names none of
+    them: which statement is this account's cannot be guessed."""
+
+    code = "ambiguous-statement-file"

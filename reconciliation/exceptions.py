@@ -151,6 +151,9 @@ async def refresh_exceptions(conn: AsyncConnection, bank: BankAccount,
             continue
         reference = (row.end_to_end_id or row.bank_reference or row.customer_reference)
         description = " ".join(t for t in (row.counterparty_name, row.description) if t)
+        if row.review_flag:
+            # a person must see why no rule took the line
+            description = f"REVIEW: {row.review_flag}. {description}".strip()
         await conn.execute(exceptions.insert().values(
             bank_account_id=bank.id, kind="statement_line", line_id=row.id,
             amount_minor=row.amount_minor, currency=row.currency, date=row.booking_date,

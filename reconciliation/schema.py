@@ -75,6 +75,9 @@ statements = sa.Table(
     sa.Column("new_line_count", sa.Integer, nullable=False),
     sa.Column("imported_at", UTCDateTime(), nullable=False),
     sa.Column("imported_by", sa.String(120), nullable=False),
+    #: what was read leniently (a reference longer than the standard allows, ...): a list
+    #: of messages naming line and deviation; NULL when the file kept to its standard
+    sa.Column("warnings", OptionalJSON),
     sa.UniqueConstraint("bank_account_id", "file_hash", "statement_ref",
                         name="uq_recon_statements_file"),
     sa.Index("ix_recon_statements_account_closing", "bank_account_id", "closing_date"),
@@ -104,6 +107,9 @@ statement_lines = sa.Table(
     sa.Column("batch", OptionalJSON),
     #: open, matched (by a rule or a person), resolved (adjustment or write-off)
     sa.Column("status", sa.String(16), nullable=False),
+    #: why no rule may book this line's batch until a person looked (its details
+    #: contradict the entry); NULL for an ordinary line
+    sa.Column("review_flag", sa.Text),
     sa.UniqueConstraint("bank_account_id", "line_identity", name="uq_recon_lines_identity"),
     sa.CheckConstraint("status IN ('open', 'matched', 'resolved')", name="ck_recon_lines_status"),
     sa.Index("ix_recon_lines_open", "bank_account_id", "status", "booking_date"),

@@ -48,6 +48,9 @@ class BatchDetails:
     #: every reference the bank prints for the batch's items (its transaction ids,
     #: end-to-end ids), when it lists them; what matches the batch to booked captures
     item_references: tuple[str, ...] = ()
+    #: where the batch's details contradict the entry they explain (item count, total,
+    #: currency): a person must look before any rule books the batch's fee
+    contradictions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,10 @@ class Statement:
     format_version: str | None = None
     kind: StatementKind = StatementKind.STATEMENT
     created_at: dt.datetime | None = None
+    #: where the file departs from its standard in ways that touch no amount, date or
+    #: balance and was read anyway, each naming the line and what was accepted; stored
+    #: with the statement so the leniency stays visible
+    warnings: tuple[str, ...] = ()
 
     @property
     def lines_total(self) -> Money:
@@ -119,6 +126,7 @@ def new_statement(
     format_version: str | None = None,
     kind: StatementKind = StatementKind.STATEMENT,
     created_at: dt.datetime | None = None,
+    warnings: Iterable[str] = (),
 ) -> Statement:
     """The one way parsers build a `Statement`: it gives every line its identity."""
     return Statement(
@@ -134,6 +142,7 @@ def new_statement(
         format_version=format_version,
         kind=kind,
         created_at=created_at,
+        warnings=tuple(warnings),
     )
 
 

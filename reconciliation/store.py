@@ -24,7 +24,14 @@ from reconciliation.errors import StatementForAnotherAccount
 from reconciliation.parsers import CsvProfile
 from reconciliation.reading import parse_statement
 from reconciliation.schema import statement_lines, statements
+from reconciliation.selection import (
+    Selection,
+    SkippedStatement,
+    accounts_match,
+    select_for_account,
+)
 from reconciliation.statement import Statement, StatementLine, file_hash
+from reconciliation.validation import validate_statement
 
 log = structlog.get_logger("reconciliation")
 
@@ -43,19 +50,19 @@ class ImportResult:
     statements: int
     lines: int
     new_lines: int
+    #: the file's statements of other accounts, left out
+    skipped: tuple[SkippedStatement, ...] = ()
+    #: what was read leniently, per statement imported (see `Statement.warnings`)
+    warnings: tuple[str, ...] = ()
 
     @property
     def known_lines(self) -> int:
         return self.lines - self.new_lines
 
 
-def _norm_account(text: str) -> str:
-    return "".join(text.split()).upper()
-
-
 def check_account(bank: BankAccount, statement: Statement) -> None:
     expected = bank.config.bank_account_number
-    if expected and statement.account and _norm_account(statement.account) != _norm_account(expected):
+    if expected and statement.account and not accounts_match(expected, statement.account):
         raise StatementForAnotherAccount(
             f"statement {statement.statement_id} is for account {statement.account}, "
             f"not {expected} ({bank.code})"
@@ -72,6 +79,7 @@ def line_row(bank_account_id: int, statement_id: int, line: StatementLine) -> di
             "fees_minor": ledger.to_minor(b.fees) if b.fees is not None else None,
             "batch_id": b.batch_id,
             "item_references": list(b.item_references),
+            "contradictions": list(b.contradictions),
         }
     return {
         "bank_account_id": bank_account_id, "statement_id": statement_id,
@@ -82,8 +90,14 @@ def line_row(bank_account_id: int, statement_id: int, line: StatementLine) -> di
         "counterparty_name": line.counterparty_name,
         "counterparty_account": line.counterparty_account, "description": line.description,
         "transaction_code": line.transaction_code, "reversal": line.reversal, "batch": batch,
-        "status": "open",
+        "status": "open", "review_flag": _review_flag(line),
     }
+
+
+def _review_flag(line: StatementLine) -> str | None:
+    if line.batch is None or not line.batch.contradictions:
+        return None
+    return "batch details contradict the entry: " + "; ".join(line.batch.contradictions)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -100,9 +114,13 @@ async def store_statements(
     source_name: str,
     actor: str = "system",
     progress: Callable[[int], None] | None = None,
+    skipped: Sequence[SkippedStatement] = (),
 ) -> ImportResult:
-    """Write already-validated statements of one file; see `import_statement`."""
+    """Write already-validated statements of one file; see `import_statement`.
+    `skipped` (the file's statements of other accounts) is only reported back."""
     total = sum(len(s.lines) for s in parsed)
+    warnings = tuple(w for s in parsed for w in s.warnings)
+    skipped = tuple(skipped)
     seen = await conn.scalar(
         sa.select(sa.func.count()).select_from(statements)
         .where(statements.c.bank_account_id == bank.id, statements.c.file_hash == data_hash)
@@ -111,7 +129,8 @@ async def store_statements(
         log.info("statement.reimport_ignored", bank=bank.code, source=source_name)
         if progress:
             progress(total)
-        return ImportResult(source_name, data_hash, True, len(parsed), total, 0)
+        return ImportResult(source_name, data_hash, True, len(parsed), total, 0, skipped,
+                            warnings)
     for statement in parsed:
         check_account(bank, statement)
     now = dt.datetime.now(dt.UTC)
@@ -132,7 +151,7 @@ async def store_statements(
             closing_minor=ledger.to_minor(closing.amount) if closing else None,
             closing_date=closing.date if closing else None,
             line_count=len(statement.lines), new_line_count=0, imported_at=now,
-            imported_by=actor,
+            imported_by=actor, warnings=list(statement.warnings) or None,
         ).returning(statements.c.id))
         assert statement_id is not None
         fresh = 0
@@ -149,9 +168,36 @@ async def store_statements(
     if new_lines >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
         # see `reconciliation.engine.ANALYZE_AFTER`: the next run looks these lines up
         await conn.execute(sa.text(f"ANALYZE {statement_lines.name}"))
+    for other in skipped:
+        log.info("statement.skipped_other_account", bank=bank.code, source=source_name,
+                 statement=other.statement_id, other_account=other.account,
+                 currency=other.currency)
     log.info("statement.imported", bank=bank.code, source=source_name, lines=total,
-             new_lines=new_lines)
-    return ImportResult(source_name, data_hash, False, len(parsed), total, new_lines)
+             new_lines=new_lines, skipped=len(skipped), warnings=len(warnings))
+    return ImportResult(source_name, data_hash, False, len(parsed), total, new_lines, skipped,
+                        warnings)
+
+
+def read_for_account(
+    bank: BankAccount,
+    data: bytes,
+    *,
+    format: str | None = None,
+    profile: CsvProfile | None = None,
+    source_name: str = "<bytes>",
+) -> Selection:
+    """Read and check a whole file, and pick the statements that are `bank`'s.
+
+    Every statement must be readable and add up (a file that contradicts itself is
+    refused whole); the currency of the account is only required of the statements
+    imported, so a USD card statement beside a CNY account's is skipped, not refused.
+    """
+    parsed = parse_statement(data, format=format, profile=profile, source_name=source_name)
+    selection = select_for_account(bank, parsed, source_name=source_name)
+    for statement in selection.chosen:
+        validate_statement(statement, account_currency=bank.currency)
+        check_account(bank, statement)
+    return selection
 
 
 async def import_statement(
@@ -168,12 +214,12 @@ async def import_statement(
     """Read, check and store a statement file for `bank`, in the caller's transaction.
 
     Everything is checked before the first row is written: format, balances, currency of
-    the account, the account the statement is for. `progress` is called with the number
-    of lines written after each chunk.
+    the account, the account the statement is for (see `read_for_account`: statements of
+    other accounts in the file are skipped and reported in `ImportResult.skipped`).
+    `progress` is called with the number of lines written after each chunk.
     """
-    parsed = parse_statement(data, format=format, profile=profile, source_name=source_name,
-                             account_currency=bank.currency)
-    for statement in parsed:
-        check_account(bank, statement)
-    return await store_statements(conn, bank, parsed, data_hash=file_hash(data),
-                                  source_name=source_name, actor=actor, progress=progress)
+    selection = read_for_account(bank, data, format=format, profile=profile,
+                                 source_name=source_name)
+    return await store_statements(conn, bank, selection.chosen, data_hash=file_hash(data),
+                                  source_name=source_name, actor=actor, progress=progress,
+                                  skipped=selection.skipped)

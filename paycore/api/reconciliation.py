@@ -24,7 +24,7 @@ import ledger
 import reconciliation
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import Engine, ReadConnection
-from paycore.api.models import MoneyIn, MoneyOut
+from paycore.api.models import BIGINT_MAX, ApiDate, MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem, register_error
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
@@ -36,6 +36,7 @@ register_error(reconciliation.ExceptionNotOpen, 409)
 Reader = Annotated[Principal, requires("reconciliation:read")]
 Writer = Annotated[Principal, requires("reconciliation:write")]
 BankCode = Annotated[str, Path(max_length=60, description="the bank account's code, e.g. icbc")]
+ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the exception's id")]
 
 
 def _actor(principal: Principal) -> str:
@@ -88,6 +89,13 @@ class StatementIn(BaseModel):
         None, description="the fields of a reconciliation.CsvProfile")
 
 
+class SkippedOut(BaseModel):
+    statement_id: str
+    account: str
+    currency: str
+    lines: int
+
+
 class ImportOut(BaseModel):
     file_name: str
     file_hash: str
@@ -95,12 +103,16 @@ class ImportOut(BaseModel):
     statements: int
     lines: int
     new_lines: int
+    skipped: list[SkippedOut] = Field(
+        default_factory=list, description="the file's statements of other accounts, left out")
+    warnings: list[str] = Field(
+        default_factory=list, description="what was read leniently (line and deviation)")
 
 
 class ReconcileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date = Field(description="match lines booked up to this day")
+    date: ApiDate = Field(description="match lines booked up to this day")
 
 
 class ReconcileOut(BaseModel):
@@ -186,7 +198,11 @@ async def import_statement(code: BankCode, body: StatementIn, engine: Engine,
     result = await ledger.transact(engine, work)
     return ImportOut(file_name=result.source_name, file_hash=result.file_hash,
                      already_imported=result.already_imported, statements=result.statements,
-                     lines=result.lines, new_lines=result.new_lines)
+                     lines=result.lines, new_lines=result.new_lines,
+                     skipped=[SkippedOut(statement_id=s.statement_id, account=s.account,
+                                         currency=s.currency, lines=s.lines)
+                              for s in result.skipped],
+                     warnings=list(result.warnings))
 
 
 @router.post("/bank-accounts/{code}/reconcile", response_model=ReconcileOut)
@@ -223,7 +239,7 @@ async def exceptions(conn: ReadConnection, principal: Reader,
 
 
 @router.post("/exceptions/{exception_id}/resolve", response_model=ResolveOut)
-async def resolve(exception_id: int, body: ResolveIn, engine: Engine,
+async def resolve(exception_id: ExceptionId, body: ResolveIn, engine: Engine,
                   principal: Writer) -> ResolveOut:
     """Resolve by a manual match, an adjustment entry or a write-off (within tolerance);
     each leaves an audit record."""
@@ -250,7 +266,7 @@ async def resolve(exception_id: int, body: ResolveIn, engine: Engine,
 
 @router.get("/bank-accounts/{code}/report", response_model=None)
 async def report(code: BankCode, conn: ReadConnection, principal: Reader,
-                 date: dt.date, format: Literal["json", "csv"] = "json",
+                 date: ApiDate, format: Literal["json", "csv"] = "json",
                  ) -> dict[str, Any] | PlainTextResponse:
     """Bank balance against the book balance for the day, the difference explained."""
     bank = await reconciliation.get_bank_account(conn, code)

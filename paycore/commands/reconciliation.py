@@ -124,14 +124,13 @@ def statement_import(
 
         async def work(conn: AsyncConnection) -> reconciliation.ImportResult:
             bank = await reconciliation.get_bank_account(conn, account)
-            parsed = reconciliation.parse_statement(
-                data, format=format, profile=profile, source_name=file.name,
-                account_currency=bank.currency)
-            bar.update(task, total=sum(len(s.lines) for s in parsed))
+            selection = reconciliation.read_for_account(
+                bank, data, format=format, profile=profile, source_name=file.name)
+            bar.update(task, total=sum(len(s.lines) for s in selection.chosen))
             return await reconciliation.store_statements(
-                conn, bank, parsed, data_hash=reconciliation.file_hash(data),
+                conn, bank, selection.chosen, data_hash=reconciliation.file_hash(data),
                 source_name=file.name, actor=by,
-                progress=lambda n: bar.advance(task, n))
+                progress=lambda n: bar.advance(task, n), skipped=selection.skipped)
 
         result = run(lambda engine: ledger.transact(engine, work), quiet=True)
     if result.already_imported:
@@ -139,6 +138,10 @@ def statement_import(
     else:
         console.print(f"{file.name}: {result.statements} statement(s), {result.lines} lines, "
                       f"{result.new_lines} new, {result.known_lines} already known")
+    for skipped in result.skipped:
+        console.print(f"  skipped {skipped.describe()}: another account's")
+    for warning in result.warnings:
+        console.print(f"  [yellow]read leniently:[/yellow] {warning}")
 
 
 # -- reconcile ---------------------------------------------------------------------------

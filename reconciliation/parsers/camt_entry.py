@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from moneyed import Money
 
+from reconciliation.parsers.camt_batch import contradictions
 from reconciliation.parsers.camt_xml import CamtDocument, Element
 from reconciliation.statement import BatchDetails, StatementLine
 
@@ -119,7 +120,9 @@ def _batch(
             if ref and ref not in references:
                 references.append(ref)
     return BatchDetails(item_count=count, gross_amount=gross, fees=fees, batch_id=batch_id,
-                        item_references=tuple(references))
+                        item_references=tuple(references),
+                        contradictions=contradictions(doc, entry, batch, details, net, count,
+                                                      gross, fees))
 
 
 def _count(doc: CamtDocument, batch: Element | None, text: str) -> int:

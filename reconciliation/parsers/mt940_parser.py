@@ -19,6 +19,12 @@ import mt940
 
 from reconciliation.amounts import Reader
 from reconciliation.parsers.mt940_details import read_details
+from reconciliation.parsers.mt940_lenient import (
+    Leniency,
+    explain,
+    first_problem,
+    statement_line_leniency,
+)
 from reconciliation.statement import Balance, BatchDetails, Statement, StatementLine, new_statement
 
 FORMAT = "mt940"
@@ -104,7 +110,8 @@ def _read_block(block: _Block, reader: Reader, data: bytes, source_name: str) ->
                 f"statement starting on line {block.first_line} ends without its {what} "
                 f"(:{required}F: or :{required}M:); the file may be truncated",
             )
-    transactions = _library_parse(block, tags, reader)
+    leniency = statement_line_leniency(tags.get("61", []))
+    transactions = _library_parse(block, tags, reader, leniency)
     info: dict[str, Any] = transactions.data
     opening = _balance(info, _OPENING_TAGS, tags, "60", reader)
     closing = _balance(info, _CLOSING_TAGS, tags, "62", reader)
@@ -129,36 +136,43 @@ def _read_block(block: _Block, reader: Reader, data: bytes, source_name: str) ->
         source_format=FORMAT,
         data=data,
         source_name=source_name,
+        warnings=leniency.warnings,
     )
     _check_entry_totals(info, statement, tags, reader)
     return statement
 
 
 def _library_parse(
-    block: _Block, tags: dict[str, list[tuple[int, str]]], reader: Reader
+    block: _Block, tags: dict[str, list[tuple[int, str]]], reader: Reader, leniency: Leniency
 ) -> mt940.models.Transactions:
     # the library logs a failing tag at ERROR before raising; we raise with the line
     logging.getLogger("mt940").setLevel(logging.CRITICAL)
     try:
-        return mt940.parse(block.text, options=_OPTIONS)
+        return mt940.parse(block.text, options=_OPTIONS, tags=dict(leniency.tags) or None)
     except RuntimeError as exc:
         tag = exc.args[1] if len(exc.args) > 2 else None
         value = str(exc.args[2]) if len(exc.args) > 2 else ""
-        raise reader.unreadable(_locate(tags, tag, value), f"cannot read {value!r}") from None
+        where, name = _locate(tags, tag, value)
+        raise reader.unreadable(where, explain(name, value)) from None
     except (decimal.InvalidOperation, ValueError) as exc:
+        # the library names the value (`month must be in 1..12`), not the tag: find it
+        found = first_problem(tags)
+        if found is not None:
+            raise reader.unreadable(*found) from None
         raise reader.unreadable(f"statement starting on line {block.first_line}",
                                 str(exc)) from None
 
 
-def _locate(tags: dict[str, list[tuple[int, str]]], tag: object, value: str) -> str:
+def _locate(tags: dict[str, list[tuple[int, str]]], tag: object, value: str) -> tuple[str, str]:
+    """Where the library's failing tag is in the file, and the tag's full name."""
     tag_id = str(getattr(tag, "id", ""))
     for name, occurrences in tags.items():
         if not name.startswith(tag_id):
             continue
         for line, raw in occurrences:
             if raw.strip().startswith(value.strip()):
-                return f"line {line} (:{name}:)"
-    return f"tag :{tag_id}:"
+                return f"line {line} (:{name}:)", name
+    return f"tag :{tag_id}:", tag_id
 
 
 def _balance(
@@ -178,22 +192,29 @@ def _read_line(data: dict[str, Any], currency: str, reader: Reader, where: str) 
     value_date = _plain(data["date"])
     customer_reference = (data.get("customer_reference") or "").strip()
     extra = (data.get("extra_details") or "").strip()
-    description = " ".join(part for part in (details.text, extra) if part)
+    # German banks' `?20`-style field 86 the library maps into fields of its own
+    gvc = [_text(data, key) for key in ("posting_text", "purpose")]
+    description = " ".join(part for part in (details.text, *gvc, extra) if part)
     return StatementLine(
         amount=amount,
         value_date=value_date,
         booking_date=_plain(data.get("entry_date") or value_date),
         bank_reference=(data.get("bank_reference") or "").strip() or None,
-        end_to_end_id=details.end_to_end_id,
+        end_to_end_id=details.end_to_end_id or _text(data, "end_to_end_reference"),
         customer_reference=None if customer_reference.upper() in ("", "NONREF")
         else customer_reference,
-        counterparty_name=details.counterparty_name,
-        counterparty_account=details.counterparty_account,
+        counterparty_name=details.counterparty_name or _text(data, "applicant_name"),
+        counterparty_account=details.counterparty_account or _text(data, "applicant_iban"),
         description=description,
         transaction_code=data.get("id"),
         reversal=str(data.get("status", "")).upper().startswith("R"),
         batch=_batch(details.remittance, details.charges, currency, reader, where),
     )
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return " ".join(str(value).split()) or None if value else None
 
 
 #: a settlement batch as banks word it in field 86:
