@@ -1,7 +1,9 @@
 """paycore's append-only double-entry ledger.
 
 Every function that writes takes the caller's `AsyncConnection`, so a domain's own state
-change and its journal entry commit together or not at all.
+change and its journal entry commit together or not at all. Entries that need no other
+state in the caller's transaction can instead be submitted to a `Coalescer`, which commits
+many callers' entries in one transaction and answers each with its own outcome.
 """
 
 from ledger.accounts import (
@@ -12,18 +14,17 @@ from ledger.accounts import (
     list_accounts,
     open_account,
 )
-from ledger.checkpoints import (
-    AccountLeaf,
-    AccountProof,
-    Checkpoint,
-    CheckpointHead,
-    load_checkpoint,
-    load_proof,
-    prove,
-    take_checkpoint,
-)
+from ledger.coalescer import Coalescer
 from ledger.engine import create_engine, is_retryable, transact
-from ledger.entries import find_entry, get_entry, load_entries, post, post_many, reverse
+from ledger.entries import (
+    find_entry,
+    get_entry,
+    load_entries,
+    post,
+    post_each,
+    post_many,
+    reverse,
+)
 from ledger.errors import (
     AccountClosed,
     AccountError,
@@ -31,7 +32,7 @@ from ledger.errors import (
     AccountNotEmpty,
     AlreadyReversed,
     BalanceLimitExceeded,
-    CheckpointError,
+    CoalescerClosed,
     CurrencyMismatch,
     EntryNotFound,
     HoldAlreadyResolved,
@@ -43,6 +44,9 @@ from ledger.errors import (
     InvalidAmount,
     InvalidRequest,
     LedgerError,
+    SubmitError,
+    SubmitOutcomeUnknown,
+    SubmitQueueFull,
     UnbalancedEntry,
     UnknownAccount,
 )
@@ -61,7 +65,6 @@ from ledger.queries import balance, statement
 # column types every package's tables share (ids, JSON documents, aware UTC timestamps)
 from ledger.schema import Id as IdColumn
 from ledger.schema import JSONDoc, UTCDateTime, metadata
-from ledger.signing import SigningKey, public_key_from_pem, trusted_keys
 from ledger.types import (
     Account,
     AccountRef,
@@ -90,9 +93,7 @@ __all__ = [
     "AccountClosed",
     "AccountError",
     "AccountExists",
-    "AccountLeaf",
     "AccountNotEmpty",
-    "AccountProof",
     "AccountRef",
     "AccountSpec",
     "AccountStatement",
@@ -103,9 +104,8 @@ __all__ = [
     "BalanceLimit",
     "BalanceLimitExceeded",
     "BookedPosting",
-    "Checkpoint",
-    "CheckpointError",
-    "CheckpointHead",
+    "Coalescer",
+    "CoalescerClosed",
     "CurrencyMismatch",
     "EntryNotFound",
     "EntryRequest",
@@ -127,8 +127,10 @@ __all__ = [
     "LedgerError",
     "PostedPosting",
     "Posting",
-    "SigningKey",
     "StatementLine",
+    "SubmitError",
+    "SubmitOutcomeUnknown",
+    "SubmitQueueFull",
     "TrialBalance",
     "TrialBalanceRow",
     "UTCDateTime",
@@ -149,28 +151,23 @@ __all__ = [
     "is_retryable",
     "last_sequence",
     "list_accounts",
-    "load_checkpoint",
     "load_entries",
     "load_holds",
-    "load_proof",
     "metadata",
     "minor_exponent",
     "net_by_value_date",
     "open_account",
     "post",
+    "post_each",
     "post_hold",
     "post_many",
     "postings_after",
     "postings_after_query",
-    "prove",
-    "public_key_from_pem",
     "reverse",
     "statement",
-    "take_checkpoint",
     "to_minor",
     "transact",
     "trial_balance",
-    "trusted_keys",
     "verify",
     "void_hold",
 ]

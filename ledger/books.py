@@ -7,8 +7,9 @@ cycle, then changes the in-memory copies and writes them back in one statement.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -110,6 +111,18 @@ class LockedAccounts:
         if state is None:
             raise UnknownAccount([ref])
         return state
+
+    def undo_point(self, refs: Iterable[AccountRef]) -> Callable[[], None]:
+        """A function that puts these accounts' in-memory states back as they are now: a
+        refused entry's postings leave no trace on the next entry of the same write."""
+        saved = [(state, dataclasses.replace(state)) for state in {id(s): s for s in (
+            self[r] for r in refs)}.values()]
+
+        def undo() -> None:
+            for state, copy in saved:
+                state.__dict__.update(copy.__dict__)
+
+        return undo
 
     def check_limits(self, account_ids: Iterable[int], idempotency_key: str) -> None:
         for account_id in sorted(set(account_ids)):

@@ -22,7 +22,9 @@ from ledger.errors import (
     IdempotencyConflict,
     InvalidAmount,
     InvalidRequest,
+    LedgerError,
     UnbalancedEntry,
+    UnknownAccount,
 )
 from ledger.ids import new_entry_id
 from ledger.money import from_minor, to_minor
@@ -158,6 +160,66 @@ async def post_many(conn: AsyncConnection, requests: Sequence[EntryRequest]) -> 
     return await _with_replays(conn, written)
 
 
+async def post_each(
+    conn: AsyncConnection, requests: Sequence[EntryRequest]
+) -> list[JournalEntry | LedgerError]:
+    """Post many entries in the caller's transaction, each with its own outcome: the same
+    outcomes, in the same order, as posting them one by one with `post` (a refused entry
+    writes nothing and the entries after it see the books without it; a key given twice
+    is one entry, then a replay or an `IdempotencyConflict`). Refusals are answered, not
+    raised, so the transaction stays usable; any other error (the database's) is raised
+    and leaves the transaction to be rolled back."""
+    out: list[JournalEntry | LedgerError | None] = [None] * len(requests)
+    drafts: list[Draft] = []
+    at: list[int] = []  # each draft's place in `requests`
+    for n, request in enumerate(requests):
+        try:
+            drafts.append(Draft.from_request(request))
+        except LedgerError as exc:
+            out[n] = exc
+            continue
+        at.append(n)
+    if drafts:
+        driver = await store.driver(conn)
+        if driver is None:  # SQLite
+            for n, outcome in zip(at, await _write_each(conn, drafts), strict=True):
+                out[n] = outcome
+        else:
+            written = await fastpath.post_each(driver, drafts)
+            posted = [x for x in written if not isinstance(x, LedgerError)]
+            loaded = iter(await _with_replays(conn, posted))
+            for n, x in zip(at, written, strict=True):
+                out[n] = x if isinstance(x, LedgerError) else next(loaded)
+    return [x for x in out if x is not None]
+
+
+async def _write_each(conn: AsyncConnection, drafts: Sequence[Draft]) -> list[JournalEntry | LedgerError]:
+    """The Python path of `post_each`: an unknown account refuses the drafts that name it,
+    the others are written by `write_drafts`, which records each refusal instead of
+    raising it."""
+    out: list[JournalEntry | LedgerError | None] = [None] * len(drafts)
+    live = list(range(len(drafts)))
+    try:
+        books = await LockedAccounts.lock(conn, (leg.account for d in drafts for leg in d.legs))
+    except UnknownAccount as exc:
+        unknown = set(exc.refs)
+        live = []
+        for n, d in enumerate(drafts):
+            refs = {leg.account for leg in d.legs} & unknown
+            if refs:
+                out[n] = UnknownAccount([*sorted(r for r in refs if isinstance(r, int)),
+                                         *sorted(r for r in refs if isinstance(r, str))])
+            else:
+                live.append(n)
+        books = await LockedAccounts.lock(
+            conn, (leg.account for n in live for leg in drafts[n].legs))
+    refused: dict[int, LedgerError] = {}
+    written = iter(await write_drafts(conn, [drafts[n] for n in live], books, refused=refused))
+    for k, n in enumerate(live):
+        out[n] = refused[k] if k in refused else next(written)
+    return [x for x in out if x is not None]
+
+
 async def _with_replays(
     conn: AsyncConnection, written: Sequence[JournalEntry | uuid.UUID]
 ) -> list[JournalEntry]:
@@ -174,11 +236,16 @@ async def _with_replays(
 
 
 async def write_drafts(
-    conn: AsyncConnection, drafts: Sequence[Draft], books: LockedAccounts
+    conn: AsyncConnection, drafts: Sequence[Draft], books: LockedAccounts,
+    *, refused: dict[int, LedgerError] | None = None,
 ) -> list[JournalEntry]:
     """The one write path: idempotency, validation, chain links, limits, then three statements.
 
-    `books` must already hold the locks of every account the drafts touch.
+    `books` must already hold the locks of every account the drafts touch. Without
+    `refused`, the first refusal raises and nothing is written. With it, a refused draft is
+    recorded there by its place in `drafts` and left out, its effect on the locked balances
+    undone, so the next draft sees the books without it (as if each were posted on its
+    own); the answer then holds the other drafts' entries, in order.
     """
     hashes = [d.request_hash(books) for d in drafts]
     existing = await store.find_idempotency_keys(conn, list({d.idempotency_key for d in drafts}))
@@ -189,15 +256,27 @@ async def write_drafts(
     seen: dict[str, tuple[uuid.UUID, str]] = {}
     entry_rows: list[store.EntryRow] = []
     posting_rows: list[store.PostingRow] = []
-    for draft, request_hash in zip(drafts, hashes, strict=True):
+    for n, (draft, request_hash) in enumerate(zip(drafts, hashes, strict=True)):
         key = draft.idempotency_key
         prior = existing.get(key) or seen.get(key)
         if prior is not None:
             if prior[1] != request_hash:
-                raise IdempotencyConflict(key)
+                if refused is None:
+                    raise IdempotencyConflict(key)
+                refused[n] = IdempotencyConflict(key)
+                continue
             out.append(prior[0])
             continue
-        entry, e_row, p_rows = _book(draft, request_hash, booked_at, books)
+        if refused is None:
+            entry, e_row, p_rows = _book(draft, request_hash, booked_at, books)
+        else:
+            undo = books.undo_point(leg.account for leg in draft.legs)
+            try:
+                entry, e_row, p_rows = _book(draft, request_hash, booked_at, books)
+            except LedgerError as exc:
+                undo()
+                refused[n] = exc
+                continue
         seen[key] = (entry.id, request_hash)
         out.append(entry)
         entry_rows.append(e_row)

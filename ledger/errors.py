@@ -174,8 +174,41 @@ class HoldAmountExceeded(HoldError):
         super().__init__(f"cannot post more than hold {hold_id} reserved: {detail}")
 
 
-class CheckpointError(LedgerError):
-    """A checkpoint or an account proof that cannot be trusted: malformed, signed by a key
-    the verifier does not trust, altered after signing, or not matching its own root."""
+class SubmitError(LedgerError):
+    """The coalescing write path (`ledger.Coalescer`) could not take or settle an entry."""
 
-    code = "checkpoint-error"
+    code = "submit-error"
+
+
+class SubmitQueueFull(SubmitError):
+    """More entries are waiting than the coalescer holds: nothing was queued; retry later."""
+
+    code = "submit-queue-full"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the ledger's write queue is full ({limit} entries waiting); "
+                         "nothing was queued: retry shortly with the same idempotency key")
+
+
+class CoalescerClosed(SubmitError):
+    """The coalescer is shutting down and takes no more entries; nothing was queued."""
+
+    code = "coalescer-closed"
+
+    def __init__(self) -> None:
+        super().__init__("the ledger's write queue is closed (the service is stopping); "
+                         "nothing was queued: retry with the same idempotency key")
+
+
+class SubmitOutcomeUnknown(SubmitError):
+    """The entry's transaction may or may not have committed (the connection was lost at
+    COMMIT and the ledger could not be read back): it was not acknowledged."""
+
+    code = "submit-outcome-unknown"
+
+    def __init__(self, idempotency_key: str, cause: str) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(
+            f"entry {idempotency_key!r} may or may not have been posted ({cause}); submit it "
+            "again with the same idempotency key: if it was posted, that is a replay")

@@ -63,6 +63,57 @@ async def post_batch(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry | u
     return _written(drafts, row)
 
 
+async def post_each(
+    raw: Any, drafts: Sequence[Draft]
+) -> list[JournalEntry | uuid.UUID | LedgerError]:
+    """`post_entries`, each draft with its own outcome, as if posted one by one in order:
+    a refused draft (the function wrote nothing and the transaction stays usable) gets its
+    error and the rest go again without it, so each later draft sees the books without
+    it. An unknown account refuses every draft that names one. A batch without refusals
+    costs one call; each refusal one more."""
+    out: list[JournalEntry | uuid.UUID | LedgerError | None] = [None] * len(drafts)
+    live = list(range(len(drafts)))
+    while live:
+        batch = [drafts[i] for i in live]
+        if len(batch) == 1:
+            try:
+                out[live[0]] = await post_entry(raw, batch[0])
+            except LedgerError as exc:
+                out[live[0]] = exc
+            break
+        row = await raw.fetchrow(POST_ENTRIES, _batch(batch))
+        status = row["o_status"]
+        if status == "posted":
+            for i, written in zip(live, _written(batch, row), strict=True):
+                out[i] = written
+            break
+        if status == "unknown-account":  # (detail: the ids of the accounts that were found)
+            found_ids, found_codes = {int(i) for i in row["o_detail"]}, set(row["o_codes"])
+            left = []
+            for i in live:
+                missing = _missing_accounts(drafts[i], found_ids, found_codes)
+                if missing:
+                    out[i] = UnknownAccount(missing)
+                else:
+                    left.append(i)
+            if len(left) == len(live):
+                raise AssertionError("ledger_post_entries named no draft's account unknown")
+            live = left
+            continue
+        failed = row["o_failed"]
+        out[live[failed - 1]] = _refusal(batch, status, row["o_detail"], row["o_codes"], failed)
+        del live[failed - 1]
+    return [x for x in out if x is not None]
+
+
+def _missing_accounts(draft: Draft, found_ids: set[int], found_codes: set[str]) -> list[object]:
+    """The accounts a draft names that do not exist, as `UnknownAccount` lists them."""
+    refs = [leg.account for leg in draft.legs]
+    ids = sorted({r for r in refs if isinstance(r, int) and r not in found_ids})
+    codes = sorted({r for r in refs if isinstance(r, str) and r not in found_codes})
+    return [*ids, *codes]
+
+
 async def post_entry(raw: Any, draft: Draft) -> JournalEntry | uuid.UUID:
     """One draft through `ledger_post_entry` (migration 0014): typed arguments, no JSON to
     read, and a fraction of the batch function's statements and expressions, which
