@@ -14,6 +14,16 @@ from ledger.accounts import (
     list_accounts,
     open_account,
 )
+from ledger.checkpoints import (
+    AccountLeaf,
+    AccountProof,
+    Checkpoint,
+    CheckpointHead,
+    load_checkpoint,
+    load_proof,
+    prove,
+    take_checkpoint,
+)
 from ledger.coalescer import Coalescer
 from ledger.engine import create_engine, is_retryable, transact
 from ledger.entries import (
@@ -32,6 +42,7 @@ from ledger.errors import (
     AccountNotEmpty,
     AlreadyReversed,
     BalanceLimitExceeded,
+    CheckpointError,
     CoalescerClosed,
     CurrencyMismatch,
     EntryNotFound,
@@ -65,6 +76,7 @@ from ledger.queries import balance, statement
 # column types every package's tables share (ids, JSON documents, aware UTC timestamps)
 from ledger.schema import Id as IdColumn
 from ledger.schema import JSONDoc, UTCDateTime, metadata
+from ledger.signing import SigningKey, public_key_from_pem, trusted_keys
 from ledger.types import (
     Account,
     AccountRef,
@@ -93,7 +105,9 @@ __all__ = [
     "AccountClosed",
     "AccountError",
     "AccountExists",
+    "AccountLeaf",
     "AccountNotEmpty",
+    "AccountProof",
     "AccountRef",
     "AccountSpec",
     "AccountStatement",
@@ -104,6 +118,9 @@ __all__ = [
     "BalanceLimit",
     "BalanceLimitExceeded",
     "BookedPosting",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointHead",
     "Coalescer",
     "CoalescerClosed",
     "CurrencyMismatch",
@@ -127,6 +144,7 @@ __all__ = [
     "LedgerError",
     "PostedPosting",
     "Posting",
+    "SigningKey",
     "StatementLine",
     "SubmitError",
     "SubmitOutcomeUnknown",
@@ -151,8 +169,10 @@ __all__ = [
     "is_retryable",
     "last_sequence",
     "list_accounts",
+    "load_checkpoint",
     "load_entries",
     "load_holds",
+    "load_proof",
     "metadata",
     "minor_exponent",
     "net_by_value_date",
@@ -163,11 +183,15 @@ __all__ = [
     "post_many",
     "postings_after",
     "postings_after_query",
+    "prove",
+    "public_key_from_pem",
     "reverse",
     "statement",
+    "take_checkpoint",
     "to_minor",
     "transact",
     "trial_balance",
+    "trusted_keys",
     "verify",
     "void_hold",
 ]

@@ -174,6 +174,13 @@ class HoldAmountExceeded(HoldError):
         super().__init__(f"cannot post more than hold {hold_id} reserved: {detail}")
 
 
+class CheckpointError(LedgerError):
+    """A checkpoint or an account proof that cannot be trusted: malformed, signed by a key
+    the verifier does not trust, altered after signing, or not matching its own root."""
+
+    code = "checkpoint-error"
+
+
 class SubmitError(LedgerError):
     """The coalescing write path (`ledger.Coalescer`) could not take or settle an entry."""
 
