@@ -25,6 +25,9 @@ ALL_METADATA: tuple[sa.MetaData, ...] = (
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:
+    # a failed statement's error text never quotes its parameters (account numbers, names):
+    # SQLAlchemy says "[SQL parameters hidden due to hide_parameters=True]" instead
+    kwargs.setdefault("hide_parameters", True)
     return ledger.create_engine(url, **kwargs)
 
 

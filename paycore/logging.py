@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+import traceback
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -41,6 +42,66 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    # by module, not by class: asyncpg's, sqlite3's and SQLAlchemy's errors all carry the
+    # statement's values (SQLAlchemy's "[parameters: ...]", PostgreSQL's DETAIL "Failing
+    # row contains (...)" / "Key (...)=(...)"), and paycore imports none of the drivers
+    module = type(exc).__module__ or ""
+    return module.split(".", 1)[0] in {"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite",
+                                       "psycopg", "psycopg2"}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+
+
+def _withheld(exc: BaseException) -> str:
+    """The traceback of `exc` and its causes, each database error named by its class and
+    statement only: its message, which quotes the statement's values, is left out."""
+    parts: list[str] = []
+    for link in reversed(list(_chain(exc))):
+        if parts:
+            parts.append("\nwhich led to:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_list(traceback.extract_tb(link.__traceback__)))
+        name = f"{type(link).__module__}.{type(link).__qualname__}"
+        if _is_database_error(link):
+            statement = getattr(link, "statement", None)
+            parts.append(f"{name}: [message withheld: it may quote the statement's values]")
+            if isinstance(statement, str):
+                parts.append(f"\n[SQL: {statement.strip()[:2000]}]")
+            parts.append("\n")
+        else:
+            parts.append("".join(traceback.format_exception_only(type(link), link)))
+    return "".join(parts)
+
+
+def withhold_database_values(_logger: Any, _method: str,
+                             event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """An exception from the database is logged without its message (SQLAlchemy's carries
+    the statement's parameters, PostgreSQL's the failing row: an account number, a name),
+    keeping its class, the statement and the traceback. Runs before `format_exc_info`."""
+    info = event.get("exc_info")
+    if not info:
+        return event
+    if isinstance(info, BaseException):
+        exc: BaseException | None = info
+    elif isinstance(info, tuple):
+        exc = info[1]
+    else:
+        exc = sys.exc_info()[1]
+    if exc is not None and any(_is_database_error(link) for link in _chain(exc)):
+        del event["exc_info"]
+        event["exception"] = _withheld(exc)
+    return event
+
+
 def configure_logging(fmt: str = "auto", level: str = "INFO", *, force: bool = False) -> None:
     global _configured
     if _configured and not force:
@@ -55,6 +116,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", *, force: bool = F
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,
+            withhold_database_values,
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.api.context import RequestContextMiddleware
+from paycore.api.guard import RequestGuardMiddleware
 from paycore.api.idempotency import IdempotencyMiddleware
 from paycore.api.models import problem_schema
 from paycore.api.problems import PROBLEM_JSON, install_handlers
@@ -89,6 +90,8 @@ def create_app(engine: AsyncEngine, *, settings: ApiSettings | None = None,
         exempt.extend(exempt_prefixes)
     install_handlers(app)  # after the imports above: routers register their domain errors
     app.add_middleware(IdempotencyMiddleware, exempt_prefixes=tuple(exempt))
+    # NUL bytes, body caps, and the key and scopes checked before a body is read or replayed
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost
     app.openapi = _openapi_builder(app, tuple(exempt))  # type: ignore[method-assign]
     return app

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 import ledger
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import ReadConnection
-from paycore.api.models import MoneyOut
+from paycore.api.models import ApiDate, ApiDateOrDateTime, MoneyOut
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
@@ -159,7 +159,7 @@ async def get_account(_: Reader, conn: ReadConnection, code: AccountCode) -> Acc
                         "posted balance as the books stood then (no pending amounts).")
 async def get_balance(
     _: Reader, conn: ReadConnection, code: AccountCode,
-    as_of: Annotated[dt.date | dt.datetime | None, Query()] = None,
+    as_of: Annotated[ApiDateOrDateTime | None, Query()] = None,
 ) -> BalanceOut:
     b = await ledger.balance(conn, code, as_of=as_of)
     return BalanceOut(account=b.account_code, currency=b.currency, posted=MoneyOut.of(b.posted),
@@ -170,8 +170,8 @@ async def get_balance(
 @router.get("/accounts/{code}/statement", summary="An account's statement for a period")
 async def get_statement(
     _: Reader, conn: ReadConnection, code: AccountCode,
-    start: Annotated[dt.date, Query(alias="from", description="first day (UTC), inclusive")],
-    end: Annotated[dt.date, Query(alias="to", description="last day (UTC), inclusive")],
+    start: Annotated[ApiDate, Query(alias="from", description="first day (UTC), inclusive")],
+    end: Annotated[ApiDate, Query(alias="to", description="last day (UTC), inclusive")],
 ) -> StatementOut:
     s = await ledger.statement(conn, code, start, end)
     cur = s.account.currency

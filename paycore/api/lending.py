@@ -1,5 +1,5 @@
-"""Supply-chain finance over HTTP: apply, the review queue and decisions, disburse, extend,
-repay, the loan statement, the portfolio.
+"""Supply-chain finance over HTTP: a borrower's credit line, apply, the review queue and
+decisions, disburse, extend, repay, the loan statement, the portfolio.
 
 A borrower's key (merchant id = borrower id) sees and acts on its own loans only; another
 borrower's loan is a 404. Back-office keys holding `lending:review` act on any loan and
@@ -23,7 +23,7 @@ from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
-from paycore.api.models import MoneyIn, MoneyOut
+from paycore.api.models import ApiDate, MoneyIn, MoneyOut
 from paycore.api.problems import register_error
 
 router = APIRouter(prefix="/v1/lending", tags=["lending"])
@@ -119,7 +119,7 @@ class ApplicationIn(BaseModel):
     product: str = Field("supply_chain", examples=["supply_chain", "merchant_micro"])
     amount: MoneyIn
     term_days: int = Field(examples=[30])
-    applied_on: dt.date | None = None
+    applied_on: ApiDate | None = None
 
 
 class DecisionOut(BaseModel):
@@ -131,26 +131,37 @@ class DecisionOut(BaseModel):
     credit_line_steps: list[str]
 
 
+class CreditLineOut(BaseModel):
+    borrower_id: str
+    product: str
+    on: dt.date
+    limit: MoneyOut
+    #: principal outstanding, approvals not yet drawn and (per policy) interest and fees
+    exposure: MoneyOut
+    available: MoneyOut
+    steps: list[str]
+
+
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["approve", "decline"]
     comment: str = Field(min_length=1)
     amount: MoneyIn | None = Field(None, description="approve a smaller amount")
-    on: dt.date | None = None
+    on: ApiDate | None = None
 
 
 class DisburseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on: dt.date | None = None
+    on: ApiDate | None = None
     mode: DisbursementMode | None = None
 
 
 class DateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on: dt.date | None = None
+    on: ApiDate | None = None
 
 
 class RepaymentIn(BaseModel):
@@ -158,7 +169,7 @@ class RepaymentIn(BaseModel):
 
     amount: MoneyIn
     source: Literal["bank", "offset"] = "bank"
-    on: dt.date | None = None
+    on: ApiDate | None = None
 
 
 class AllocationOut(BaseModel):
@@ -234,6 +245,26 @@ async def apply(body: ApplicationIn, principal: Writer, engine: Engine,
         credit_line_steps=line.explain())
 
 
+@router.get("/borrowers/{borrower_id}/credit-line")
+async def credit_line(
+    borrower_id: Annotated[str, Path(max_length=80, description="the borrower's id")],
+    principal: Reader, conn: ReadConnection, product: str = "supply_chain",
+    on: dt.date | None = None,
+) -> CreditLineOut:
+    """The borrower's credit line as it stands: the limit step by step, the exposure
+    counted against it and what a new loan may still draw (what applications, approvals
+    and disbursements are checked against)."""
+    if borrower_id != principal.merchant_id and not _back_office(principal):
+        raise lending.BorrowerNotFound(borrower_id)
+    day = on or _today()
+    line = await lending.current_credit_line(conn, borrower_id, product, day, CONFIG)
+    return CreditLineOut(
+        borrower_id=borrower_id, product=product, on=day,
+        limit=MoneyOut.minor(line.limit_minor, line.currency),
+        exposure=MoneyOut.minor(line.outstanding_minor, line.currency),
+        available=MoneyOut.minor(line.available_minor, line.currency), steps=line.explain())
+
+
 @router.get("/review-queue")
 async def review_queue(_: Reviewer, conn: ReadConnection) -> list[QueueItem]:
     """Applications waiting for a risk officer, with why each is there."""
@@ -302,7 +333,7 @@ async def repay(loan_id: LoanId, body: RepaymentIn, principal: Writer, engine: E
 
 @router.get("/loans/{loan_id}")
 async def statement(loan_id: LoanId, principal: Reader, conn: ReadConnection,
-                    on: dt.date | None = None) -> StatementOut:
+                    on: ApiDate | None = None) -> StatementOut:
     """The loan statement: principal, interest accrued and paid, days, next due,
     repayments and status history."""
     await _own_loan(conn, loan_id, principal)
@@ -327,7 +358,7 @@ async def statement(loan_id: LoanId, principal: Reader, conn: ReadConnection,
 
 
 @router.get("/portfolio")
-async def portfolio(_: Reviewer, conn: ReadConnection, on: dt.date | None = None) -> PortfolioOut:
+async def portfolio(_: Reviewer, conn: ReadConnection, on: ApiDate | None = None) -> PortfolioOut:
     """Outstanding by days-past-due bucket, and whether the loan book equals the ledger."""
     day = on or _today()
     report = await lending.portfolio_report(conn, day, CONFIG)

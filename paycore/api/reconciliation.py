@@ -182,12 +182,11 @@ async def import_statement(code: BankCode, body: StatementIn, engine: Engine,
         raise ApiProblem("content_base64 is not base64", status=422, code="bad-content") from None
     profile = None
     if body.csv_profile is not None:
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in body.csv_profile.items()}
         try:
-            profile = reconciliation.CsvProfile(**values)
-        except (TypeError, ValueError) as exc:
-            raise ApiProblem(f"csv_profile: {exc}", status=422, code="bad-csv-profile") from None
+            profile = reconciliation.CsvProfile.from_mapping(body.csv_profile,
+                                                             source="csv_profile")
+        except reconciliation.InvalidCsvProfile as exc:
+            raise ApiProblem(str(exc), status=422, code="bad-csv-profile") from None
 
     async def work(conn: AsyncConnection) -> reconciliation.ImportResult:
         bank = await reconciliation.get_bank_account(conn, code)

@@ -24,7 +24,7 @@ from paycore.api import (
     requires,
 )
 from paycore.api.models import MoneyIn
-from paycore.logging import redact
+from paycore.logging import redact, withhold_database_values
 from tests.ledger.chart import open_chart
 
 IssueKey = Callable[..., Awaitable[str]]
@@ -85,7 +85,8 @@ def plain_tracebacks() -> Iterator[None]:
     saved = structlog.get_config()
     structlog.configure(processors=[
         structlog.contextvars.merge_contextvars, structlog.processors.add_log_level, redact,
-        structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer(colors=False)])
+        withhold_database_values, structlog.processors.format_exc_info,
+        structlog.dev.ConsoleRenderer(colors=False)])
     yield
     structlog.configure(**saved)
 
