@@ -258,3 +258,57 @@ __all__ += [
     "SandboxSettings", "SmBankAdapter", "SmBankCredentials", "UnionPayAdapter",
     "UnionPayCredentials",
 ]
+
+# Payout controls (issue #15 §2): the register of suppliers' bank accounts (encrypted at
+# rest), supplier payouts from the supplier's own payable to a verified account, and
+# maker-checker approval (gateways.account_keys, gateways.beneficiaries, gateways.approvals).
+from gateways.account_keys import (  # noqa: E402
+    AccountKeys,
+    AccountKeysMissing,
+    current_account_keys,
+    new_key_spec,
+    use_account_keys,
+)
+from gateways.approvals import (  # noqa: E402
+    NotAwaitingApproval,
+    PayoutControls,
+    SupplierPayout,
+    SupplierPayoutRequest,
+    approve_payout,
+    find_supplier_payout,
+    list_pending_approval,
+    reject_payout,
+    request_supplier_payout,
+    supplier_payable,
+)
+from gateways.beneficiaries import (  # noqa: E402
+    AccountNotUsable,
+    AccountState,
+    BeneficiaryAccount,
+    BeneficiaryNotFound,
+    DuplicateAccount,
+    FourEyesViolation,
+    add_account,
+    audit_trail,
+    change_account,
+    get_account,
+    list_accounts,
+    rekey_accounts,
+    retire_account,
+    settlement_account,
+    usable_account,
+    verify_account,
+)
+from gateways.beneficiaries import audit as record_control_event  # noqa: E402
+
+__all__ += [
+    "AccountKeys", "AccountKeysMissing", "AccountNotUsable", "AccountState",
+    "BeneficiaryAccount", "BeneficiaryNotFound", "DuplicateAccount", "FourEyesViolation",
+    "NotAwaitingApproval", "PayoutControls", "SupplierPayout", "SupplierPayoutRequest", "add_account",
+    "approve_payout", "audit_trail", "change_account", "current_account_keys",
+    "find_supplier_payout", "get_account", "list_accounts", "list_pending_approval",
+    "new_key_spec", "record_control_event", "reject_payout", "rekey_accounts",
+    "request_supplier_payout",
+    "retire_account", "settlement_account", "supplier_payable", "usable_account",
+    "use_account_keys", "verify_account",
+]

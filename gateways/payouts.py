@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, postings
+from gateways import inquiries, payout_accounts, postings
 from gateways.bank import (
     BankGateway,
     BankOutcome,
@@ -35,6 +35,7 @@ from gateways.bank import (
     PayoutOrder,
     PayoutStatus,
 )
+from gateways.beneficiaries import AccountNotUsable
 from gateways.errors import ConcurrentTransition, InvalidPaymentRequest, PayoutConflict, PayoutNotFound
 from gateways.inquiries import Subject
 from gateways.routing import BankDirectory
@@ -201,12 +202,20 @@ async def submit_payout(engine: AsyncEngine, banks: BankDirectory, payout_id: st
         raise PayoutNotFound(payout_id)
     if payout.status is not P.REQUESTED:
         return payout
+    try:
+        async with engine.connect() as conn:
+            # a supplier payout's number comes from the register, checked as it is sent
+            beneficiary = await payout_accounts.beneficiary_for_order(conn, payout)
+    except AccountNotUsable as exc:
+        await payout_accounts.withdraw_unsendable(engine, payout_id, str(exc))
+        async with engine.connect() as conn:
+            return await load_payout(conn, payout_id)
     for code in _order_for(payout, banks):
         try:
             await _mark(engine, payout_id, P.REQUESTED, P.SUBMITTED, bank=code)
         except ConcurrentTransition:
             break  # another worker took it (or it was canceled): theirs to finish
-        order = PayoutOrder(payout_id=payout_id, beneficiary=payout.beneficiary,
+        order = PayoutOrder(payout_id=payout_id, beneficiary=beneficiary,
                             amount=payout.amount, description=payout.description or payout.purpose,
                             notify_url=banks.notify_url(code))
         try:

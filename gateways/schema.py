@@ -222,6 +222,82 @@ bank_health = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# -- payout controls (migration 0015): the register of suppliers' bank accounts, the
+# supplier payouts drawn on it with their maker-checker decisions, and the audit trail.
+
+#: A supplier's bank account. The number is kept only encrypted (AES-GCM, `key_id` names
+#: the key; bound to the row id), beside a keyed hash (look-ups, duplicates) and its last
+#: four characters (display). Verified by someone other than who added or last changed it;
+#: usable for payouts once the cooling-off after `changed_at`/`verified_at` has passed.
+beneficiary_accounts = sa.Table(
+    "beneficiary_accounts",
+    metadata,
+    sa.Column("id", RecordId, primary_key=True),
+    sa.Column("supplier_id", RecordId, nullable=False),
+    sa.Column("holder_name", sa.String(140), nullable=False),
+    sa.Column("bank_name", sa.String(140), nullable=False),
+    sa.Column("account_ciphertext", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("account_hmac", sa.String(64), nullable=False),
+    sa.Column("account_last4", sa.String(4), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(120), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: who last set the details (the account's maker) and when: the cooling-off's start
+    sa.Column("changed_by", sa.String(120), nullable=False),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.Column("verified_by", sa.String(120)),
+    sa.Column("verified_at", UTCDateTime()),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("status IN ('unverified', 'verified', 'retired')",
+                       name="ck_beneficiary_accounts_status"),
+    sa.CheckConstraint("status <> 'verified' OR (verified_by IS NOT NULL "
+                       "AND verified_by <> changed_by)",
+                       name="ck_beneficiary_accounts_four_eyes"),
+    sa.Index("ix_beneficiary_accounts_supplier", "supplier_id", "status"),
+    sa.Index("ix_beneficiary_accounts_hmac", "account_hmac"),
+)
+
+#: A payout from a supplier's payable to one of its registered accounts (the payouts row
+#: carries only the masked number): who asked, whether a second person must approve, and
+#: who did.
+supplier_payouts = sa.Table(
+    "supplier_payouts",
+    metadata,
+    sa.Column("payout_id", RecordId, sa.ForeignKey("payouts.id"), primary_key=True),
+    sa.Column("supplier_id", RecordId, nullable=False, index=True),
+    sa.Column("account_id", RecordId, sa.ForeignKey("beneficiary_accounts.id"), nullable=False),
+    #: the account's `changed_at` when the payout was requested: a payout is approved and
+    #: sent only while the account's details are still those
+    sa.Column("account_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("requested_by", sa.String(120), nullable=False),
+    #: why a second person must approve it (None: it needed no approval)
+    sa.Column("approval_reason", sa.Text),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("decision", sa.String(16)),
+    sa.Column("decided_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("decision IS NULL OR decision IN ('approved', 'rejected')",
+                       name="ck_supplier_payouts_decision"),
+    sa.CheckConstraint("decision IS NULL OR decision <> 'approved' OR decided_by <> requested_by",
+                       name="ck_supplier_payouts_four_eyes"),
+)
+
+#: Every change to the register and every payout decision: who, what, when. Append-only
+#: (triggers refuse UPDATE and DELETE on both databases). Never holds an account number.
+payout_control_audit = sa.Table(
+    "payout_control_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("supplier_id", RecordId, nullable=False),
+    sa.Column("subject_id", RecordId, nullable=False),
+    sa.Column("details", JSONDoc, nullable=False),
+    sa.Index("ix_payout_control_audit_subject", "subject_id", "id"),
+)
+
 # -- payouts that come back, and certificates (migration 0017)
 
 # What a person must look at about a payout: a return booked (with the bank's reason),

@@ -70,6 +70,9 @@ class RefundState(StrEnum):
 
 
 class PayoutState(StrEnum):
+    #: recorded and reserved (a ledger hold); a second person must approve it before any
+    #: bank sees it (maker-checker, `gateways.approvals`)
+    PENDING_APPROVAL = "pending_approval"
     #: recorded and reserved in the ledger (a hold), not yet sent to a bank
     REQUESTED = "requested"
     #: handed to `bank`; the bank has it (or is being given it) and has not decided
@@ -126,6 +129,8 @@ REFUND_MOVES: Mapping[RefundState, frozenset[RefundState]] = {
 }
 
 PAYOUT_MOVES: Mapping[PayoutState, frozenset[PayoutState]] = {
+    # approved: requested (then sent); rejected or withdrawn: canceled
+    P.PENDING_APPROVAL: frozenset({P.REQUESTED, P.CANCELED}),
     P.REQUESTED: frozenset({P.SUBMITTED, P.CANCELED}),
     # back to requested only when nothing reached the bank (BankUnavailable): failover
     P.SUBMITTED: frozenset({P.REQUESTED, P.SUCCEEDED, P.FAILED, P.UNKNOWN, P.REVIEW}),

@@ -21,6 +21,7 @@ import lending
 import reconciliation
 from paycore import db
 from paycore.logging import configure_logging
+from paycore.payout_controls import install_account_keys
 from paycore.settings import Settings
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
     settings = Settings.from_env()
     level = "WARNING" if quiet and "PAYCORE_LOG_LEVEL" not in os.environ else settings.log_level
     configure_logging(settings.log_format, level)
+    install_account_keys()
 
     async def main() -> T:
         engine = db.create_engine(url or settings.database_url)

@@ -25,6 +25,9 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    #: the person the key belongs to (migration 0015): maker-checker compares people, so
+    #: one person's two keys are still one person; None: the key is its own identity
+    sa.Column("holder", sa.String(120), nullable=True),
 )
 
 #: One row per (merchant, Idempotency-Key): claimed `in_progress` before the request runs
@@ -60,5 +63,17 @@ api_payout_owners = sa.Table(
     metadata,
     sa.Column("payout_id", sa.String(64), primary_key=True),
     sa.Column("merchant_id", sa.String(120), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+#: Which suppliers a merchant's keys may act for (register accounts, request and approve
+#: payouts) (migration 0015). No row, no access: a merchant never touches the money of a
+#: supplier it was not bound to by an operator.
+api_supplier_bindings = sa.Table(
+    "api_supplier_bindings",
+    metadata,
+    sa.Column("merchant_id", sa.String(120), primary_key=True),
+    sa.Column("supplier_id", sa.String(64), primary_key=True),
+    sa.Column("created_by", sa.String(120), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )

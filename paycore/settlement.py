@@ -7,12 +7,16 @@ For each supplier, in ONE transaction:
    already on hold against it;
 2. lending applies what the settlement policy selects of it to the supplier's loans, as one
    balanced entry (Dr supplier payable, Cr the loan receivables in waterfall order);
-3. the rest goes out through `gateways.request_payout` (a hold Dr the payable,
-   Cr 1103.clearing.payout; the bank is called later by `submit_payouts`);
+3. the rest goes out through `gateways.request_supplier_payout` — the same rules as a
+   payout a person asks for: only to the supplier's verified account in the register,
+   past its cooling-off, from its own payable (a hold Dr the payable, Cr
+   1103.clearing.payout), and waiting for a second person's approval above the
+   configured threshold; the bank is called later by `submit_payouts`;
 4. lending records (settlement id, supplier) with the amounts: running the same
    settlement again finds the record and posts nothing.
 
-A supplier without payout details keeps the remainder on their payable (reported).
+A supplier without a usable account (none registered, unverified, cooling off) keeps the
+remainder on its payable, with the reason in the result's `note`; the next run pays it.
 This module is where lending and gateways meet; neither imports the other.
 """
 
@@ -101,8 +105,10 @@ async def settle_supplier(
     config: LendingConfig,
     *,
     payable_account: str | None = None,
-    beneficiaries: Mapping[str, gateways.Beneficiary] | None = None,
     banks: tuple[str, ...] = (),
+    controls: gateways.PayoutControls | None = None,
+    actor: str = "system:settlement",
+    now: dt.datetime | None = None,
 ) -> SupplierSettlement:
     """Settle one supplier in the caller's transaction (see the module docstring)."""
     if not settlement_id:
@@ -121,17 +127,22 @@ async def settle_supplier(
     rest = available - offset.applied_minor
     payout_id, note = None, ""
     if rest > 0:
-        beneficiary = await beneficiary_for(conn, supplier_id, beneficiaries)
-        if beneficiary is None:
-            note = "no payout details: the remainder stays on the payable"
+        controls = controls or gateways.PayoutControls()
+        to, why_not = await gateways.settlement_account(
+            conn, supplier_id, cooling_off=controls.cooling_off, now=now)
+        if to is None or payable != gateways.supplier_payable(supplier_id):
+            note = (f"not paid out ({why_not or 'not a supplier payable'}): the remainder "
+                    "stays on the payable")
             rest = 0
         else:
-            payout = await gateways.request_payout(conn, gateways.PayoutRequest(
-                payout_id=payout_id_for(settlement_id, supplier_id),
-                beneficiary_ref=f"supplier:{supplier_id}", beneficiary=beneficiary,
-                amount=ledger.from_minor(rest, account.currency), debit_account=payable,
-                purpose="settlement", description=f"Settlement {settlement_id}", banks=banks))
+            payout = await gateways.request_supplier_payout(conn, gateways.SupplierPayoutRequest(
+                payout_id=payout_id_for(settlement_id, supplier_id), supplier_id=supplier_id,
+                account_id=to.id, amount=ledger.from_minor(rest, account.currency),
+                requested_by=actor, manual=False, purpose="settlement",
+                description=f"Settlement {settlement_id}", banks=banks), controls, now=now)
             payout_id = payout.id
+            if payout.status is gateways.PayoutState.PENDING_APPROVAL:
+                note = "payout waits for a second person's approval"
     await lending.record_settlement(conn, lending.SettlementRecord(
         settlement_id, supplier_id, on, available, offset.applied_minor, rest, payout_id),
         offset.entry)
@@ -158,8 +169,9 @@ async def run_settlement(
     config: LendingConfig,
     *,
     suppliers: Sequence[str] | None = None,
-    beneficiaries: Mapping[str, gateways.Beneficiary] | None = None,
     banks: tuple[str, ...] = (),
+    controls: gateways.PayoutControls | None = None,
+    actor: str = "system:settlement",
     progress: Callable[[int, int], None] | None = None,
 ) -> SettlementRun:
     """Settle every supplier (or those named), each in its own transaction."""
@@ -174,8 +186,8 @@ async def run_settlement(
     run = SettlementRun(settlement_id, on)
     for i, (supplier, code) in enumerate(found):
         result = await ledger.transact(engine, lambda c, s=supplier, a=code: settle_supplier(  # type: ignore[misc]
-            c, settlement_id, s, on, config, payable_account=a, beneficiaries=beneficiaries,
-            banks=banks))
+            c, settlement_id, s, on, config, payable_account=a, banks=banks, controls=controls,
+            actor=actor))
         run.suppliers.append(result)
         if progress:
             progress(i + 1, len(found))

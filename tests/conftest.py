@@ -130,3 +130,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for nodeid in _skipped_pg[:20]:
             print(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def account_keys() -> object:
+    """A key ring for bank account numbers (gateways.account_keys), as a deployment
+    installs one from PAYCORE_ACCOUNT_KEYS; tests of rotation install their own."""
+    import gateways
+
+    ring = gateways.AccountKeys([("test1", bytes(range(32)))])
+    gateways.use_account_keys(ring)
+    yield ring
+    gateways.use_account_keys(ring)

@@ -32,6 +32,13 @@ class Principal:
     merchant_id: str
     key_id: str
     scopes: tuple[str, ...]
+    #: the person behind the key (`paycore apikeys create --holder`), if named
+    holder: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The identity that acts: `user:<holder>`, else `key:<key id>` (audit, four eyes)."""
+        return f"user:{self.holder}" if self.holder else f"key:{self.key_id}"
 
     def can(self, scope: str) -> bool:
         return keys.grants(self.scopes, scope)
@@ -63,7 +70,7 @@ async def principal_of(scope: Scope) -> Principal:
     if key is None:
         raise Unauthorized("the API key is not valid (unknown, wrong or revoked)",
                            error="invalid_token")
-    principal = Principal(key.merchant_id, key.id, key.scopes)
+    principal = Principal(key.merchant_id, key.id, key.scopes, key.holder)
     state[PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(merchant_id=key.merchant_id, key_id=key.id)
     return principal

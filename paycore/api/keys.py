@@ -35,7 +35,9 @@ SCOPES: dict[str, str] = {
     "payments:write": "create and cancel payment intents",
     "refunds:write": "refund captured payments",
     "payouts:read": "read payouts",
-    "payouts:write": "request payouts to suppliers",
+    "payouts:write": "request payouts to suppliers; register suppliers' bank accounts",
+    "payouts:approve": "approve or reject payouts another person requested; verify bank "
+                       "accounts another person registered",
     "ledger:read": "read the whole books: accounts, balances, statements, entries, proof",
     "lending:read": "read credit lines, applications and loans",
     "lending:write": "apply, disburse, extend and repay loans",
@@ -93,6 +95,13 @@ class ApiKey:
     scopes: tuple[str, ...]
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    #: the person the key belongs to (maker-checker compares people); None: the key alone
+    holder: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acts with this key, as the audit trail and four-eyes checks name them."""
+        return f"user:{self.holder}" if self.holder else f"key:{self.id}"
 
 
 @dataclass(frozen=True)
@@ -111,23 +120,26 @@ def _row(row: sa.Row[tuple[object, ...]]) -> ApiKey:
     m = row._mapping
     return ApiKey(id=m["id"], merchant_id=m["merchant_id"], name=m["name"],
                   scopes=tuple(m["scopes"].split()), created_at=m["created_at"],
-                  revoked_at=m["revoked_at"])
+                  revoked_at=m["revoked_at"], holder=m["holder"])
 
 
 async def create_api_key(conn: AsyncConnection, merchant_id: str, scopes: Sequence[str], *,
-                         name: str = "") -> IssuedKey:
+                         name: str = "", holder: str | None = None) -> IssuedKey:
     if not _MERCHANT.match(merchant_id):
         raise InvalidMerchant(f"merchant id {merchant_id!r} must be 1-64 characters of "
                               "letters, digits and . _ : -, starting with a letter or digit")
     granted = validate_scopes(scopes)
+    if holder is not None and not _MERCHANT.match(holder):
+        raise InvalidMerchant(f"key holder {holder!r} must be 1-64 characters of letters, "
+                              "digits and . _ : -")
     key_id = secrets.token_hex(8)
     token = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     now = dt.datetime.now(dt.UTC)
     await conn.execute(api_keys.insert().values(
         id=key_id, merchant_id=merchant_id, name=name, secret_sha256=_digest(token),
-        scopes=" ".join(granted), created_at=now, revoked_at=None))
+        scopes=" ".join(granted), created_at=now, revoked_at=None, holder=holder))
     log.info("api_key.created", key_id=key_id, merchant_id=merchant_id, scopes=granted)
-    return IssuedKey(ApiKey(key_id, merchant_id, name, tuple(granted), now, None), token)
+    return IssuedKey(ApiKey(key_id, merchant_id, name, tuple(granted), now, None, holder), token)
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement, settlement
+from paycore.payout_controls import controls_from_env
 from paycore.runner import console, in_transaction, read_only, run
 
 CONFIG: LendingConfig = DEFAULT_CONFIG
@@ -382,7 +383,8 @@ def settle(settlement_id: str | None = typer.Option(None, "--id", help="the sett
 
     async def go(engine: AsyncEngine) -> settlement.SettlementRun:
         return await settlement.run_settlement(engine, sid, day, CONFIG,
-                                               suppliers=supplier or None)
+                                               suppliers=supplier or None,
+                                               controls=controls_from_env())
     result = run(go)
     table = Table("supplier", "available", "loan offset", "payout", "payout id", "note",
                   title=f"Settlement {sid} on {day}", title_justify="left")

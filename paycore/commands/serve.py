@@ -15,6 +15,7 @@ from paycore import db
 from paycore.api import idempotency, keys
 from paycore.api.settings import ApiSettings
 from paycore.logging import configure_logging
+from paycore.payout_controls import install_account_keys
 from paycore.runner import console, errors, in_transaction, read_only, run
 from paycore.settings import Settings
 
@@ -41,6 +42,7 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
     base = Settings.from_env()
     settings = ApiSettings.from_env(base)
     configure_logging(settings.log_format, settings.log_level)
+    install_account_keys()
 
     async def main() -> None:
         engine = db.create_engine(base.database_url)
@@ -74,10 +76,13 @@ def apikeys_create(
     scope: Annotated[list[str], typer.Option(
         "--scope", "-s", help="a scope to grant (repeat); e.g. payments:write")],
     name: str = typer.Option("", help="a label for the key"),
+    holder: str | None = typer.Option(None, help="the person the key belongs to: four-eyes "
+                                      "checks (payout approval, account verification) "
+                                      "compare holders, so one person's keys are one person"),
 ) -> None:
     """Issue a key; its secret is printed once and never stored."""
     async def go(conn: AsyncConnection) -> keys.IssuedKey:
-        return await keys.create_api_key(conn, merchant, scope, name=name)
+        return await keys.create_api_key(conn, merchant, scope, name=name, holder=holder)
     try:
         issued = in_transaction(go)
     except (keys.InvalidScope, keys.InvalidMerchant) as exc:

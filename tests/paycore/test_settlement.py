@@ -5,6 +5,7 @@ settlement id run again posts nothing. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -26,6 +27,17 @@ from tests.lending.book import (
 )
 
 PAYABLE = "2202.payable.sup-001"
+ONBOARDED = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)   # long past any cooling-off
+
+
+async def verified_account(conn, supplier: str = "sup-001",
+                           number: str = "6222020200112233445") -> gateways.BeneficiaryAccount:
+    """The supplier's bank account in the register, verified by a second person."""
+    account = await gateways.add_account(conn, supplier, holder_name="Supplier Ltd",
+                                         account_number=number, actor="user:onboarding",
+                                         now=ONBOARDED)
+    return await gateways.verify_account(conn, account.id, actor="user:compliance",
+                                         now=ONBOARDED)
 
 
 async def test_settlement_offsets_the_loan_then_pays_out_the_rest(db):
@@ -33,6 +45,7 @@ async def test_settlement_offsets_the_loan_then_pays_out_the_rest(db):
         await good_borrower(conn, receivables="")
         await disbursed(conn, "S1", term=30)          # 10,000.00 onto the payable
         await credit_payable(conn, "sup-001", "25000.00", "capture:later", on=days(20))
+        account = await verified_account(conn)
         # the loan proceeds went out earlier (a payout hold against the payable)
         await gateways.request_payout(conn, gateways.PayoutRequest(
             "po-proceeds", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
@@ -54,6 +67,14 @@ async def test_settlement_offsets_the_loan_then_pays_out_the_rest(db):
     assert ledger.to_minor(bal.posted) == 3_500_000 - 1_008_219
     assert ledger.to_minor(bal.available) == 0   # everything else is on its way out
     assert payout.amount_minor == sup.payout_minor and payout.debit_account == PAYABLE
+    # paid by the same rules as any supplier payout: to the register's verified account,
+    # and (no threshold configured for CNY here) waiting for a second person
+    async with db.connect() as conn:
+        record = await gateways.find_supplier_payout(conn, sup.payout_id)
+    assert record is not None and record.account_id == account.id
+    assert record.requested_by == "system:settlement"
+    assert payout.status is gateways.PayoutState.PENDING_APPROVAL
+    assert payout.beneficiary.account_number == "***3445"
     assert offset is not None and offset.kind == "loan.offset"
     legs = {p.account_code: p.amount for p in offset.postings}
     assert legs == {PAYABLE: 1_008_219, "1302.interest_receivable.supply_chain": -8219,
@@ -106,3 +127,41 @@ async def test_payout_disbursement_reserves_the_proceeds_for_the_supplier(db):
 async def test_unknown_supplier_is_refused(db):
     with pytest.raises(lending.InvalidInput):
         await settlement.run_settlement(db, "set-x", days(0), CONFIG, suppliers=["nobody"])
+
+
+async def test_no_usable_account_offsets_the_loan_and_keeps_the_rest_on_the_payable(db):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await disbursed(conn, "S4", term=30)
+        await gateways.request_payout(conn, gateways.PayoutRequest(
+            "po-proceeds-4", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
+            cny("10000.00"), PAYABLE, "settlement"))
+        await credit_payable(conn, "sup-001", "25000.00", "capture:s4", on=days(20))
+        # registered but never verified: not a place money may go
+        await gateways.add_account(conn, "sup-001", holder_name="Supplier Ltd",
+                                   account_number="6222020200112233445", actor="user:someone")
+    run = await settlement.run_settlement(db, "set-4", days(30), CONFIG, suppliers=["sup-001"])
+    [sup] = run.suppliers
+    assert sup.offset_minor == 1_008_219 and sup.payout_minor == 0 and sup.payout_id is None
+    assert "unverified" in sup.note and "stays on the payable" in sup.note
+    async with db.connect() as conn:
+        bal = await ledger.balance(conn, PAYABLE)
+        waiting = await gateways.list_payouts(conn, beneficiary_ref="supplier:sup-001")
+    assert ledger.to_minor(bal.available) == 2_500_000 - 1_008_219
+    assert [p.id for p in waiting] == ["po-proceeds-4"]
+    await verify_ok(db)
+
+
+async def test_settlement_under_the_threshold_is_requested_without_approval(db):
+    controls = gateways.PayoutControls(approval_above={"CNY": 2_000_000})
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await credit_payable(conn, "sup-001", "15000.00", "capture:s5", on=days(20))
+        await verified_account(conn)
+    run = await settlement.run_settlement(db, "set-5", days(30), CONFIG, suppliers=["sup-001"],
+                                          controls=controls)
+    [sup] = run.suppliers
+    async with db.connect() as conn:
+        payout = await gateways.get_payout(conn, sup.payout_id)
+    assert sup.payout_minor == 1_500_000 and payout.status is gateways.PayoutState.REQUESTED
+    await verify_ok(db)
