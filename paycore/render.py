@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from rich.table import Table
 
 import ledger
 from ledger import AccountStatement, TrialBalance
+
+
+def short_id(entry_id: uuid.UUID | str) -> str:
+    """An entry id shortened for people: its last 8 hex digits, marked as a tail.
+
+    Entry ids are UUIDv7: the first 12 hex digits are the millisecond they were made, so
+    entries of one batch or one second share their head ("entry 01a24e01 reverses
+    01a24e01"). The tail is random (62 bits of it), so it tells them apart."""
+    text = str(entry_id).replace("-", "")
+    return f"…{text[-8:]}"
 
 
 def amount(units: int, currency: str) -> str:

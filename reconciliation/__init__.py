@@ -24,6 +24,7 @@ from reconciliation.engine import ReconcileResult, reconcile
 from reconciliation.errors import (
     AmbiguousStatementFile,
     ExceptionNotOpen,
+    InvalidCsvProfile,
     InvalidResolution,
     ReconciliationError,
     StatementCurrencyMismatch,
@@ -37,6 +38,7 @@ from reconciliation.errors import (
 from reconciliation.exceptions import ExceptionRecord, get_exception, list_exceptions
 from reconciliation.items import sync_book_items
 from reconciliation.parsers import FORMATS, CsvProfile, StatementParser, parser_for
+from reconciliation.parsers.csv_profile import EXAMPLE as CSV_PROFILE_EXAMPLE
 from reconciliation.reading import parse_statement
 from reconciliation.report import ReconciliationReport, build_report
 from reconciliation.resolution import (
@@ -61,6 +63,7 @@ from reconciliation.store import ImportResult, import_statement, read_for_accoun
 from reconciliation.validation import validate_statement
 
 __all__ = [
+    "CSV_PROFILE_EXAMPLE",
     "FORMATS",
     "AmbiguousStatementFile",
     "Balance",
@@ -71,6 +74,7 @@ __all__ = [
     "ExceptionNotOpen",
     "ExceptionRecord",
     "ImportResult",
+    "InvalidCsvProfile",
     "InvalidResolution",
     "MatchingRules",
     "ReconcileResult",

@@ -172,7 +172,9 @@ async def get_bank_account(conn: AsyncConnection, ref: str | int) -> BankAccount
                        table.c.bank_account_number == ref)
     row = (await conn.execute(sa.select(table).where(where).order_by(table.c.id))).first()
     if row is None:
-        raise UnknownBankAccount(f"no bank account {ref!r} is configured for reconciliation")
+        hint = _configure_hint(ref)
+        raise UnknownBankAccount(
+            f"no bank account {ref!r} is configured for reconciliation; {hint}")
     config = BankAccountConfig(
         code=row.code, currency=row.currency, bank_ledger_account=row.bank_ledger_account,
         clearing_account=row.clearing_account,
@@ -186,6 +188,17 @@ async def get_bank_account(conn: AsyncConnection, ref: str | int) -> BankAccount
                  config.payout_clearing_account):
         ids.append((await ledger.get_account(conn, code)).id)
     return BankAccount(row.id, config, ids[0], ids[1], ids[2])
+
+
+def _configure_hint(ref: str | int) -> str:
+    """The command that configures the account `ref` names (`1001.bank.icbc` -> icbc)."""
+    text = str(ref)
+    prefix = "1001.bank."
+    code = text[len(prefix):] if text.startswith(prefix) else text
+    if isinstance(ref, int) or not code:
+        code = "BANK"
+    return (f"configure it first: paycore recon configure {code} --currency CUR "
+            f"[--account-number NUMBER] (paycore recon accounts lists those configured)")
 
 
 async def list_bank_accounts(conn: AsyncConnection) -> list[BankAccount]:

@@ -128,3 +128,10 @@ class AmbiguousStatementFile(StatementError):
     them: which statement is this account's cannot be guessed."""
 
     code = "ambiguous-statement-file"
+
+
+class InvalidCsvProfile(StatementError):
+    """A CSV profile with an unknown, missing or mistyped field, or fields that cannot go
+    together; the message names each and suggests the field meant."""
+
+    code = "invalid-csv-profile"

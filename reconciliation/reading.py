@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
+import structlog
+
 from reconciliation.detect import detect_format
 from reconciliation.errors import UnknownStatementFormat
 from reconciliation.parsers import FORMATS, CsvProfile, parser_for
@@ -34,7 +39,40 @@ def parse_statement(
         raise UnknownStatementFormat(f"unknown statement format {chosen!r}")
     if chosen == "csv" and profile is None:
         raise UnknownStatementFormat("reading a CSV statement needs a CsvProfile")
-    statements = parser_for(chosen, profile).parse(data, source_name=source_name)
+    with warnings.catch_warnings(record=True) as raised:
+        # a parser library's own warnings go to the statement (and so to the person
+        # importing it) in a sentence, or nowhere, never raw onto the terminal
+        warnings.simplefilter("always")
+        statements = parser_for(chosen, profile).parse(data, source_name=source_name)
+    said = _about_the_file(raised)
+    if said:
+        statements = [dataclasses.replace(s, warnings=(*s.warnings, *said)) for s in statements]
     for statement in statements:
         validate_statement(statement, account_currency=account_currency)
     return statements
+
+
+#: warnings about how a library is written or called, not about the file: the bs4 parser
+#: ofxparse uses says an XML document (OFX 2) is read as HTML, which is how ofxparse
+#: works and is checked by the structure check; deprecations are the libraries' own
+_NOT_ABOUT_THE_FILE = frozenset({
+    "DeprecationWarning", "PendingDeprecationWarning", "ResourceWarning",
+    "XMLParsedAsHTMLWarning", "MarkupResemblesLocatorWarning",
+})
+
+log = structlog.get_logger("reconciliation")
+
+
+def _about_the_file(raised: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    kept: list[str] = []
+    for warning in raised:
+        category = warning.category.__name__
+        first = str(warning.message).strip().split("\n")[0]
+        if category in _NOT_ABOUT_THE_FILE:
+            log.debug("statement.parser_warning_dropped", category=category, message=first)
+            continue
+        module = warning.category.__module__.split(".")[0]
+        text = f"the {module} parser warned: {first}"
+        if text not in kept:
+            kept.append(text)
+    return tuple(kept)

@@ -45,18 +45,16 @@ def _amount(units: int | None, currency: str) -> str:
 
 
 def _csv_profile(path: Path | None) -> reconciliation.CsvProfile | None:
-    """A `CsvProfile` from a YAML or JSON file of its fields."""
+    """A `CsvProfile` from a YAML or JSON file of its fields, checked field by field."""
     if path is None:
         return None
-    doc = yaml.safe_load(path.read_text())
-    if not isinstance(doc, dict):
-        raise typer.BadParameter(f"{path} does not hold a CSV profile", param_hint="--csv-profile")
-    known = {f.name for f in dataclasses.fields(reconciliation.CsvProfile)}
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                              for k, v in doc.items() if k in known}
     try:
-        return reconciliation.CsvProfile(**values)
-    except (TypeError, ValueError) as exc:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{path} is not YAML: {exc}", param_hint="--csv-profile") from None
+    try:
+        return reconciliation.CsvProfile.from_mapping(doc, source=str(path))
+    except reconciliation.InvalidCsvProfile as exc:
         raise typer.BadParameter(str(exc), param_hint="--csv-profile") from None
 
 
@@ -82,12 +80,23 @@ def configure(
             bank, currency, tolerance=limit, bank_account_number=account_number,
             rules=reconciliation.MatchingRules(date_window_days=date_window)),
         payout_clearing_account=payout_clearing)
-    result = in_transaction(lambda conn: reconciliation.configure_bank_account(conn, config))
+    # the accounts it opens are in the line printed below: no log lines on the terminal
+    result = run(lambda engine: ledger.transact(
+        engine, lambda conn: reconciliation.configure_bank_account(conn, config)), quiet=True)
     c = result.config
     console.print(f"{c.code}: {c.bank_ledger_account} against {c.clearing_account}, "
                   f"{c.payout_clearing_account}; fees {c.fee_account}; differences "
                   f"{c.differences_account}; tolerance {_amount(c.tolerance_minor, c.currency)} "
                   f"{c.currency}")
+
+
+def profile(example: bool = typer.Option(False, "--example",
+                                         help="print a commented profile template")) -> None:
+    """CSV column profiles: `--example` prints a template with every field explained."""
+    if not example:
+        raise typer.BadParameter("give --example (a template to copy and edit)",
+                                 param_hint="--example")
+    typer.echo(reconciliation.CSV_PROFILE_EXAMPLE, nl=False)
 
 
 def bank_accounts() -> None:
@@ -292,6 +301,7 @@ def register(app: typer.Typer) -> None:
     exceptions_app.command("resolve")(exceptions_resolve)
     recon_app.command("configure")(configure)
     recon_app.command("accounts")(bank_accounts)
+    recon_app.command("profile")(profile)
     recon_app.command("report")(report)
     app.add_typer(statement_app, name="statement")
     app.add_typer(exceptions_app, name="exceptions")

@@ -11,6 +11,7 @@ from moneyed import Money
 import ledger
 from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, HoldRequest, Posting
 from paycore.demo_acts.context import DemoContext
+from paycore.render import short_id
 
 LIMIT_LIABILITY = BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS
 LIMIT_ASSET = BalanceLimit.CREDITS_MUST_NOT_EXCEED_DEBITS
@@ -107,7 +108,7 @@ async def run(ctx: DemoContext) -> None:
         reversal = await ledger.reverse(conn, twice.id, description="Fee was keyed in twice")
     console.print("  refund of 600.00 on ord-1004: supplier gives back 582.00, commission 18.00")
     console.print("  CMB fee 8.40 booked; a duplicate of it booked by mistake and reversed "
-                  f"(entry {str(reversal.id)[:8]} reverses {str(twice.id)[:8]})")
+                  f"(entry {short_id(reversal.id)} reverses {short_id(twice.id)})")
 
     step("Two-phase holds: a transfer reserved, partly posted; another voided")
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
@@ -160,7 +161,7 @@ async def run(ctx: DemoContext) -> None:
         try:
             async with engine.begin() as conn:
                 result = await ledger.post(conn, request)
-            console.print(f"  {label}: [green]replayed[/green] entry {str(result.id)[:8]}, "
+            console.print(f"  {label}: [green]replayed[/green] entry {short_id(result.id)}, "
                           f"nothing new posted" if result.replayed else f"  {label}: posted?!")
         except ledger.LedgerError as exc:
             console.print(f"  {label}: [red]{type(exc).__name__}[/red]: {exc}")
