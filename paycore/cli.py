@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from paycore import commands, db, demo, render
+from paycore import checkpoints, commands, db, demo, render
 from paycore.runner import console, in_transaction, read_only, run
 
 T = TypeVar("T")
@@ -153,9 +153,24 @@ def trial_balance(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("verify")
-def verify() -> None:
-    """Recompute every balance and hash chain from the postings; exit 1 on a discrepancy."""
-    report = read_only(ledger.verify)
+def verify(
+    checkpoint: list[Path] | None = typer.Option(
+        None, "--checkpoint", help="a signed checkpoint file, or a directory of them, the books "
+        "must still extend (repeatable)"),
+    keys: Path | None = typer.Option(None, help="directory of trusted public keys; default "
+                                     "$PAYCORE_CHECKPOINT_KEYS"),
+    public_key: list[Path] | None = typer.Option(None, "--public-key",
+                                                 help="a trusted public key file (repeatable)"),
+) -> None:
+    """Recompute every balance and hash chain from the postings, and hold the books against
+    each signed checkpoint given; exit 1 on a discrepancy."""
+    async def go(conn: AsyncConnection) -> ledger.VerifyReport:
+        if not checkpoint:
+            return await ledger.verify(conn)
+        keys_dir = keys if keys or public_key else checkpoints.CheckpointSettings.from_env().keys_dir
+        trusted = checkpoints.load_trusted(keys_dir, public_key or [])
+        return await checkpoints.verify(conn, checkpoint, trusted)
+    report = read_only(go)
     console.print(report.summary(), style="green" if report.ok else "red")
     for problem in report.discrepancies[1:]:
         console.print(f"  also: {problem}", style="red")

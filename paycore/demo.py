@@ -9,7 +9,7 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import ledger
-from paycore import db, render
+from paycore import checkpoints, db, render
 from paycore.demo_acts import checkout, ledger_day, lending, reconciliation
 from paycore.demo_acts.context import DemoContext
 
@@ -33,7 +33,7 @@ async def run(engine: AsyncEngine, console: Console) -> ledger.VerifyReport:
         console.print(render.statement_table(
             await ledger.statement(conn, "2202.payable.sup-001", ctx.day, ctx.day)))
         console.print(render.trial_balance_table(await ledger.trial_balance(conn)))
-        report = await ledger.verify(conn)
+    report = await checkpoints.demo_proof(engine, console)
     console.print(report.summary(), style="bold green" if report.ok else "bold red")
     return report
 

@@ -24,6 +24,7 @@ from paycore.api.settings import ApiSettings
 ROUTER_MODULES: tuple[str, ...] = (
     "paycore.api.ledger",
     "paycore.api.payments",
+    "paycore.api.payout_controls",
     "paycore.api.lending",
     "paycore.api.reconciliation",
 )

@@ -31,6 +31,7 @@ from paycore.api.auth import Principal, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
 from paycore.api.models import MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem, NotFound, register_error
+from paycore.api.supplier_access import controls_of, require_binding
 from paycore.schema import api_payout_owners
 
 router = APIRouter(tags=["payments"])
@@ -200,14 +201,6 @@ class RefundList(BaseModel):
     data: list[RefundOut]
 
 
-class BeneficiaryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=140)
-    account_number: str = Field(min_length=4, max_length=34, pattern=r"^[A-Za-z0-9]+$")
-    bank_name: str = Field("", max_length=140)
-
-
 class BeneficiaryOut(BaseModel):
     name: str
     account_number: str = Field(description="masked: only the last four characters")
@@ -217,9 +210,11 @@ class BeneficiaryOut(BaseModel):
 class PayoutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    supplier_id: Ident = Field(description="paid from the supplier's payable account")
+    supplier_id: Ident = Field(description="paid from the supplier's own payable account "
+                                           "(the key's merchant must be bound to it)")
     amount: MoneyIn
-    beneficiary: BeneficiaryIn
+    account_id: Ident = Field(description="a verified bank account of the supplier, from "
+                                          "its register (/v1/suppliers/{id}/bank-accounts)")
     description: str = Field("", max_length=140)
     banks: list[Ident] = Field(default_factory=list, max_length=5,
                                description="failover order; empty: the server's order")
@@ -370,36 +365,39 @@ async def _owned_payout(conn: AsyncConnection, payout_id: str, merchant_id: str)
     return await gateways.get_payout(conn, payout_id)
 
 
-@router.post("/v1/payouts", status_code=201, summary="Pay a supplier out",
-             description="Reserves the amount on the supplier's payable account (a ledger "
-                         "hold), then hands the payout to the first bank in the failover "
-                         "order that takes it. Comes back `succeeded`, `submitted` (the bank "
-                         "is processing), `requested` (no bank took it yet; retried later), "
-                         "`unknown` or `failed`.")
+@router.post("/v1/payouts", status_code=201, summary="Ask to pay a supplier out",
+             description="Only to a verified account of the supplier (past its cooling-off), "
+                         "from the supplier's own payable, and only for a supplier the key's "
+                         "merchant is bound to. Reserves the amount (a ledger hold; refused "
+                         "beyond what is available) and comes back `pending_approval`: a "
+                         "second person approves it (POST /v1/payouts/{id}/approve), and then "
+                         "it goes to the banks.")
 async def create_payout(body: PayoutIn, principal: PayoutWriter, engine: Engine,
                         key: DomainIdempotencyKey, request: Request) -> PayoutOut:
     banks = banks_of(request)
     for code in body.banks:
         banks.get(code)
     payout_id = derived_id("po", key)
-    payout_request = gateways.PayoutRequest(
-        payout_id=payout_id, beneficiary_ref=f"supplier:{body.supplier_id}",
-        beneficiary=gateways.Beneficiary(body.beneficiary.name, body.beneficiary.account_number,
-                                         body.beneficiary.bank_name),
-        amount=body.amount.to_money(), debit_account=f"2202.payable.{body.supplier_id}",
+    payout_request = gateways.SupplierPayoutRequest(
+        payout_id=payout_id, supplier_id=body.supplier_id, account_id=body.account_id,
+        amount=body.amount.to_money(), requested_by=principal.actor, manual=True,
         purpose="settlement", description=body.description, banks=tuple(body.banks))
+    controls = controls_of(request)
 
     async def record(conn: AsyncConnection) -> None:
+        await require_binding(conn, principal, body.supplier_id)
         owner = await conn.scalar(sa.select(api_payout_owners.c.merchant_id)
                                   .where(api_payout_owners.c.payout_id == payout_id))
-        await gateways.request_payout(conn, payout_request)
+        await gateways.request_supplier_payout(conn, payout_request, controls)
         if owner is None:
             await conn.execute(api_payout_owners.insert().values(
                 payout_id=payout_id, merchant_id=principal.merchant_id,
                 created_at=dt.datetime.now(dt.UTC)))
 
     await ledger.transact(engine, record)
-    return PayoutOut.of(await gateways.submit_payout(engine, banks, payout_id))
+    async with engine.connect() as conn:
+        # pending_approval: the banks see it once a second person approves it
+        return PayoutOut.of(await gateways.get_payout(conn, payout_id))
 
 
 @router.get("/v1/payouts/{payout_id}", summary="A payout")

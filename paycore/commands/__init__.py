@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import typer
 
-from paycore.commands import lending, payments, reconciliation, serve
+from paycore.commands import checkpoints, lending, payments, reconciliation, serve
 
-MODULES = (payments, lending, reconciliation, serve)
+MODULES = (payments, lending, reconciliation, serve, checkpoints)
 
 
 def register_all(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import gateways
 from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.sandbox.book import MovementKind
+from paycore.supplier_bindings import bind_supplier
 from tests.api.conftest import bearer, is_problem, make_app
 from tests.api.test_server import serving
 
@@ -62,6 +63,20 @@ async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
                 await gateways.set_supplier_terms(conn, gateways.SupplierTerms(
                     "sup-1", Decimal("0.03")))
             yield Shop(client, fleet, banks, engine)
+
+
+async def registered_account(s: Shop, merchant: str, supplier: str) -> str:
+    """The merchant bound to the supplier, whose account is registered and was verified by
+    a second person days ago (past the cooling-off)."""
+    onboarded = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    async with s.engine.begin() as conn:
+        await bind_supplier(conn, merchant, supplier, actor="user:ops")
+        account = await gateways.add_account(conn, supplier, holder_name="Hangzhou Mugs Co.",
+                                             account_number="6222020200112233445",
+                                             bank_name="ICBC Hangzhou", actor="user:onboarding",
+                                             now=onboarded)
+        await gateways.verify_account(conn, account.id, actor="user:compliance", now=onboarded)
+    return account.id
 
 
 def order(n: int, bank: str, amount: str = "100.00") -> dict[str, object]:
@@ -136,15 +151,21 @@ async def test_checkout_refund_payout_through_the_api(db, issue_key):
         r = await s.post(f"/v1/payment-intents/{intent_id}/cancel", key, "cancel-1", {})
         is_problem(r, 409, "illegal-transition")
 
-        # the supplier is paid out part of what the marketplace owes it
+        # the supplier is paid out part of what the marketplace owes it: to its verified
+        # account, approved by a second person (tests/api/test_payout_controls.py has more)
+        account = await registered_account(s, "shop-a", "sup-1")
         payout = {"supplier_id": "sup-1", "amount": {"amount": "150.00", "currency": "CNY"},
-                  "beneficiary": {"name": "Hangzhou Mugs Co.", "account_number": "6222020200112233445",
-                                  "bank_name": "ICBC Hangzhou"}, "description": "weekly"}
+                  "account_id": account, "description": "weekly"}
         r = await s.post("/v1/payouts", key, "payout-1", payout)
         assert r.status_code == 201, r.text
         made = r.json()
         assert made["beneficiary"]["account_number"] == "***3445"
+        assert made["status"] == "pending_approval"
         assert "6222020200112233445" not in r.text
+        async with s.engine.begin() as conn:
+            await gateways.approve_payout(conn, made["id"], actor="user:checker",
+                                          controls=gateways.PayoutControls())
+        await gateways.submit_payout(s.engine, s.banks, made["id"])
         await s.fleet.drain()
         got = (await s.client.get(f"/v1/payouts/{made['id']}", headers=bearer(key))).json()
         assert got["status"] == "succeeded" and got["amount"]["amount"] == "150.00"

@@ -36,7 +36,10 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     # reconciliation: re-import adds nothing; the one unknown line is explained, then resolved
     assert "nothing added" in out and "fully explained" in out
     assert "the difference is now 0.00 (explained)" in out
-    assert re.search(r"verify: OK — \d+ entries, \d+ postings, \d+ accounts, chains intact\s*$", out)
+    # the final proof holds the books against a checkpoint signed with a key kept outside them
+    assert "$ paycore verify --checkpoint" in out
+    assert re.search(r"verify: OK — \d+ entries, \d+ postings, \d+ accounts, chains intact; "
+                     r"the books extend 1 signed checkpoint\s*$", out)
 
 
 def test_open_post_balance_statement_verify(sqlite_url, tmp_path):
