@@ -27,8 +27,8 @@ class SkippedStatement:
     lines: int
 
     def describe(self) -> str:
-        return (f"statement {self.statement_id} of account {self.account} ({self.currency}, "
-                f"{self.lines} lines)")
+        lines = f"{self.lines} line" + ("" if self.lines == 1 else "s")
+        return f"statement {self.statement_id} of account {self.account} ({self.currency}, {lines})"
 
     def to_json(self) -> dict[str, object]:
         return {"statement_id": self.statement_id, "account": self.account,

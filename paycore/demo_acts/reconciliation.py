@@ -3,9 +3,10 @@
 Each sandbox bank writes the day's statement of our settlement account in its own format
 (unionpay MT940, restbank BAI2, smbank camt.053): the day's captures as one batch
 settlement net of the bank's fees, refunds, payouts — and, at one bank, a charge the books
-do not know. Finance imports each file (twice: the second import adds nothing),
-reconciles, finds the one exception, sees the bank-vs-book difference explained, and
-resolves it with an adjustment entry.
+do not know. The MT940 export also holds a second account's statement (a time deposit):
+it is shown skipped, not filed under the settlement account. Finance imports each file
+(twice: the second import adds nothing), reconciles, finds the one exception, sees the
+bank-vs-book difference explained, and resolves it with an adjustment entry.
 
 Expects `ctx.shared["sandbox_fleet"]` (left by the checkout act); skips without it.
 """
@@ -23,6 +24,18 @@ from paycore.demo_acts.context import DemoContext
 CHARGED_BANK, CHARGE_MINOR = "unionpay", 1_500
 CHARGE_TEXT = "SMS NOTIFICATION FEE NOV"
 FINANCE = "finance.li.wei"
+
+
+def _with_deposit_account(data: bytes, yymmdd: str) -> bytes:
+    """The export as a bank's portal gives it: the day's statement of every account of
+    ours at the bank, here the settlement account and a time deposit (its own `:25:`).
+    The import takes the configured account's statement and reports the other skipped."""
+    deposit = "\r\n".join((
+        f":20:DEP{yymmdd}", ":25:DEPOSIT/880012345001", ":28C:00001/001",
+        f":60F:C{yymmdd}CNY1000000,00",
+        f":61:{yymmdd}{yymmdd[2:]}C2083,33NINTNONREF//DEPINT{yymmdd}",
+        ":86:TIME DEPOSIT INTEREST", f":62F:C{yymmdd}CNY1002083,33", "-"))
+    return data.rstrip(b"\r\n") + b"\r\n" + deposit.encode("ascii") + b"\r\n"
 
 
 def _amt(minor: int) -> str:
@@ -52,6 +65,8 @@ async def run(ctx: DemoContext) -> None:
     for code in fleet.banks:
         sandbox = fleet.bank(code)
         name, data = fleet.statement_file(code, day)
+        if reconciliation.detect_format(data) == "mt940":
+            data = _with_deposit_account(data, day.strftime("%y%m%d"))
         config = reconciliation.BankAccountConfig.for_bank(
             code, sandbox.currency, tolerance=Money("1.00", sandbox.currency),
             bank_account_number=sandbox.book.merchant_account,
@@ -65,6 +80,9 @@ async def run(ctx: DemoContext) -> None:
             again = await reconciliation.import_statement(conn, bank, data, source_name=name,
                                                           actor=FINANCE)
         banks[code] = bank
+        for other in imported.skipped:
+            console.print(f"  {name} also holds {other.describe()}: not {code}'s settlement "
+                          f"account, so skipped (nothing filed under it)")
         imports[code] = (name, reconciliation.detect_format(data) or "?", imported.new_lines,
                          again.already_imported and again.new_lines == 0)
     for code, bank in banks.items():

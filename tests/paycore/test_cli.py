@@ -36,6 +36,10 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     # reconciliation: re-import adds nothing; the one unknown line is explained, then resolved
     assert "nothing added" in out and "fully explained" in out
     assert "the difference is now 0.00 (explained)" in out
+    # a bank's export of two accounts: the other account's statement is shown skipped
+    assert re.search(r"also holds statement DEP\d+/00001/001 of account DEPOSIT/880012345001"
+                     r"\s+\(CNY, 1 line\):\s+not unionpay's\s+settlement\s+account,\s+so skipped",
+                     out)
     # the final proof holds the books against a checkpoint signed with a key kept outside them
     assert "$ paycore verify --checkpoint" in out
     assert re.search(r"verify: OK — \d+ entries, \d+ postings, \d+ accounts, chains intact; "
