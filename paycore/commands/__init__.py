@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from paycore.commands import checkpoints, lending, payments, reconciliation, serve
+from paycore.commands import (
+    checkpoints,
+    lending,
+    payments,
+    payout_controls,
+    reconciliation,
+    serve,
+)
 
-MODULES = (payments, lending, reconciliation, serve, checkpoints)
+MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls)
 
 
 def register_all(app: typer.Typer) -> None:
