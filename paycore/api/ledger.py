@@ -1,24 +1,62 @@
-"""The books, read-only (scope `ledger:read`): accounts, balances, statements, entries,
-trial balance and verify. `ledger:read` is a back-office scope: the ledger is the
-marketplace's one set of books, so it is not filtered by merchant."""
+"""The books (scope `ledger:read`): accounts, balances, statements, entries, trial balance
+and verify. `ledger:read` is a back-office scope: the ledger is the marketplace's one set
+of books, so it is not filtered by merchant.
+
+`POST /v1/ledger/entries` (scope `ledger:write`, for internal services) posts an entry
+that needs no other state through the coalescing write path: the app's `ledger.Coalescer`
+(started and closed with the app's lifespan) commits many callers' entries in one
+transaction and answers each with its own outcome once COMMIT returned. The entry's
+idempotency key is the request's (`api:<merchant>:<Idempotency-Key>`), so a retry after a
+lost answer is a replay, never a second entry."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 import ledger
+from paycore.api import keys
 from paycore.api.auth import Principal, requires
-from paycore.api.deps import ReadConnection
-from paycore.api.models import ApiDate, ApiDateOrDateTime, MoneyOut
+from paycore.api.deps import DomainIdempotencyKey, ReadConnection
+from paycore.api.models import ApiDate, ApiDateOrDateTime, MoneyIn, MoneyOut
+from paycore.api.problems import ApiProblem
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+keys.declare_scope("ledger:write", "post journal entries through the ledger's coalescing "
+                   "write path (internal services)")
+
+
+def coalescer_of(app: FastAPI) -> ledger.Coalescer:
+    """The app's coalescer on its engine (made on first use when no lifespan ran)."""
+    coalescer = getattr(app.state, "ledger_coalescer", None)
+    if not isinstance(coalescer, ledger.Coalescer):
+        coalescer = app.state.ledger_coalescer = ledger.Coalescer(app.state.engine)
+    return coalescer
+
+
+@asynccontextmanager
+async def coalescer_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the coalescer with the app; on shutdown take no more entries and settle
+    every queued one before the engine goes."""
+    coalescer = coalescer_of(app)
+    coalescer.start()
+    try:
+        yield
+    finally:
+        await coalescer.close()
+
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], lifespan=coalescer_lifespan)
 
 Reader = Annotated[Principal, requires("ledger:read")]
+Poster = Annotated[Principal, requires("ledger:write")]
+#: the ledger keeps keys of up to 200 characters; the API adds `api:<merchant>:`
+_ENTRY_KEY_MAX = 200
 AccountCode = Annotated[str, Path(description="chart-of-accounts code, e.g. 1102.clearing.icbc",
                                   max_length=120)]
 
@@ -213,3 +251,61 @@ async def get_verify(_: Reader, conn: ReadConnection) -> VerifyOut:
     return VerifyOut(ok=report.ok, entries=report.entries, postings=report.postings,
                      accounts=report.accounts, holds_pending=report.holds_pending,
                      discrepancies=list(report.discrepancies))
+
+
+class LegIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(min_length=1, max_length=120,
+                         description="chart-of-accounts code, e.g. 1102.clearing.icbc")
+    side: Literal["debit", "credit"]
+    amount: MoneyIn
+
+
+class EntryIn(BaseModel):
+    """A balanced journal entry: at least two postings, debits equal to credits in each
+    currency, each posting in its account's currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.:-]*$",
+                      examples=["transfer.internal"])
+    description: str = Field("", max_length=500)
+    effective_date: ApiDate | None = Field(None, description="value date (default: today, UTC)")
+    external_ref: str | None = Field(None, max_length=200)
+    metadata: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=50)
+    postings: list[LegIn] = Field(min_length=2, max_length=100)
+
+
+@router.post(
+    "/entries", status_code=201, summary="Post a journal entry (coalescing write path)",
+    description="For internal services (scope `ledger:write`). The entry joins other "
+                "callers' entries in one transaction and is answered once that committed: "
+                "201 with the entry, or its own refusal (problem+json); another entry's "
+                "refusal never affects it. The Idempotency-Key is the entry's key: a retry "
+                "returns the entry posted the first time. 503 with Retry-After when the "
+                "write queue is full or closing, or the outcome could not be confirmed; "
+                "retry with the same Idempotency-Key.",
+    responses={503: {"description": "The write queue is full or closing, or the outcome "
+                                    "is not confirmed: retry later with the same key"}})
+async def post_entry(body: EntryIn, _: Poster, key: DomainIdempotencyKey, request: Request,
+                     response: Response) -> EntryOut:
+    if len(key) > _ENTRY_KEY_MAX:
+        room = _ENTRY_KEY_MAX - (len(key) - len(key.split(":", 2)[2]))
+        raise ApiProblem(f"the Idempotency-Key is too long for a ledger entry: at most {room} "
+                         "characters for this API key's merchant", status=422,
+                         code="idempotency-key-too-long")
+    entry_request = ledger.EntryRequest(
+        idempotency_key=key, kind=body.kind, description=body.description,
+        effective_date=body.effective_date, external_ref=body.external_ref,
+        metadata=dict(body.metadata),
+        postings=[ledger.Posting(leg.account, **{leg.side: leg.amount.to_money()})
+                  for leg in body.postings])
+    try:
+        entry = await coalescer_of(request.app).submit(entry_request)
+    except ledger.SubmitError as exc:
+        raise ApiProblem(str(exc), status=503, code=exc.code,
+                         headers={"Retry-After": "1"}) from None
+    if entry.replayed:
+        response.status_code = 200
+    return EntryOut.of(entry)
