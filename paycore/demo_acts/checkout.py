@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import gateways
 import ledger
-from gateways import BankDirectory, Beneficiary, IntentRequest, PayoutRequest, SupplierTerms
+from gateways import BankDirectory, IntentRequest, SupplierPayoutRequest, SupplierTerms
 from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.sandbox.book import MovementKind
 from gateways.sandbox.server import LoopbackServer
 from paycore.demo_acts.context import DemoContext
+from paycore.payout_controls import install_account_keys
 
 BANKS = ("unionpay", "restbank", "smbank")
 SUPPLIERS = {  # supplier: (commission rate, refund commission policy)
@@ -58,6 +60,15 @@ ORDERS = [  # order, bank, supplier, amount, fault, what happens
 ]
 REFUND_ORDER, REFUND_AMOUNT = "co-2006", "1200.00"
 PAYOUT_SUPPLIER, PAYOUT_AMOUNT = "sup-002", "2000.00"
+#: each supplier's bank account in the register (entered at onboarding, verified by a
+#: second person): payouts go nowhere else
+ACCOUNTS = {"sup-001": ("Hangzhou Silk Co.", "6222020200112233445", "ICBC Hangzhou"),
+            "sup-002": ("Ningbo Tools Ltd.", "6222021001122334455", "ICBC Ningbo"),
+            "sup-003": ("Yiwu Crafts Co.", "6228480012345678901", "ABC Yiwu")}
+#: the demo's payout rules: a day of cooling-off after a change; above 10,000.00 CNY (and
+#: any manual payout) a second person approves
+CONTROLS = gateways.PayoutControls(cooling_off=dt.timedelta(hours=24),
+                                   approval_above={"CNY": 1_000_000})
 MERCHANT = "marketplace"
 SETTINGS = SandboxSettings(hang_seconds=1.0, late_notify_seconds=0.2,
                            retry_delays=(0.05, 0.1, 0.2, 0.4))
@@ -152,6 +163,7 @@ async def run(ctx: DemoContext) -> None:
             await gateways.set_supplier_terms(conn, SupplierTerms(supplier, rate, policy))
     console.print("  commission: " + ", ".join(
         f"{s} {r * 100:.1f} % (refunds: {p.value})" for s, (r, p) in SUPPLIERS.items()))
+    ctx.shared["payout_accounts"] = await _register_accounts(ctx)
 
     ctx.step("A dozen customers pay, each at the bank they chose")
     intents: dict[str, gateways.Checkout] = {}
@@ -197,16 +209,27 @@ async def run(ctx: DemoContext) -> None:
     console.print(f"  refundable left on {REFUND_ORDER}: {intent.refundable.amount:,} CNY")
 
     ctx.step("A supplier is paid out; the first bank answers 503 and the payout fails over")
+    await _unverified_account_refused(ctx)
     async with engine.begin() as conn:
         payable = await ledger.balance(conn, f"2202.payable.{PAYOUT_SUPPLIER}")
-        payout = await gateways.request_payout(conn, PayoutRequest(
-            payout_id=f"po-{ctx.day:%Y%m%d}-{PAYOUT_SUPPLIER}",
-            beneficiary_ref=f"supplier:{PAYOUT_SUPPLIER}",
-            beneficiary=Beneficiary("Ningbo Tools Ltd.", "6222021001122334455", "ICBC Ningbo"),
-            amount=cny(PAYOUT_AMOUNT), debit_account=f"2202.payable.{PAYOUT_SUPPLIER}",
-            purpose="settlement", description=f"Settlement to {PAYOUT_SUPPLIER}"))
-    console.print(f"  {PAYOUT_SUPPLIER} is owed {payable.available.amount:,}; payout {payout.id} "
-                  f"of {PAYOUT_AMOUNT} requested and reserved (a ledger hold)")
+        payout = await gateways.request_supplier_payout(conn, SupplierPayoutRequest(
+            payout_id=f"po-{ctx.day:%Y%m%d}-{PAYOUT_SUPPLIER}", supplier_id=PAYOUT_SUPPLIER,
+            account_id=ctx.shared["payout_accounts"][PAYOUT_SUPPLIER],
+            amount=cny(PAYOUT_AMOUNT), requested_by="user:li.wei", manual=True,
+            description=f"Settlement to {PAYOUT_SUPPLIER}"), CONTROLS)
+    console.print(f"  {PAYOUT_SUPPLIER} is owed {payable.available.amount:,}; li.wei asks for "
+                  f"payout {payout.id} of {PAYOUT_AMOUNT} to its verified account "
+                  f"{payout.beneficiary.account_number}: reserved (a ledger hold), "
+                  f"[yellow]{payout.status.value}[/yellow] — no bank sees it yet")
+    try:
+        async with engine.begin() as conn:
+            await gateways.approve_payout(conn, payout.id, actor="user:li.wei", controls=CONTROLS)
+    except gateways.FourEyesViolation as exc:
+        console.print(f"  li.wei approving it himself: [red]{type(exc).__name__}[/red]: {exc}")
+    async with engine.begin() as conn:
+        payout = await gateways.approve_payout(conn, payout.id, actor="user:chen.jing",
+                                               controls=CONTROLS)
+    console.print(f"  chen.jing (a second person) approves it: {payout.status.value}")
     fleet.bank("restbank").faults.set(payout.id, Fault.SERVER_ERROR, server_errors=1)
     [payout] = await gateways.submit_payouts(engine, banks, payout_ids=[payout.id])
     await fleet.drain()
@@ -278,3 +301,48 @@ async def _books_table(ctx: DemoContext, rt: CheckoutRuntime) -> None:
                       + verify.summary())
 
 
+async def _register_accounts(ctx: DemoContext) -> dict[str, str]:
+    """Each supplier's account, entered at onboarding three days ago and verified by a
+    second person (past the cooling-off); numbers encrypted under the deployment's key
+    ring, or a key made for this demo run."""
+    try:
+        gateways.current_account_keys()
+    except gateways.AccountKeysMissing:
+        if not install_account_keys():
+            gateways.use_account_keys(gateways.AccountKeys([("demo", os.urandom(32))]))
+    onboarded = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    found: dict[str, str] = {}
+    async with ctx.engine.begin() as conn:
+        for supplier, (holder, number, bank) in ACCOUNTS.items():
+            known = [a for a in await gateways.list_accounts(conn, supplier)
+                     if a.status is gateways.AccountState.VERIFIED]
+            if known:
+                found[supplier] = known[0].id
+                continue
+            account = await gateways.add_account(conn, supplier, holder_name=holder,
+                                                 account_number=number, bank_name=bank,
+                                                 actor="user:onboarding", now=onboarded)
+            await gateways.verify_account(conn, account.id, actor="user:compliance",
+                                          now=onboarded)
+            found[supplier] = account.id
+    ctx.console.print("  suppliers' bank accounts (encrypted at rest, verified by a second "
+                      "person): " + ", ".join(f"{s} ***{n[-4:]}" for s, (_, n, _) in
+                                              ACCOUNTS.items()))
+    return found
+
+
+async def _unverified_account_refused(ctx: DemoContext) -> None:
+    """Someone enters a new account for the supplier and asks to pay it at once: refused."""
+    async with ctx.engine.begin() as conn:
+        fresh = await gateways.add_account(
+            conn, PAYOUT_SUPPLIER, holder_name="Ningbo Tools Ltd.",
+            account_number="6217000099990001", bank_name="CCB Ningbo", actor="user:li.wei")
+    try:
+        async with ctx.engine.begin() as conn:
+            await gateways.request_supplier_payout(conn, SupplierPayoutRequest(
+                payout_id=f"po-{ctx.day:%Y%m%d}-{PAYOUT_SUPPLIER}-new",
+                supplier_id=PAYOUT_SUPPLIER, account_id=fresh.id, amount=cny("500.00"),
+                requested_by="user:li.wei", manual=True), CONTROLS)
+    except gateways.AccountNotUsable as exc:
+        ctx.console.print(f"  a payout to a just-entered account {fresh.masked_number}: "
+                          f"[red]refused[/red] ({exc}); books untouched")
