@@ -265,3 +265,26 @@ async def test_rotation_reencrypts_and_old_key_can_then_go(db, account_keys):
     async with db.connect() as conn:
         with pytest.raises(gateways.AccountKeysMissing, match="test2"):
             await reveal(conn, account.id)
+
+
+async def test_an_account_changed_after_approval_is_never_sent_to(db):
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="500.00")
+        account = await verified_account(conn)
+        await gateways.request_supplier_payout(
+            conn, ask("po-1", account.id, by="user:alice", manual=True), CONTROLS, now=LATER)
+        await gateways.approve_payout(conn, "po-1", actor="user:bob", controls=CONTROLS,
+                                      now=LATER)
+        # approved; then someone points the account elsewhere before it is sent
+        await gateways.change_account(conn, account.id, account_number="6222000099998888",
+                                      actor="user:mallory", now=LATER)
+    # no bank is configured at all: the payout must stop before any would be asked
+    [p] = await gateways.submit_payouts(db, gateways.BankDirectory([]), payout_ids=["po-1"])
+    assert p.status is PayoutState.CANCELED and p.bank is None
+    assert "changed after payout po-1 was requested" in (p.failure_reason or "")
+    assert await balance_minor(db, "2202.payable.sup-001") == (-50000, 0, 0)
+    async with db.connect() as conn:
+        trail = await gateways.audit_trail(conn, "po-1")
+    assert [t["action"] for t in trail] == ["payout.requested", "payout.approved",
+                                            "payout.withdrawn"]
+    await assert_books_prove(db)
