@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import ledger
-from ledger import chain, signing
+from ledger import chain, merkle, signing
 from ledger.checkpoints import load_checkpoint, load_proof, prove, take_checkpoint
 from tests.ledger.chart import capture, cny, open_chart
 
@@ -287,3 +287,43 @@ async def test_verify_names_a_posting_whose_entry_row_is_gone(db):
     assert any(d.startswith(f"account '1102.clearing.icbc' posting #2 (entry {middle.id})")
                for d in orphans)
     assert not any("jumps" in d for d in report.discrepancies)
+
+
+def _rfc6962_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962's recursive definition, to hold the iterative tree against."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return merkle.node_hash(_rfc6962_root(leaves[:k]), _rfc6962_root(leaves[k:]))
+
+
+def test_merkle_paths_prove_each_leaf_of_every_tree_size_and_nothing_else():
+    for size in range(1, 34):
+        leaves = [merkle.leaf_hash(str(n).encode()) for n in range(size)]
+        root = merkle.root(leaves)
+        assert root == _rfc6962_root(leaves)
+        for index in range(size):
+            path = merkle.audit_path(index, leaves)
+            assert merkle.root_from_path(index, size, leaves[index], path) == root
+            if size > 1:  # another leaf, or the leaf at another place, does not prove
+                other = leaves[(index + 1) % size]
+                assert merkle.root_from_path(index, size, other, path) != root
+                assert merkle.root_from_path((index + 1) % size, size, leaves[index], path) != root
+    assert merkle.root_from_path(3, 3, leaves[0], []) is None  # no such leaf
+    # a leaf can never pass for an inner node: the two are hashed apart
+    a, b = merkle.leaf_hash(b"a"), merkle.leaf_hash(b"b")
+    assert merkle.leaf_hash(a + b) != merkle.node_hash(a, b)
+
+
+async def test_a_checkpoint_of_accounts_without_postings(db):
+    await open_chart(db)
+    key = signing.SigningKey.generate()
+    checkpoint = await _checkpoint(db, key)
+    assert checkpoint.head.entry_count == 0
+    assert {(leaf.seq, leaf.head, leaf.balance) for leaf in checkpoint.leaves} == {
+        (0, chain.GENESIS, 0)}
+    loaded = load_checkpoint(checkpoint.dumps(), signing.trusted_keys([key.private.public_key()]))
+    report = await _verify(db, loaded)
+    assert report.ok, report.discrepancies
