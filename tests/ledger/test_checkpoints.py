@@ -327,3 +327,38 @@ async def test_a_checkpoint_of_accounts_without_postings(db):
     loaded = load_checkpoint(checkpoint.dumps(), signing.trusted_keys([key.private.public_key()]))
     report = await _verify(db, loaded)
     assert report.ok, report.discrepancies
+
+
+async def test_checkpoints_taken_while_writers_post_are_each_one_moment_of_the_books(db):
+    """Heads, balances and the entry count are read as one snapshot: checkpoints taken
+    between concurrent writers' commits each hold against the books afterwards, and each
+    signs a balanced set of balances."""
+    import asyncio
+
+    await open_chart(db)
+    key = signing.SigningKey.generate()
+
+    async def writer(n: int) -> None:
+        for i in range(8):
+            await ledger.transact(db, lambda conn, i=i: ledger.post(
+                conn, capture(f"w{n}-{i}", f"{10 + i}.00", "1.00",
+                              supplier="2202.payable.s1" if n % 2 else "2202.payable.s2")))
+
+    async def checkpointer() -> list[ledger.Checkpoint]:
+        taken = []
+        for _ in range(4):
+            taken.append(await ledger.transact(db, lambda conn: take_checkpoint(conn, key)))
+            await asyncio.sleep(0)
+        return taken
+
+    *_, taken = await asyncio.gather(*(writer(n) for n in range(3)), checkpointer())
+    for checkpoint in taken:
+        by_currency: dict[str, int] = {}
+        for leaf in checkpoint.leaves:
+            by_currency[leaf.currency] = by_currency.get(leaf.currency, 0) + leaf.balance
+        assert set(by_currency.values()) == {0}, checkpoint.head.label
+        # every signed entry's postings are in the signed sequence numbers: 3 legs an entry
+        assert sum(leaf.seq for leaf in checkpoint.leaves) == 3 * checkpoint.head.entry_count
+    report = await _verify(db, *taken)
+    assert report.ok, report.discrepancies
+    assert report.entries == 24
