@@ -69,10 +69,15 @@ def load_signing_key(key_file: Path | None) -> ledger.SigningKey:
         raise ledger.CheckpointError("no checkpoint signing key: set PAYCORE_CHECKPOINT_KEY "
                                      "(create one with `paycore ledger keygen`)")
     try:
+        mode = key_file.stat().st_mode
         pem = key_file.read_bytes()
     except OSError as exc:
         raise ledger.CheckpointError(f"cannot read the checkpoint signing key {key_file}: "
                                      f"{exc.strerror}") from None
+    if mode & 0o077:
+        # as ssh does: a key others can read may already sign for someone else
+        raise ledger.CheckpointError(f"the checkpoint signing key {key_file} is open to other "
+                                     f"users (mode {mode & 0o777:o}); chmod 600 it")
     return ledger.SigningKey.from_pem(pem)
 
 

@@ -192,3 +192,14 @@ def test_checkpoint_without_a_key_says_how_to_make_one(books, monkeypatch):
     result = runner.invoke(app, ["ledger", "checkpoint"])
     assert result.exit_code == 2
     assert "paycore ledger keygen" in result.output
+
+
+def test_a_signing_key_others_can_read_is_refused(books, tmp_path):
+    _ok(["ledger", "keygen"])
+    key = tmp_path / "secret" / "signing.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    result = runner.invoke(app, ["ledger", "checkpoint"])
+    assert result.exit_code == 2
+    assert "chmod 600" in " ".join(result.output.split())
+    assert not list((tmp_path / "checkpoints").glob("*.json"))
