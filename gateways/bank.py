@@ -5,12 +5,19 @@ these types; an adapter (one per wire protocol: `gateways.adapters.*`) turns the
 bank's messages and back. Everything here is wire-neutral: amounts are `Money`, outcomes
 are `BankOutcome`, and the only I/O is the adapter's own HTTP to its bank.
 
-Errors tell the core what it may do next:
-- `BankUnavailable`: nothing reached the bank (refused connection, 5xx before acceptance,
-  circuit open), so nothing can have been debited: safe to fail over or retry;
-- `OutcomeUnknown`: the request may have reached the bank (time-out after sending): the
-  attempt/refund/payout goes to `unknown` and only a status inquiry settles it;
+Errors tell the core what it may do next (`gateways.adapters._http` classifies):
+- `BankUnavailable`: provably nothing reached the bank (the connection was refused or
+  never made, the name did not resolve, the circuit is open) or the bank answered with
+  its own documented "not processed" code: nothing can have been debited, safe to fail
+  over or retry;
+- `OutcomeUnknown`: anything else that is not an answer: a time-out after sending, a
+  connection dropped mid-answer, any 5xx (a 500, 502, 503 or 504 can come after the bank
+  booked it): the attempt/refund/payout goes to `unknown`, only a status inquiry settles it;
 - `BankRejected`: the bank answered with a definite refusal (bad account, limit, ...).
+
+Every call that may move money is first recorded as a `BankCall` (gateways.calls), in a
+committed transaction of its own, with everything an inquiry will need; the inquiries
+take that record, so any process can ask, not only the one that sent the request.
 """
 
 from __future__ import annotations
@@ -66,6 +73,37 @@ class BankRejected(BankError):
 
 
 @dataclass(frozen=True)
+class BankCall:
+    """One request that may move money, as recorded before it was sent: what any later
+    inquiry needs to name it to the bank, whichever process asks."""
+
+    #: our id: the attempt, refund or payout id (what the bank echoes back)
+    reference: str
+    #: the transaction time exactly as sent (UnionPay `txnTime`), whole seconds, UTC
+    placed_at: dt.datetime
+    #: the id the bank knows the order by (UnionPay `orderId`); None: `reference`
+    bank_order_id: str | None = None
+    #: how many times this reference has been handed to a bank (1 for the first)
+    attempt_no: int = 1
+    #: the bank's own id for it once an answer named one (UnionPay `queryId`)
+    bank_ref: str | None = None
+
+    @classmethod
+    def of(cls, order: PaymentOrder | RefundOrder | PayoutOrder) -> BankCall:
+        """The call an order makes (for a caller that holds the order itself)."""
+        if isinstance(order, PaymentOrder):
+            return cls(order.attempt_id, order.created_at)
+        if isinstance(order, RefundOrder):
+            return cls(order.refund_id, order.created_at)
+        return cls(order.payout_id, order.created_at)
+
+
+def whole_seconds(moment: dt.datetime) -> dt.datetime:
+    """A transaction time as the banks' wire formats carry it (to the second, UTC)."""
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
 class PaymentOrder:
     """One attempt at one bank: the order id the bank sees is the attempt id."""
 
@@ -109,6 +147,8 @@ class BankNotification:
     occurred_at: dt.datetime
     #: fields worth keeping for audit (never secrets or full account numbers)
     details: Mapping[str, str] = field(default_factory=dict)
+    #: as `RefundStatus.review`: a success the bank itself qualified
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +169,8 @@ class PaymentStatus:
     bank_txn_id: str | None = None
     amount: Money | None = None
     settled_at: dt.datetime | None = None
+    #: as `RefundStatus.review`
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,9 +182,8 @@ class RefundOrder:
     amount: Money
     reason: str
     notify_url: str
-    #: when we send it (default: the adapter's clock); pass the same time as
-    #: `placed_at` to `query_refund` (UnionPay's inquiry needs the original txnTime)
-    created_at: dt.datetime | None = None
+    #: the transaction time sent (UnionPay's inquiry names it): the `BankCall`'s
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -151,6 +192,9 @@ class RefundStatus:
     outcome: BankOutcome
     bank_txn_id: str | None = None
     amount: Money | None = None
+    #: the bank's own caveat on a success (UnionPay respCode A6, "success with defects"):
+    #: the money moved, and a person should look
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,9 +212,9 @@ class PayoutOrder:
     beneficiary: Beneficiary
     amount: Money
     description: str
+    #: as `RefundOrder.created_at`
+    created_at: dt.datetime
     notify_url: str | None = None
-    #: as `RefundOrder.created_at`, for `query_payout(..., placed_at=...)`
-    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +226,8 @@ class PayoutStatus:
     #: outcome RETURNED: the bank's reason (e.g. account closed) and its id of the return
     return_reason: str | None = None
     return_id: str | None = None
+    #: as `RefundStatus.review`
+    review: str | None = None
 
 
 class BankGateway(Protocol):
@@ -208,22 +254,19 @@ class BankGateway(Protocol):
         """Our answer to the bank: `accepted` False asks the bank to send it again later."""
         ...
 
-    # `placed_at`: when the request was made (`PaymentOrder.created_at`, the refund's or
-    # payout's `created_at`). Optional; a protocol whose inquiry names the original
-    # transaction time (UnionPay queryTrans: orderId + txnTime) needs it after a restart,
-    # when the adapter no longer remembers; the others ignore it.
-    async def query_payment(
-        self, attempt_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PaymentStatus: ...
+    def bank_order_id(self, reference: str) -> str:
+        """The order id the bank sees for one of our ids (recorded before sending)."""
+        ...
+
+    # Inquiries take the `BankCall` recorded before the request was sent (never the
+    # adapter's memory): a protocol whose inquiry names the original transaction time
+    # (UnionPay queryTrans: orderId + txnTime) finds it there, in any process.
+    async def query_payment(self, call: BankCall) -> PaymentStatus: ...
 
     async def refund(self, order: RefundOrder) -> RefundStatus: ...
 
-    async def query_refund(
-        self, refund_id: str, *, placed_at: dt.datetime | None = None
-    ) -> RefundStatus: ...
+    async def query_refund(self, call: BankCall) -> RefundStatus: ...
 
     async def payout(self, order: PayoutOrder) -> PayoutStatus: ...
 
-    async def query_payout(
-        self, payout_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PayoutStatus: ...
+    async def query_payout(self, call: BankCall) -> PayoutStatus: ...

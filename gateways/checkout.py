@@ -8,6 +8,7 @@ A merchant sees only its own intents: every read takes the merchant id.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, postings, settlement
+from gateways import calls, inquiries, postings, settlement
 from gateways.bank import (
     BankGateway,
     BankRejected,
@@ -176,6 +177,9 @@ def _create(order: PaymentOrder) -> Callable[[BankGateway], Awaitable[PaymentIns
 async def _send_attempt(engine: AsyncEngine, banks: BankDirectory, intent_id: str,
                         attempt_id: str, order: PaymentOrder) -> Checkout:
     attempt_bank = (await _read(engine, lambda c: load_attempt(c, attempt_id))).bank
+    # recorded and committed before the bank hears of it: the txnTime any inquiry names
+    call = await calls.record_call(engine, Subject.ATTEMPT, attempt_id, banks.get(attempt_bank))
+    order = dataclasses.replace(order, created_at=call.placed_at)
     try:
         instruction = await banks.call(attempt_bank, _create(order), moves_money=True)
     except (BankUnavailable, BankRejected) as exc:

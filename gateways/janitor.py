@@ -7,6 +7,11 @@ inquiries the record goes to manual review. A bank that does not know an order a
 ("not found") never had it: an unknown attempt/refund/payout with that answer failed, and
 nothing was debited. Nothing goes from `unknown` to another bank.
 
+Every inquiry names exactly what was sent: the `BankCall` recorded before the request
+(gateways.calls), so a janitor in another process than the one that sent it settles it
+alike (UnionPay's queryTrans needs the original txnTime). A success the bank qualified
+(UnionPay A6) is settled as the success it is and flagged for a person.
+
 Run it often (`paycore payments janitor`, or a loop calling `run_janitor`); `now` lets a
 caller (or a test) look ahead without sleeping.
 """
@@ -21,8 +26,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, payouts, settlement
+from gateways import calls, inquiries, payouts, settlement
 from gateways.bank import (
+    BankCall,
     BankError,
     BankOutcome,
     PaymentStatus,
@@ -119,16 +125,18 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
                    now: dt.datetime, max_tries: int) -> str:
     if inquiry.bank not in banks:
         return await _postpone(engine, inquiry, "bank not configured", now, max_tries)
+    async with engine.connect() as conn:
+        call = await _call_for(conn, inquiry)
     try:
         if inquiry.subject is Subject.ATTEMPT:
             answer: PaymentStatus | RefundStatus | PayoutStatus = await banks.call(
-                inquiry.bank, lambda b: b.query_payment(inquiry.subject_id), moves_money=False)
+                inquiry.bank, lambda b: b.query_payment(call), moves_money=False)
         elif inquiry.subject is Subject.REFUND:
             answer = await banks.call(
-                inquiry.bank, lambda b: b.query_refund(inquiry.subject_id), moves_money=False)
+                inquiry.bank, lambda b: b.query_refund(call), moves_money=False)
         else:
             answer = await banks.call(
-                inquiry.bank, lambda b: b.query_payout(inquiry.subject_id), moves_money=False)
+                inquiry.bank, lambda b: b.query_payout(call), moves_money=False)
     except BankError as exc:
         log.warning("janitor.no_answer", bank=inquiry.bank, subject=inquiry.subject.value,
                     subject_id=inquiry.subject_id, error=str(exc))
@@ -139,6 +147,23 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
     if isinstance(answer, RefundStatus):
         return await _settle_refund(engine, inquiry, answer, now, max_tries)
     return await _settle_payout(engine, inquiry, answer, now, max_tries)
+
+
+_SUBJECT_TABLES = {Subject.ATTEMPT: payment_attempts, Subject.REFUND: refunds,
+                   Subject.PAYOUT: payouts_table}
+
+
+async def _call_for(conn: AsyncConnection, inquiry: Inquiry) -> BankCall:
+    """What was sent, as recorded before sending. A record with no call recorded was never
+    sent (the call is committed first): its own creation time stands in, and the bank,
+    never having had it, answers "not found" whatever the time."""
+    call = await calls.latest_call(conn, inquiry.subject, inquiry.subject_id, inquiry.bank)
+    if call is not None:
+        return call
+    table = _SUBJECT_TABLES[inquiry.subject]
+    created = (await conn.execute(sa.select(table.c.created_at).where(
+        table.c.id == inquiry.subject_id))).scalar()
+    return BankCall(reference=inquiry.subject_id, placed_at=created or utcnow())
 
 
 async def _postpone(engine: AsyncEngine, inquiry: Inquiry, outcome: str, now: dt.datetime,
@@ -195,9 +220,15 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
             await ledger.transact(engine, lambda conn: settlement.attempt_to_review(
                 conn, attempt.id, why, now))
             return "to_review"
-        await ledger.transact(engine, lambda conn: settlement.settle_attempt(
-            conn, attempt.id, BankOutcome.SUCCEEDED, bank_txn_id=answer.bank_txn_id, now=now,
-            source="inquiry"))
+        review = answer.review
+
+        async def succeed(conn: AsyncConnection) -> None:
+            await settlement.settle_attempt(conn, attempt.id, BankOutcome.SUCCEEDED,
+                                            bank_txn_id=answer.bank_txn_id, now=now,
+                                            source="inquiry")
+            if review:
+                await settlement.flag_attempt(conn, attempt.id, review, now)
+        await ledger.transact(engine, succeed)
         return "settled"
     if outcome is BankOutcome.FAILED:
         await ledger.transact(engine, lambda conn: settlement.fail_attempt(
@@ -232,9 +263,14 @@ async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundSt
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
     if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
         final = outcome
-        await ledger.transact(engine, lambda conn: settlement.settle_refund(
-            conn, refund.id, final, bank_txn_id=answer.bank_txn_id, now=now, source="inquiry",
-            reason="the bank's inquiry: failed or unknown to the bank"))
+
+        async def settle(conn: AsyncConnection) -> None:
+            await settlement.settle_refund(
+                conn, refund.id, final, bank_txn_id=answer.bank_txn_id, now=now,
+                source="inquiry", reason="the bank's inquiry: failed or unknown to the bank")
+            if final is BankOutcome.SUCCEEDED and answer.review:
+                await settlement.flag_refund(conn, refund.id, answer.review, now)
+        await ledger.transact(engine, settle)
         return "settled"
     if refund.status is RefundState.UNKNOWN:
         await ledger.transact(engine, lambda conn: settlement.settle_refund(
@@ -265,7 +301,7 @@ async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutSt
         final = outcome
         await ledger.transact(engine, lambda conn: payouts.settle_payout(
             conn, payout.id, final, bank_txn_id=answer.bank_txn_id, now=now,
-            reason="the bank's inquiry: failed or unknown to the bank"))
+            reason="the bank's inquiry: failed or unknown to the bank", review=answer.review))
         return "settled"
     if payout.status is PayoutState.UNKNOWN:
         await ledger.transact(engine, lambda conn: payouts.settle_payout(

@@ -245,6 +245,8 @@ async def _payment(conn: AsyncConnection, adapter: BankGateway,
         return NotificationResult.CONFLICT, why
     await settlement.settle_attempt(conn, attempt.id, note.outcome, bank_txn_id=note.bank_txn_id,
                                     source="notification")
+    if note.review and note.outcome is BankOutcome.SUCCEEDED:  # UnionPay A6: paid, flagged
+        await settlement.flag_attempt(conn, attempt.id, note.review)
     await _record(conn, note)
     return NotificationResult.APPLIED, ""
 
@@ -272,6 +274,8 @@ async def _refund(conn: AsyncConnection, adapter: BankGateway,
         return dup
     await settlement.settle_refund(conn, refund.id, note.outcome, bank_txn_id=note.bank_txn_id,
                                    source="notification")
+    if note.review and note.outcome is BankOutcome.SUCCEEDED:  # UnionPay A6: paid, flagged
+        await settlement.flag_refund(conn, refund.id, note.review)
     await _record(conn, note)
     return NotificationResult.APPLIED, ""
 

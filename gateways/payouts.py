@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, payout_accounts, postings
+from gateways import calls, inquiries, payout_accounts, postings
 from gateways.bank import (
     BankGateway,
     BankOutcome,
@@ -143,12 +143,19 @@ async def cancel_payout(conn: AsyncConnection, payout_id: str) -> Payout:
 
 async def settle_payout(conn: AsyncConnection, payout_id: str, outcome: BankOutcome, *,
                         bank_txn_id: str | None = None, reason: str = "",
-                        now: dt.datetime | None = None) -> Payout:
+                        now: dt.datetime | None = None, review: str | None = None) -> Payout:
     """Apply the bank's word about a payout (answer, notification or inquiry), once:
     succeeded posts the hold, failed voids it, processing leaves it with the bank.
-    Settling a payout again with the outcome it already has changes nothing."""
+    Settling a payout again with the outcome it already has changes nothing.
+
+    `review`: the bank's own caveat on a success (UnionPay A6): posted as succeeded all
+    the same (the money moved), and flagged for a person (`list_in_review`)."""
     now = now or utcnow()
     current = await load_payout(conn, payout_id)
+    if outcome is BankOutcome.SUCCEEDED and review and current.status is not P.REVIEW:
+        await conn.execute(payouts.update().where(payouts.c.id == payout_id)
+                           .values(review_reason=review, updated_at=now))
+        log.warning("payout.flagged", payout_id=payout_id, bank=current.bank, review=review)
     if outcome is BankOutcome.SUCCEEDED:
         if current.status is P.SUCCEEDED:
             return current
@@ -215,13 +222,17 @@ async def submit_payout(engine: AsyncEngine, banks: BankDirectory, payout_id: st
             await _mark(engine, payout_id, P.REQUESTED, P.SUBMITTED, bank=code)
         except ConcurrentTransition:
             break  # another worker took it (or it was canceled): theirs to finish
+        # recorded and committed before the bank hears of it: what the janitor asks about
+        call = await calls.record_call(engine, Subject.PAYOUT, payout_id, banks.get(code))
         order = PayoutOrder(payout_id=payout_id, beneficiary=beneficiary,
                             amount=payout.amount, description=payout.description or payout.purpose,
-                            notify_url=banks.notify_url(code))
+                            notify_url=banks.notify_url(code), created_at=call.placed_at)
         try:
             answer = await banks.call(code, _send(order), moves_money=True)
         except BankUnavailable as exc:
-            # nothing reached this bank: safe to give the payout to the next one
+            # provably never arrived (no connection was made, or the bank's documented
+            # "not processed"): safe to give the payout to the next one. Anything else
+            # (a 500/502/503/504, a time-out after sending) is OutcomeUnknown below.
             log.warning("payout.bank_unavailable", payout_id=payout_id, bank=code, error=str(exc))
             await _mark(engine, payout_id, P.SUBMITTED, P.REQUESTED, bank=None,
                         failure_reason=f"{code}: {exc}")
@@ -260,9 +271,10 @@ async def _apply_answer(engine: AsyncEngine, payout_id: str, bank: str,
                         answer: PayoutStatus) -> None:
     async def work(conn: AsyncConnection) -> None:
         now = utcnow()
+        await calls.note_bank_ref(conn, Subject.PAYOUT, payout_id, bank, answer.bank_txn_id, now)
         if answer.outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
             await settle_payout(conn, payout_id, answer.outcome, bank_txn_id=answer.bank_txn_id,
-                                now=now)
+                                now=now, review=answer.review)
         else:
             # accepted and processing: the bank's notification or the inquiry settles it
             # (a notification may have beaten this answer here: then nothing is left to do)

@@ -39,8 +39,10 @@ async def list_in_review(conn: AsyncConnection) -> tuple[list[PaymentIntent], li
     intents = await conn.execute(sa.select(payment_intents).where(
         payment_intents.c.status == IntentState.REVIEW.value)
         .order_by(payment_intents.c.updated_at))
-    held = await conn.execute(sa.select(payouts).where(
-        payouts.c.status == PayoutState.REVIEW.value).order_by(payouts.c.updated_at))
+    # payouts in review, and those paid whose success the bank qualified (UnionPay A6)
+    held = await conn.execute(sa.select(payouts).where(sa.or_(
+        payouts.c.status == PayoutState.REVIEW.value, payouts.c.review_reason.is_not(None)))
+        .order_by(payouts.c.updated_at))
     return [intent_from_row(r) for r in intents], [payout_from_row(r) for r in held]
 
 

@@ -16,7 +16,7 @@ from moneyed import Money
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, postings, settlement
+from gateways import calls, inquiries, postings, settlement
 from gateways.bank import (
     BankGateway,
     BankOutcome,
@@ -109,9 +109,12 @@ async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: s
              amount_minor=units)
     async with engine.connect() as conn:
         attempt = await load_attempt(conn, refund.attempt_id)
+    # recorded and committed before the bank hears of it: what the janitor will ask about
+    call = await calls.record_call(engine, Subject.REFUND, refund_id, banks.get(refund.bank))
     order = RefundOrder(refund_id=refund_id, attempt_id=attempt.id,
                         original_bank_txn_id=attempt.bank_txn_id or "", amount=amount,
-                        reason=reason or "refund", notify_url=banks.notify_url(refund.bank))
+                        reason=reason or "refund", notify_url=banks.notify_url(refund.bank),
+                        created_at=call.placed_at)
     try:
         answer = await banks.call(refund.bank, _send(order), moves_money=True)
     except (BankUnavailable, BankRejected) as exc:
@@ -157,8 +160,11 @@ async def _apply(conn: AsyncConnection, refund: Refund, answer: RefundStatus) ->
             f"bank {refund.bank} answered refund {refund.id} with {answer.amount}, "
             f"not {refund.amount}"))
         return
+    await calls.note_bank_ref(conn, Subject.REFUND, refund.id, refund.bank, answer.bank_txn_id)
     await settlement.settle_refund(conn, refund.id, answer.outcome, bank_txn_id=answer.bank_txn_id,
                                    source="answer")
+    if answer.outcome is BankOutcome.SUCCEEDED and answer.review:
+        await settlement.flag_refund(conn, refund.id, answer.review)
     if answer.outcome not in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
         now = utcnow()
         await inquiries.schedule(conn, Subject.REFUND, refund.id, refund.bank,

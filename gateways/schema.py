@@ -143,6 +143,9 @@ payouts = sa.Table(
     sa.Column("entry_id", sa.Uuid),
     sa.Column("bank_txn_id", sa.String(128)),
     sa.Column("submit_rounds", sa.Integer, nullable=False, server_default="0"),
+    #: set when the bank's word was a qualified success (UnionPay A6): the money moved,
+    #: and a person should look (`paycore payments review` lists it)
+    sa.Column("review_reason", sa.Text),
     sa.Column("failure_reason", sa.Text),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -208,6 +211,34 @@ inquiries = sa.Table(
     sa.CheckConstraint("subject IN ('attempt', 'refund', 'payout')", name="ck_inquiries_subject"),
     sa.CheckConstraint("status IN ('open', 'done', 'review')", name="ck_inquiries_status"),
     sa.Index("ix_inquiries_status_next", "status", "next_check_at"),
+)
+
+# Every request that may move money, recorded (and committed) before it is sent, with
+# what any later inquiry needs to name it to the bank: the order id and transaction time
+# exactly as sent, the attempt number, and the bank's own id once an answer named it.
+# The janitor and the refund path read it here, never from an adapter's memory.
+bank_calls = sa.Table(
+    "bank_calls",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("subject", sa.String(16), nullable=False),
+    sa.Column("subject_id", RecordId, nullable=False),
+    #: 1 for the first time this subject was handed to a bank, 2 after a failover, ...
+    sa.Column("attempt_no", sa.Integer, nullable=False),
+    sa.Column("bank", sa.String(32), nullable=False),
+    #: the id the bank knows it by (UnionPay orderId), exactly as sent
+    sa.Column("bank_order_id", sa.String(64), nullable=False),
+    #: the transaction time exactly as sent (whole seconds; UnionPay txnTime)
+    sa.Column("placed_at", UTCDateTime(), nullable=False),
+    #: the bank's own id for it, once an answer or inquiry named one (UnionPay queryId)
+    sa.Column("bank_ref", sa.String(128)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("subject", "subject_id", "attempt_no",
+                        name="uq_bank_calls_subject_attempt"),
+    sa.CheckConstraint("subject IN ('attempt', 'refund', 'payout')",
+                       name="ck_bank_calls_subject"),
+    sa.CheckConstraint("attempt_no >= 1", name="ck_bank_calls_attempt_no"),
 )
 
 # The circuit breakers' last known state per bank, for `paycore payments health`.

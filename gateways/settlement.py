@@ -274,6 +274,26 @@ async def refund_to_review(conn: AsyncConnection, refund_id: str, reason: str,
     await inquiries.close(conn, Subject.REFUND, refund.id, now, status="review")
 
 
+# ---------------------------------------------------------------------------- flags
+
+
+async def flag_attempt(conn: AsyncConnection, attempt_id: str, review: str,
+                       now: dt.datetime | None = None) -> None:
+    """A success the bank itself qualified (UnionPay A6): booked as the success it is,
+    and its intent handed to a person. Never a failure: the money moved."""
+    attempt = await load_attempt(conn, attempt_id)
+    await put_intent_in_review(conn, attempt.intent_id,
+                               f"payment {attempt_id} at {attempt.bank}: {review}", now)
+
+
+async def flag_refund(conn: AsyncConnection, refund_id: str, review: str,
+                      now: dt.datetime | None = None) -> None:
+    """As `flag_attempt`, for a refund: posted as succeeded, its intent to review."""
+    refund = await load_refund(conn, refund_id)
+    await put_intent_in_review(conn, refund.intent_id,
+                               f"refund {refund_id} at {refund.bank}: {review}", now)
+
+
 async def attempts_of(conn: AsyncConnection, intent_id: str) -> list[Attempt]:
     from gateways.store import attempt_from_row
     rows = await conn.execute(sa.select(payment_attempts).where(

@@ -95,7 +95,7 @@ def payout_from_row(r: Any) -> Payout:
         status=PayoutState(r.status), hold_id=r.hold_id, entry_id=r.entry_id,
         bank_txn_id=r.bank_txn_id, submit_rounds=r.submit_rounds,
         failure_reason=r.failure_reason, created_at=r.created_at, updated_at=r.updated_at,
-        settled_at=r.settled_at)
+        settled_at=r.settled_at, review_reason=r.review_reason)
 
 
 async def _one(conn: AsyncConnection, table: sa.Table, record_id: str, *,

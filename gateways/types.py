@@ -206,6 +206,8 @@ class Payout:
     created_at: dt.datetime
     updated_at: dt.datetime
     settled_at: dt.datetime | None = field(default=None)
+    #: a qualified success (UnionPay A6) a person should look at; see `list_in_review`
+    review_reason: str | None = field(default=None)
 
     @property
     def amount(self) -> Money:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,18 +18,57 @@ from paycore import schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-#: every package's tables, for Alembic and for the schema-matches-migrations test
-ALL_METADATA: tuple[sa.MetaData, ...] = (
-    ledger.metadata, gateways.metadata, lending.metadata, reconciliation.metadata,
-    schema.metadata,
-)
+
+def all_metadata() -> tuple[sa.MetaData, ...]:
+    """Every package's tables, for Alembic and for the schema-matches-migrations test."""
+    return (ledger.metadata, gateways.metadata, lending.metadata, reconciliation.metadata,
+            schema.metadata)
+
+
+def __getattr__(name: str) -> tuple[sa.MetaData, ...]:
+    # `ALL_METADATA` is computed when read, not when this module is imported: the CLI
+    # imports `gateways` lazily (see `paycore.lazy_imports`), and reading its tables here
+    # at import would load it for every command
+    if name == "ALL_METADATA":
+        return all_metadata()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:
     # a failed statement's error text never quotes its parameters (account numbers, names):
     # SQLAlchemy says "[SQL parameters hidden due to hide_parameters=True]" instead
     kwargs.setdefault("hide_parameters", True)
+    # A PostgreSQL URL may carry libpq's `options` parameter, as psql takes it
+    # (`?options=-csearch_path%3Dtenant_a`): its `-c name=value` settings go to the server
+    # at connect (asyncpg's `server_settings`), so every process (CLI, serve, janitor)
+    # can be pointed at one schema by its URL alone.
+    parsed = sa.make_url(url)
+    options = parsed.query.get("options")
+    if parsed.get_backend_name() == "postgresql" and options is not None:
+        settings = _server_settings(options if isinstance(options, str) else " ".join(options))
+        connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
+        connect_args["server_settings"] = {**settings,
+                                           **(connect_args.get("server_settings") or {})}
+        kwargs["connect_args"] = connect_args
+        return ledger.create_engine(parsed.difference_update_query(["options"]), **kwargs)
     return ledger.create_engine(url, **kwargs)
+
+
+def _server_settings(options: str) -> dict[str, str]:
+    """libpq `options` (`-c a=b -c c=d`, or `-ca=b`) as a dict of server settings."""
+    settings: dict[str, str] = {}
+    words = options.split()
+    for i, word in enumerate(words):
+        if word == "-c" and i + 1 < len(words):
+            word = words[i + 1]
+        elif word.startswith("-c"):
+            word = word[2:]
+        else:
+            continue
+        name, sep, value = word.partition("=")
+        if sep and name:
+            settings[name] = value
+    return settings
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -1,9 +1,18 @@
-"""Transport failures mapped to what the payment core may do next (gateways/bank.py):
+"""Transport failures mapped to what the payment core may do next (gateways/bank.py), in
+one place. The rule: only what *proves* the request never arrived may fail over.
 
-- nothing reached the bank (connection refused, connect/pool time-out) or the bank
-  answered 5xx before accepting: `BankUnavailable` (safe to retry or fail over);
-- the request was sent and then the answer was lost (read/write time-out, connection
-  dropped mid-answer), or the bank's gateway said 504: `OutcomeUnknown`;
+- `BankUnavailable` (safe to retry or fail over): no connection was ever made, so no byte
+  of the request left (connection refused, the name did not resolve, connect or pool
+  time-out: httpx's `ConnectError`, `ConnectTimeout`, `PoolTimeout`); or the bank
+  answered with its own documented "not processed" code, which each adapter recognises
+  (`not_processed=` below; e.g. the REST bank's 503 `not_processed`, UnionPay's signed
+  respCode 02/06, the SM bank's signed ResultCode 9001);
+- `OutcomeUnknown` (the record goes to `unknown`, only an inquiry settles it): everything
+  else that is not a readable answer: read/write time-outs, a connection reset or closed
+  after sending, and **every 5xx without that code: 500, 502, 503 and 504 alike**. A 500
+  or 502 can come from a gateway after the bank booked the request; a 503 can be a load
+  balancer that never passed it on, or the bank failing after it booked: nothing in a
+  bare 503 proves which, so it is not taken as proof;
 - an answer we cannot trust (bad signature, malformed) to a request that may have been
   taken: `OutcomeUnknown` as well, since only an inquiry can tell.
 """
@@ -11,7 +20,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Self, SupportsFloat
 
 import httpx
@@ -19,7 +28,15 @@ import structlog
 
 from gateways.bank import BankUnavailable, OutcomeUnknown
 
-__all__ = ["DEFAULT_TIMEOUT", "Duration", "HttpAdapter", "as_timedelta", "make_client", "send"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "NEVER_SENT",
+    "Duration",
+    "HttpAdapter",
+    "as_timedelta",
+    "make_client",
+    "send",
+]
 
 log = structlog.get_logger("gateways.adapters")
 
@@ -29,6 +46,11 @@ log = structlog.get_logger("gateways.adapters")
 Duration = dt.timedelta | SupportsFloat
 
 DEFAULT_TIMEOUT: Duration = dt.timedelta(seconds=10)
+
+#: httpx's errors raised before any byte of the request was written: no connection was
+#: made (refused, DNS failure, TLS handshake failed, connect time-out) or none was free
+NEVER_SENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def as_timedelta(value: Duration) -> dt.timedelta:
@@ -57,12 +79,15 @@ async def send(
     *,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    not_processed: Callable[[httpx.Response], bool] | None = None,
 ) -> httpx.Response:
-    """One HTTP exchange; raises `BankUnavailable` / `OutcomeUnknown` per the contract.
-    A 5xx answer raises too; any other status is returned for the adapter to read."""
+    """One HTTP exchange; raises `BankUnavailable` / `OutcomeUnknown` per the rule above.
+    A 5xx answer raises too (`BankUnavailable` only when `not_processed(response)`, the
+    bank's documented "not processed" answer); any other status is returned for the
+    adapter to read."""
     try:
         response = await client.request(method, url, content=content, headers=headers)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except NEVER_SENT as exc:
         log.warning("bank unreachable", bank=bank, method=method, error=type(exc).__name__)
         raise BankUnavailable(bank, f"{method} did not reach the bank ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
@@ -71,11 +96,14 @@ async def send(
         raise OutcomeUnknown(
             bank, f"{method} was sent but no answer came back ({type(exc).__name__})"
         ) from exc
-    if response.status_code == 504:
-        raise OutcomeUnknown(bank, "the bank's gateway timed out (504) after taking the request")
     if response.status_code >= 500:
-        log.warning("bank refused with 5xx", bank=bank, status=response.status_code)
-        raise BankUnavailable(bank, f"the bank answered {response.status_code} before accepting")
+        if not_processed is not None and not_processed(response):
+            log.warning("bank did not process", bank=bank, status=response.status_code)
+            raise BankUnavailable(bank, f"the bank answered {response.status_code} with its "
+                                  "documented 'not processed' code")
+        log.warning("bank answered 5xx", bank=bank, status=response.status_code)
+        raise OutcomeUnknown(bank, f"the bank answered {response.status_code}: it may have "
+                             "taken the request first")
     return response
 
 

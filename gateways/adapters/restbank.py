@@ -9,6 +9,9 @@ wire format in `gateways.protocols.restbank`).
 
 - create/refund/payout send `Idempotency-Key` = our attempt/refund/payout id, so a retry
   after a lost answer cannot create a second payment at the bank;
+- a 5xx is `OutcomeUnknown` unless its body is the bank's documented
+  `{"error": {"code": "not_processed"}}` (refused before anything was taken; so is a 429):
+  only those may fail over;
 - queries go by our own id (`?order_id=`, `?refund_reference=`, `?payout_reference=`),
   so they work even when the create call's answer (with the bank's id) was lost;
 - `bank_txn_id` of a payment is the bank's payment id `pay_...` (what its statement
@@ -29,6 +32,7 @@ import structlog
 
 from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
+    BankCall,
     BankNotification,
     BankOutcome,
     BankRejected,
@@ -50,6 +54,17 @@ from gateways.protocols import restbank as rb
 __all__ = ["RestBankAdapter", "RestBankCredentials"]
 
 log = structlog.get_logger("gateways.adapters.restbank")
+
+#: the bank's documented error code for "refused before anything was taken"
+NOT_PROCESSED_CODE = "not_processed"
+
+
+def _not_processed(response: httpx.Response) -> bool:
+    try:
+        return rb.ApiError.from_json(response.content).code == NOT_PROCESSED_CODE
+    except ProtocolError:
+        return False
+
 
 _PAYMENT_OUTCOME = {
     rb.PaymentStatus.REQUIRES_ACTION: BankOutcome.PROCESSING,
@@ -79,6 +94,8 @@ class RestBankCredentials:
     secret: bytes = field(repr=False)
     #: several during a rotation; any one matching suffices
     webhook_secrets: tuple[bytes, ...] = field(repr=False, default=())
+    #: what the merchant account at the bank settles in (the bank refuses anything else)
+    currencies: tuple[str, ...] = ("CNY",)
 
 
 class RestBankAdapter(HttpAdapter):
@@ -103,6 +120,9 @@ class RestBankAdapter(HttpAdapter):
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
 
+    def bank_order_id(self, reference: str) -> str:
+        return reference  # the bank takes our ids as they are
+
     # ------------------------------------------------------------------ HTTP
 
     async def _call(
@@ -116,7 +136,7 @@ class RestBankAdapter(HttpAdapter):
             headers[rb.IDEMPOTENCY_HEADER] = idempotency_key
         return await send(self._client, self._code, method,
                           self._credentials.base_url.rstrip("/") + target,
-                          content=body or None, headers=headers)
+                          content=body or None, headers=headers, not_processed=_not_processed)
 
     def _refusal(self, response: httpx.Response, what: str) -> BankRejected | BankUnavailable:
         try:
@@ -158,9 +178,8 @@ class RestBankAdapter(HttpAdapter):
         return PaymentInstruction(method="GET", url=payment.redirect_url,
                                   bank_payment_id=payment.id)
 
-    async def query_payment(
-        self, attempt_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PaymentStatus:
+    async def query_payment(self, call: BankCall) -> PaymentStatus:
+        attempt_id = call.reference
         found = await self._lookup(rb.PAYMENTS_PATH, attempt_id, rb.Payment)
         if found is None:
             return PaymentStatus(attempt_id=attempt_id, outcome=BankOutcome.NOT_FOUND)
@@ -194,9 +213,8 @@ class RestBankAdapter(HttpAdapter):
         return RefundStatus(refund_id=order.refund_id, outcome=_REFUND_OUTCOME[refund.status],
                             bank_txn_id=refund.id, amount=refund.amount)
 
-    async def query_refund(
-        self, refund_id: str, *, placed_at: dt.datetime | None = None
-    ) -> RefundStatus:
+    async def query_refund(self, call: BankCall) -> RefundStatus:
+        refund_id = call.reference
         found = await self._lookup(rb.REFUNDS_PATH, refund_id, rb.Refund)
         if found is None:
             return RefundStatus(refund_id=refund_id, outcome=BankOutcome.NOT_FOUND)
@@ -224,9 +242,8 @@ class RestBankAdapter(HttpAdapter):
         return PayoutStatus(payout_id=order.payout_id, outcome=_PAYOUT_OUTCOME[payout.status],
                             bank_txn_id=payout.id, amount=payout.amount)
 
-    async def query_payout(
-        self, payout_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PayoutStatus:
+    async def query_payout(self, call: BankCall) -> PayoutStatus:
+        payout_id = call.reference
         found = await self._lookup(rb.PAYOUTS_PATH, payout_id, rb.Payout)
         if found is None:
             return PayoutStatus(payout_id=payout_id, outcome=BankOutcome.NOT_FOUND)

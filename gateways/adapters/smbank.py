@@ -13,7 +13,9 @@ refused (as `OutcomeUnknown`) if it does not verify.  Notifications are refused 
 their SendTime lies outside the window (default 5 minutes), and answered with a signed
 `Ack` whose `RefMsgId` is the notification's MsgId (ResultCode 0000 taken, 9999 send
 again).  `bank_txn_id` is the bank's `BankSerialNo` / `RefundSerialNo` /
-`PayoutSerialNo`.
+`PayoutSerialNo`.  A signed answer with ResultCode `9001` is the bank's documented
+"system busy, not processed" (`BankUnavailable`: safe to fail over); any 5xx is
+`OutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import httpx
 
 from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
+    BankCall,
     BankNotification,
     BankOutcome,
     BankRejected,
     BankReply,
+    BankUnavailable,
     NotificationKind,
     OutcomeUnknown,
     PaymentInstruction,
@@ -49,6 +53,8 @@ __all__ = ["GATEWAY_PATH", "SmBankAdapter", "SmBankCredentials"]
 GATEWAY_PATH = "/smbank/gateway"
 XML = "application/xml; charset=UTF-8"
 DEFAULT_WINDOW = dt.timedelta(minutes=5)
+#: the bank's documented ResultCode for a request it did not process (system busy)
+RESULT_NOT_PROCESSED = "9001"
 
 _OUTCOME = {
     sm.OrderStatus.SUCCESS: BankOutcome.SUCCEEDED,
@@ -91,6 +97,9 @@ class SmBankAdapter(HttpAdapter):
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
 
+    def bank_order_id(self, reference: str) -> str:
+        return reference  # OrderId / RefundId / PayoutId are our ids as they are
+
     async def _exchange(self, message: sm._Message, answer: type[sm.M], what: str) -> sm.M:
         try:
             document = sm.encode(message, self._signer, now=self._clock())
@@ -105,9 +114,13 @@ class SmBankAdapter(HttpAdapter):
             raise BankRejected(self._code, f"{what}: HTTP {response.status_code} "
                                f"{response.text[:120]}", str(response.status_code))
         try:
-            return sm.decode(response.content, answer, self._verifier).message
+            message = sm.decode(response.content, answer, self._verifier).message
         except ProtocolError as exc:
             raise OutcomeUnknown(self._code, f"{what}: untrusted answer ({exc})") from exc
+        if getattr(message, "result_code", None) == RESULT_NOT_PROCESSED:
+            raise BankUnavailable(self._code, f"{what} not processed: {RESULT_NOT_PROCESSED} "
+                                  f"{getattr(message, 'result_msg', '')}")
+        return message
 
     def _refused(self, what: str, code: str, message: str) -> BankRejected:
         return BankRejected(self._code, f"{what} refused: {code} {message}", code)
@@ -126,9 +139,8 @@ class SmBankAdapter(HttpAdapter):
             raise OutcomeUnknown(self._code, "pay: the answer is about another order")
         return PaymentInstruction(method="GET", url=answer.pay_url)
 
-    async def query_payment(
-        self, attempt_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PaymentStatus:
+    async def query_payment(self, call: BankCall) -> PaymentStatus:
+        attempt_id = call.reference
         answer = await self._exchange(
             sm.QueryRequest(merchant_id=self.merchant_id, order_id=attempt_id),
             sm.QueryResponse, "query")
@@ -152,9 +164,8 @@ class SmBankAdapter(HttpAdapter):
         return RefundStatus(refund_id=order.refund_id, outcome=_OUTCOME[answer.status],
                             bank_txn_id=answer.refund_serial_no, amount=order.amount)
 
-    async def query_refund(
-        self, refund_id: str, *, placed_at: dt.datetime | None = None
-    ) -> RefundStatus:
+    async def query_refund(self, call: BankCall) -> RefundStatus:
+        refund_id = call.reference
         answer = await self._exchange(
             sm.RefundQueryRequest(merchant_id=self.merchant_id, refund_id=refund_id),
             sm.RefundResponse, "refund query")
@@ -177,9 +188,8 @@ class SmBankAdapter(HttpAdapter):
         return PayoutStatus(payout_id=order.payout_id, outcome=_OUTCOME[answer.status],
                             bank_txn_id=answer.payout_serial_no, amount=order.amount)
 
-    async def query_payout(
-        self, payout_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PayoutStatus:
+    async def query_payout(self, call: BankCall) -> PayoutStatus:
+        payout_id = call.reference
         answer = await self._exchange(
             sm.PayoutQueryRequest(merchant_id=self.merchant_id, payout_id=payout_id),
             sm.PayoutResponse, "payout query")

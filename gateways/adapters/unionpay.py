@@ -13,9 +13,13 @@ certificates; wire format in `gateways.protocols.unionpay`).
   otherwise the first 32 hex digits of its SHA-256; our id itself always travels in
   `reqReserved`, which the bank echoes, so notifications name our id either way;
 - `queryTrans` identifies an order by `orderId` + the original `txnTime`, which is
-  `PaymentOrder.created_at` / `RefundOrder.created_at` / `PayoutOrder.created_at` (the
-  adapter's clock when those are None); the adapter remembers it, and every query method
-  takes `placed_at=` that time for a process that no longer remembers;
+  `PaymentOrder.created_at` / `RefundOrder.created_at` / `PayoutOrder.created_at`; the
+  core records both in a `BankCall` before sending, and every query method takes that
+  record (the adapter keeps nothing in memory: any process can ask);
+- respCode `A6` ("有缺陷的成功", success with defects) means the money moved: it is a
+  success carrying `review` (a person looks), never a failure; signed respCode `02`
+  (system not open) and `06` (system busy) are acp's "not processed, try again later":
+  `BankUnavailable`;
 - `bank_txn_id` is the bank's `queryId` of the payment / refund / payout; refunds send
   the payment's queryId as `origQryId`;
 - refunds and payouts are asynchronous at UnionPay: an accepted request comes back
@@ -38,10 +42,12 @@ from moneyed import Money
 
 from gateways.adapters._http import DEFAULT_TIMEOUT, Duration, HttpAdapter, make_client, send
 from gateways.bank import (
+    BankCall,
     BankNotification,
     BankOutcome,
     BankRejected,
     BankReply,
+    BankUnavailable,
     NotificationKind,
     OutcomeUnknown,
     PaymentInstruction,
@@ -65,6 +71,18 @@ _REFERENCE = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
 _KIND = {up.TxnType.CONSUME.value: NotificationKind.PAYMENT,
          up.TxnType.REFUND.value: NotificationKind.REFUND,
          up.TxnType.PAYOUT.value: NotificationKind.PAYOUT}
+#: acp respCode A6: the transaction succeeded "with defects"; the money moved
+RESP_SUCCESS_WITH_DEFECTS = "A6"
+#: acp respCodes for a request the bank did not process (02 system not open / closed for
+#: now, 06 system busy): nothing was taken, safe to retry or fail over
+NOT_PROCESSED_RESP_CODES = frozenset({"02", "06"})
+
+
+def _defect_review(resp_code: str | None, message: str | None) -> str | None:
+    if resp_code != RESP_SUCCESS_WITH_DEFECTS:
+        return None
+    return f"UnionPay answered A6, success with defects ({message or 'no message'}): the " \
+           "money moved; check the transaction with the bank"
 
 
 def unionpay_order_id(reference: str) -> str:
@@ -110,8 +128,6 @@ class UnionPayAdapter(HttpAdapter):
                                      signer_name=credentials.bank_signer_name)
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._client = make_client(timeout, transport)
-        #: orderId -> txnTime of what we sent (queryTrans needs both)
-        self._txn_times: dict[str, dt.datetime] = {}
 
     @property
     def merchant_id(self) -> str:
@@ -133,6 +149,9 @@ class UnionPayAdapter(HttpAdapter):
     def _url(self, path: str) -> str:
         return self._credentials.base_url.rstrip("/") + path
 
+    def bank_order_id(self, reference: str) -> str:
+        return self._order_id(reference)
+
     def _order_id(self, reference: str) -> str:
         if not _REFERENCE.fullmatch(reference):
             raise BankRejected(self._code, "our id cannot travel in reqReserved: use 1-64 "
@@ -151,31 +170,23 @@ class UnionPayAdapter(HttpAdapter):
             ).fields()
         except (ProtocolError, ValueError) as exc:
             raise BankRejected(self._code, f"create payment: {exc}", "invalid_request") from exc
-        self._txn_times[order_id] = order.created_at
         return PaymentInstruction(method="POST", url=self._url(up.FRONT_TRANS_PATH),
                                   fields=self._signer.sign(fields))
 
-    async def query_payment(
-        self, attempt_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PaymentStatus:
-        result = await self._query(attempt_id, placed_at, up.BIZ_TYPE_B2C_GATEWAY)
+    async def query_payment(self, call: BankCall) -> PaymentStatus:
+        result = await self._query(call, up.BIZ_TYPE_B2C_GATEWAY)
         outcome = _outcome(result)
         return PaymentStatus(
-            attempt_id=attempt_id, outcome=outcome,
+            attempt_id=call.reference, outcome=outcome,
             bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
-            amount=_money(result),
+            amount=_money(result), review=_query_review(result),
         )
 
-    async def _query(
-        self, reference: str, placed_at: dt.datetime | None, biz_type: str
-    ) -> up.QueryResult:
-        order_id = self._order_id(reference)
-        txn_time = placed_at or self._txn_times.get(order_id)
-        if txn_time is None:
-            raise OutcomeUnknown(self._code, f"queryTrans needs the txnTime of {reference}: "
-                                 "pass placed_at")
-        fields = up.QueryRequest(mer_id=self.merchant_id, order_id=order_id, txn_time=txn_time,
-                                 biz_type=biz_type).fields()
+    async def _query(self, call: BankCall, biz_type: str) -> up.QueryResult:
+        # orderId and txnTime exactly as recorded before the original request was sent
+        order_id = call.bank_order_id or self._order_id(call.reference)
+        fields = up.QueryRequest(mer_id=self.merchant_id, order_id=order_id,
+                                 txn_time=call.placed_at, biz_type=biz_type).fields()
         response = await self._post(up.QUERY_TRANS_PATH, fields)
         try:
             return up.parse_query_response(response.text, self._verifier, now=self._clock())
@@ -197,7 +208,7 @@ class UnionPayAdapter(HttpAdapter):
 
     async def refund(self, order: RefundOrder) -> RefundStatus:
         order_id = self._order_id(order.refund_id)
-        txn_time = order.created_at or self._clock()
+        txn_time = order.created_at
         try:
             fields = up.RefundRequest(
                 mer_id=self.merchant_id, order_id=order_id,
@@ -206,11 +217,11 @@ class UnionPayAdapter(HttpAdapter):
             ).fields()
         except (ProtocolError, ValueError) as exc:
             raise BankRejected(self._code, f"refund: {exc}", "invalid_request") from exc
-        # Remembered before sending: after a lost answer the inquiry needs it.
-        self._txn_times[order_id] = txn_time
         answer = await self._back_trans(fields, "refund")
-        return RefundStatus(refund_id=order.refund_id, outcome=BankOutcome.PROCESSING,
-                            bank_txn_id=answer.query_id, amount=order.amount)
+        review = _defect_review(answer.resp_code, answer.resp_msg)
+        return RefundStatus(refund_id=order.refund_id,
+                            outcome=BankOutcome.SUCCEEDED if review else BankOutcome.PROCESSING,
+                            bank_txn_id=answer.query_id, amount=order.amount, review=review)
 
     async def _back_trans(self, fields: Mapping[str, str], what: str) -> up.BackTransAnswer:
         response = await self._post(up.BACK_TRANS_PATH, fields)
@@ -219,27 +230,30 @@ class UnionPayAdapter(HttpAdapter):
                                                   now=self._clock())
         except ProtocolError as exc:
             raise OutcomeUnknown(self._code, f"{what}: untrusted answer ({exc})") from exc
+        if answer.resp_code == RESP_SUCCESS_WITH_DEFECTS:
+            return answer  # the money moved: a success with a caveat, never a refusal
+        if answer.resp_code in NOT_PROCESSED_RESP_CODES:
+            raise BankUnavailable(self._code, f"{what} not processed: {answer.resp_code} "
+                                  f"{answer.resp_msg}")
         if answer.status is up.BackTransStatus.REJECTED:
             raise BankRejected(self._code, f"{what} refused: {answer.resp_code} {answer.resp_msg}",
                                answer.resp_code)
         return answer
 
-    async def query_refund(
-        self, refund_id: str, *, placed_at: dt.datetime | None = None
-    ) -> RefundStatus:
-        result = await self._query(refund_id, placed_at, up.BIZ_TYPE_B2C_GATEWAY)
+    async def query_refund(self, call: BankCall) -> RefundStatus:
+        result = await self._query(call, up.BIZ_TYPE_B2C_GATEWAY)
         outcome = _outcome(result)
         return RefundStatus(
-            refund_id=refund_id, outcome=outcome,
+            refund_id=call.reference, outcome=outcome,
             bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
-            amount=_money(result),
+            amount=_money(result), review=_query_review(result),
         )
 
     # ------------------------------------------------------------------ payouts
 
     async def payout(self, order: PayoutOrder) -> PayoutStatus:
         order_id = self._order_id(order.payout_id)
-        txn_time = order.created_at or self._clock()
+        txn_time = order.created_at
         certificate = self._credentials.bank_encryption_certificate
         if certificate is None:
             raise BankRejected(self._code, "payout: no UnionPay encryption certificate "
@@ -254,20 +268,19 @@ class UnionPayAdapter(HttpAdapter):
             ).fields()
         except (ProtocolError, ValueError) as exc:
             raise BankRejected(self._code, f"payout: {exc}", "invalid_request") from exc
-        self._txn_times[order_id] = txn_time
         answer = await self._back_trans(fields, "payout")
-        return PayoutStatus(payout_id=order.payout_id, outcome=BankOutcome.PROCESSING,
-                            bank_txn_id=answer.query_id, amount=order.amount)
+        review = _defect_review(answer.resp_code, answer.resp_msg)
+        return PayoutStatus(payout_id=order.payout_id,
+                            outcome=BankOutcome.SUCCEEDED if review else BankOutcome.PROCESSING,
+                            bank_txn_id=answer.query_id, amount=order.amount, review=review)
 
-    async def query_payout(
-        self, payout_id: str, *, placed_at: dt.datetime | None = None
-    ) -> PayoutStatus:
-        result = await self._query(payout_id, placed_at, up.BIZ_TYPE_PAYOUT)
+    async def query_payout(self, call: BankCall) -> PayoutStatus:
+        result = await self._query(call, up.BIZ_TYPE_PAYOUT)
         outcome = _outcome(result)
         return PayoutStatus(
-            payout_id=payout_id, outcome=outcome,
+            payout_id=call.reference, outcome=outcome,
             bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
-            amount=_money(result),
+            amount=_money(result), review=_query_review(result),
         )
 
     # ------------------------------------------------------------------ notifications
@@ -277,7 +290,8 @@ class UnionPayAdapter(HttpAdapter):
         kind = _KIND.get(notice.txn_type)
         if kind is None:
             raise MalformedMessage(f"txnType {notice.txn_type!r} is not notified here")
-        if notice.succeeded:
+        review = _defect_review(notice.resp_code, notice.resp_msg)
+        if notice.succeeded or review:
             outcome = BankOutcome.SUCCEEDED
         elif notice.resp_code in up.PROCESSING_RESP_CODES:
             outcome = BankOutcome.PROCESSING
@@ -293,7 +307,7 @@ class UnionPayAdapter(HttpAdapter):
             bank=self._code, kind=kind, bank_txn_id=notice.query_id,
             reference=notice.req_reserved or notice.order_id, outcome=outcome,
             amount=notice.stated_amount, merchant_id=notice.mer_id,
-            occurred_at=up.parse_txn_time(notice.txn_time), details=details,
+            occurred_at=up.parse_txn_time(notice.txn_time), details=details, review=review,
         )
 
     def acknowledge(self, notification: BankNotification | None, accepted: bool) -> BankReply:
@@ -303,7 +317,21 @@ class UnionPayAdapter(HttpAdapter):
         return BankReply(503, "text/plain;charset=UTF-8", b"retry")
 
 
+def _query_review(result: up.QueryResult) -> str | None:
+    if result.resp_code != up.RESP_SUCCESS:
+        return None
+    return _defect_review(result.orig_resp_code, result.orig_resp_msg)
+
+
+def _reason(message: str) -> str:
+    """The reason inside a respMsg such as 退票[account closed]."""
+    inner = message[message.find("[") + 1:message.rfind("]")] if "[" in message else message
+    return inner.strip()[:200]
+
+
 def _outcome(result: up.QueryResult) -> BankOutcome:
+    if _query_review(result):
+        return BankOutcome.SUCCEEDED  # A6: the money moved
     status = result.status
     if status is up.TxnStatus.SUCCEEDED:
         return BankOutcome.SUCCEEDED

@@ -322,9 +322,13 @@ class SandboxBank:
     def plan(self, reference: str) -> FaultPlan:
         return self.faults.plan(reference)
 
-    def server_error(self, reference: str) -> Response | None:
-        """503 before anything is accepted (fault SERVER_ERROR)."""
+    def server_error(self, reference: str,
+                     not_processed: Callable[[], Response] | None = None) -> Response | None:
+        """Refused before anything is accepted (fault SERVER_ERROR), with the bank's
+        documented "not processed" answer (`not_processed`; a bare 503 without one)."""
         if self.faults.take_server_error(reference):
+            if not_processed is not None:
+                return not_processed()
             return Response("503 Service Unavailable: sandbox fault", status_code=503,
                             media_type="text/plain")
         return None
@@ -336,12 +340,22 @@ class SandboxBank:
             await self._sleep(plan.slow_seconds if plan.slow_seconds is not None
                               else self.settings.slow_seconds)
 
-    async def after_processing(self, reference: str, *, debited: bool) -> None:
-        """The hang after taking the request (fault TIMEOUT, or TIMEOUT_AFTER_DEBIT on a
-        call that moved money): the client times out, the bank has acted."""
+    async def after_processing(self, reference: str, *, debited: bool,
+                               answer: Response) -> Response:
+        """What goes back once the bank has acted: `answer`, after a hang (fault TIMEOUT,
+        or TIMEOUT_AFTER_DEBIT on a call that moved money: the client times out), or
+        instead a bare 500 / 502 (faults SERVER_ERROR_AFTER_BOOKING,
+        BAD_GATEWAY_AFTER_BOOKING): the bank has booked it either way."""
         plan = self.plan(reference)
         if Fault.TIMEOUT in plan or (debited and Fault.TIMEOUT_AFTER_DEBIT in plan):
             await self._sleep(self.settings.hang_seconds)
+        if Fault.SERVER_ERROR_AFTER_BOOKING in plan:
+            return Response("500 Internal Server Error", status_code=500,
+                            media_type="text/plain")
+        if Fault.BAD_GATEWAY_AFTER_BOOKING in plan:
+            return Response("<html><body><h1>502 Bad Gateway</h1></body></html>",
+                            status_code=502, media_type="text/html")
+        return answer
 
     async def _sleep(self, duration: Duration) -> None:
         # Wakes early when the bank stops, so a hanging answer never outlives the bank.

@@ -40,8 +40,18 @@ class Fault(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     #: status inquiries answer "processing" `processing_polls` times before the truth
     QUERY_PROCESSING = "query_processing"
-    #: the create/refund/payout call answers 503 `server_errors` times before accepting
+    #: the create/refund/payout call is refused `server_errors` times before accepting,
+    #: with the bank's documented "not processed" answer (REST 503 `not_processed`,
+    #: UnionPay signed respCode 06, SM bank signed ResultCode 9001): nothing is taken
     SERVER_ERROR = "server_error"
+    #: the refund/payout (or payment creation) is booked, then the bank answers a bare
+    #: HTTP 500: the money moved though the answer looks like a failure
+    SERVER_ERROR_AFTER_BOOKING = "server_error_after_booking"
+    #: as SERVER_ERROR_AFTER_BOOKING, but the bank's gateway answers 502
+    BAD_GATEWAY_AFTER_BOOKING = "bad_gateway_after_booking"
+    #: UnionPay: the transaction succeeds "with defects": respCode A6 in the answer, the
+    #: inquiry (origRespCode) and the notification; the money moved
+    SUCCESS_WITH_DEFECTS = "success_with_defects"
     #: the create/refund/payout call waits `slow_seconds` before it is processed
     SLOW = "slow"
 

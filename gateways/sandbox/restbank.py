@@ -163,7 +163,8 @@ class RestBankSandbox(SandboxBank):
         if create.amount.currency.code != self.currency:
             return _error(422, "currency_not_supported",
                           f"this account settles in {self.currency} only")
-        if (failure := self.server_error(create.order_id)) is not None:
+        if (failure := self.server_error(
+                create.order_id, _not_processed)) is not None:
             return failure
         await self.before_processing(create.order_id)
         existing = self.find(TxnKind.PAYMENT, create.order_id)
@@ -179,8 +180,7 @@ class RestBankSandbox(SandboxBank):
             return_url=create.return_url, description=create.description,
         )
         response = self._store(request, body, _json(201, self._payment(txn).to_json()))
-        await self.after_processing(create.order_id, debited=False)
-        return response
+        return await self.after_processing(create.order_id, debited=False, answer=response)
 
     def _payment(self, txn: Txn) -> rb.Payment:
         self.settle_expiry(txn)
@@ -263,7 +263,8 @@ class RestBankSandbox(SandboxBank):
         replay = self._idempotent(request, body)
         if replay is not None:
             return replay
-        if (failure := self.server_error(create.refund_reference)) is not None:
+        if (failure := self.server_error(
+                create.refund_reference, _not_processed)) is not None:
             return failure
         await self.before_processing(create.refund_reference)
         payment = self.find_by_bank_id(create.payment_id)
@@ -283,8 +284,8 @@ class RestBankSandbox(SandboxBank):
                     "not_refundable": "payment_not_refundable"}[exc.code]
             return self._store(request, body, _error(422, code, exc.message))
         response = self._store(request, body, _json(201, self._view(txn, inquiry=False).to_json()))
-        await self.after_processing(create.refund_reference, debited=True)
-        return response
+        return await self.after_processing(create.refund_reference, debited=True,
+                                           answer=response)
 
     # ------------------------------------------------------------------ payouts
 
@@ -302,7 +303,8 @@ class RestBankSandbox(SandboxBank):
         if create.amount.currency.code != self.currency:
             return _error(422, "currency_not_supported",
                           f"this account pays out in {self.currency} only")
-        if (failure := self.server_error(create.payout_reference)) is not None:
+        if (failure := self.server_error(
+                create.payout_reference, _not_processed)) is not None:
             return failure
         await self.before_processing(create.payout_reference)
         txn = self.payout(
@@ -314,8 +316,8 @@ class RestBankSandbox(SandboxBank):
             description=create.description,
         )
         response = self._store(request, body, _json(201, self._view(txn, inquiry=False).to_json()))
-        await self.after_processing(create.payout_reference, debited=True)
-        return response
+        return await self.after_processing(create.payout_reference, debited=True,
+                                           answer=response)
 
     # ------------------------------------------------------------------ webhooks
 
@@ -335,6 +337,7 @@ class RestBankSandbox(SandboxBank):
                                 "currency": facts.currency})
             event_type = f"refund.{data.status.value}"
         else:
+            # a return's facts carry the return's id; the payout keeps its own
             data = rb.Payout(**{**view.__dict__, "payout_reference": facts.reference,
                                 "id": facts.bank_txn_id, "amount_minor": facts.amount_minor,
                                 "currency": facts.currency})
@@ -364,6 +367,11 @@ _COLLECTION = {TxnKind.PAYMENT: rb.PAYMENTS_PATH, TxnKind.REFUND: rb.REFUNDS_PAT
 
 def _json(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type=_JSON)
+
+
+def _not_processed() -> Response:
+    # the bank's documented "refused before anything was taken" (fault SERVER_ERROR)
+    return _error(503, "not_processed", "system busy: not processed, try again later")
 
 
 def _error(status: int, code: str, message: str) -> Response:

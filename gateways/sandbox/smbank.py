@@ -56,6 +56,9 @@ __all__ = ["SmBankSandbox"]
 BANK_KEY_ID = "smbank-sandbox-1"
 MERCHANT_KEY_ID = "merchant-1"
 WINDOW = dt.timedelta(minutes=5)
+#: the bank's documented "system busy, not processed" ResultCode (fault SERVER_ERROR)
+NOT_PROCESSED = "9001"
+BUSY = "system busy: not processed, try again later"
 _REFUSALS = {"duplicate": ("2001", "duplicate refund id"),
              "not_refundable": ("2002", "original payment not refundable"),
              "exceeds": ("2003", "refund exceeds the refundable amount")}
@@ -142,7 +145,9 @@ class SmBankSandbox(SandboxBank):
 
     async def _pay_request(self, document: bytes) -> Response:
         pay = await self._accept(document, sm.PayRequest)
-        if (failure := self.server_error(pay.order_id)) is not None:
+        if (failure := self.server_error(pay.order_id, lambda: self._reply(sm.PayResponse(
+                merchant_id=self.merchant_id, order_id=pay.order_id,
+                result_code=NOT_PROCESSED, result_msg=BUSY)))) is not None:
             return failure
         await self.before_processing(pay.order_id)
         existing = self.find(TxnKind.PAYMENT, pay.order_id)
@@ -158,8 +163,7 @@ class SmBankSandbox(SandboxBank):
         response = self._reply(sm.PayResponse(
             merchant_id=self.merchant_id, order_id=pay.order_id, result_code=sm.RESULT_OK,
             result_msg="OK", pay_url=self.pay_url(txn)))
-        await self.after_processing(pay.order_id, debited=False)
-        return response
+        return await self.after_processing(pay.order_id, debited=False, answer=response)
 
     async def _query(self, document: bytes) -> Response:
         query = await self._accept(document, sm.QueryRequest)
@@ -181,7 +185,10 @@ class SmBankSandbox(SandboxBank):
 
     async def _refund_request(self, document: bytes) -> Response:
         ask = await self._accept(document, sm.RefundRequest)
-        if (failure := self.server_error(ask.refund_id)) is not None:
+        if (failure := self.server_error(ask.refund_id, lambda: self._reply(sm.RefundResponse(
+                merchant_id=self.merchant_id, refund_id=ask.refund_id,
+                result_code=NOT_PROCESSED, result_msg=BUSY,
+                status=sm.OrderStatus.FAILED)))) is not None:
             return failure
         await self.before_processing(ask.refund_id)
         payment = self.find_by_bank_id(ask.orig_bank_serial_no)
@@ -202,8 +209,7 @@ class SmBankSandbox(SandboxBank):
                 merchant_id=self.merchant_id, refund_id=ask.refund_id, result_code=refused[0],
                 result_msg=refused[1], status=sm.OrderStatus.FAILED))
         response = self._reply(self._refund_view(refund, inquiry=False))
-        await self.after_processing(ask.refund_id, debited=True)
-        return response
+        return await self.after_processing(ask.refund_id, debited=True, answer=response)
 
     def _refund_view(self, refund: Txn, *, inquiry: bool) -> sm.RefundResponse:
         status = _STATUS[refund.state]
@@ -226,7 +232,10 @@ class SmBankSandbox(SandboxBank):
 
     async def _payout_request(self, document: bytes) -> Response:
         ask = await self._accept(document, sm.PayoutRequest)
-        if (failure := self.server_error(ask.payout_id)) is not None:
+        if (failure := self.server_error(ask.payout_id, lambda: self._reply(sm.PayoutResponse(
+                merchant_id=self.merchant_id, payout_id=ask.payout_id,
+                result_code=NOT_PROCESSED, result_msg=BUSY,
+                status=sm.OrderStatus.FAILED)))) is not None:
             return failure
         await self.before_processing(ask.payout_id)
         payout = self.payout(
@@ -245,8 +254,7 @@ class SmBankSandbox(SandboxBank):
             merchant_id=self.merchant_id, payout_id=ask.payout_id, result_code=sm.RESULT_OK,
             result_msg="accepted", status=sm.OrderStatus.PROCESSING,
             payout_serial_no=payout.bank_txn_id, amount_minor=payout.amount_minor))
-        await self.after_processing(ask.payout_id, debited=True)
-        return response
+        return await self.after_processing(ask.payout_id, debited=True, answer=response)
 
     async def _payout_query(self, document: bytes) -> Response:
         query = await self._accept(document, sm.PayoutQueryRequest)

@@ -50,6 +50,7 @@ from gateways.sandbox.base import (
     TxnKind,
     TxnState,
 )
+from gateways.sandbox.faults import Fault
 from gateways.sandbox.notifier import Outgoing
 
 __all__ = ["UnionPaySandbox"]
@@ -135,6 +136,13 @@ class UnionPaySandbox(SandboxBank):
         signed = self._signer.sign(base | {k: v for k, v in fields.items() if v})
         return Response(up.encode_response_string(signed), media_type=_TEXT)
 
+    def _success(self, reference: str) -> dict[str, str]:
+        """respCode and respMsg of a success: 00, or A6 ("success with defects", fault
+        SUCCESS_WITH_DEFECTS): the money moved either way."""
+        if self.faults.has(reference, Fault.SUCCESS_WITH_DEFECTS):
+            return {"respCode": "A6", "respMsg": "有缺陷的成功[success with defects]"}
+        return {"respCode": "00", "respMsg": "成功[0000000]"}
+
     def _record(self, txn: Txn, order_id: str, txn_time: str) -> Txn:
         txn.extra.update(orderId=order_id, txnTime=txn_time)
         self._by_order_id[order_id] = txn
@@ -181,7 +189,8 @@ class UnionPaySandbox(SandboxBank):
         except (ProtocolError, KeyError) as exc:
             return _unsigned_refusal(exc)
         reference = fields.get("reqReserved") or order_id
-        if (failure := self.server_error(reference)) is not None:
+        if (failure := self.server_error(reference, lambda: self._answer(
+                fields, respCode="06", respMsg="系统繁忙[busy, not processed]"))) is not None:
             return failure
         await self.before_processing(reference)
         if txn_type == up.TxnType.REFUND.value:
@@ -190,8 +199,7 @@ class UnionPaySandbox(SandboxBank):
             answer = self._payout(fields, order_id, reference, amount)
         else:
             answer = self._answer(fields, respCode="13", respMsg="不支持的交易类型")
-        await self.after_processing(reference, debited=True)
-        return answer
+        return await self.after_processing(reference, debited=True, answer=answer)
 
     def _refund(self, fields: Mapping[str, str], order_id: str, reference: str,
                 amount: int) -> Response:
@@ -205,8 +213,7 @@ class UnionPaySandbox(SandboxBank):
             code, message = _REFUSALS[exc.code]
             return self._answer(fields, respCode=code, respMsg=message)
         self._record(refund, order_id, fields["txnTime"])
-        return self._answer(fields, respCode="00", respMsg="成功[0000000]",
-                            queryId=refund.bank_txn_id)
+        return self._answer(fields, **self._success(reference), queryId=refund.bank_txn_id)
 
     def _payout(self, fields: Mapping[str, str], order_id: str, reference: str,
                 amount: int) -> Response:
@@ -228,8 +235,7 @@ class UnionPaySandbox(SandboxBank):
         self._record(payout, order_id, fields["txnTime"])
         if payout.state is TxnState.FAILED:
             return self._answer(fields, respCode="51", respMsg="余额不足[insufficient funds]")
-        return self._answer(fields, respCode="00", respMsg="成功[0000000]",
-                            queryId=payout.bank_txn_id)
+        return self._answer(fields, **self._success(reference), queryId=payout.bank_txn_id)
 
     # ------------------------------------------------------------------ query
 
@@ -293,8 +299,8 @@ class UnionPaySandbox(SandboxBank):
             "traceTime": at.strftime("%m%d%H%M%S"),
             "settleAmt": str(facts.amount_minor), "settleCurrencyCode": numeric,
             "settleDate": at.strftime("%m%d"),
-            "respCode": "00" if facts.succeeded else "01",
-            "respMsg": "成功[0000000]" if facts.succeeded else "交易失败",
+            "respCode": self._success(txn.reference)["respCode"] if facts.succeeded else "01",
+            "respMsg": self._success(txn.reference)["respMsg"] if facts.succeeded else "交易失败",
             "reqReserved": facts.reference,
             "origQryId": txn.payment.bank_txn_id if txn.payment else "",
         }

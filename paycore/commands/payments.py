@@ -19,6 +19,7 @@ configuration: adapters, credentials, notify URL); the others read the database 
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import inspect
 import os
@@ -139,13 +140,31 @@ def expire() -> None:
     console.print(f"{len(expired)} intents expired")
 
 
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 moment") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} needs its UTC offset (e.g. +00:00)")
+    return moment
+
+
 @payments_app.command("janitor")
-def janitor(max_tries: int = typer.Option(gateways.DEFAULT_MAX_TRIES,
-                                          help="unanswered inquiries before manual review"),
-            limit: int = typer.Option(200)) -> None:
+def janitor(max_tries: int | None = typer.Option(
+                None, help="unanswered inquiries before manual review [default: "
+                           "gateways.DEFAULT_MAX_TRIES, 8]"),
+            limit: int = typer.Option(200),
+            now: str | None = typer.Option(
+                None, help="run as of this moment (ISO 8601 with its UTC offset): look "
+                           "ahead to what falls due later, e.g. a catch-up run")) -> None:
     """One pass: expiry, then a status inquiry for every due pending/unknown record."""
+    as_of = _moment(now) if now else None
+    # the default is read here, not in the signature, so that `paycore --help` does not
+    # import gateways (see paycore.lazy_imports)
+    tries = gateways.DEFAULT_MAX_TRIES if max_tries is None else max_tries
     report = _with_banks(lambda engine, banks: gateways.run_janitor(
-        engine, banks, max_tries=max_tries, limit=limit))
+        engine, banks, max_tries=tries, limit=limit, now=as_of))
     console.print(report.summary())
 
 
@@ -181,7 +200,7 @@ def review() -> None:
     for i in intents:
         console.print(f"intent {i.id} (order {i.order_id}, {i.merchant_id}): {i.review_reason}")
     for p in held:
-        console.print(f"payout {p.id}: {p.failure_reason}")
+        console.print(f"payout {p.id} ({p.status.value}): {p.review_reason or p.failure_reason}")
     console.print(f"{len(intents)} intents and {len(held)} payouts in review")
 
 
@@ -226,6 +245,29 @@ def health() -> None:
     console.print(table)
     if not found:
         console.print("no bank health saved yet (the janitor and submit-payouts save it)")
+    _certificates(read_only(gateways.load_bank_certificates))
+
+
+def _certificates(found: list[gateways.CertificateStatus]) -> None:
+    """The banks' certificates, soonest to expire first; a warning for each that ends
+    within 30 days (or has ended), as of now."""
+    if not found:
+        return
+    from datetime import UTC, datetime
+    now = datetime.now(UTC)
+    table = Table(title="Certificates")
+    for col in ("bank", "role", "subject", "not after", "days left", "state"):
+        table.add_column(col)
+    for c in found:
+        state = c.state(now)
+        style = {"valid": "green", "expiring": "yellow"}.get(state.value, "red")
+        table.add_row(c.bank, c.role, c.subject, f"{c.not_after:%Y-%m-%d %H:%M}",
+                      str(c.days_left(now)), f"[{style}]{state.value}[/{style}]")
+    console.print(table)
+    for c in found:
+        warning = c.warning(now)
+        if warning:
+            console.print(f"[yellow]WARNING[/yellow]: {warning}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
-import ledger
-from paycore.db import ALL_METADATA
+from paycore.db import ALL_METADATA, create_engine
 from paycore.settings import Settings
 
 target_metadata = list(ALL_METADATA)
@@ -23,7 +22,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_settings() -> None:
-    engine = ledger.create_engine(Settings.from_env().database_url)
+    engine = create_engine(Settings.from_env().database_url)
     async with engine.begin() as conn:
         await conn.run_sync(_run)
     await engine.dispose()

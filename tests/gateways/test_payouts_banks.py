@@ -155,7 +155,8 @@ async def test_a_payout_stranded_in_flight_is_found_and_settled_by_the_janitor(d
         async with db.connect() as conn:
             sent = await gateways.get_payout(conn, "po-sent")
         await adapter.payout(gateways.bank.PayoutOrder(
-            payout_id="po-sent", beneficiary=BEN, amount=sent.amount, description="x"))
+            payout_id="po-sent", beneficiary=BEN, amount=sent.amount, description="x",
+            created_at=dt.datetime.now(dt.UTC)))
         async with db.begin() as conn:
             await transition(conn, "po-sent", PayoutState.REQUESTED, PayoutState.SUBMITTED,
                              bank="restbank")

@@ -12,6 +12,7 @@ from moneyed import Money
 
 from gateways.adapters.restbank import RestBankAdapter
 from gateways.bank import (
+    BankCall,
     BankRejected,
     PaymentOrder,
     RefundOrder,
@@ -54,14 +55,15 @@ class Env:
         result = await self.bank.customer_pays(instruction)
         assert result.paid
         await self.fleet.drain()
-        status = await self.adapter.query_payment(order.attempt_id)
+        status = await self.adapter.query_payment(BankCall.of(order))
         assert status.bank_txn_id is not None
         return order, status.bank_txn_id
 
     def refund_order(self, order: PaymentOrder, bank_txn_id: str, amount: str) -> RefundOrder:
         return RefundOrder(refund_id=uuid.uuid4().hex, attempt_id=order.attempt_id,
                            original_bank_txn_id=bank_txn_id, amount=Money(amount, "CNY"),
-                           reason="returned", notify_url=self.inbox.url("restbank"))
+                           reason="returned", notify_url=self.inbox.url("restbank"),
+                           created_at=dt.datetime.now(dt.UTC))
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

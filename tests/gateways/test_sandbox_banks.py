@@ -14,6 +14,7 @@ import pytest_asyncio
 from moneyed import Money
 
 from gateways.bank import (
+    BankCall,
     BankGateway,
     BankOutcome,
     BankRejected,
@@ -25,6 +26,7 @@ from gateways.bank import (
     PaymentOrder,
     PayoutOrder,
     RefundOrder,
+    whole_seconds,
 )
 from gateways.protocols import SignatureInvalid
 from gateways.sandbox import Fault, SandboxBank, SandboxFleet, SandboxSettings
@@ -72,20 +74,22 @@ class Env:
         order = self.order(amount)
         await self.pay(order)
         await self.fleet.drain()
-        status = await self.adapter.query_payment(order.attempt_id)
+        status = await self.adapter.query_payment(BankCall.of(order))
         assert status.outcome is BankOutcome.SUCCEEDED and status.bank_txn_id
         return order, status.bank_txn_id
 
     def refund_order(self, order: PaymentOrder, txn: str, amount: str) -> RefundOrder:
         return RefundOrder(refund_id=uuid.uuid4().hex, attempt_id=order.attempt_id,
                            original_bank_txn_id=txn, amount=Money(amount, "CNY"),
-                           reason="returned", notify_url=self.inbox.url(self.code))
+                           reason="returned", notify_url=self.inbox.url(self.code),
+                           created_at=whole_seconds(dt.datetime.now(dt.UTC)))
 
     def payout_order(self, amount: str) -> PayoutOrder:
         return PayoutOrder(payout_id=uuid.uuid4().hex,
                            beneficiary=Beneficiary("Supplier Ltd", "6222020200112233", "ICBC"),
                            amount=Money(amount, "CNY"), description="supplier settlement",
-                           notify_url=self.inbox.url(self.code))
+                           notify_url=self.inbox.url(self.code),
+                           created_at=whole_seconds(dt.datetime.now(dt.UTC)))
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -107,7 +111,7 @@ async def test_pay_notify_query(env: Env) -> None:
     instruction = await env.adapter.create_payment(order)
     assert instruction.url.startswith(env.bank.base_url)
     if env.code in CREATE_CALLS:
-        unpaid = await env.adapter.query_payment(order.attempt_id)
+        unpaid = await env.adapter.query_payment(BankCall.of(order))
         assert unpaid.outcome is BankOutcome.PROCESSING
     before = env.bank.default_customer.balance_minor
     assert (await env.bank.customer_pays(instruction)).paid
@@ -116,7 +120,7 @@ async def test_pay_notify_query(env: Env) -> None:
     assert note.kind is NotificationKind.PAYMENT and note.outcome is BankOutcome.SUCCEEDED
     assert note.amount == Money("123.45", "CNY") and note.merchant_id == env.adapter.merchant_id
     assert note.bank == env.code
-    status = await env.adapter.query_payment(order.attempt_id)
+    status = await env.adapter.query_payment(BankCall.of(order))
     assert status.outcome is BankOutcome.SUCCEEDED and status.bank_txn_id == note.bank_txn_id
     assert status.amount == Money("123.45", "CNY")
     assert env.bank.default_customer.balance_minor == before - 12345
@@ -128,11 +132,11 @@ async def test_declined_and_never_seen_payments(env: Env) -> None:
     order = env.order()
     instruction = await env.adapter.create_payment(order)
     assert not (await env.bank.customer_pays(instruction, decline=True)).paid
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.FAILED
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.FAILED
     never = env.order()
     if env.code == "unionpay":
         await env.adapter.create_payment(never)  # signed, but the browser never went
-    assert (await env.adapter.query_payment(never.attempt_id)).outcome is BankOutcome.NOT_FOUND
+    assert (await env.adapter.query_payment(BankCall.of(never))).outcome is BankOutcome.NOT_FOUND
 
 
 async def test_partial_refunds_never_more_than_paid(env: Env) -> None:
@@ -150,7 +154,7 @@ async def test_partial_refunds_never_more_than_paid(env: Env) -> None:
         [note] = env.inbox.valid(refund.refund_id)
         assert note.kind is NotificationKind.REFUND and note.outcome is BankOutcome.SUCCEEDED
         assert note.amount == refund.amount
-        queried = await env.adapter.query_refund(refund.refund_id)
+        queried = await env.adapter.query_refund(BankCall.of(refund))
         assert queried.outcome is BankOutcome.SUCCEEDED
         assert queried.bank_txn_id == note.bank_txn_id
     assert env.bank.default_customer.balance_minor == customer + 10000
@@ -171,7 +175,7 @@ async def test_payout_out_of_the_settlement_account(env: Env) -> None:
     await env.fleet.drain()
     [note] = env.inbox.valid(payout.payout_id)
     assert note.kind is NotificationKind.PAYOUT and note.outcome is BankOutcome.SUCCEEDED
-    queried = await env.adapter.query_payout(payout.payout_id)
+    queried = await env.adapter.query_payout(BankCall.of(payout))
     assert queried.outcome is BankOutcome.SUCCEEDED and queried.bank_txn_id == note.bank_txn_id
     [movement] = [m for m in env.bank.book.movements if m.reference == payout.payout_id]
     assert movement.bank_txn_id == note.bank_txn_id
@@ -205,11 +209,11 @@ async def test_fault_timeout_after_create(env: Env) -> None:
         # so a hanging bank cannot make it time out; the form is built all the same
         instruction = await env.adapter.create_payment(order)
         assert instruction.method == "POST" and instruction.fields
-        assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.NOT_FOUND
+        assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.NOT_FOUND
         return
     with pytest.raises(OutcomeUnknown):
         await env.adapter.create_payment(order)
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.PROCESSING
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.PROCESSING
 
 
 async def test_fault_timeout_after_payment_debit_late_notification(env: Env) -> None:
@@ -217,7 +221,7 @@ async def test_fault_timeout_after_payment_debit_late_notification(env: Env) -> 
     env.bank.faults.set(order.attempt_id, Fault.TIMEOUT_AFTER_DEBIT)
     await env.pay(order)
     assert not env.inbox.valid(order.attempt_id)  # not yet: it comes late
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.SUCCEEDED
     await env.fleet.drain()
     assert env.inbox.valid(order.attempt_id)
 
@@ -228,7 +232,7 @@ async def test_fault_timeout_after_refund_debit(env: Env) -> None:
     env.bank.faults.set(refund.refund_id, Fault.TIMEOUT_AFTER_DEBIT)
     with pytest.raises(OutcomeUnknown):
         await env.adapter.refund(refund)
-    assert (await env.adapter.query_refund(refund.refund_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_refund(BankCall.of(refund))).outcome is BankOutcome.SUCCEEDED
     await env.fleet.drain()
     assert env.inbox.valid(refund.refund_id)
 
@@ -240,7 +244,7 @@ async def test_fault_timeout_after_payout_debit(env: Env) -> None:
     with pytest.raises(OutcomeUnknown):
         await env.adapter.payout(payout)
     assert env.bank.book.merchant_balance() == before - 200
-    assert (await env.adapter.query_payout(payout.payout_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_payout(BankCall.of(payout))).outcome is BankOutcome.SUCCEEDED
 
 
 async def test_fault_5xx_then_slowness_on_refund(env: Env) -> None:
@@ -255,7 +259,7 @@ async def test_fault_5xx_then_slowness_on_refund(env: Env) -> None:
     with pytest.raises(OutcomeUnknown):
         await env.adapter.refund(refund)
     await env.bank._sleep(TIMEOUT * 2)  # the bank finishes what it was slow about
-    assert (await env.adapter.query_refund(refund.refund_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_refund(BankCall.of(refund))).outcome is BankOutcome.SUCCEEDED
 
 
 async def test_fault_5xx_on_payout_then_retry(env: Env) -> None:
@@ -276,7 +280,7 @@ async def test_fault_no_notify_only_inquiry(env: Env) -> None:
     await env.pay(order)
     await env.fleet.drain()
     assert not env.inbox.valid(order.attempt_id)
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.SUCCEEDED
 
 
 async def test_fault_duplicate_and_bad_signature(env: Env) -> None:
@@ -321,7 +325,7 @@ async def test_fault_out_of_order_and_processing_inquiry(env: Env) -> None:
     seen = [r.notification.reference for r in env.inbox.received if r.notification
             and r.notification.reference in (late.attempt_id, other.attempt_id)]
     assert seen == [other.attempt_id, late.attempt_id]
-    outcomes = [(await env.adapter.query_payment(late.attempt_id)).outcome for _ in range(3)]
+    outcomes = [(await env.adapter.query_payment(BankCall.of(late))).outcome for _ in range(3)]
     assert outcomes == [BankOutcome.PROCESSING, BankOutcome.PROCESSING, BankOutcome.SUCCEEDED]
 
 
@@ -342,8 +346,8 @@ async def test_faults_through_the_control_endpoint(env: Env) -> None:
     await env.pay(order)
     await env.fleet.drain()
     assert not env.inbox.valid(order.attempt_id)
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.PROCESSING
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.SUCCEEDED
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.PROCESSING
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.SUCCEEDED
 
 
 async def test_connection_refused_is_bank_unavailable(env: Env) -> None:

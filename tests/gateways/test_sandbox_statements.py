@@ -11,7 +11,14 @@ import pytest
 import pytest_asyncio
 from moneyed import Money
 
-from gateways.bank import BankOutcome, Beneficiary, PaymentOrder, PayoutOrder, RefundOrder
+from gateways.bank import (
+    BankCall,
+    BankOutcome,
+    Beneficiary,
+    PaymentOrder,
+    PayoutOrder,
+    RefundOrder,
+)
 from gateways.sandbox import MovementKind, SandboxFleet, SandboxSettings
 from gateways.sandbox.book import Book
 from gateways.sandbox.statements import CSV_PROFILE_COLUMNS, FORMATS, day_statement, render
@@ -132,17 +139,19 @@ async def test_statement_of_real_sandbox_traffic(fleet: SandboxFleet, code: str)
                              notify_url="http://127.0.0.1:9/notify",
                              created_at=dt.datetime.now(dt.UTC))
         assert (await bank.customer_pays(await adapter.create_payment(order))).paid
-        status = await adapter.query_payment(order.attempt_id)
+        status = await adapter.query_payment(BankCall.of(order))
         assert status.outcome is BankOutcome.SUCCEEDED and status.bank_txn_id
         paid[status.bank_txn_id] = order.attempt_id
     first_txn, first_attempt = next(iter(paid.items()))
     refund = await adapter.refund(RefundOrder(
         refund_id=uuid.uuid4().hex, attempt_id=first_attempt, original_bank_txn_id=first_txn,
-        amount=Money("20.00", "CNY"), reason="partial", notify_url="http://127.0.0.1:9/n"))
+        amount=Money("20.00", "CNY"), reason="partial", notify_url="http://127.0.0.1:9/n",
+        created_at=dt.datetime.now(dt.UTC)))
     payout_id = uuid.uuid4().hex
     await adapter.payout(PayoutOrder(payout_id=payout_id,
                                      beneficiary=Beneficiary("Supplier", "6222020200112233"),
-                                     amount=Money("100.00", "CNY"), description="settlement"))
+                                     amount=Money("100.00", "CNY"), description="settlement",
+                                     created_at=dt.datetime.now(dt.UTC)))
     fleet.add_bank_charge(code, 250, day=DAY)
     name, data = fleet.statement_file(code, DAY)
     [statement] = parse_statement(data, source_name=name)

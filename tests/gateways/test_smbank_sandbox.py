@@ -14,7 +14,7 @@ from moneyed import Money
 
 from gateways.adapters import SmBankAdapter
 from gateways.adapters.smbank import GATEWAY_PATH, SmBankCredentials
-from gateways.bank import BankOutcome, BankRejected, PaymentOrder
+from gateways.bank import BankCall, BankOutcome, BankRejected, PaymentOrder
 from gateways.protocols import SignatureInvalid, StaleMessage, generate_sm2_private_key
 from gateways.protocols import smbank as sm
 from gateways.sandbox import SandboxFleet, SandboxSettings
@@ -107,4 +107,5 @@ async def test_a_merchant_key_the_bank_does_not_know_is_refused(env: Env) -> Non
     with pytest.raises(BankRejected):
         await intruder.create_payment(env.order())
     await intruder.aclose()
-    assert (await env.adapter.query_payment("never12345")).outcome is BankOutcome.NOT_FOUND
+    never = BankCall("never12345", dt.datetime.now(dt.UTC))
+    assert (await env.adapter.query_payment(never)).outcome is BankOutcome.NOT_FOUND

@@ -12,7 +12,7 @@ import pytest_asyncio
 from moneyed import Money
 
 from gateways.adapters import UnionPayAdapter, unionpay_order_id
-from gateways.bank import BankOutcome, OutcomeUnknown, PaymentOrder, RefundOrder
+from gateways.bank import BankCall, BankOutcome, PaymentOrder, RefundOrder
 from gateways.protocols import SignatureInvalid, generate_rsa_identity
 from gateways.protocols import unionpay as up
 from gateways.sandbox import SandboxFleet, SandboxSettings
@@ -72,7 +72,7 @@ async def test_the_bank_refuses_a_tampered_front_form(env: Env) -> None:
                                  fields={**instruction.fields, "txnAmt": "1"})
     result = await env.bank.customer_pays(tampered)
     assert result.status_code == 400 and not result.paid
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.NOT_FOUND
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.NOT_FOUND
 
 
 async def test_a_notification_signed_outside_the_unionpay_pki_is_refused(env: Env) -> None:
@@ -96,7 +96,9 @@ async def test_ids_that_are_not_order_ids_travel_in_req_reserved(env: Env) -> No
     await env.fleet.drain()
     [note] = env.inbox.valid(attempt_id)
     assert note.details["orderId"] == unionpay_order_id(attempt_id)
-    status = await env.adapter.query_payment(attempt_id)
+    status = await env.adapter.query_payment(BankCall.of(order))
+    # the orderId as recorded is what the inquiry names
+    assert env.adapter.bank_order_id(attempt_id) == unionpay_order_id(attempt_id)
     assert status.outcome is BankOutcome.SUCCEEDED and status.bank_txn_id == note.bank_txn_id
 
 
@@ -107,7 +109,8 @@ async def test_refund_references_the_original_query_id(env: Env) -> None:
     [payment] = env.inbox.valid(order.attempt_id)
     refund = RefundOrder(refund_id=uuid.uuid4().hex, attempt_id=order.attempt_id,
                          original_bank_txn_id=payment.bank_txn_id, amount=Money("8.00", "CNY"),
-                         reason="broken cup", notify_url=env.inbox.url("unionpay"))
+                         reason="broken cup", notify_url=env.inbox.url("unionpay"),
+                         created_at=dt.datetime.now(dt.UTC))
     accepted = await env.adapter.refund(refund)
     assert accepted.outcome is BankOutcome.PROCESSING  # asynchronous at UnionPay
     await env.fleet.drain()
@@ -116,17 +119,15 @@ async def test_refund_references_the_original_query_id(env: Env) -> None:
     assert note.bank_txn_id == accepted.bank_txn_id
 
 
-async def test_query_needs_the_original_txn_time(env: Env) -> None:
+async def test_query_names_the_recorded_txn_time(env: Env) -> None:
     order = env.order()
     await env.bank.customer_pays(await env.adapter.create_payment(order))
-    fresh = env.bank.adapter(timeout=0.5)  # a restarted process remembers nothing
+    fresh = env.bank.adapter(timeout=0.5)  # another process: only the record to go by
     try:
-        with pytest.raises(OutcomeUnknown):
-            await fresh.query_payment(order.attempt_id)
-        status = await fresh.query_payment(order.attempt_id, placed_at=order.created_at)
+        status = await fresh.query_payment(BankCall.of(order))
         assert status.outcome is BankOutcome.SUCCEEDED
         wrong_time = order.created_at - dt.timedelta(seconds=5)
-        missed = await fresh.query_payment(order.attempt_id, placed_at=wrong_time)
+        missed = await fresh.query_payment(BankCall(order.attempt_id, wrong_time))
         assert missed.outcome is BankOutcome.NOT_FOUND
     finally:
         await fresh.aclose()
@@ -135,7 +136,7 @@ async def test_query_needs_the_original_txn_time(env: Env) -> None:
 async def test_refund_inquiry_after_a_restart_uses_the_refund_creation_time(env: Env) -> None:
     order = env.order()
     await env.bank.customer_pays(await env.adapter.create_payment(order))
-    paid = await env.adapter.query_payment(order.attempt_id)
+    paid = await env.adapter.query_payment(BankCall.of(order))
     assert paid.bank_txn_id
     created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
     refund = RefundOrder(refund_id=uuid.uuid4().hex, attempt_id=order.attempt_id,
@@ -144,7 +145,7 @@ async def test_refund_inquiry_after_a_restart_uses_the_refund_creation_time(env:
     await env.adapter.refund(refund)
     fresh = env.bank.adapter(timeout=0.5)
     try:
-        status = await fresh.query_refund(refund.refund_id, placed_at=created)
+        status = await fresh.query_refund(BankCall(refund.refund_id, created))
         assert status.outcome is BankOutcome.SUCCEEDED
     finally:
         await fresh.aclose()
@@ -155,7 +156,8 @@ async def test_payout_account_travels_encrypted_and_arrives(env: Env) -> None:
 
     payout = PayoutOrder(payout_id=uuid.uuid4().hex,
                          beneficiary=Beneficiary("Tea Supplier", "6222020200998877"),
-                         amount=Money("12.00", "CNY"), description="settlement")
+                         amount=Money("12.00", "CNY"), description="settlement",
+                         created_at=dt.datetime.now(dt.UTC))
     status = await env.adapter.payout(payout)
     assert status.outcome is BankOutcome.PROCESSING and status.bank_txn_id
     assert env.bank.book.paid_out["6222020200998877"] == 1200
@@ -169,4 +171,4 @@ async def test_expired_order_cannot_be_paid(env: Env) -> None:
                          expires_at=now - dt.timedelta(seconds=1))
     result = await env.bank.customer_pays(await env.adapter.create_payment(order))
     assert not result.paid
-    assert (await env.adapter.query_payment(order.attempt_id)).outcome is BankOutcome.FAILED
+    assert (await env.adapter.query_payment(BankCall.of(order))).outcome is BankOutcome.FAILED
