@@ -120,6 +120,7 @@ from gateways.errors import (
 from gateways.health import bank_health_report, load_bank_health, save_bank_health
 from gateways.inquiries import Inquiry
 from gateways.janitor import DEFAULT_MAX_TRIES, JanitorReport, run_janitor
+from gateways.limits import AmountNotSupported, BankLimits, check_amount, limits_of, taking
 from gateways.notifications import handle_notification
 from gateways.payout_returns import ReturnApplied, ReturnCheck, book_payout_return
 from gateways.payout_reviews import (
@@ -164,12 +165,14 @@ from gateways.types import (
 
 __all__ = [
     "DEFAULT_MAX_TRIES",
+    "AmountNotSupported",
     "Attempt",
     "AttemptState",
     "BankDirectory",
     "BankError",
     "BankGateway",
     "BankHealth",
+    "BankLimits",
     "BankNotification",
     "BankOutcome",
     "BankRejected",
@@ -220,6 +223,7 @@ __all__ = [
     "book_payout_return",
     "cancel_intent",
     "cancel_payout",
+    "check_amount",
     "create_intent",
     "expire_intents",
     "get_checkout",
@@ -228,6 +232,7 @@ __all__ = [
     "get_refund",
     "get_supplier_terms",
     "handle_notification",
+    "limits_of",
     "list_attempts",
     "list_in_review",
     "list_inquiries",
@@ -250,6 +255,7 @@ __all__ = [
     "settle_payout",
     "submit_payout",
     "submit_payouts",
+    "taking",
 ]
 
 # The bank adapters and the sandbox banks (gateways.adapters, gateways.sandbox).

@@ -37,6 +37,7 @@ from gateways.errors import (
     InvalidPaymentRequest,
 )
 from gateways.inquiries import Subject
+from gateways.limits import check_amount
 from gateways.routing import BankDirectory
 from gateways.schema import payment_attempts, payment_intents
 from gateways.states import AttemptState, IntentState
@@ -124,7 +125,9 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
     cannot be reached the intent is `failed` (instruction None; `retry_intent` at another
     bank); if its answer is lost the intent is `unknown` until the janitor asks."""
     units = _validate(request)
-    banks.get(request.bank)
+    # a currency or an amount the bank cannot carry is the request's fault, found before
+    # anything is written (else the intent and its attempt would stay `created` for good)
+    check_amount(banks, request.bank, request.amount)
     found = await _existing(engine, request, units)
     if found is not None:
         return found
@@ -238,6 +241,7 @@ async def retry_intent(engine: AsyncEngine, banks: BankDirectory, intent_id: str
         if intent.expires_at <= now:
             raise IllegalTransition("intent", intent_id, intent.status.value, IS.PENDING.value,
                                     "the intent has expired")
+        check_amount(banks, bank, intent.amount)
         await postings.ensure_payment_accounts(conn, bank, intent.supplier_id, intent.currency)
         await _insert_attempt(conn, attempt_id, intent_id, gateway, intent.amount_minor,
                               intent.currency, now)

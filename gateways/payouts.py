@@ -38,6 +38,7 @@ from gateways.bank import (
 from gateways.beneficiaries import AccountNotUsable
 from gateways.errors import ConcurrentTransition, InvalidPaymentRequest, PayoutConflict, PayoutNotFound
 from gateways.inquiries import Subject
+from gateways.limits import AmountNotSupported, taking
 from gateways.routing import BankDirectory
 from gateways.schema import payouts
 from gateways.states import PayoutState
@@ -198,7 +199,11 @@ def _send(order: PayoutOrder) -> Callable[[BankGateway], Awaitable[PayoutStatus]
 
 def _order_for(payout: Payout, banks: BankDirectory) -> list[str]:
     wanted = payout.banks or banks.payout_order
-    return [code for code in wanted if code in banks]
+    # only banks that can carry the amount in its currency (one that cannot would fail it)
+    try:
+        return taking(banks, wanted, payout.amount)
+    except AmountNotSupported:
+        return []
 
 
 async def submit_payout(engine: AsyncEngine, banks: BankDirectory, payout_id: str) -> Payout:

@@ -77,3 +77,18 @@ api_supplier_bindings = sa.Table(
     sa.Column("created_by", sa.String(120), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+#: Fixed-window request counters shared by every API worker process (an in-memory counter
+#: would let each of `paycore serve`'s workers allow the full rate): one row per bucket
+#: (e.g. "notifications:<client address>") and window, counted up by an upsert; windows
+#: that have ended are deleted as new ones begin, so the table holds about one row per
+#: bucket seen in the last two windows.
+api_rate_limits = sa.Table(
+    "api_rate_limits",
+    metadata,
+    sa.Column("bucket", sa.String(200), primary_key=True),
+    #: the window's start, in whole seconds since the Unix epoch
+    sa.Column("window_start", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("hits", sa.Integer(), nullable=False),
+    sa.Index("ix_api_rate_limits_window_start", "window_start"),
+)

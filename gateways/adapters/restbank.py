@@ -48,6 +48,7 @@ from gateways.bank import (
     RefundOrder,
     RefundStatus,
 )
+from gateways.limits import BankLimits
 from gateways.protocols import ProtocolError
 from gateways.protocols import restbank as rb
 
@@ -96,6 +97,8 @@ class RestBankCredentials:
     webhook_secrets: tuple[bytes, ...] = field(repr=False, default=())
     #: what the merchant account at the bank settles in (the bank refuses anything else)
     currencies: tuple[str, ...] = ("CNY",)
+    #: what the merchant account at the bank settles in (the bank refuses anything else)
+    currencies: tuple[str, ...] = ("CNY",)
 
 
 class RestBankAdapter(HttpAdapter):
@@ -119,6 +122,11 @@ class RestBankAdapter(HttpAdapter):
     @property
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
+
+    @property
+    def limits(self) -> BankLimits:
+        # "value" is whole minor units of at most 15 digits
+        return BankLimits(frozenset(self._credentials.currencies), 15)
 
     def bank_order_id(self, reference: str) -> str:
         return reference  # the bank takes our ids as they are

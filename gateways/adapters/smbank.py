@@ -44,6 +44,7 @@ from gateways.bank import (
     RefundOrder,
     RefundStatus,
 )
+from gateways.limits import BankLimits
 from gateways.protocols import MalformedMessage, ProtocolError, Sm2PrivateKey, Sm2PublicKey
 from gateways.protocols import smbank as sm
 from gateways.protocols.amounts import minor_to_money
@@ -96,6 +97,11 @@ class SmBankAdapter(HttpAdapter):
     @property
     def merchant_id(self) -> str:
         return self._credentials.merchant_id
+
+    @property
+    def limits(self) -> BankLimits:
+        # <Currency> is the account's; <Amount> at most 15 digits of minor units
+        return BankLimits(frozenset({sm.CURRENCY}), 15)
 
     def bank_order_id(self, reference: str) -> str:
         return reference  # OrderId / RefundId / PayoutId are our ids as they are

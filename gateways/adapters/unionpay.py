@@ -58,6 +58,7 @@ from gateways.bank import (
     RefundOrder,
     RefundStatus,
 )
+from gateways.limits import BankLimits
 from gateways.protocols import MalformedMessage, ProtocolError, RsaIdentity
 from gateways.protocols import unionpay as up
 from gateways.protocols.amounts import minor_to_money
@@ -132,6 +133,11 @@ class UnionPayAdapter(HttpAdapter):
     @property
     def merchant_id(self) -> str:
         return self._credentials.mer_id
+
+    @property
+    def limits(self) -> BankLimits:
+        # currencyCode 156 only; txnAmt is at most 12 digits of fen
+        return BankLimits(frozenset({"CNY"}), 12)
 
     def certificates(self) -> list[tuple[str, x509.Certificate]]:
         """The certificates this adapter depends on, by role (for expiry warnings): the

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import gateways
 import ledger
+from paycore.api import ratelimit
 from paycore.api.auth import Principal, requires
-from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
+from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection, Settings
 from paycore.api.models import MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem, NotFound, register_error
 from paycore.api.supplier_access import controls_of, require_binding
@@ -377,6 +378,8 @@ async def create_payout(body: PayoutIn, principal: PayoutWriter, engine: Engine,
     banks = banks_of(request)
     for code in body.banks:
         banks.get(code)
+    # refused before anything is written when no bank of its failover order can carry it
+    gateways.taking(banks, body.banks or banks.payout_order, body.amount.to_money())
     payout_id = derived_id("po", key)
     payout_request = gateways.SupplierPayoutRequest(
         payout_id=payout_id, supplier_id=body.supplier_id, account_id=body.account_id,
@@ -429,10 +432,22 @@ async def list_payouts(principal: PayoutReader, conn: ReadConnection,
              responses={200: {"description": "the bank's acknowledgement, in its format",
                               "content": {"*/*": {}}}})
 async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: Request,
-                            engine: Engine) -> Response:
+                            engine: Engine, settings: Settings) -> Response:
+    banks = banks_of(request)
+    if bank not in banks:  # nothing to verify against: answered without a write
+        raise NotFound("no such bank is configured to send notifications here")
+    source = request.client.host if request.client else "unknown"
+    allowance = await ratelimit.hit(engine, f"notifications:{source}",
+                                    limit=settings.notification_rate_limit,
+                                    window_seconds=settings.notification_rate_window_seconds)
+    if not allowance.allowed:
+        raise ApiProblem(f"more than {allowance.limit} notifications from this address in "
+                         f"{settings.notification_rate_window_seconds} s; send again later",
+                         status=429, code="rate-limited",
+                         headers={"Retry-After": str(allowance.retry_after)})
     body = await request.body()
     headers = {name: value for name, value in request.headers.items()}
-    reply = await gateways.handle_notification(engine, banks_of(request), bank, headers, body)
+    reply = await gateways.handle_notification(engine, banks, bank, headers, body)
     return Response(content=reply.body, status_code=reply.status_code,
                     headers={"content-type": reply.content_type})
 

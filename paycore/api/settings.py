@@ -20,8 +20,14 @@ class ApiSettings:
     #: a claimed Idempotency-Key whose request has not finished after this long is taken
     #: to belong to a crashed server and may be claimed again
     idempotency_lock_seconds: int = 300
-    #: largest POST body the API buffers for idempotency hashing
+    #: largest body any route takes (a route may set a smaller `max_body_size`); checked
+    #: against Content-Length before reading, and while reading a body sent without one
     max_body_bytes: int = 8 * 1024 * 1024
+    #: bank notifications come without an API key: at most this many per client address
+    #: per window, counted across every worker process; past it 429 with Retry-After (a
+    #: bank sends it again later). Set it above a bank's peak rate from one address.
+    notification_rate_limit: int = 1200
+    notification_rate_window_seconds: int = 60
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -39,6 +45,11 @@ class ApiSettings:
             idempotency_lock_seconds=int(env.get("PAYCORE_API_IDEMPOTENCY_LOCK_SECONDS",
                                                  str(cls.idempotency_lock_seconds))),
             max_body_bytes=int(env.get("PAYCORE_API_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            notification_rate_limit=int(env.get("PAYCORE_API_NOTIFICATION_RATE_LIMIT",
+                                                str(cls.notification_rate_limit))),
+            notification_rate_window_seconds=int(env.get(
+                "PAYCORE_API_NOTIFICATION_RATE_WINDOW_SECONDS",
+                str(cls.notification_rate_window_seconds))),
             log_format=base.log_format,
             log_level=base.log_level,
         )

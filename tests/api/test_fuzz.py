@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,12 +28,15 @@ from tests.api.conftest import make_app
 from tests.conftest import PG_URL, drop_schema, make_engine
 from tests.ledger.chart import open_chart
 
-#: the routers fuzzed here; a domain router joins once it passes (reconciliation's
-#: `{exception_id}` still answers 500 for ids beyond 64 bits on SQLite)
-FUZZED = r"^/(healthz|v1/ledger/|v1/payment-intents|v1/refunds/|v1/payouts|v1/notifications/|v1/banks/)"
+#: every operation of the API is fuzzed (lending and reconciliation included); the budget
+#: below keeps the run to about a minute on each database. FUZZ_EXAMPLES raises it for a
+#: longer hunt (e.g. FUZZ_EXAMPLES=500 for a night's run).
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
+#: the test app's probe routes are not the API (one of them fails on purpose)
 schema = schemathesis.openapi.from_dict(
-    make_app(paycore_db.create_engine("sqlite+aiosqlite://")).openapi()).include(path_regex=FUZZED)
+    make_app(paycore_db.create_engine("sqlite+aiosqlite://")).openapi(),
+).exclude(path_regex=r"^/v1/probe/")
 
 
 class ServedApi:
@@ -114,7 +118,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_no_operation_answers_5xx_and_errors_are_problems(case, served):
     response = case.call(base_url=served.base,
