@@ -84,7 +84,14 @@ _PAYOUT_OUTCOME = {
     rb.PayoutStatus.PENDING: BankOutcome.PROCESSING,
     rb.PayoutStatus.PAID: BankOutcome.SUCCEEDED,
     rb.PayoutStatus.FAILED: BankOutcome.FAILED,
+    rb.PayoutStatus.RETURNED: BankOutcome.RETURNED,
 }
+
+
+def _returned(payout: rb.Payout) -> dict[str, str | None]:
+    if payout.status is not rb.PayoutStatus.RETURNED:
+        return {}
+    return {"return_reason": payout.failure_code, "return_id": payout.return_id}
 
 
 @dataclass(frozen=True)
@@ -256,7 +263,8 @@ class RestBankAdapter(HttpAdapter):
         if found is None:
             return PayoutStatus(payout_id=payout_id, outcome=BankOutcome.NOT_FOUND)
         return PayoutStatus(payout_id=payout_id, outcome=_PAYOUT_OUTCOME[found.status],
-                            bank_txn_id=found.id, amount=found.amount)
+                            bank_txn_id=found.id, amount=found.amount,
+                            **_returned(found))
 
     # ------------------------------------------------------------------ webhooks
 
@@ -287,8 +295,14 @@ class RestBankAdapter(HttpAdapter):
             )
         assert event.payout is not None
         payout = event.payout
+        if payout.status is rb.PayoutStatus.RETURNED:
+            # the return is its own bank transaction (deduplicated by its id)
+            details = {**details, "payout_id": payout.id,
+                       "return_reason": payout.failure_code or ""}
         return BankNotification(
-            bank=self._code, kind=NotificationKind.PAYOUT, bank_txn_id=payout.id,
+            bank=self._code, kind=NotificationKind.PAYOUT,
+            bank_txn_id=payout.return_id or payout.id
+            if payout.status is rb.PayoutStatus.RETURNED else payout.id,
             reference=payout.payout_reference, outcome=_PAYOUT_OUTCOME[payout.status],
             amount=payout.amount, merchant_id=self.merchant_id, occurred_at=event.created,
             details=details,

@@ -62,6 +62,7 @@ _OUTCOME = {
     sm.OrderStatus.FAILED: BankOutcome.FAILED,
     sm.OrderStatus.PROCESSING: BankOutcome.PROCESSING,
     sm.OrderStatus.NOT_FOUND: BankOutcome.NOT_FOUND,
+    sm.OrderStatus.RETURNED: BankOutcome.RETURNED,
 }
 
 
@@ -203,8 +204,10 @@ class SmBankAdapter(HttpAdapter):
             raise OutcomeUnknown(self._code, f"payout query refused: {answer.result_code}")
         amount = (minor_to_money(answer.amount_minor, answer.currency)
                   if answer.amount_minor is not None else None)
+        returned = answer.status is sm.OrderStatus.RETURNED
         return PayoutStatus(payout_id=payout_id, outcome=_OUTCOME[answer.status],
-                            bank_txn_id=answer.payout_serial_no, amount=amount)
+                            bank_txn_id=answer.payout_serial_no, amount=amount,
+                            return_reason=answer.return_reason if returned else None)
 
     # ------------------------------------------------------------------ notifications
 
@@ -236,12 +239,19 @@ class SmBankAdapter(HttpAdapter):
             payout = sm.decode(body, sm.PayoutNotify, self._verifier)
             payout.ensure_fresh(now, self._window)
             p = payout.message
+            details = {"msg_id": payout.msg_id}
+            if p.status is sm.OrderStatus.RETURNED:
+                # the return is its own bank transaction (deduplicated by its serial)
+                details |= {"payout_serial_no": p.payout_serial_no,
+                            "return_reason": p.return_reason}
             return BankNotification(
-                bank=self._code, kind=NotificationKind.PAYOUT, bank_txn_id=p.payout_serial_no,
+                bank=self._code, kind=NotificationKind.PAYOUT,
+                bank_txn_id=p.return_serial_no or p.payout_serial_no
+                if p.status is sm.OrderStatus.RETURNED else p.payout_serial_no,
                 reference=p.payout_id, outcome=_OUTCOME[p.status],
                 amount=minor_to_money(p.amount_minor, p.currency),
                 merchant_id=p.merchant_id, occurred_at=payout.send_time,
-                details={"msg_id": payout.msg_id},
+                details=details,
             )
         raise MalformedMessage(f"<{kind[:40]}> is not a notification")
 

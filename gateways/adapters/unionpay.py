@@ -305,6 +305,9 @@ class UnionPayAdapter(HttpAdapter):
             outcome = BankOutcome.FAILED
         details = {"orderId": notice.order_id, "txnTime": notice.txn_time,
                    "respCode": notice.resp_code}
+        if kind is NotificationKind.PAYOUT and notice.resp_code == up.RESP_RETURNED:
+            outcome = BankOutcome.RETURNED  # 退票: paid, then sent back by the payee's bank
+            details["return_reason"] = _reason(notice.resp_msg)
         for name, value in (("origQryId", notice.orig_qry_id), ("traceNo", notice.trace_no),
                             ("settleDate", notice.settle_date)):
             if value:
@@ -335,12 +338,20 @@ def _reason(message: str) -> str:
     return inner.strip()[:200]
 
 
+def _reason(message: str) -> str:
+    """The reason inside a respMsg such as 退票[account closed]."""
+    inner = message[message.find("[") + 1:message.rfind("]")] if "[" in message else message
+    return inner.strip()[:200]
+
+
 def _outcome(result: up.QueryResult) -> BankOutcome:
     if _query_review(result):
         return BankOutcome.SUCCEEDED  # A6: the money moved
     status = result.status
     if status is up.TxnStatus.SUCCEEDED:
         return BankOutcome.SUCCEEDED
+    if status is up.TxnStatus.RETURNED:
+        return BankOutcome.RETURNED
     if status is up.TxnStatus.FAILED:
         return BankOutcome.FAILED
     if status is up.TxnStatus.NOT_FOUND:

@@ -449,6 +449,9 @@ class PayoutStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
     FAILED = "failed"
+    #: paid, then sent back by the beneficiary's bank: `return_id` names the return and
+    #: `failure_code` says why (e.g. account_closed); webhook `payout.returned`
+    RETURNED = "returned"
 
 
 @dataclass(frozen=True)
@@ -677,6 +680,7 @@ class Payout:
     beneficiary_name: str
     account_last4: str
     failure_code: str | None = None
+    return_id: str | None = None
 
     @property
     def amount(self) -> Money:
@@ -684,6 +688,7 @@ class Payout:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"return_id": self.return_id} if self.return_id else {}),
             "object": "payout",
             "id": self.id,
             "payout_reference": self.payout_reference,
@@ -709,6 +714,7 @@ class Payout:
             beneficiary_name=_opt_str(obj, "beneficiary_name") or "",
             account_last4=_opt_str(obj, "account_last4") or "",
             failure_code=_opt_str(obj, "failure_code"),
+            return_id=_opt_str(obj, "return_id"),
         )
 
     @classmethod

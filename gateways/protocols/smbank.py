@@ -117,6 +117,9 @@ class OrderStatus(StrEnum):
     FAILED = "FAILED"
     PROCESSING = "PROCESSING"
     NOT_FOUND = "NOT_FOUND"
+    #: payouts: paid, then sent back by the payee's bank (退票); `ReturnSerialNo` names the
+    #: return and `ReturnReason` says why
+    RETURNED = "RETURNED"
 
 
 # ---------------------------------------------------------------------------- keys
@@ -817,6 +820,8 @@ class PayoutResponse:
     payout_serial_no: str | None = None
     amount_minor: int | None = None
     currency: str = CURRENCY
+    #: Status RETURNED: why the payee's bank sent it back
+    return_reason: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -833,6 +838,7 @@ class PayoutResponse:
             ("Amount", minor_to_decimal_text(self.amount_minor, self.currency)
              if self.amount_minor is not None else ""),
             ("Currency", self.currency if self.amount_minor is not None else ""),
+            *_return_fields(self.status, None, self.return_reason),
         ]
 
     @classmethod
@@ -847,6 +853,7 @@ class PayoutResponse:
             payout_serial_no=_optional(fields, "PayoutSerialNo"),
             amount_minor=units,
             currency=currency,
+            return_reason=fields.get("ReturnReason", ""),
         )
 
 
@@ -861,6 +868,9 @@ class PayoutNotify:
     amount_minor: int
     status: OrderStatus
     currency: str = CURRENCY
+    #: Status RETURNED: the return's own serial number (its dedupe key) and reason
+    return_serial_no: str | None = None
+    return_reason: str = ""
 
     def body_fields(self) -> list[tuple[str, str]]:
         return [
@@ -870,6 +880,7 @@ class PayoutNotify:
             ("Amount", minor_to_decimal_text(self.amount_minor, self.currency)),
             ("Currency", self.currency),
             ("Status", self.status.value),
+            *_return_fields(self.status, self.return_serial_no, self.return_reason),
         ]
 
     @classmethod
@@ -880,6 +891,18 @@ class PayoutNotify:
             payout_id=_required(fields, "PayoutId"),
             payout_serial_no=_required(fields, "PayoutSerialNo"),
             amount_minor=units,
-            status=_status(fields, (OrderStatus.SUCCESS, OrderStatus.FAILED)),
+            status=_status(fields, (OrderStatus.SUCCESS, OrderStatus.FAILED,
+                                    OrderStatus.RETURNED)),
             currency=currency,
+            return_serial_no=_optional(fields, "ReturnSerialNo"),
+            return_reason=fields.get("ReturnReason", ""),
         )
+
+
+def _return_fields(status: OrderStatus, serial_no: str | None,
+                   reason: str) -> list[tuple[str, str]]:
+    """A return's own fields, only on a RETURNED payout (other messages stay as they were)."""
+    if status is not OrderStatus.RETURNED:
+        return []
+    fields = [("ReturnSerialNo", serial_no)] if serial_no else []
+    return [*fields, ("ReturnReason", reason)]

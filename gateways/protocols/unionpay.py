@@ -112,6 +112,11 @@ QUERY_TRANS_PATH = "/gateway/api/queryTrans.do"
 
 RESP_SUCCESS = "00"
 RESP_NOT_FOUND = "34"
+#: 退票: a payout (代付) paid, then sent back by the payee's bank (wrong name, closed
+#: account); notified with its own queryId (origQryId: the payout's) and the reason in
+#: respMsg, and answered as origRespCode by queryTrans. (acp leaves 退票 reporting to each
+#: acquirer's own codes; this is the code paycore's UnionPay integration agrees on.)
+RESP_RETURNED = "RT"
 PROCESSING_RESP_CODES = frozenset({"03", "04", "05"})
 
 # China Standard Time has had no daylight saving since 1991; a fixed offset needs no tzdata.
@@ -571,6 +576,7 @@ class TxnStatus(StrEnum):
     FAILED = "failed"
     PROCESSING = "processing"  # 03/04/05: ask again later
     NOT_FOUND = "not_found"  # 34: the bank has no such order (yet)
+    RETURNED = "returned"  # RT: a payout paid, then sent back (退票)
     QUERY_REJECTED = "query_rejected"  # the query itself failed; the outcome is still unknown
 
 
@@ -587,6 +593,8 @@ def classify_query(resp_code: str, orig_resp_code: str | None) -> TxnStatus:
         return TxnStatus.QUERY_REJECTED
     if orig_resp_code == RESP_SUCCESS:
         return TxnStatus.SUCCEEDED
+    if orig_resp_code == RESP_RETURNED:
+        return TxnStatus.RETURNED
     if orig_resp_code in PROCESSING_RESP_CODES:
         return TxnStatus.PROCESSING
     return TxnStatus.FAILED

@@ -7,7 +7,9 @@ the wire format: its routes and how it encodes a notification.
 Control endpoints (any bank, JSON, loopback only):
 - `POST /_sandbox/faults` `{"reference": "...", "faults": ["no_notify", ...],
   "processing_polls": 3, "server_errors": 1, "slow_seconds": 0.5}`; `DELETE` clears all;
-- `GET /_sandbox/book`: the merchant account's balance and movements.
+- `GET /_sandbox/book`: the merchant account's balance and movements;
+- `POST /_sandbox/returns` `{"reference": "<payout id>", "reason": "account closed"}`:
+  the beneficiary's bank sends a paid payout back (退票, `return_payout`).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class SandboxBank:
             Route("/pay/{token}", self._pay_page, methods=["GET", "POST"]),
             Route("/_sandbox/faults", self._faults_endpoint, methods=["POST", "DELETE"]),
             Route("/_sandbox/book", self._book_endpoint, methods=["GET"]),
+            Route("/_sandbox/returns", self._returns_endpoint, methods=["POST"]),
         ]
         return Starlette(routes=routes)
 
@@ -317,6 +320,33 @@ class SandboxBank:
         self.notify(txn)
         return txn
 
+    def return_payout(self, reference: str, reason: str = "account closed") -> Txn:
+        """The beneficiary's bank sends a paid payout back (退票: wrong name, closed
+        account): credited back to the merchant's account, the payout `returned`, and
+        the merchant told (notification, and the status inquiry's answer). The payout's
+        faults apply to the notification (NO_NOTIFY, DUPLICATE_NOTIFY, AMOUNT_MISMATCH...)."""
+        txn = self.find(TxnKind.PAYOUT, reference)
+        if txn is None or txn.state is not TxnState.SUCCEEDED:
+            raise BookError(f"no paid payout {reference!r} to return")
+        now = self.now()
+        txn.state = TxnState.RETURNED
+        txn.return_id = self.new_bank_txn_id(TxnKind.PAYOUT)
+        txn.return_reason = reason
+        txn.returned_at = now
+        self._by_bank_id[txn.return_id] = txn
+        self.book.payout_return(
+            bank_txn_id=txn.return_id, reference=reference,
+            original_bank_txn_id=txn.bank_txn_id, amount_minor=txn.amount_minor,
+            beneficiary_name=txn.beneficiary_name,
+            beneficiary_account=txn.beneficiary_account, reason=reason, at=now)
+        log.info("sandbox payout returned", bank=self.code, reference=reference,
+                 return_id=txn.return_id, reason=reason)
+        self._notify_facts(txn, NoticeFacts(
+            txn=txn, reference=reference, bank_txn_id=txn.return_id,
+            amount_minor=txn.amount_minor, currency=txn.currency,
+            merchant_id=self.merchant_id, succeeded=False, at=now, return_reason=reason))
+        return txn
+
     # ------------------------------------------------------------------ faults in calls
 
     def plan(self, reference: str) -> FaultPlan:
@@ -368,15 +398,19 @@ class SandboxBank:
     def notify(self, txn: Txn) -> None:
         if not txn.notify_url:
             return
-        plan = self.plan(txn.reference)
-        if Fault.NO_NOTIFY in plan:
-            return
-        facts = NoticeFacts(
+        self._notify_facts(txn, NoticeFacts(
             txn=txn, reference=txn.reference, bank_txn_id=txn.bank_txn_id,
             amount_minor=txn.amount_minor, currency=txn.currency,
             merchant_id=self.merchant_id, succeeded=txn.state is TxnState.SUCCEEDED,
             at=txn.completed_at or self.now(),
-        )
+        ))
+
+    def _notify_facts(self, txn: Txn, facts: NoticeFacts) -> None:
+        if not txn.notify_url:
+            return
+        plan = self.plan(txn.reference)
+        if Fault.NO_NOTIFY in plan:
+            return
         note = ""
         if Fault.AMOUNT_MISMATCH in plan:
             facts = _replace(facts, amount_minor=facts.amount_minor + 100)
@@ -482,6 +516,16 @@ class SandboxBank:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"reference": obj["reference"],
                              "faults": sorted(f.value for f in plan.faults)})
+
+    async def _returns_endpoint(self, request: Request) -> Response:
+        try:
+            obj: dict[str, Any] = await request.json()
+            txn = self.return_payout(str(obj["reference"]),
+                                     str(obj.get("reason") or "account closed"))
+        except (KeyError, ValueError, TypeError, BookError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"reference": txn.reference, "return_id": txn.return_id,
+                             "reason": txn.return_reason})
 
     async def _book_endpoint(self, request: Request) -> Response:
         return JSONResponse({

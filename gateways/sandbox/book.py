@@ -10,7 +10,9 @@ On the merchant's settlement account:
   day's captures as ONE batch credit, net of fees, listing each payment);
 - a refund debits the refunded amount (its own statement line);
 - a payout debits the amount (its own line, end-to-end id = the merchant's payout id);
-- a bank charge debits an amount the merchant's books do not know about.
+- a bank charge debits an amount the merchant's books do not know about;
+- a payout's return (退票) credits the payout's amount back (its own line, end-to-end id =
+  the merchant's payout id, bank reference = the return's id).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class MovementKind(StrEnum):
     REFUND = "refund"
     PAYOUT = "payout"
     CHARGE = "charge"
+    RETURN = "return"
 
 
 @dataclass
@@ -83,6 +86,8 @@ class Movement:
         """Signed effect on the merchant's account (credit positive)."""
         if self.kind is MovementKind.CAPTURE:
             return self.amount_minor - self.fee_minor
+        if self.kind is MovementKind.RETURN:
+            return self.amount_minor
         return -self.amount_minor
 
 
@@ -176,6 +181,22 @@ class Book:
             kind=MovementKind.PAYOUT, bank_txn_id=bank_txn_id, reference=reference,
             amount_minor=amount_minor, booked_on=self.business_day(), booked_at=at,
             counterparty=beneficiary_name, description=description,
+        ))
+
+    def payout_return(
+        self, *, bank_txn_id: str, reference: str, original_bank_txn_id: str,
+        amount_minor: int, beneficiary_name: str, beneficiary_account: str, reason: str,
+        at: dt.datetime,
+    ) -> Movement:
+        """A paid payout comes back from the beneficiary's bank: credited back."""
+        self.paid_out[beneficiary_account] = (
+            self.paid_out.get(beneficiary_account, 0) - amount_minor
+        )
+        return self._add(Movement(
+            kind=MovementKind.RETURN, bank_txn_id=bank_txn_id, reference=reference,
+            amount_minor=amount_minor, booked_on=self.business_day(), booked_at=at,
+            counterparty=beneficiary_name, original_bank_txn_id=original_bank_txn_id,
+            description=f"RETURN {reason}"[:100],
         ))
 
     def charge(

@@ -22,6 +22,8 @@ class TxnState(StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: payouts: paid, then sent back by the beneficiary's bank (退票)
+    RETURNED = "returned"
 
 
 @dataclass
@@ -51,6 +53,10 @@ class Txn:
     # payouts
     beneficiary_name: str = ""
     beneficiary_account: str = field(default="", repr=False)
+    #: a returned payout: the bank's id of the return, its reason, when
+    return_id: str | None = None
+    return_reason: str = ""
+    returned_at: dt.datetime | None = None
     #: protocol-specific fields (e.g. UnionPay's txnTime)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -71,6 +77,12 @@ class NoticeFacts:
     merchant_id: str
     succeeded: bool
     at: dt.datetime
+    #: a payout's return (`bank_txn_id` is then the return's id): the bank's reason
+    return_reason: str | None = None
+
+    @property
+    def returned(self) -> bool:
+        return self.return_reason is not None
 
 
 class RefundRefused(Exception):

@@ -215,15 +215,18 @@ class RestBankSandbox(SandboxBank):
                 refund_reference=txn.reference, status=status,
                 amount_minor=txn.amount_minor, currency=txn.currency,
             )
-        payout_status = (rb.PayoutStatus.PAID if txn.state is TxnState.SUCCEEDED
-                         else rb.PayoutStatus.FAILED)
+        payout_status = {TxnState.SUCCEEDED: rb.PayoutStatus.PAID,
+                         TxnState.RETURNED: rb.PayoutStatus.RETURNED}.get(
+            txn.state, rb.PayoutStatus.FAILED)
         if inquiry and txn.state is TxnState.SUCCEEDED and self.answer_processing(txn):
             payout_status = rb.PayoutStatus.PENDING
         return rb.Payout(
             id=txn.bank_txn_id, payout_reference=txn.reference, status=payout_status,
             amount_minor=txn.amount_minor, currency=txn.currency,
             beneficiary_name=txn.beneficiary_name,
-            account_last4=txn.beneficiary_account[-4:], failure_code=txn.failure,
+            account_last4=txn.beneficiary_account[-4:],
+            failure_code=txn.return_reason or None if txn.return_id else txn.failure,
+            return_id=txn.return_id,
         )
 
     async def _get(self, request: Request) -> Response:
@@ -338,8 +341,10 @@ class RestBankSandbox(SandboxBank):
             event_type = f"refund.{data.status.value}"
         else:
             # a return's facts carry the return's id; the payout keeps its own
+            # a return's facts carry the return's id; the payout keeps its own
             data = rb.Payout(**{**view.__dict__, "payout_reference": facts.reference,
-                                "id": facts.bank_txn_id, "amount_minor": facts.amount_minor,
+                                "id": txn.bank_txn_id if facts.returned else facts.bank_txn_id,
+                                "amount_minor": facts.amount_minor,
                                 "currency": facts.currency})
             event_type = f"payout.{data.status.value}"
         event_id = "evt_" + hashlib.sha256(

@@ -65,7 +65,8 @@ _REFUSALS = {"duplicate": ("2001", "duplicate refund id"),
 _STATUS = {TxnState.AWAITING: sm.OrderStatus.PROCESSING,
            TxnState.PROCESSING: sm.OrderStatus.PROCESSING,
            TxnState.SUCCEEDED: sm.OrderStatus.SUCCESS,
-           TxnState.FAILED: sm.OrderStatus.FAILED}
+           TxnState.FAILED: sm.OrderStatus.FAILED,
+           TxnState.RETURNED: sm.OrderStatus.RETURNED}
 
 
 class SmBankSandbox(SandboxBank):
@@ -269,7 +270,8 @@ class SmBankSandbox(SandboxBank):
         return self._reply(sm.PayoutResponse(
             merchant_id=self.merchant_id, payout_id=query.payout_id, result_code=sm.RESULT_OK,
             status=status, payout_serial_no=payout.bank_txn_id,
-            amount_minor=payout.amount_minor, currency=payout.currency))
+            amount_minor=payout.amount_minor, currency=payout.currency,
+            return_reason=payout.return_reason))
 
     # ------------------------------------------------------------------ notifications
 
@@ -290,8 +292,12 @@ class SmBankSandbox(SandboxBank):
         else:
             message = sm.PayoutNotify(
                 merchant_id=facts.merchant_id, payout_id=facts.reference,
-                payout_serial_no=facts.bank_txn_id, amount_minor=facts.amount_minor,
-                status=status, currency=facts.currency)
+                payout_serial_no=txn.bank_txn_id if facts.returned else facts.bank_txn_id,
+                amount_minor=facts.amount_minor,
+                status=sm.OrderStatus.RETURNED if facts.returned else status,
+                currency=facts.currency,
+                return_serial_no=facts.bank_txn_id if facts.returned else None,
+                return_reason=facts.return_reason or "")
         msg_id = secrets.token_hex(16)
         document = sm.encode(message, self._signer, now=self.now(), msg_id=msg_id)
         if corrupt:

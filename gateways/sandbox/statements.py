@@ -137,6 +137,9 @@ def _single(m: Movement) -> Entry:
     if m.kind is MovementKind.PAYOUT:
         return Entry(m.kind, -m.amount_minor, m.bank_txn_id, m.reference, m.counterparty,
                      f"PAYOUT {m.description}".strip())
+    if m.kind is MovementKind.RETURN:
+        return Entry(m.kind, m.amount_minor, m.bank_txn_id, m.reference, m.counterparty,
+                     f"PAYOUT {m.description}".strip())
     return Entry(m.kind, -m.amount_minor, m.bank_txn_id, None, "", m.description)
 
 
@@ -167,6 +170,7 @@ _BTC = {
     MovementKind.REFUND: ("PMNT", "MCRD", "OTHR"),
     MovementKind.PAYOUT: ("PMNT", "ICDT", "DMCT"),  # issued domestic credit transfer
     MovementKind.CHARGE: ("ACMT", "MDOP", "CHRG"),  # account management charges
+    MovementKind.RETURN: ("PMNT", "ICDT", "RRTN"),  # issued credit transfer, returned
 }
 
 
@@ -285,7 +289,8 @@ def camt053(s: DayStatement) -> bytes:
 # ---------------------------------------------------------------------------- MT940
 
 _MT940_TYPE = {MovementKind.CAPTURE: "NMSC", MovementKind.REFUND: "NTRF",
-               MovementKind.PAYOUT: "NTRF", MovementKind.CHARGE: "NCHG"}
+               MovementKind.PAYOUT: "NTRF", MovementKind.CHARGE: "NCHG",
+               MovementKind.RETURN: "NRTI"}
 _LINE = 65
 
 
@@ -360,7 +365,8 @@ def _field86(entry: Entry, s: DayStatement) -> list[str]:
 # ---------------------------------------------------------------------------- BAI2
 
 _BAI2_TYPE = {MovementKind.CAPTURE: "165", MovementKind.REFUND: "469",
-              MovementKind.PAYOUT: "495", MovementKind.CHARGE: "698"}
+              MovementKind.PAYOUT: "495", MovementKind.CHARGE: "698",
+              MovementKind.RETURN: "195"}
 
 
 def bai2(s: DayStatement) -> bytes:

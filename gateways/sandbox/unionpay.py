@@ -248,7 +248,9 @@ class UnionPaySandbox(SandboxBank):
         if txn is None or txn.extra.get("txnTime") != fields.get("txnTime"):
             return self._answer(fields, respCode="34", respMsg="查无此交易[no such order]")
         self.settle_expiry(txn)
-        if txn.state is TxnState.SUCCEEDED and not self.answer_processing(txn):
+        if txn.state is TxnState.RETURNED:
+            orig, orig_msg = up.RESP_RETURNED, f"退票[{txn.return_reason}]"
+        elif txn.state is TxnState.SUCCEEDED and not self.answer_processing(txn):
             orig, orig_msg = "00", "成功[0000000]"
         elif txn.state is TxnState.FAILED:
             orig, orig_msg = "01", f"交易失败[{txn.failure or 'failed'}]"
@@ -304,6 +306,10 @@ class UnionPaySandbox(SandboxBank):
             "reqReserved": facts.reference,
             "origQryId": txn.payment.bank_txn_id if txn.payment else "",
         }
+        if facts.returned:
+            # 退票: the return's own queryId, pointing at the payout's
+            fields.update(respCode=up.RESP_RETURNED, respMsg=f"退票[{facts.return_reason}]",
+                          origQryId=txn.bank_txn_id)
         signed = self._signer.sign(fields)
         if corrupt:
             signed["signature"] = base64.b64encode(secrets.token_bytes(256)).decode("ascii")

@@ -10,7 +10,8 @@
     paycore payments review                             what waits for a person
     paycore payments inquiries                          the janitor's schedule
     paycore payments rejections [--limit N]             notifications that changed nothing
-    paycore payments health                             circuit breakers, as last saved
+    paycore payments health                             circuit breakers and certificates
+    paycore payments resolve-payout-review ID --by NAME --note TEXT
 
 Commands that talk to banks (janitor, submit-payouts) need a `BankDirectory`: set
 `PAYCORE_BANKS=module:function` to a function returning one (the deployment's bank
@@ -202,6 +203,20 @@ def review() -> None:
     for p in held:
         console.print(f"payout {p.id} ({p.status.value}): {p.review_reason or p.failure_reason}")
     console.print(f"{len(intents)} intents and {len(held)} payouts in review")
+    items = read_only(gateways.list_payout_reviews)
+    for r in items:
+        console.print(f"payout review {r.id}: payout {r.payout_id} [{r.kind}] {r.detail}")
+    console.print(f"{len(items)} payout review items open")
+
+
+@payments_app.command("resolve-payout-review")
+def resolve_payout_review(review_id: int,
+                          by: str = typer.Option(..., help="who looked into it"),
+                          note: str = typer.Option(..., help="what was found and done")) -> None:
+    """Close a payout review item (a return, a mismatch, a contradiction) with a note."""
+    done = in_transaction(lambda conn: gateways.resolve_payout_review(
+        conn, review_id, by=by, note=note))
+    console.print(f"payout review {done.id} ({done.payout_id}) resolved by {done.resolved_by}")
 
 
 @payments_app.command("inquiries")
@@ -245,6 +260,29 @@ def health() -> None:
     console.print(table)
     if not found:
         console.print("no bank health saved yet (the janitor and submit-payouts save it)")
+    _certificates(read_only(gateways.load_bank_certificates))
+
+
+def _certificates(found: list[gateways.CertificateStatus]) -> None:
+    """The banks' certificates, soonest to expire first; a warning for each that ends
+    within 30 days (or has ended), as of now."""
+    if not found:
+        return
+    from datetime import UTC, datetime
+    now = datetime.now(UTC)
+    table = Table(title="Certificates")
+    for col in ("bank", "role", "subject", "not after", "days left", "state"):
+        table.add_column(col)
+    for c in found:
+        state = c.state(now)
+        style = {"valid": "green", "expiring": "yellow"}.get(state.value, "red")
+        table.add_row(c.bank, c.role, c.subject, f"{c.not_after:%Y-%m-%d %H:%M}",
+                      str(c.days_left(now)), f"[{style}]{state.value}[/{style}]")
+    console.print(table)
+    for c in found:
+        warning = c.warning(now)
+        if warning:
+            console.print(f"[yellow]WARNING[/yellow]: {warning}")
     _certificates(read_only(gateways.load_bank_certificates))
 
 

@@ -60,6 +60,8 @@ ORDERS = [  # order, bank, supplier, amount, fault, what happens
 ]
 REFUND_ORDER, REFUND_AMOUNT = "co-2006", "1200.00"
 PAYOUT_SUPPLIER, PAYOUT_AMOUNT = "sup-002", "2000.00"
+#: a second, smaller payout that the beneficiary's bank sends back (退票)
+RETURNED_AMOUNT, RETURN_REASON = "300.00", "name on the account does not match (户名不符)"
 #: each supplier's bank account in the register (entered at onboarding, verified by a
 #: second person): payouts go nowhere else
 ACCOUNTS = {"sup-001": ("Hangzhou Silk Co.", "6222020200112233445", "ICBC Hangzhou"),
@@ -239,8 +241,43 @@ async def run(ctx: DemoContext) -> None:
     console.print(f"  restbank answered 503 (nothing reached it) → sent to {payout.bank}: "
                   f"{payout.status.value}, hold posted (external_ref {payout.id})")
 
+    await _returned_payout(ctx, rt)
+
     ctx.step("The books beside the banks' own books")
     await _books_table(ctx, rt)
+
+
+async def _returned_payout(ctx: DemoContext, rt: CheckoutRuntime) -> None:
+    """A paid payout comes back from the beneficiary's bank: booked back, once."""
+    ctx.step("A paid payout comes back (退票): booked back to the supplier, once, for review")
+    engine, banks, fleet = ctx.engine, rt.banks, rt.fleet
+    async with engine.begin() as conn:
+        payout = await gateways.request_supplier_payout(conn, SupplierPayoutRequest(
+            payout_id=f"po-{ctx.day:%Y%m%d}-{PAYOUT_SUPPLIER}-2", supplier_id=PAYOUT_SUPPLIER,
+            account_id=ctx.shared["payout_accounts"][PAYOUT_SUPPLIER],
+            amount=cny(RETURNED_AMOUNT), requested_by="system:settlement", manual=False,
+            description=f"Balance to {PAYOUT_SUPPLIER}"), CONTROLS)
+    [payout] = await gateways.submit_payouts(engine, banks, payout_ids=[payout.id])
+    await fleet.drain()
+    async with engine.connect() as conn:
+        payout = await gateways.get_payout(conn, payout.id)
+    assert payout.bank is not None
+    ctx.console.print(f"  payout {payout.id} of {RETURNED_AMOUNT} paid by {payout.bank}: "
+                      f"{payout.status.value}")
+    bank = fleet.bank(payout.bank)
+    bank.faults.set(payout.id, Fault.DUPLICATE_NOTIFY)  # the bank tells us twice
+    bank.return_payout(payout.id, RETURN_REASON)
+    await fleet.drain()
+    async with engine.connect() as conn:
+        payout = await gateways.get_payout(conn, payout.id)
+        [item] = [r for r in await gateways.list_payout_reviews(conn)
+                  if r.payout_id == payout.id]
+        payable = await ledger.balance(conn, f"2202.payable.{PAYOUT_SUPPLIER}")
+    ctx.console.print(f"  {payout.bank} notifies it returned ({RETURN_REASON}), twice: payout "
+                      f"[yellow]{payout.status.value}[/yellow]; booked once as payout.return "
+                      f"(Dr 1103.clearing.payout, Cr 2202.payable.{PAYOUT_SUPPLIER}), the "
+                      f"supplier is owed {payable.available.amount:,} again")
+    ctx.console.print(f"  review item {item.id} for a person: {item.detail}")
 
 
 async def _orders_table(ctx: DemoContext, intents: dict[str, gateways.Checkout]) -> None:
@@ -277,7 +314,8 @@ async def _books_table(ctx: DemoContext, rt: CheckoutRuntime) -> None:
             book = fleet.bank(code).book
             captured = sum(m.amount_minor for m in book.by_kind(MovementKind.CAPTURE))
             refunded = sum(m.amount_minor for m in book.by_kind(MovementKind.REFUND))
-            paid_out = sum(m.amount_minor for m in book.by_kind(MovementKind.PAYOUT))
+            paid_out = (sum(m.amount_minor for m in book.by_kind(MovementKind.PAYOUT))
+                        - sum(m.amount_minor for m in book.by_kind(MovementKind.RETURN)))
             fees = sum(m.fee_minor for m in book.by_kind(MovementKind.CAPTURE))
             clearing = (await ledger.balance(conn, f"1102.clearing.{code}")).posted_net
             ok = clearing == captured - refunded and paid_out == (ours.get(code) or 0)
@@ -286,7 +324,8 @@ async def _books_table(ctx: DemoContext, rt: CheckoutRuntime) -> None:
                           _amt(clearing), "[green]yes[/green]" if ok else "[red]NO[/red]")
         ctx.console.print(table)
         ctx.console.print("  clearing = captured - refunded at each bank; payouts the banks "
-                          "made = payouts we posted; the banks' fees are booked when "
+                          "made (less those returned) = payouts we posted (less returns: a "
+                          "returned payout is no longer succeeded); the banks' fees are booked when "
                           "reconciliation proves them from the statement")
         sums = Table(title="Suppliers and commission (ledger)")
         for col in ("account", "balance"):

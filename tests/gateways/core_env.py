@@ -100,8 +100,11 @@ class Env:
             refunded = sum(m.amount_minor for m in book.by_kind(MovementKind.REFUND))
             clearing = await _posted(self.engine, f"1102.clearing.{code}")
             assert clearing == captured - refunded, (code, clearing, captured, refunded)
+        # payouts the banks made, less those that came back (退票)
         paid_out = sum(m.amount_minor for code in self.fleet.banks
                        for m in self.fleet.bank(code).book.by_kind(MovementKind.PAYOUT))
+        paid_out -= sum(m.amount_minor for code in self.fleet.banks
+                        for m in self.fleet.bank(code).book.by_kind(MovementKind.RETURN))
         assert -await _posted(self.engine, "1103.clearing.payout") == paid_out
         async with self.engine.connect() as conn:
             report = await ledger.verify(conn)

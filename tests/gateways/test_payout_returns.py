@@ -108,3 +108,94 @@ async def test_a_failure_notified_after_the_payout_succeeded_goes_to_review(db):
         assert len(await env.entries("payout")) == 1
         assert await env.rejections() == ["conflict", "conflict"]
         await env.assert_agrees_with_banks()
+
+
+# ------------------------------------------------------------- returns (退票)
+
+BANKS = available_banks()
+
+
+async def _returned_entry(env: Env, pid: str) -> ledger.JournalEntry:
+    [entry] = [e for e in await env.entries("payout.return") if e.external_ref == pid]
+    return entry
+
+
+@pytest.mark.parametrize("code", BANKS)
+async def test_a_returned_payout_is_booked_back_once_from_the_banks_notification(db, code):
+    async with checkout_env(db, (code,)) as env:
+        pid = f"poReturn{code}01"
+        # the bank delivers each of its notifications twice
+        env.fleet.bank(code).faults.set(pid, Fault.DUPLICATE_NOTIFY)
+        payout = await _paid(env, code, pid, "250.00")
+        owed_before = await balance_minor(db, PAYABLE)
+        txn = env.fleet.bank(code).return_payout(pid, "account closed")
+        await env.fleet.drain()
+        after = await _payout(db, pid)
+        assert after.status is PayoutState.RETURNED
+        assert "account closed" in (after.failure_reason or "")
+        entry = await _returned_entry(env, pid)
+        assert entry.kind == "payout.return" and entry.idempotency_key == f"payout-return:{pid}"
+        assert entry.reverses_entry_id is None  # a new movement, not an undo of the payout
+        assert {p.account_code: p.amount for p in entry.postings} == {
+            "1103.clearing.payout": 25000, PAYABLE: -25000}
+        assert entry.metadata["bank_return_id"] == txn.return_id
+        # the supplier is owed the money again
+        assert (await balance_minor(db, PAYABLE))[0] == owed_before[0] - 25000
+        [review] = await _reviews(db, pid)
+        assert review.kind == "returned" and review.entry_id == entry.id
+        assert "account closed" in review.detail and review.bank_txn_id == txn.return_id
+        assert payout.entry_id is not None and len(await env.entries("payout.return")) == 1
+        assert "duplicate" in await env.rejections()
+        # the bank's statement shows the payout going out and coming back
+        assert [m.reference for m in env.fleet.bank(code).book.movements
+                if m.kind.value == "return"] == [pid]
+        await env.assert_agrees_with_banks()
+
+
+async def test_a_return_for_a_payout_not_succeeded_here_goes_to_review(db):
+    # no receiver: the bank's "paid" never reaches us, so the payout is still submitted
+    async with checkout_env(db, ("unionpay",), receiver=False) as env:
+        await _request(db, "poEarlyReturn01")
+        [payout] = await gateways.submit_payouts(db, env.banks)
+        assert payout.status is PayoutState.SUBMITTED
+        env.fleet.bank("unionpay").return_payout("poEarlyReturn01", "account closed")
+        await env.fleet.drain()
+        await _hand_over(env, "unionpay", "poEarlyReturn01")  # the return's notification
+        after = await _payout(db, "poEarlyReturn01")
+        assert after.status is PayoutState.REVIEW
+        [review] = await _reviews(db, "poEarlyReturn01")
+        assert review.kind == "return_not_booked" and "submitted here" in review.detail
+        assert await env.entries("payout.return") == [] and await env.entries("payout") == []
+        assert await env.rejections() == ["return_not_booked"]
+        await assert_books_prove(db)
+
+
+async def test_a_return_stating_another_amount_books_nothing_and_goes_to_review(db):
+    async with checkout_env(db, ("smbank",)) as env:
+        await _paid(env, "smbank", "poOddReturn01")
+        env.fleet.bank("smbank").faults.set("poOddReturn01", Fault.AMOUNT_MISMATCH)
+        env.fleet.bank("smbank").return_payout("poOddReturn01", "account closed")
+        await env.fleet.drain()
+        assert (await _payout(db, "poOddReturn01")).status is PayoutState.SUCCEEDED
+        [review] = await _reviews(db, "poOddReturn01")
+        assert review.kind == "mismatch" and "amount 101.00 is not 100.00" in review.detail
+        assert review.amount_minor == 10100
+        assert await env.entries("payout.return") == []
+
+
+async def test_a_payout_review_is_resolved_once_with_a_name_and_a_note(db):
+    async with checkout_env(db, ("restbank",)) as env:
+        await _paid(env, "restbank", "poResolve01")
+        env.fleet.bank("restbank").return_payout("poResolve01", "account closed")
+        await env.fleet.drain()
+        [review] = await _reviews(db, "poResolve01")
+        async with db.begin() as conn:
+            with pytest.raises(gateways.InvalidPaymentRequest):
+                await gateways.resolve_payout_review(conn, review.id, by="", note="x")
+            done = await gateways.resolve_payout_review(
+                conn, review.id, by="ops.zhang", note="supplier sent the new account")
+        assert done.status == "resolved" and done.resolved_by == "ops.zhang"
+        async with db.begin() as conn:
+            with pytest.raises(gateways.InvalidPaymentRequest, match="already resolved"):
+                await gateways.resolve_payout_review(conn, review.id, by="b", note="again")
+        assert await _reviews(db, "poResolve01") == []
