@@ -21,6 +21,7 @@ must correct the beneficiary's details before the money is paid again).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -91,29 +92,33 @@ async def book_payout_return(conn: AsyncConnection, payout_id: str, *, bank: str
         return ReturnApplied.DUPLICATE
     stated = (f"{ledger.from_minor(amount_minor, currency).amount} {currency}"
               if amount_minor is not None and currency else "no amount")
-    facts = dict(bank=bank, bank_txn_id=bank_return_id, amount_minor=amount_minor,
-                 currency=currency, now=now)
+
+    async def review(kind: ReviewKind, detail: str, entry_id: uuid.UUID | None = None) -> None:
+        await open_payout_review(conn, payout, kind, detail, bank=bank,
+                                 bank_txn_id=bank_return_id, amount_minor=amount_minor,
+                                 currency=currency, entry_id=entry_id, now=now)
+
     if amount_minor is not None and (amount_minor, currency) != (payout.amount_minor,
                                                                  payout.currency):
-        await open_payout_review(conn, payout, ReviewKind.RETURN_NOT_BOOKED, (
+        await review(ReviewKind.RETURN_NOT_BOOKED, (
             f"{bank} reports payout {payout.id} returned ({reason}) for {stated}, not "
-            f"{payout.amount.amount} {payout.currency}: nothing booked"), **facts)
+            f"{payout.amount.amount} {payout.currency}: nothing booked"))
         return ReturnApplied.REVIEW
     if payout.status is not PayoutState.SUCCEEDED:
-        await open_payout_review(conn, payout, ReviewKind.RETURN_NOT_BOOKED, (
+        await review(ReviewKind.RETURN_NOT_BOOKED, (
             f"{bank} reports payout {payout.id} returned ({reason}) but it is "
             f"{payout.status.value} here: nothing booked; find out from the bank what "
-            "happened to the money"), **facts)
+            "happened to the money"))
         return ReturnApplied.REVIEW
     await transition(conn, payout.id, PayoutState.SUCCEEDED, PayoutState.RETURNED, now=now,
                      failure_reason=f"returned by {bank}: {reason}"[:2000])
     entry = await ledger.post(conn, payout_return_entry(
         payout, bank=bank, bank_return_id=bank_return_id or "", reason=reason,
         effective_date=now.date()))
-    await open_payout_review(conn, payout, ReviewKind.RETURNED, (
+    await review(ReviewKind.RETURNED, (
         f"returned by {bank}: {reason}; {payout.amount.amount} {payout.currency} booked back "
         f"to {payout.debit_account}: correct the beneficiary's details "
-        f"({payout.beneficiary_ref}) before paying again"), entry_id=entry.id, **facts)
+        f"({payout.beneficiary_ref}) before paying again"), entry_id=entry.id)
     log.warning("payout.returned", payout_id=payout.id, bank=bank,
                 bank_return_id=bank_return_id, reason=reason, source=source,
                 entry_id=str(entry.id))

@@ -338,12 +338,6 @@ def _reason(message: str) -> str:
     return inner.strip()[:200]
 
 
-def _reason(message: str) -> str:
-    """The reason inside a respMsg such as 退票[account closed]."""
-    inner = message[message.find("[") + 1:message.rfind("]")] if "[" in message else message
-    return inner.strip()[:200]
-
-
 def _outcome(result: up.QueryResult) -> BankOutcome:
     if _query_review(result):
         return BankOutcome.SUCCEEDED  # A6: the money moved

@@ -283,29 +283,6 @@ def _certificates(found: list[gateways.CertificateStatus]) -> None:
         warning = c.warning(now)
         if warning:
             console.print(f"[yellow]WARNING[/yellow]: {warning}")
-    _certificates(read_only(gateways.load_bank_certificates))
-
-
-def _certificates(found: list[gateways.CertificateStatus]) -> None:
-    """The banks' certificates, soonest to expire first; a warning for each that ends
-    within 30 days (or has ended), as of now."""
-    if not found:
-        return
-    from datetime import UTC, datetime
-    now = datetime.now(UTC)
-    table = Table(title="Certificates")
-    for col in ("bank", "role", "subject", "not after", "days left", "state"):
-        table.add_column(col)
-    for c in found:
-        state = c.state(now)
-        style = {"valid": "green", "expiring": "yellow"}.get(state.value, "red")
-        table.add_row(c.bank, c.role, c.subject, f"{c.not_after:%Y-%m-%d %H:%M}",
-                      str(c.days_left(now)), f"[{style}]{state.value}[/{style}]")
-    console.print(table)
-    for c in found:
-        warning = c.warning(now)
-        if warning:
-            console.print(f"[yellow]WARNING[/yellow]: {warning}")
 
 
 def register(app: typer.Typer) -> None:
