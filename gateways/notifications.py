@@ -326,7 +326,8 @@ async def _payout(conn: AsyncConnection, adapter: BankGateway,
         why = f"payout {payout.id} is {payout.status.value}; the bank now says {note.outcome.value}"
         await review(ReviewKind.CONFLICT, why)
         return NotificationResult.CONFLICT, why
-    await payouts.settle_payout(conn, payout.id, note.outcome, bank_txn_id=note.bank_txn_id)
+    await payouts.settle_payout(conn, payout.id, note.outcome, bank_txn_id=note.bank_txn_id,
+                                review=note.review)  # UnionPay A6: paid, flagged
     await _record(conn, note)
     return NotificationResult.APPLIED, ""
 

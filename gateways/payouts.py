@@ -290,7 +290,12 @@ async def _apply_answer(engine: AsyncEngine, payout_id: str, bank: str,
                                .values(bank_txn_id=answer.bank_txn_id, updated_at=now))
             await inquiries.schedule(conn, Subject.PAYOUT, payout_id, bank,
                                      now + inquiries.BASE_DELAY, now)
-    await ledger.transact(engine, work)
+    try:
+        await ledger.transact(engine, work)
+    except ConcurrentTransition:
+        # the bank's notification (or an inquiry) settled it while its answer was on the
+        # way: applied once already, so the answer changes nothing
+        log.info("payout.answer_after_settlement", payout_id=payout_id, bank=bank)
 
 
 async def submit_payouts(engine: AsyncEngine, banks: BankDirectory, *,
