@@ -251,7 +251,8 @@ class UnionPaySandbox(SandboxBank):
         if txn.state is TxnState.RETURNED:
             orig, orig_msg = up.RESP_RETURNED, f"退票[{txn.return_reason}]"
         elif txn.state is TxnState.SUCCEEDED and not self.answer_processing(txn):
-            orig, orig_msg = "00", "成功[0000000]"
+            success = self._success(txn.reference)
+            orig, orig_msg = success["respCode"], success["respMsg"]
         elif txn.state is TxnState.FAILED:
             orig, orig_msg = "01", f"交易失败[{txn.failure or 'failed'}]"
         else:
