@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from paycore import checkpoints, commands, db, demo, render
+from paycore import checkpoints, commands, db, render
 from paycore.runner import console, in_transaction, read_only, run
 
 T = TypeVar("T")
@@ -197,6 +197,8 @@ def holds_expire() -> None:
 def run_demo(path: Path = typer.Option(Path("paycore-demo.sqlite"), "--db",
                                        help="the SQLite file (recreated)")) -> None:
     """The whole story on an embedded SQLite file."""
+    from paycore import demo  # the demo acts import every domain: only for `paycore demo`
+
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     console.print(f"[bold]paycore demo[/bold] — books kept in {path}")

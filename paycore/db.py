@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:  # Alembic is imported by the functions that migrate, not by every command
+    from alembic.config import Config
 
 import gateways
 import ledger
@@ -72,6 +73,8 @@ def _server_settings(options: str) -> dict[str, str]:
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -80,6 +83,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to `revision`; a no-op on an up-to-date database."""
+    from alembic import command
+
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 

@@ -19,20 +19,25 @@ import gateways
 import ledger
 import lending
 import reconciliation
-from paycore import db
+from paycore import db, lazy_imports
 from paycore.logging import configure_logging
-from paycore.payout_controls import install_account_keys
 from paycore.settings import Settings
 
 T = TypeVar("T")
 
-#: errors a person caused and can act on: one red line on stderr, exit code 2.
-#: Each domain adds its base error here.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ledger.LedgerError, lending.LendingError, reconciliation.StatementError,
-    reconciliation.ReconciliationError,
-    gateways.PaymentError,
-)
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors a person caused and can act on: one red line on stderr, exit code 2.
+    Each domain adds its base error here. A function, read when an error is raised, so
+    that the CLI does not import every domain (see `paycore.lazy_imports`) to start."""
+    found: tuple[type[Exception], ...] = (
+        ledger.LedgerError, lending.LendingError, reconciliation.StatementError,
+        reconciliation.ReconciliationError,
+    )
+    # a command that never loaded gateways cannot have raised its errors: asking for its
+    # base class would import every bank adapter to print a ledger error
+    if lazy_imports.loaded("gateways"):
+        found += (gateways.PaymentError,)
+    return found
 
 # a pipe or a CI log gets wide tables rather than rich's 80-column default
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -44,7 +49,13 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
     settings = Settings.from_env()
     level = "WARNING" if quiet and "PAYCORE_LOG_LEVEL" not in os.environ else settings.log_level
     configure_logging(settings.log_format, level)
-    install_account_keys()
+    if os.environ.get("PAYCORE_ACCOUNT_KEYS"):
+        # imported only then: it imports gateways (every bank adapter), which most
+        # commands never touch (see paycore.lazy_imports); without the variable it
+        # installs nothing anyway
+        from paycore.payout_controls import install_account_keys
+
+        install_account_keys()
 
     async def main() -> T:
         engine = db.create_engine(url or settings.database_url)
@@ -55,7 +66,9 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
 
     try:
         return asyncio.run(main())
-    except USER_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, user_errors()):
+            raise
         errors.print(f"[red]{type(exc).__name__}[/red]: {exc}")
         raise typer.Exit(2) from None
 

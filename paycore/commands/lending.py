@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement, settlement
-from paycore.payout_controls import controls_from_env
 from paycore.runner import console, in_transaction, read_only, run
 
 CONFIG: LendingConfig = DEFAULT_CONFIG
@@ -380,6 +379,8 @@ def settle(settlement_id: str | None = typer.Option(None, "--id", help="the sett
     offset entry), the rest is paid out; running the same settlement again posts nothing."""
     day = _date(on)
     sid = settlement_id or f"settle-{day.isoformat()}"
+
+    from paycore.payout_controls import controls_from_env  # imports gateways: only here
 
     async def go(engine: AsyncEngine) -> settlement.SettlementRun:
         return await settlement.run_settlement(engine, sid, day, CONFIG,

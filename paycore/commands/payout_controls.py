@@ -33,9 +33,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import gateways
 import ledger
 from paycore.commands.payments import payments_app
-from paycore.payout_controls import controls_from_env
 from paycore.runner import console, in_transaction, read_only
 from paycore.supplier_bindings import bind_supplier, bound_suppliers, unbind_supplier
+
+
+def controls_from_env() -> gateways.PayoutControls:
+    # imported when a command needs it: `paycore.payout_controls` subclasses gateways'
+    # errors, which would import every bank adapter for `paycore --help` (lazy_imports)
+    from paycore import payout_controls
+
+    return payout_controls.controls_from_env()
 
 beneficiaries_app = typer.Typer(help="Suppliers' bank accounts: the only places supplier "
                                      "money may go.", no_args_is_help=True)

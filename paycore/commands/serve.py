@@ -12,10 +12,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore import db
-from paycore.api import idempotency, keys
-from paycore.api.settings import ApiSettings
 from paycore.logging import configure_logging
-from paycore.payout_controls import install_account_keys
 from paycore.runner import console, errors, in_transaction, read_only, run
 from paycore.settings import Settings
 
@@ -36,7 +33,9 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
 
     import gateways
     from paycore.api import create_app
+    from paycore.api.settings import ApiSettings
     from paycore.commands.payments import load_banks
+    from paycore.payout_controls import install_account_keys
     from paycore.startup_heap import freeze_startup_heap
 
     base = Settings.from_env()
@@ -81,6 +80,8 @@ def apikeys_create(
                                       "compare holders, so one person's keys are one person"),
 ) -> None:
     """Issue a key; its secret is printed once and never stored."""
+    from paycore.api import keys  # the API package imports FastAPI: only when used
+
     async def go(conn: AsyncConnection) -> keys.IssuedKey:
         return await keys.create_api_key(conn, merchant, scope, name=name, holder=holder)
     try:
@@ -96,6 +97,8 @@ def apikeys_create(
 @apikeys_app.command("list")
 def apikeys_list(merchant: str | None = typer.Option(None, help="only this merchant")) -> None:
     """List keys (never their secrets)."""
+    from paycore.api import keys
+
     table = Table("id", "merchant", "name", "scopes", "created", "revoked")
     for key in read_only(lambda conn: keys.list_api_keys(conn, merchant)):
         table.add_row(key.id, key.merchant_id, key.name, " ".join(key.scopes),
@@ -107,6 +110,8 @@ def apikeys_list(merchant: str | None = typer.Option(None, help="only this merch
 @apikeys_app.command("revoke")
 def apikeys_revoke(key_id: str = typer.Argument(..., help="the key's id (pck_<id>_...)")) -> None:
     """Revoke a key at once."""
+    from paycore.api import keys
+
     key = in_transaction(lambda conn: keys.revoke_api_key(conn, key_id))
     if key is None:
         errors.print(f"[red]no API key {key_id}[/red]")
@@ -120,6 +125,8 @@ def idempotency_purge(
 ) -> None:
     """Forget finished Idempotency-Key records older than N days (a retry after that is
     a new request)."""
+    from paycore.api import idempotency
+
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
     gone = run(lambda engine: idempotency.purge(engine, cutoff))
     console.print(f"forgot {gone} idempotency records from before {cutoff:%Y-%m-%d %H:%M} UTC")
