@@ -146,6 +146,7 @@ from gateways.queries import (
 )
 from gateways.receiver import NotificationReceiver
 from gateways.refunds import get_refund, list_refunds, refund_payment
+from gateways.return_checks import check_payout_returns
 from gateways.routing import BankDirectory, BankHealth, BreakerState, CircuitBreaker, CircuitOpen
 from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.schema import metadata
@@ -224,6 +225,7 @@ __all__ = [
     "cancel_intent",
     "cancel_payout",
     "check_amount",
+    "check_payout_returns",
     "create_intent",
     "expire_intents",
     "get_checkout",

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import calls, inquiries, payouts, settlement
+from gateways import calls, inquiries, payout_returns, payouts, settlement
 from gateways.bank import (
     BankCall,
     BankError,
@@ -285,6 +285,14 @@ async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutSt
     if payout is None or payout.status not in (PayoutState.SUBMITTED, PayoutState.UNKNOWN):
         return await _close(engine, inquiry, now, answer.outcome.value)
     outcome = answer.outcome
+    if outcome is BankOutcome.RETURNED:
+        # paid and already sent back before we heard it was paid: nothing is booked, a
+        # person finds out what happened to the money (gateways.payout_returns)
+        await ledger.transact(engine, lambda conn: payout_returns.book_payout_return(
+            conn, payout.id, bank=inquiry.bank, bank_return_id=answer.return_id,
+            amount_minor=None, currency=None, reason=answer.return_reason or "",
+            source="inquiry", now=now))
+        return "to_review"
     if outcome is BankOutcome.SUCCEEDED and _amount_differs(answer.amount, payout.amount_minor):
         why = f"the bank's inquiry answer states payout {answer.amount}, not {payout.amount}"
 

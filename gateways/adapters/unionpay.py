@@ -287,6 +287,8 @@ class UnionPayAdapter(HttpAdapter):
             payout_id=call.reference, outcome=outcome,
             bank_txn_id=result.query_id if outcome is not BankOutcome.NOT_FOUND else None,
             amount=_money(result), review=_query_review(result),
+            return_reason=_reason(result.orig_resp_msg or "")
+            if outcome is BankOutcome.RETURNED else None,
         )
 
     # ------------------------------------------------------------------ notifications

@@ -11,6 +11,7 @@
     paycore payments inquiries                          the janitor's schedule
     paycore payments rejections [--limit N]             notifications that changed nothing
     paycore payments health                             circuit breakers and certificates
+    paycore payments check-returns [--payout ID] [--days N]  ask the banks about returns
     paycore payments resolve-payout-review ID --by NAME --note TEXT
 
 Commands that talk to banks (janitor, submit-payouts) need a `BankDirectory`: set
@@ -176,6 +177,24 @@ def submit_payouts(limit: int = typer.Option(100)) -> None:
     for p in done:
         console.print(f"{p.id}: {p.status.value}{' at ' + p.bank if p.bank else ''}")
     console.print(f"{len(done)} payouts handled")
+
+
+@payments_app.command("check-returns")
+def check_returns(payout_ids: list[str] | None = typer.Option(  # noqa: B008
+                      None, "--payout", help="this payout only (repeat for more)"),
+                  days: int = typer.Option(7, min=1, help="payouts succeeded this recently")
+                  ) -> None:
+    """Ask the banks whether succeeded payouts came back (退票); book the returns."""
+    from datetime import timedelta
+    report = _with_banks(lambda engine, banks: gateways.check_payout_returns(
+        engine, banks, payout_ids=payout_ids or None, within=timedelta(days=days)))
+    for pid in report.booked:
+        console.print(f"{pid}: [yellow]returned[/yellow], booked back (see payments review)")
+    for pid in report.to_review:
+        console.print(f"{pid}: return reported, [red]not booked[/red]: in review")
+    for error in report.errors:
+        console.print(f"[red]{error}[/red]")
+    console.print(f"{report.asked} payouts asked about, {len(report.booked)} returned")
 
 
 @payments_app.command("payouts")

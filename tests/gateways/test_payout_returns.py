@@ -152,6 +152,27 @@ async def test_a_returned_payout_is_booked_back_once_from_the_banks_notification
         await env.assert_agrees_with_banks()
 
 
+@pytest.mark.parametrize("code", BANKS)
+async def test_a_return_found_by_the_status_inquiry_is_booked_once(db, code):
+    async with checkout_env(db, (code,)) as env:
+        pid = f"poInquiry{code}01"
+        await _paid(env, code, pid)
+        env.fleet.bank(code).faults.set(pid, Fault.NO_NOTIFY)  # only the inquiry tells
+        env.fleet.bank(code).return_payout(pid, "beneficiary name does not match")
+        await env.fleet.drain()
+        assert (await _payout(db, pid)).status is PayoutState.SUCCEEDED
+        report = await gateways.check_payout_returns(db, env.banks, payout_ids=[pid])
+        assert report.asked == 1 and report.booked == [pid] and report.errors == []
+        assert (await _payout(db, pid)).status is PayoutState.RETURNED
+        [review] = await _reviews(db, pid)
+        assert "beneficiary name does not match" in review.detail
+        # asked again: a returned payout is not asked about, nothing more is booked
+        again = await gateways.check_payout_returns(db, env.banks, payout_ids=[pid])
+        assert again.asked == 0 and again.booked == []
+        assert len(await env.entries("payout.return")) == 1
+        await env.assert_agrees_with_banks()
+
+
 async def test_a_return_for_a_payout_not_succeeded_here_goes_to_review(db):
     # no receiver: the bank's "paid" never reaches us, so the payout is still submitted
     async with checkout_env(db, ("unionpay",), receiver=False) as env:
