@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from moneyed import CurrencyDoesNotExist, Money, get_currency
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -96,6 +97,20 @@ ApiDateOrDateTime = Annotated[dt.date | dt.datetime, BeforeValidator(parse_date_
 
 
 
+def known_currency(value: str) -> str:
+    """An ISO 4217 code paycore can book (it has a minor unit)."""
+    try:
+        get_currency(value)
+        ledger.minor_exponent(value)
+    except (CurrencyDoesNotExist, ledger.LedgerError, KeyError, ValueError):
+        raise ValueError(f"{value} is not an ISO 4217 currency paycore books") from None
+    return value
+
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]),
+                     AfterValidator(known_currency)]
+
+
 class MoneyOut(BaseModel):
     amount: str = Field(description="decimal string in the currency's units, e.g. \"100.00\"",
                         examples=["100.00"])
@@ -133,11 +148,7 @@ class MoneyIn(BaseModel):
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str) -> str:
-        try:
-            get_currency(value)
-        except CurrencyDoesNotExist:
-            raise ValueError(f"{value} is not an ISO 4217 currency") from None
-        return value
+        return known_currency(value)
 
     def to_money(self) -> Money:
         try:

@@ -24,7 +24,7 @@ import ledger
 import reconciliation
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import Engine, ReadConnection
-from paycore.api.models import BIGINT_MAX, ApiDate, MoneyIn, MoneyOut
+from paycore.api.models import BIGINT_MAX, ApiDate, Currency, MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem, register_error
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
@@ -49,7 +49,7 @@ def _actor(principal: Principal) -> str:
 class BankAccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: Currency
     tolerance: MoneyIn | None = None
     bank_account_number: str | None = Field(None, max_length=60)
     date_window_days: int = Field(3, ge=0, le=31)
@@ -161,9 +161,19 @@ async def configure(code: BankCode, body: BankAccountIn, engine: Engine,
         code, body.currency, tolerance=tolerance, bank_account_number=body.bank_account_number,
         rules=reconciliation.MatchingRules(date_window_days=body.date_window_days,
                                            item_grace_days=body.item_grace_days))
-    bank = await ledger.transact(engine,
-                                 lambda conn: reconciliation.configure_bank_account(conn, config))
-    return BankAccountOut.of(bank)
+
+    async def work(conn: AsyncConnection) -> BankAccountOut:
+        for account in (config.bank_ledger_account, config.clearing_account,
+                        config.payout_clearing_account, config.fee_account,
+                        config.differences_account):
+            found = await ledger.find_account(conn, account)
+            if found is not None and found.currency != body.currency:
+                raise ApiProblem(f"{account} is kept in {found.currency}, not {body.currency}",
+                                 status=422, code="currency-mismatch", account=account)
+        # the answer is built inside the transaction: if it cannot be, nothing is kept
+        return BankAccountOut.of(await reconciliation.configure_bank_account(conn, config))
+
+    return await ledger.transact(engine, work)
 
 
 @router.get("/bank-accounts", response_model=list[BankAccountOut])

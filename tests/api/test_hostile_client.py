@@ -161,14 +161,23 @@ async def test_every_body_is_capped_before_and_while_it_is_read(db, issue_key):
 
 async def test_a_refused_put_has_written_nothing(api, issue_key):
     key = await issue_key("m1", "reconciliation:read", "reconciliation:write")
-    r = await api.put("/v1/reconciliation/bank-accounts/icbc", json={"currency": "QQQ"},
+    url = "/v1/reconciliation/bank-accounts/icbc"
+    r = await api.put(url, json={"currency": "CNY"}, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    for bad in ({"currency": "QQQ"},                        # no such currency
+                {"currency": "USD"},                        # its ledger accounts are CNY
+                {"currency": "CNY", "tolerance": {"amount": "1.00", "currency": "USD"}}):
+        r = await api.put(url, json=bad, headers=bearer(key))
+        is_problem(r, 422)
+    listed = await api.get("/v1/reconciliation/bank-accounts", headers=bearer(key))
+    assert [(b["code"], b["currency"]) for b in listed.json()] == [("icbc", "CNY")], listed.text
+    # a new account in an unknown currency opens nothing either
+    r = await api.put("/v1/reconciliation/bank-accounts/abc", json={"currency": "QQQ"},
                       headers=bearer(key))
     is_problem(r, 422)
-    listed = await api.get("/v1/reconciliation/bank-accounts", headers=bearer(key))
-    assert listed.status_code == 200 and listed.json() == [], listed.text
     async with api._transport.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        found = await ledger.list_accounts(conn, code_prefix="1002")
-    assert [a.code for a in found if "icbc" in a.code] == []
+        found = await ledger.list_accounts(conn)
+    assert [a.code for a in found if a.code.endswith(".abc")] == []
 
 
 # -- dates, times and ids the books cannot hold ---------------------------------------------
