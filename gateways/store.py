@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import ledger
 from gateways import states
 from gateways.bank import Beneficiary
 from gateways.errors import (
@@ -44,14 +45,71 @@ async def transition(conn: AsyncConnection, record_id: str, current: StrEnum, ta
     `values` too, if and only if it is still `current`; else `ConcurrentTransition`."""
     states.require(record_id, current, target, why)
     table = _TABLES[type(current)]
-    done = await conn.execute(
-        table.update()
-        .where(table.c.id == record_id, table.c.status == current.value)
-        .values(status=target.value, updated_at=now or utcnow(), **values)
-    )
-    if done.rowcount != 1:
+    topic = _TOPICS.get((type(current), target.value))
+    update = (table.update()
+              .where(table.c.id == record_id, table.c.status == current.value)
+              .values(status=target.value, updated_at=now or utcnow(), **values))
+    if topic is None:
+        done = await conn.execute(update)
+        if done.rowcount != 1:
+            raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
+                                       target.value)
+        return
+    row = (await conn.execute(update.returning(*table.c))).first()
+    if row is None:
         raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
                                    target.value)
+    await _record_event(conn, topic, type(current), row)
+
+
+#: the moves merchants and other systems are told about: an event in the outbox, written
+#: in the transaction of the move (ledger.record_event)
+_TOPICS: Mapping[tuple[type[StrEnum], str], str] = {
+    (IntentState, "succeeded"): "payment.captured",
+    (IntentState, "captured"): "payment.captured",
+    (IntentState, "failed"): "payment.failed",
+    (IntentState, "canceled"): "payment.canceled",
+    (IntentState, "expired"): "payment.expired",
+    (RefundState, "succeeded"): "payment.refunded",
+    (RefundState, "failed"): "refund.failed",
+    (PayoutState, "succeeded"): "payout.paid",
+    (PayoutState, "failed"): "payout.failed",
+    (PayoutState, "returned"): "payout.returned",
+}
+
+
+def _money(units: int | None, currency: str) -> str | None:
+    return None if units is None else str(ledger.from_minor(units, currency).amount)
+
+
+async def _record_event(conn: AsyncConnection, topic: str, machine: type[StrEnum],
+                        r: Any) -> None:
+    """What the event says: the object as a merchant sees it (never account numbers)."""
+    if machine is IntentState:
+        audience = r.merchant_id
+        payload = {"id": r.id, "merchant_id": r.merchant_id, "order_id": r.order_id,
+                   "supplier_id": r.supplier_id, "status": r.status, "bank": r.bank,
+                   "amount": _money(r.amount_minor, r.currency), "currency": r.currency,
+                   "captured": _money(r.captured_minor, r.currency),
+                   "refunded": _money(r.refunded_minor, r.currency)}
+        object_type = "payment_intent"
+    elif machine is RefundState:
+        audience = (await conn.scalar(sa.select(payment_intents.c.merchant_id)
+                                      .where(payment_intents.c.id == r.intent_id))) or ""
+        payload = {"id": r.id, "payment_intent_id": r.intent_id, "status": r.status,
+                   "bank": r.bank, "amount": _money(r.amount_minor, r.currency),
+                   "currency": r.currency, "reason": r.reason}
+        object_type = "refund"
+    else:
+        # a payout is the marketplace's; paycore tells the merchant that asked for it
+        audience = ledger.INTERNAL
+        payload = {"id": r.id, "beneficiary_ref": r.beneficiary_ref, "status": r.status,
+                   "bank": r.bank, "amount": _money(r.amount_minor, r.currency),
+                   "currency": r.currency, "purpose": r.purpose,
+                   "failure_reason": r.failure_reason}
+        object_type = "payout"
+    await ledger.record_event(conn, topic=topic, object_type=object_type, object_id=r.id,
+                              audience=audience or ledger.INTERNAL, payload=payload)
 
 
 def intent_from_row(r: Any) -> PaymentIntent:

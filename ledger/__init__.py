@@ -70,6 +70,7 @@ from ledger.lookups import (
     postings_after_query,
 )
 from ledger.money import from_minor, minor_exponent, to_minor
+from ledger.outbox import INTERNAL, OutboxEvent, outbox_events, record_event, sequence_events
 from ledger.proof import trial_balance, verify
 from ledger.queries import balance, statement
 
@@ -101,6 +102,7 @@ from ledger.types import (
 )
 
 __all__ = [
+    "INTERNAL",
     "Account",
     "AccountClosed",
     "AccountError",
@@ -142,6 +144,7 @@ __all__ = [
     "JSONDoc",
     "JournalEntry",
     "LedgerError",
+    "OutboxEvent",
     "PostedPosting",
     "Posting",
     "SigningKey",
@@ -177,6 +180,7 @@ __all__ = [
     "minor_exponent",
     "net_by_value_date",
     "open_account",
+    "outbox_events",
     "post",
     "post_each",
     "post_hold",
@@ -185,7 +189,9 @@ __all__ = [
     "postings_after_query",
     "prove",
     "public_key_from_pem",
+    "record_event",
     "reverse",
+    "sequence_events",
     "statement",
     "take_checkpoint",
     "to_minor",

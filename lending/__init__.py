@@ -7,7 +7,13 @@ takes the caller's `AsyncConnection`, so each loan change commits with its journ
 Amounts are integer minor units; rates are `Decimal` fractions per year.
 """
 
-from lending.accrual import AccrualRunResult, accrue_loan, plan_accrual, run_accrual
+from lending.accrual import (
+    AccrualRunResult,
+    accrual_chunks,
+    accrue_loan,
+    plan_accrual,
+    run_accrual,
+)
 from lending.applications import (
     ApplicationResult,
     LoanApplication,
@@ -224,6 +230,7 @@ __all__ = [
     "TermOutOfRange",
     "TradeRecord",
     "UnderwritingPolicy",
+    "accrual_chunks",
     "accrual_for",
     "accrual_schedule",
     "accrual_terms",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +36,8 @@ from lending.postings import Accounts, legs
 from lending.schema import loan_events, loans
 from lending.store import RUNNING, LoanRecord
 
-__all__ = ["AccrualPlan", "AccrualRunResult", "accrue_loan", "plan_accrual", "run_accrual",
-           "terms_for"]
+__all__ = ["AccrualPlan", "AccrualRunResult", "accrual_chunks", "accrue_loan", "plan_accrual",
+           "run_accrual", "terms_for"]
 
 log = structlog.get_logger("lending")
 _ONE_DAY = dt.timedelta(days=1)
@@ -286,6 +286,8 @@ async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.d
                 "to_status": p.after.status.value, "event_on": p.after.loan.last_changed_on,
                 "note": "past due", "actor": "accrual-run", "entry_id": None,
                 "recorded_at": now} for p in overdue])
+            for p in overdue:
+                await store.record_loan_event(conn, p.after, p.before.status)
     result.loans += len(plans)
     result.entries += len(requests)
     result.interest_minor += sum(p.interest_minor for p in plans)
@@ -295,10 +297,32 @@ async def _accrue_batch(conn: AsyncConnection, ids: Sequence[str], through: dt.d
     return result
 
 
-def _due(through: dt.date) -> list[sa.ColumnElement[bool]]:
-    return [loans.c.status.in_([s.value for s in RUNNING]),
-            sa.or_(loans.c.accrued_through.is_(None), loans.c.accrued_through < through),
-            loans.c.disbursed_on < through]
+def _due(through: dt.date, after_id: str = "",
+         last_id: str | None = None) -> list[sa.ColumnElement[bool]]:
+    due = [loans.c.status.in_([s.value for s in RUNNING]),
+           sa.or_(loans.c.accrued_through.is_(None), loans.c.accrued_through < through),
+           loans.c.disbursed_on < through, loans.c.id > after_id]
+    if last_id is not None:
+        due.append(loans.c.id <= last_id)
+    return due
+
+
+async def accrual_chunks(engine: AsyncEngine, through: dt.date,
+                         chunk_size: int) -> list[tuple[str, str]]:
+    """The loans due for accrual through `through`, cut into ranges of about `chunk_size`
+    loans by id, `(after_id, last_id]` each: runs of `run_accrual` over different ranges
+    touch different loans, so several workers can take them at once."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    async with engine.connect() as conn:
+        ids = list((await conn.scalars(sa.select(loans.c.id).where(*_due(through))
+                                       .order_by(loans.c.id))).all())
+    chunks, after = [], ""
+    for start in range(0, len(ids), chunk_size):
+        last = ids[min(start + chunk_size, len(ids)) - 1]
+        chunks.append((after, last))
+        after = last
+    return chunks
 
 
 async def run_accrual(
@@ -308,11 +332,17 @@ async def run_accrual(
     *,
     batch_size: int = 2000,
     progress: Callable[[int, int], None] | None = None,
+    after_id: str = "",
+    last_id: str | None = None,
+    on_batch: Callable[[AsyncConnection, AccrualRunResult], Awaitable[None]] | None = None,
 ) -> AccrualRunResult:
-    """Accrue every running loan through `through`, batch by batch.
+    """Accrue every running loan through `through`, batch by batch (only the loans with
+    ids in `(after_id, last_id]` when given: one chunk of a run shared by workers).
 
     Each batch commits on its own (and is retried whole on a deadlock), so an interrupted
-    run is finished by running it again. `progress(done, total)` is called per batch.
+    run is finished by running it again. `progress(done, total)` is called per batch;
+    `on_batch(conn, part)` inside each batch's transaction, so what it records (a run's
+    totals) commits with the batch, once.
     """
     result = AccrualRunResult(through)
     await open_books(engine, config)
@@ -320,19 +350,25 @@ async def run_accrual(
     if progress:  # counted only for the progress bar
         async with engine.connect() as conn:
             total = int(await conn.scalar(sa.select(sa.func.count()).select_from(loans)
-                                          .where(*_due(through))) or 0)
+                                          .where(*_due(through, after_id, last_id))) or 0)
         progress(0, total)
-    done, last_id = 0, ""
+    done, last_seen = 0, after_id
+
+    async def batch(conn: AsyncConnection, ids: Sequence[str]) -> AccrualRunResult:
+        part = await _accrue_batch(conn, ids, through, config)
+        if on_batch is not None:
+            await on_batch(conn, part)
+        return part
+
     while True:
         async with engine.connect() as conn:
             ids = list((await conn.scalars(
-                sa.select(loans.c.id).where(*_due(through), loans.c.id > last_id)
+                sa.select(loans.c.id).where(*_due(through, last_seen, last_id))
                 .order_by(loans.c.id).limit(batch_size))).all())
         if not ids:
             break
-        last_id = ids[-1]
-        part = await ledger.transact(engine, lambda c, ids=ids: _accrue_batch(  # type: ignore[misc]
-            c, ids, through, config))
+        last_seen = ids[-1]
+        part = await ledger.transact(engine, lambda c, ids=ids: batch(c, ids))  # type: ignore[misc]
         for name in ("loans", "entries", "interest_minor", "penalty_minor", "funding_minor",
                      "marked_overdue"):
             setattr(result, name, getattr(result, name) + getattr(part, name))

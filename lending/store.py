@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import ledger
 from lending.config import LendingConfig
 from lending.errors import ConcurrentUpdate, LoanNotFound
 from lending.interest import PrincipalChange
@@ -195,7 +196,34 @@ async def save(
             loan_id=after.id, from_status=before.status.value, to_status=after.status.value,
             event_on=after.loan.last_changed_on, note=note or _last_note(after.loan),
             actor=actor, entry_id=entry_id, recorded_at=now))
+        await record_loan_event(conn, after, before.status)
     return dataclasses.replace(after, version=before.version + 1)
+
+
+#: the loan moves its borrower (and other systems) are told about, in the outbox
+LOAN_TOPICS = {LoanStatus.DISBURSED: "loan.disbursed", LoanStatus.ACTIVE: "loan.active",
+               LoanStatus.EXTENDED: "loan.extended", LoanStatus.OVERDUE: "loan.overdue",
+               LoanStatus.REPAID: "loan.repaid", LoanStatus.WRITTEN_OFF: "loan.written_off",
+               LoanStatus.RECOVERED: "loan.recovered"}
+
+
+async def record_loan_event(conn: AsyncConnection, record: LoanRecord,
+                            before: LoanStatus | None) -> None:
+    """An outbox event for the loan's move to its status, if it is one to tell about (the
+    borrower is the audience: a supplier or merchant of the marketplace)."""
+    topic = LOAN_TOPICS.get(record.status)
+    if topic is None:
+        return
+    loan = record.loan
+    await ledger.record_event(conn, topic=topic, object_type="loan", object_id=record.id,
+                              audience=loan.borrower_id, payload={
+        "id": record.id, "borrower_id": loan.borrower_id, "status": record.status.value,
+        "previous_status": before.value if before else None,
+        "amount": str(ledger.from_minor(loan.amount_minor, loan.currency).amount),
+        "currency": loan.currency, "product": loan.product.code,
+        "disbursed_on": loan.disbursed_on.isoformat() if loan.disbursed_on else None,
+        "maturity": loan.maturity.isoformat() if loan.maturity else None,
+        "status_on": loan.last_changed_on.isoformat()})
 
 
 def _last_note(loan: Loan) -> str:

@@ -92,3 +92,92 @@ api_rate_limits = sa.Table(
     sa.Column("hits", sa.Integer(), nullable=False),
     sa.Index("ix_api_rate_limits_window_start", "window_start"),
 )
+
+# -- running as a service (migration 0023): the job queue, webhook endpoints and deliveries
+
+#: The job queue. A worker takes a `queued` job whose `run_after` has come with one
+#: conditional UPDATE (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serializes writers),
+#: holds it under a lease it renews while it works (`lease_expires_at`), and finishes it with
+#: another conditional UPDATE naming itself: a worker that died is found by its lapsed lease
+#: and its job queued again. `dedupe_key` makes each scheduled occurrence (`accrual:2026-12-07`)
+#: one job however many workers schedule it. A run split into chunks (the accrual) is a
+#: parent `waiting` for its children (`parent_id`), which count themselves done into it.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("dedupe_key", sa.String(200), nullable=True, unique=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_after", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", sa.String(120), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("parent_id", sa.BigInteger(), nullable=True),
+    #: progress of a long job (a parent: chunks done of chunks), shown by `paycore jobs list`
+    sa.Column("progress_done", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("progress_total", sa.BigInteger(), nullable=True),
+    sa.Column("result", sa.JSON(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint(
+        "status IN ('queued', 'running', 'waiting', 'succeeded', 'failed', 'canceled')",
+        name="ck_jobs_status"),
+    sa.Index("ix_jobs_due", "status", "run_after"),
+    sa.Index("ix_jobs_parent", "parent_id"),
+    sa.Index("ix_jobs_kind_status", "kind", "status"),
+)
+
+#: A merchant's webhook endpoint. Two secrets during a rotation: events are signed with
+#: both until `previous_secret_expires_at`, so the merchant can switch without a gap.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("merchant_id", sa.String(120), nullable=False, index=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    #: space-separated topics (`payment.captured payout.paid`), or `*` for all
+    sa.Column("topics", sa.Text(), nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("previous_secret", sa.String(100), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('enabled', 'disabled')", name="ck_webhook_endpoints_status"),
+)
+
+#: One event to one endpoint: attempts with exponential back-off over days, then `failed`.
+#: `object_key` and `event_seq` are the event's, copied so that "no earlier undelivered event
+#: of this object for this endpoint" (per-object order) is one index probe.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("endpoint_id", sa.String(40), sa.ForeignKey("webhook_endpoints.id"),
+              nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("event_seq", sa.BigInteger(), nullable=False),
+    sa.Column("object_key", sa.String(160), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    #: a dispatcher holds a delivery it is sending until then (another may take it after)
+    sa.Column("locked_until", UTCDateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')",
+                       name="ck_webhook_deliveries_status"),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_order", "endpoint_id", "object_key", "status", "event_seq"),
+)

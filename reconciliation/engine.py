@@ -107,6 +107,15 @@ async def reconcile(
             progress(len(chunk_ids))
     counts = await refresh_exceptions(conn, bank, up_to)
     result.open_line_exceptions, result.open_item_exceptions = counts
+    if result.lines_considered:
+        # the operator's own systems (treasury, finance) hear of each reconciliation
+        await ledger.record_event(
+            conn, topic="statement.reconciled", object_type="bank_account",
+            object_id=bank.code, audience=ledger.INTERNAL, payload={
+                "bank_account": bank.code, "up_to": up_to.isoformat(),
+                "lines_considered": result.lines_considered,
+                "matched_lines": result.matched_lines,
+                "open_line_exceptions": counts[0], "open_item_exceptions": counts[1]})
     log.info("reconcile.done", bank=bank.code, up_to=str(up_to), lines=result.lines_considered,
              matched=result.matched_lines, rules=dict(result.by_rule),
              open_lines=counts[0], open_items=counts[1])
