@@ -41,8 +41,7 @@ async def hit(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: i
     start = seconds - seconds % window_seconds
     insert = (postgresql.insert(limits) if engine.dialect.name == "postgresql"
               else sqlite.insert(limits))
-    upsert = insert.values(bucket=bucket[:200], window_start=start, hits=1)
-    upsert = upsert.on_conflict_do_update(
+    upsert = insert.values(bucket=bucket[:200], window_start=start, hits=1).on_conflict_do_update(
         index_elements=[limits.c.bucket, limits.c.window_start],
         set_={"hits": limits.c.hits + 1}).returning(limits.c.hits)
     async with engine.begin() as conn:

@@ -24,6 +24,7 @@ import ledger
 import reconciliation
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import Engine, ReadConnection
+from paycore.api.guard import NulByte
 from paycore.api.models import BIGINT_MAX, ApiDate, Currency, MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem, register_error
 
@@ -190,6 +191,8 @@ async def import_statement(code: BankCode, body: StatementIn, engine: Engine,
         data = base64.b64decode(body.content_base64, validate=True)
     except (binascii.Error, ValueError):
         raise ApiProblem("content_base64 is not base64", status=422, code="bad-content") from None
+    if b"\x00" in data:  # no statement format has one, and PostgreSQL's text cannot hold it
+        raise NulByte("statement file")
     profile = None
     if body.csv_profile is not None:
         try:

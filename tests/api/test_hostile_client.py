@@ -4,6 +4,7 @@ on, and the books and tables are untouched. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated
 
@@ -86,6 +87,24 @@ async def test_a_nul_byte_anywhere_is_a_422_and_nothing_is_written(api, issue_ke
     r = await api.post("/v1/probe/entries", json=ENTRY_BODY,
                        headers=bearer(key) | {"Idempotency-Key": "nul-1"})
     assert r.status_code == 201, r.text
+
+
+async def test_a_nul_byte_inside_a_statement_file_is_a_422(api, issue_key):
+    key = await issue_key("m1", "reconciliation:read", "reconciliation:write")
+    r = await api.put("/v1/reconciliation/bank-accounts/icbc", json={"currency": "CNY"},
+                      headers=bearer(key))
+    assert r.status_code == 200, r.text
+    csv = ("date,amount,balance,reference,description\n"
+           "2026-01-02,10.00,10.00,ref\x001,pay\x00ment\n")
+    body = {"file_name": "x.csv", "content_base64": base64.b64encode(csv.encode()).decode(),
+            "format": "csv",
+            "csv_profile": {"name": "p", "account": "icbc", "date_column": "date",
+                            "amount_column": "amount", "balance_column": "balance",
+                            "currency": "CNY", "reference_column": "reference",
+                            "description_columns": ["description"]}}
+    r = await api.post("/v1/reconciliation/bank-accounts/icbc/statements", json=body,
+                       headers=bearer(key) | {"Idempotency-Key": "nul-file"})
+    is_problem(r, 422, "nul-byte")
 
 
 # -- bodies: authenticated first, capped, and a refused PUT writes nothing ------------------
