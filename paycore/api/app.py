@@ -27,6 +27,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "paycore.api.payout_controls",
     "paycore.api.lending",
     "paycore.api.reconciliation",
+    "paycore.api.events",
+    "paycore.api.service",
 )
 
 DESCRIPTION = """\

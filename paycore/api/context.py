@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.api.problems import REQUEST_ID, internal_error_response
+from paycore.metrics import REQUEST_LATENCY
 
 log = structlog.get_logger("paycore.api")
 
@@ -60,6 +61,11 @@ class RequestContextMiddleware:
                 raise  # the response has begun; the server closes the connection
             await internal_error_response(scope)(scope, receive, send_with_id)
         finally:
-            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            elapsed_ms = int(elapsed * 1000)
             log.info("http.request", status=status, duration_ms=elapsed_ms)
+            # by route template (`/v1/payment-intents/{intent_id}`), never the raw path:
+            # ids in paths would make a series per object
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            REQUEST_LATENCY.labels(scope["method"], route, str(status or 500)).observe(elapsed)
             structlog.contextvars.clear_contextvars()

@@ -17,9 +17,10 @@ from paycore.commands import (
     payout_controls,
     reconciliation,
     serve,
+    service,
 )
 
-MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls)
+MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls, service)
 
 
 def register_all(app: typer.Typer) -> None:

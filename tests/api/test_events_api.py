@@ -1,0 +1,70 @@
+"""The events API and webhook endpoints (#17 §2), health and metrics (§3), both databases."""
+
+from __future__ import annotations
+
+import uuid
+
+import ledger
+
+from .conftest import bearer, is_problem
+
+
+def _post(key: str) -> dict[str, str]:
+    return {**bearer(key), "Idempotency-Key": uuid.uuid4().hex}
+
+
+async def test_a_merchant_pages_through_its_own_events_only(api, db, issue_key):
+    key = await issue_key("m-1", "events:read")
+    async with db.begin() as conn:
+        for n in range(3):
+            await ledger.record_event(conn, topic="payment.captured", object_type="payment_intent",
+                                      object_id=f"pi_{n}", audience="m-1", payload={"n": n})
+        await ledger.record_event(conn, topic="payment.captured", object_type="payment_intent",
+                                  object_id="pi_other", audience="m-2", payload={})
+    first = await api.get("/v1/events", params={"limit": 2}, headers=bearer(key))
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [e["object"]["n"] for e in page["data"]] == [0, 1]
+    rest = (await api.get("/v1/events", params={"after": page["next_after"]},
+                          headers=bearer(key))).json()
+    assert [e["object"]["n"] for e in rest["data"]] == [2]
+    empty = (await api.get("/v1/events", params={"after": rest["next_after"]},
+                           headers=bearer(key))).json()
+    assert empty["data"] == [] and empty["next_after"] == rest["next_after"]
+
+
+async def test_endpoints_are_registered_listed_rotated_and_disabled(api, issue_key):
+    key = await issue_key("m-1", "webhooks:write", "events:read")
+    made = await api.post("/v1/webhook-endpoints", headers=_post(key),
+                          json={"url": "https://hooks.example.com/paycore",
+                                "topics": ["payment.*"]})
+    assert made.status_code == 201, made.text
+    endpoint = made.json()
+    assert endpoint["secret"].startswith("whsec_")
+    listed = (await api.get("/v1/webhook-endpoints", headers=bearer(key))).json()
+    assert [e["id"] for e in listed] == [endpoint["id"]] and listed[0]["secret"] is None
+    rotated = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret",
+                             headers=_post(key))
+    assert rotated.json()["secret"] != endpoint["secret"]
+    assert rotated.json()["previous_secret_until"] is not None
+    off = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/disable", headers=_post(key))
+    assert off.json()["status"] == "disabled"
+    other = await issue_key("m-2", "webhooks:write")
+    assert is_problem(await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/enable",
+                                     headers=_post(other)), 404)
+    assert is_problem(await api.post("/v1/webhook-endpoints", headers=_post(key),
+                                     json={"url": "http://169.254.169.254/latest"}), 422)
+
+
+async def test_ready_and_metrics(api):
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "queue": "ok"}
+    assert (await api.get("/healthz")).status_code == 200
+    metrics = await api.get("/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    for name in ("paycore_http_request_seconds", "paycore_ledger_entries",
+                 "paycore_webhook_deliveries_failed", "paycore_reconciliation_exceptions_open"):
+        assert name in text
+    assert 'route="/readyz"' in text
