@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 REGISTRY = CollectorRegistry()
 REQUEST_LATENCY = Histogram("paycore_http_request_seconds", "HTTP request latency",
@@ -33,7 +33,7 @@ _G = {
 }
 
 
-async def _scalar(conn: sa.ext.asyncio.AsyncConnection, sql: str) -> int:
+async def _scalar(conn: AsyncConnection, sql: str) -> int:
     return int(await conn.scalar(sa.text(sql)) or 0)
 
 
