@@ -54,9 +54,9 @@ async def _start_worker(url: str, schedules: Path) -> asyncio.subprocess.Process
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
-async def _wait(predicate, timeout: float = 240.0) -> None:
+async def _wait(predicate, within: float = 240.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not await predicate():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.2)
