@@ -7,6 +7,7 @@ many callers' entries in one transaction and answers each with its own outcome.
 """
 
 from ledger.accounts import (
+    add_lanes,
     close_account,
     ensure_account,
     find_account,
@@ -158,6 +159,7 @@ __all__ = [
     "UnbalancedEntry",
     "UnknownAccount",
     "VerifyReport",
+    "add_lanes",
     "balance",
     "close_account",
     "create_engine",

@@ -1,8 +1,10 @@
-"""The locked working set of a write: the balance rows of every account it touches.
+"""The locked working set of a write: one balance row (lane) of every account it touches.
 
 A writer locks those rows in account-id order (`SELECT ... FOR UPDATE` on PostgreSQL; the
 `BEGIN IMMEDIATE` write lock on SQLite), so two writers can never wait on each other in a
-cycle, then changes the in-memory copies and writes them back in one statement.
+cycle, then changes the in-memory copies and writes them back in one statement. An
+account split into lanes (ledger.ddl_lanes) has a row per lane: the writer locks one, and
+its sums, sequence number and chain head are that lane's.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ class AccountState:
     pending_credits: int
     seq: int
     head_hash: str
-    #: booking time of the account's last posting (None: it has none)
+    #: booking time of the lane's last posting (None: it has none)
     last_booked_at: dt.datetime | None = None
+    #: the locked lane, and how many the account has
+    lane: int = 0
+    lanes: int = 1
     dirty: bool = False
 
     @property
@@ -80,7 +85,10 @@ class LockedAccounts:
         self.by_code: dict[str, AccountState] = {s.code: s for s in self.by_id.values()}
 
     @classmethod
-    async def lock(cls, conn: AsyncConnection, refs: Iterable[AccountRef]) -> LockedAccounts:
+    async def lock(cls, conn: AsyncConnection, refs: Iterable[AccountRef],
+                   *, lane_zero: bool = False) -> LockedAccounts:
+        """Lock one lane of each account: the writer's, or lane 0 (`lane_zero`: holds keep
+        their pending amounts there)."""
         refs = list(refs)
         ids = sorted({r for r in refs if isinstance(r, int)})
         codes = sorted({r for r in refs if isinstance(r, str)})
@@ -92,8 +100,9 @@ class LockedAccounts:
                 status=AccountStatus(r[4]), balance_limit=BalanceLimit(r[5]) if r[5] else None,
                 posted_debits=r[6], posted_credits=r[7], pending_debits=r[8],
                 pending_credits=r[9], seq=r[10], head_hash=r[11], last_booked_at=r[12],
+                lane=r[13], lanes=r[14],
             )
-            for r in await store.lock_balances(conn, ids, codes)
+            for r in await store.lock_balances(conn, ids, codes, lane_zero=lane_zero)
         )
         missing = [i for i in ids if i not in locked.by_id] + [c for c in codes if c not in locked.by_code]
         if missing:
@@ -140,7 +149,7 @@ class LockedAccounts:
         rows: list[store.BalanceRow] = []
         for s in self.by_id.values():
             if s.dirty:
-                rows.append((s.id, s.posted_debits, s.posted_credits, s.pending_debits,
+                rows.append((s.id, s.lane, s.posted_debits, s.posted_credits, s.pending_debits,
                              s.pending_credits, s.seq, s.head_hash, s.last_booked_at))
                 s.dirty = False
         return rows

@@ -30,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger import chain, merkle
 from ledger.entries import utcnow
 from ledger.errors import CheckpointError, LedgerError
-from ledger.schema import account_balances, accounts, journal_entries, ledger_checkpoints, postings
+from ledger.schema import (
+    LANE_STRIDE,
+    account_balances,
+    accounts,
+    journal_entries,
+    ledger_checkpoints,
+    postings,
+)
 from ledger.signing import SigningKey, check_signature
 
 CHECKPOINT_FORMAT = "paycore.checkpoint/1"
@@ -45,24 +52,33 @@ def _canonical(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class AccountLeaf:
-    """One account as a checkpoint signs it."""
+    """One account's lane as a checkpoint signs it (an account of one lane: the account).
+    An account split into lanes has a leaf per lane, each its own chain."""
 
     account_id: int
     code: str
     currency: str
-    #: the sequence number of the account's last posting (0: none yet)
+    #: the sequence number of the lane's last posting (its base, lane * 2**40, when none)
     seq: int
     #: that posting's chain hash (chain.GENESIS when there is none)
     head: str
-    #: posted debits minus credits after that posting, in minor units
+    #: the lane's posted debits minus credits after that posting, in minor units
     balance: int
+    lane: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "code": self.code, "currency": self.currency,
-                "seq": self.seq, "head": self.head, "balance": self.balance}
+        doc = {"account_id": self.account_id, "code": self.code, "currency": self.currency,
+               "seq": self.seq, "head": self.head, "balance": self.balance}
+        if self.lane:  # (lane 0's leaf is what every account's was before lanes)
+            doc["lane"] = self.lane
+        return doc
 
     @property
     def hash(self) -> bytes:
+        if self.lane:
+            return merkle.leaf_hash(_canonical(["account-lane/1", self.account_id, self.code,
+                                                self.currency, self.lane, self.seq, self.head,
+                                                self.balance]))
         return merkle.leaf_hash(_canonical(["account/1", self.account_id, self.code,
                                             self.currency, self.seq, self.head, self.balance]))
 
@@ -144,7 +160,8 @@ async def take_checkpoint(conn: AsyncConnection, key: SigningKey) -> Checkpoint:
     count_entries = sa.select(sa.func.count()).select_from(journal_entries)
     entry_count = count_entries.scalar_subquery()
     rows = (await conn.execute(
-        sa.select(accounts.c.id, accounts.c.code, accounts.c.currency, account_balances.c.seq,
+        sa.select(accounts.c.id, accounts.c.code, accounts.c.currency, account_balances.c.lane,
+                  account_balances.c.seq,
                   account_balances.c.head_hash,
                   (account_balances.c.posted_debits - account_balances.c.posted_credits)
                   .label("net"),
@@ -153,12 +170,12 @@ async def take_checkpoint(conn: AsyncConnection, key: SigningKey) -> Checkpoint:
         .join(account_balances, account_balances.c.account_id == accounts.c.id)
         .outerjoin(postings, sa.and_(postings.c.account_id == accounts.c.id,
                                      postings.c.account_seq == account_balances.c.seq))
-        .order_by(accounts.c.id)
+        .order_by(accounts.c.id, account_balances.c.lane)
     )).all()
     entries = rows[0].entries if rows else await conn.scalar(count_entries)
     leaves = []
     for r in rows:
-        if r.seq == 0:
+        if r.seq == r.lane * LANE_STRIDE:
             sound = r.head_hash == chain.GENESIS and r.net == 0
         else:
             sound = r.posting_hash == r.head_hash and r.balance_after == r.net
@@ -166,7 +183,7 @@ async def take_checkpoint(conn: AsyncConnection, key: SigningKey) -> Checkpoint:
             raise LedgerError(f"account {r.code!r}: its balance row (#{r.seq}, head "
                               f"{r.head_hash[:12]}) is not its last posting; no checkpoint is "
                               "signed over books that do not prove out — run verify()")
-        leaves.append(AccountLeaf(r.id, r.code, r.currency, r.seq, r.head_hash, r.net))
+        leaves.append(AccountLeaf(r.id, r.code, r.currency, r.seq, r.head_hash, r.net, r.lane))
     head = CheckpointHead(utcnow(), int(entries or 0), len(leaves),
                           merkle.root([leaf.hash for leaf in leaves]).hex(), key.key_id)
     checkpoint = Checkpoint(head, key.sign(head.signed_bytes()), tuple(leaves))
@@ -202,9 +219,12 @@ def _head(doc: Any, where: str) -> CheckpointHead:
 
 
 def _leaf(doc: Any, where: str) -> AccountLeaf:
+    lane = _get(doc, "lane", int, where) if isinstance(doc, Mapping) and "lane" in doc else 0
+    if lane < 0:
+        raise CheckpointError(f"{where}: 'lane' is negative")
     return AccountLeaf(_get(doc, "account_id", int, where), _get(doc, "code", str, where),
                        _get(doc, "currency", str, where), _get(doc, "seq", int, where),
-                       _get(doc, "head", str, where), _get(doc, "balance", int, where))
+                       _get(doc, "head", str, where), _get(doc, "balance", int, where), lane)
 
 
 def _parse(text: str | bytes, what: str) -> Any:
@@ -230,8 +250,9 @@ def load_checkpoint(text: str | bytes, trusted: Mapping[str, Ed25519PublicKey],
             merkle.root([leaf.hash for leaf in leaves]).hex() != head.root:
         raise CheckpointError(f"{what}: its accounts do not add up to the signed root — the "
                               "list was altered after it was signed")
-    if any(a.account_id >= b.account_id for a, b in itertools.pairwise(leaves)):
-        raise CheckpointError(f"{what}: its accounts are not in account id order")
+    if any((a.account_id, a.lane) >= (b.account_id, b.lane)
+           for a, b in itertools.pairwise(leaves)):
+        raise CheckpointError(f"{what}: its accounts are not in account id (and lane) order")
     return Checkpoint(head, signature, leaves)
 
 
@@ -258,7 +279,8 @@ async def checkpoint_discrepancies(conn: AsyncConnection, checkpoint: Checkpoint
         present = {r.id: r for r in await conn.execute(
             sa.select(accounts.c.id, accounts.c.code, accounts.c.currency)
             .where(accounts.c.id.in_([leaf.account_id for leaf in chunk])))}
-        pairs = [(leaf.account_id, leaf.seq) for leaf in chunk if leaf.seq]
+        pairs = [(leaf.account_id, leaf.seq) for leaf in chunk
+                 if leaf.seq != leaf.lane * LANE_STRIDE]
         heads = {(r.account_id, r.account_seq): r.hash for r in await conn.execute(
             sa.select(postings.c.account_id, postings.c.account_seq, postings.c.hash)
             .where(sa.tuple_(postings.c.account_id, postings.c.account_seq).in_(pairs)))
@@ -269,9 +291,10 @@ async def checkpoint_discrepancies(conn: AsyncConnection, checkpoint: Checkpoint
                 found.append(f"account {leaf.code!r} (id {leaf.account_id}, {leaf.currency}), "
                              f"signed in the {head.label}: gone or renamed")
                 continue
-            if not leaf.seq:
+            if leaf.seq == leaf.lane * LANE_STRIDE:
                 continue
-            where = f"account {leaf.code!r} posting #{leaf.seq}, signed in the {head.label}"
+            lane = f" lane {leaf.lane}" if leaf.lane else ""
+            where = f"account {leaf.code!r}{lane} posting #{leaf.seq}, signed in the {head.label}"
             now = heads.get((leaf.account_id, leaf.seq))
             if now is None:
                 found.append(f"{where}: gone — the account's history was cut or rewound "
@@ -293,11 +316,12 @@ async def last_recorded_checkpoint(conn: AsyncConnection) -> sa.Row[Any] | None:
 # -- one account's proof --------------------------------------------------------------------
 
 
-def prove(checkpoint: Checkpoint, account: str | int) -> AccountProof:
-    """One account's leaf, its audit path and the signed head: enough to check that account
-    against the root without seeing any other account."""
+def prove(checkpoint: Checkpoint, account: str | int, lane: int = 0) -> AccountProof:
+    """One account's leaf (of `lane`, for an account split into lanes), its audit path and
+    the signed head: enough to check that account against the root without seeing any
+    other account."""
     for index, leaf in enumerate(checkpoint.leaves):
-        if account in (leaf.code, leaf.account_id):
+        if account in (leaf.code, leaf.account_id) and leaf.lane == lane:
             path = merkle.audit_path(index, [x.hash for x in checkpoint.leaves])
             return AccountProof(checkpoint.head, checkpoint.signature, leaf, index,
                                 tuple(h.hex() for h in path))

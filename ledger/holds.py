@@ -40,7 +40,7 @@ async def hold(conn: AsyncConnection, request: HoldRequest) -> Hold:
     if request.expires_at.tzinfo is None:
         raise InvalidRequest(f"hold {key!r}: expires_at must be timezone-aware")
     legs = legs_from_postings(key, request.postings)
-    books = await LockedAccounts.lock(conn, (leg.account for leg in legs))
+    books = await LockedAccounts.lock(conn, (leg.account for leg in legs), lane_zero=True)
     request_hash = chain.request_hash(
         kind=request.kind, description=request.description, effective_date=None,
         external_ref=request.external_ref, metadata=request.metadata, reverses_entry_id=None,
@@ -108,7 +108,8 @@ async def post_hold(
             return entry
     _require_pending(current)
 
-    books = await LockedAccounts.lock(conn, (leg.account_id for leg in current.legs))
+    books = await LockedAccounts.lock(conn, (leg.account_id for leg in current.legs),
+                                     lane_zero=True)
     for leg in current.legs:
         books[leg.account_id].reserve(leg.amount, -1)
     draft = Draft(
@@ -212,7 +213,8 @@ async def _lock_hold(conn: AsyncConnection, hold_id: uuid.UUID) -> Hold:
 
 
 async def _release(conn: AsyncConnection, resolved: Sequence[Hold], status: HoldStatus) -> None:
-    books = await LockedAccounts.lock(conn, (leg.account_id for h in resolved for leg in h.legs))
+    books = await LockedAccounts.lock(conn, (leg.account_id for h in resolved for leg in h.legs),
+                                     lane_zero=True)
     for h in resolved:
         for leg in h.legs:
             books[leg.account_id].reserve(leg.amount, -1)

@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import chain
 from ledger.checkpoints import Checkpoint, checkpoint_discrepancies, last_recorded_checkpoint
-from ledger.schema import account_balances, accounts, hold_legs, holds, journal_entries, postings
+from ledger.schema import (
+    LANE_STRIDE,
+    account_balances,
+    accounts,
+    hold_legs,
+    holds,
+    journal_entries,
+    postings,
+)
 from ledger.types import AccountType, HoldStatus, TrialBalance, TrialBalanceRow, VerifyReport
 
 #: verify() stops collecting after this many discrepancies
@@ -21,11 +29,14 @@ MAX_DISCREPANCIES = 100
 
 
 async def trial_balance(conn: AsyncConnection) -> TrialBalance:
+    b = account_balances.c
+    lanes = (sa.select(b.account_id, sa.func.sum(b.posted_debits).label("posted_debits"),
+                       sa.func.sum(b.posted_credits).label("posted_credits"))
+             .group_by(b.account_id).subquery())  # an account's balance: its lanes' sum
     rows = await conn.execute(
         sa.select(accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.type,
-                  accounts.c.currency, account_balances.c.posted_debits,
-                  account_balances.c.posted_credits)
-        .join(account_balances, account_balances.c.account_id == accounts.c.id)
+                  accounts.c.currency, lanes.c.posted_debits, lanes.c.posted_credits)
+        .join(lanes, lanes.c.account_id == accounts.c.id)
         .order_by(accounts.c.currency, accounts.c.code)
     )
     out: list[TrialBalanceRow] = []
@@ -44,7 +55,7 @@ async def trial_balance(conn: AsyncConnection) -> TrialBalance:
 
 @dataclass
 class _Walk:
-    """One account's chain as verify() walks it."""
+    """One lane's chain (an account's, for an account of one lane) as verify() walks it."""
 
     code: str
     currency: str
@@ -98,10 +109,20 @@ async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) 
     ):
         report(f"journal entry {r.id} has {r.n} postings; every entry needs at least two")
 
-    walks = {
-        r.id: _Walk(r.code, r.currency)
-        for r in await conn.execute(sa.select(accounts.c.id, accounts.c.code, accounts.c.currency))
-    }
+    # every lane is a chain of its own, from its own base sequence number
+    known = {r.id: r for r in await conn.execute(
+        sa.select(accounts.c.id, accounts.c.code, accounts.c.currency, accounts.c.lanes)
+        .order_by(accounts.c.id))}
+    walks: dict[tuple[int, int], _Walk] = {}
+
+    def walk_of(account_id: int, lane: int) -> _Walk:
+        found = walks.get((account_id, lane))
+        if found is None:
+            account = known[account_id]
+            found = walks[(account_id, lane)] = _Walk(account.code, account.currency,
+                                                      seq=lane * LANE_STRIDE)
+        return found
+
     posting_count = 0
     stream = await conn.stream(
         sa.select(postings, journal_entries.c.hash.label("entry_hash"),
@@ -112,17 +133,23 @@ async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) 
     )
     async for p in stream:
         posting_count += 1
-        walk = walks[p.account_id]
+        lane = p.account_seq // LANE_STRIDE
+        walk = walk_of(p.account_id, lane)
         if walk.broken:
             continue
         where = f"account {walk.code!r} posting #{p.account_seq} (entry {p.entry_id})"
+        if lane:
+            where = f"account {walk.code!r} lane {lane} posting #{p.account_seq} (entry {p.entry_id})"
         walk.net += p.amount
         if p.amount > 0:
             walk.debits += p.amount
         else:
             walk.credits -= p.amount
         problem = None
-        if p.account_seq != walk.seq + 1:
+        if lane >= known[p.account_id].lanes:
+            problem = (f"it is numbered in lane {lane}, but the account has "
+                       f"{known[p.account_id].lanes} lane(s)")
+        elif p.account_seq != walk.seq + 1:
             problem = f"sequence jumps from #{walk.seq} to #{p.account_seq}: a posting is missing"
         elif p.entry_hash is None:
             problem = "its journal entry row is gone — deleted behind the triggers"
@@ -140,7 +167,7 @@ async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) 
         elif walk.booked_at is not None and p.booked_at < walk.booked_at:
             # balance(as_of=) and statement() search booking times by sequence number
             problem = (f"booked at {p.booked_at.isoformat()}, before posting #{walk.seq} "
-                       f"({walk.booked_at.isoformat()}): an account's postings must be booked "
+                       f"({walk.booked_at.isoformat()}): a lane's postings must be booked "
                        "in sequence order")
         if problem:
             report(f"{where}: {problem}")
@@ -161,22 +188,34 @@ async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) 
                              .where(holds.c.status == HoldStatus.PENDING.value))
 
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for b in await conn.execute(sa.select(account_balances).order_by(account_balances.c.account_id)):
-        walk = walks[b.account_id]
+    stored_pending: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    lanes_found: dict[int, set[int]] = defaultdict(set)
+    for b in await conn.execute(sa.select(account_balances).order_by(
+            account_balances.c.account_id, account_balances.c.lane)):
+        walk = walk_of(b.account_id, b.lane)
+        lanes_found[b.account_id].add(b.lane)
         totals[walk.currency][0] += b.posted_debits
         totals[walk.currency][1] += b.posted_credits
+        stored_pending[b.account_id][0] += b.pending_debits
+        stored_pending[b.account_id][1] += b.pending_credits
         if walk.broken:
             continue
         stored = (b.posted_debits, b.posted_credits, b.seq, b.head_hash, b.last_booked_at)
         if stored != (walk.debits, walk.credits, walk.seq, walk.head, walk.booked_at):
-            report(f"account {walk.code!r}: stored balance (debits {b.posted_debits}, credits "
+            of = f"account {walk.code!r}" + (f" lane {b.lane}" if b.lane else "")
+            report(f"{of}: stored balance (debits {b.posted_debits}, credits "
                    f"{b.posted_credits}, #{b.seq}) differs from its postings (debits "
                    f"{walk.debits}, credits {walk.credits}, #{walk.seq}) or its chain head or "
                    "last booking time")
-        want = pending.get(b.account_id, [0, 0])
-        if [b.pending_debits, b.pending_credits] != want:
-            report(f"account {walk.code!r}: pending (debits {b.pending_debits}, credits "
-                   f"{b.pending_credits}) differs from its pending holds "
+    for account_id, account in known.items():
+        if lanes_found[account_id] != set(range(account.lanes)):
+            report(f"account {account.code!r} has {account.lanes} lane(s) but balance rows "
+                   f"for lanes {sorted(lanes_found[account_id])}")
+        want = pending.get(account_id, [0, 0])
+        have = stored_pending.get(account_id, [0, 0])
+        if have != want:
+            report(f"account {account.code!r}: pending (debits {have[0]}, credits "
+                   f"{have[1]}) differs from its pending holds "
                    f"(debits {want[0]}, credits {want[1]})")
     for cur, (debits, credits) in sorted(totals.items()):
         if debits != credits:
@@ -192,7 +231,7 @@ async def verify(conn: AsyncConnection, checkpoints: Sequence[Checkpoint] = ()) 
         for problem in await checkpoint_discrepancies(conn, checkpoint):
             report(problem)
 
-    return VerifyReport(entry_count, posting_count, len(walks), int(held or 0), tuple(found),
+    return VerifyReport(entry_count, posting_count, len(known), int(held or 0), tuple(found),
                         checkpoints=len(checkpoints))
 
 

@@ -49,6 +49,9 @@ accounts = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="open"),
     sa.Column("metadata", JSONDoc, nullable=False),
     sa.Column("opened_at", UTCDateTime(), nullable=False),
+    #: how many balance rows (lanes) the account's postings spread over (migration 0022):
+    #: more than one lets that many writers post to it at once; a limit needs one
+    sa.Column("lanes", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint(
         "type IN ('asset', 'liability', 'equity', 'income', 'expense')", name="ck_accounts_type"
     ),
@@ -58,24 +61,32 @@ accounts = sa.Table(
         "('debits_must_not_exceed_credits', 'credits_must_not_exceed_debits')",
         name="ck_accounts_balance_limit",
     ),
+    # a balance limit is checked against one running balance: one lane
+    sa.CheckConstraint("lanes >= 1 AND (balance_limit IS NULL OR lanes = 1)",
+                       name="ck_accounts_lanes"),
 )
 
-# One row per account, locked by every writer that touches the account. The limit is
-# copied here so the database can enforce it in a CHECK without a join.
+#: lane L of an account numbers its postings from L * LANE_STRIDE + 1 (ledger.ddl_lanes)
+LANE_STRIDE = 1 << 40
+
+# One row per lane of an account (most accounts: one, lane 0), locked by every writer
+# that posts to that lane. The limit is copied here so the database can enforce it in a
+# CHECK without a join. An account's balance is the sum of its lanes' rows.
 account_balances = sa.Table(
     "account_balances",
     metadata,
     sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), primary_key=True, autoincrement=False),
+    sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False, server_default="0"),
     sa.Column("balance_limit", sa.String(40)),
     sa.Column("posted_debits", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("posted_credits", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("pending_debits", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("pending_credits", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
-    #: hash of the account's last posting: the head of its tamper-evidence chain
+    #: hash of the lane's last posting: the head of its tamper-evidence chain
     sa.Column("head_hash", sa.String(64), nullable=False),
-    #: booking time of the account's last posting: a writer books no earlier (migration
-    #: 0012), so an account's postings are booked in the order of their sequence numbers
+    #: booking time of the lane's last posting: a writer books no earlier (migration
+    #: 0012), so a lane's postings are booked in the order of their sequence numbers
     sa.Column("last_booked_at", UTCDateTime()),
     sa.CheckConstraint(
         "posted_debits >= 0 AND posted_credits >= 0 AND pending_debits >= 0 "
@@ -89,6 +100,11 @@ account_balances = sa.Table(
         " OR (balance_limit = 'credits_must_not_exceed_debits'"
         "     AND posted_credits + pending_credits <= posted_debits)",
         name="ck_account_balances_limit",
+    ),
+    # each lane's sequence numbers stay in its own range of the account's
+    sa.CheckConstraint(
+        f"lane >= 0 AND seq >= lane * {LANE_STRIDE} AND seq < (lane + 1) * {LANE_STRIDE}",
+        name="ck_account_balances_lane_seq",
     ),
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -51,22 +52,28 @@ class EntryRow(NamedTuple):
     hash: str
 
 
-BalanceRow = tuple[int, int, int, int, int, int, str, dt.datetime | None]
+#: (account id, lane, posted debits, posted credits, pending debits, pending credits,
+#: sequence number, chain head, last booking time)
+BalanceRow = tuple[int, int, int, int, int, int, int, str, dt.datetime | None]
 
 # --- PostgreSQL ------------------------------------------------------------------------
 
 _LOCK_SELECT = (
     "SELECT a.id, a.code, a.type, a.currency, a.status, a.balance_limit, b.posted_debits,"
     " b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash,"
-    " b.last_booked_at"
+    " b.last_booked_at, b.lane, a.lanes"
     " FROM account_balances b JOIN accounts a ON a.id = b.account_id"
 )
+# one lane of each account: the session's (ledger.ddl_lanes), or lane 0 (holds)
+_SESSION_LANE = " AND b.lane = ledger_lane_slot() % a.lanes"
+_LANE_ZERO = " AND b.lane = 0"
 _PG_LOCK_BY_ID = (
-    _LOCK_SELECT + " WHERE b.account_id = ANY($1::bigint[]) ORDER BY b.account_id FOR UPDATE OF b"
+    _LOCK_SELECT + " WHERE b.account_id = ANY($1::bigint[]){lane}"
+    " ORDER BY b.account_id FOR UPDATE OF b"
 )
 _PG_LOCK_BY_ID_OR_CODE = (
     _LOCK_SELECT + " WHERE b.account_id IN (SELECT id FROM accounts"
-    " WHERE id = ANY($1::bigint[]) OR code = ANY($2::text[]))"
+    " WHERE id = ANY($1::bigint[]) OR code = ANY($2::text[])){lane}"
     " ORDER BY b.account_id FOR UPDATE OF b"
 )
 _PG_FIND_KEYS = (
@@ -77,11 +84,12 @@ _PG_BALANCES = (
     "UPDATE account_balances AS b SET posted_debits = n.pd, posted_credits = n.pc,"
     " pending_debits = n.qd, pending_credits = n.qc, seq = n.s, head_hash = n.h,"
     " last_booked_at = n.lb"
-    " FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[], ${}::bigint[], ${}::bigint[],"
-    " ${}::bigint[], ${}::text[], ${}::timestamptz[]) AS n(id, pd, pc, qd, qc, s, h, lb)"
-    " WHERE b.account_id = n.id"
+    " FROM unnest(${}::bigint[], ${}::int[], ${}::bigint[], ${}::bigint[], ${}::bigint[],"
+    " ${}::bigint[], ${}::bigint[], ${}::text[], ${}::timestamptz[])"
+    " AS n(id, lane, pd, pc, qd, qc, s, h, lb)"
+    " WHERE b.account_id = n.id AND b.lane = n.lane"
 )
-_PG_WRITE_BALANCES = _PG_BALANCES.format(*range(1, 9))
+_PG_WRITE_BALANCES = _PG_BALANCES.format(*range(1, 10))
 # Entries, their postings and the balance rows they changed, in one statement: the
 # postings' statement trigger (migration 0008) finds each posting's entry, and the entries'
 # trigger proves each entry balances against its postings, both at the statement's end.
@@ -97,7 +105,7 @@ _PG_WRITE_ENTRIES = (
     " SELECT * FROM unnest($12::uuid[], $13::int[], $14::bigint[], $15::bigint[],"
     " $16::text[], $17::bigint[], $18::bigint[], $19::timestamptz[], $20::date[],"
     " $21::text[])) "
-    + _PG_BALANCES.format(*range(22, 30))
+    + _PG_BALANCES.format(*range(22, 31))
 )
 
 
@@ -169,26 +177,31 @@ def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 # --- SQLite ----------------------------------------------------------------------------
 
+#: the lane a SQLite writer takes (not security: spreading postings)
+_draw = random.Random()
+
 _LOCK_COLUMNS = (
     accounts.c.id, accounts.c.code, accounts.c.type, accounts.c.currency, accounts.c.status,
     accounts.c.balance_limit, account_balances.c.posted_debits,
     account_balances.c.posted_credits, account_balances.c.pending_debits,
     account_balances.c.pending_credits, account_balances.c.seq, account_balances.c.head_hash,
-    account_balances.c.last_booked_at,
+    account_balances.c.last_booked_at, account_balances.c.lane, accounts.c.lanes,
 )
+# every lane's row: the write picks one per account (SQLite has one writer at a time)
 _LITE_LOCK = (
     sa.select(*_LOCK_COLUMNS)
     .select_from(account_balances.join(accounts, accounts.c.id == account_balances.c.account_id))
     .where(sa.or_(accounts.c.id.in_(sa.bindparam("ids", expanding=True)),
                   accounts.c.code.in_(sa.bindparam("codes", expanding=True))))
-    .order_by(account_balances.c.account_id)
+    .order_by(account_balances.c.account_id, account_balances.c.lane)
 )
 _LITE_FIND_KEYS = sa.select(
     journal_entries.c.idempotency_key, journal_entries.c.id, journal_entries.c.request_hash
 ).where(journal_entries.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
 _LITE_SAVE_BALANCES = (
     account_balances.update()
-    .where(account_balances.c.account_id == sa.bindparam("b_id"))
+    .where(account_balances.c.account_id == sa.bindparam("b_id"),
+           account_balances.c.lane == sa.bindparam("b_lane"))
     .values(
         posted_debits=sa.bindparam("b_pd"), posted_credits=sa.bindparam("b_pc"),
         pending_debits=sa.bindparam("b_qd"), pending_credits=sa.bindparam("b_qc"),
@@ -204,14 +217,36 @@ def _is_pg(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-async def lock_balances(conn: AsyncConnection, ids: list[int], codes: list[str]) -> list[Any]:
-    """The balance rows (with their accounts) of these accounts, locked in account-id order
-    (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the write lock)."""
+async def lock_balances(conn: AsyncConnection, ids: list[int], codes: list[str],
+                        *, lane_zero: bool = False) -> list[Any]:
+    """One balance row (with its account) of each of these accounts, locked in account-id
+    order (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the write
+    lock): lane 0 with `lane_zero`, else the lane this writer uses (PostgreSQL: the
+    session's slot; SQLite: one drawn at random, every writer there being alone)."""
     if _is_pg(conn):
+        lane = _LANE_ZERO if lane_zero else _SESSION_LANE
         if codes:
-            return await _pg_fetch(conn, _PG_LOCK_BY_ID_OR_CODE, ids, codes)
-        return await _pg_fetch(conn, _PG_LOCK_BY_ID, ids)
-    return list((await conn.execute(_LITE_LOCK, {"ids": ids, "codes": codes})).all())
+            return await _pg_fetch(conn, _PG_LOCK_BY_ID_OR_CODE.format(lane=lane), ids, codes)
+        return await _pg_fetch(conn, _PG_LOCK_BY_ID.format(lane=lane), ids)
+    rows = list((await conn.execute(_LITE_LOCK, {"ids": ids, "codes": codes})).all())
+    picked: dict[int, int] = {}
+    out = []
+    for row in rows:
+        lanes = row.lanes
+        if row.id not in picked:
+            picked[row.id] = 0 if lane_zero or lanes == 1 else _draw.randrange(lanes)
+        if row.lane == picked[row.id]:
+            out.append(row)
+    return out
+
+
+async def lock_all_lanes(conn: AsyncConnection, account_id: int) -> list[Any]:
+    """Every lane's balance row of the account, locked in lane order."""
+    query = (sa.select(account_balances).where(account_balances.c.account_id == account_id)
+             .order_by(account_balances.c.lane))
+    if _is_pg(conn):
+        query = query.with_for_update()
+    return list((await conn.execute(query)).all())
 
 
 async def find_idempotency_keys(
@@ -238,7 +273,7 @@ async def write(
 ) -> None:
     """Write new postings and entries and the balance rows they changed (all under lock)."""
     if _is_pg(conn):
-        balances = _transpose(balance_rows, 8)
+        balances = _transpose(balance_rows, 9)
         if entry_rows:
             entries = _transpose(entry_rows, 11)
             entries[9] = [json.dumps(m) for m in entries[9]]
@@ -253,7 +288,7 @@ async def write(
         await conn.execute(journal_entries.insert(), [r._asdict() for r in entry_rows])
     if balance_rows:
         await conn.execute(_LITE_SAVE_BALANCES, [
-            {"b_id": r[0], "b_pd": r[1], "b_pc": r[2], "b_qd": r[3], "b_qc": r[4], "b_s": r[5],
-             "b_h": r[6], "b_lb": r[7]}
+            {"b_id": r[0], "b_lane": r[1], "b_pd": r[2], "b_pc": r[3], "b_qd": r[4],
+             "b_qc": r[5], "b_s": r[6], "b_h": r[7], "b_lb": r[8]}
             for r in balance_rows
         ])

@@ -58,6 +58,9 @@ class AccountSpec:
     balance_limit: BalanceLimit | None = None
     owner_ref: str | None = None
     metadata: JSONObject = field(default_factory=dict)
+    #: balance rows its postings spread over, so that many writers post to it at once (a
+    #: hot account, e.g. commission income); an account with a balance limit has one
+    lanes: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Account:
     status: AccountStatus
     metadata: JSONObject
     opened_at: dt.datetime
+    lanes: int = 1
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ class PostedPosting:
     amount: int
     currency: str
     account_seq: int
-    #: the account's posted debits minus credits after this posting
+    #: the posted debits minus credits of the posting's lane of the account after it (the
+    #: account's, for an account of one lane)
     balance_after: int
 
     @property
@@ -216,8 +221,11 @@ class StatementLine:
     external_ref: str | None
     #: signed minor units, debit > 0
     amount: int
-    #: running posted balance after this line, debit minus credit
+    #: the account's running posted balance after this line, debit minus credit (of all
+    #: its lanes: the statement's opening balance plus its lines up to this one)
     balance_after: int
+    #: the lane the posting was written in (its `account_seq` is in that lane's range)
+    lane: int = 0
 
 
 @dataclass(frozen=True)

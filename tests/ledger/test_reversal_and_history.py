@@ -87,12 +87,12 @@ async def test_as_of_must_be_aware(db):
 
 
 async def test_history_lookup_uses_the_account_index(db):
-    """A booking time is found by a binary search over the account's sequence numbers: each
+    """A booking time is found by a binary search over each lane's sequence numbers: each
     step is a look-up of the unique (account_id, account_seq) index, never a scan of the
     postings or a sort of them."""
     await open_chart(db)
     cutoff = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    search = sa.select(queries._last_booked_seq(1, cutoff, inclusive=True))
+    search = queries._lanes_before(1, cutoff, inclusive=True)
     sql = str(search.compile(dialect=db.dialect, compile_kwargs={"literal_binds": True}))
     async with db.begin() as conn:
         await ledger.post(conn, capture("cap-1", "10.00", "1.00"))
