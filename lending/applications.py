@@ -1,5 +1,9 @@
 """Applications: an automatic decision with its reasons and inputs stored, and the manual
-review queue where a risk officer approves or declines with a comment."""
+review queue where a risk officer approves or declines with a comment.
+
+Both decide under the borrower's row lock against `line - exposure` (`lending.exposure`):
+two applications, or two officers, racing for the same borrower cannot together exceed
+the line."""
 
 from __future__ import annotations
 
@@ -15,10 +19,11 @@ from moneyed import Money
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lending import lifecycle, store
-from lending.borrowers import borrower_data, get_borrower
+from lending.borrowers import borrower_data
 from lending.config import LendingConfig
 from lending.creditline import CreditLine, credit_line
 from lending.errors import DuplicateLoan, InvalidInput, NotInReview
+from lending.exposure import line_for, lock_borrower
 from lending.lifecycle import LoanStatus
 from lending.money import from_money
 from lending.schema import decisions, loans
@@ -71,10 +76,10 @@ class StoredDecision:
 
 async def current_credit_line(conn: AsyncConnection, borrower_id: str, product_code: str,
                               on: dt.date, config: LendingConfig) -> CreditLine:
-    """The credit line recomputed from the borrower's data as it stands now."""
-    product = config.product(product_code)
-    data = await borrower_data(conn, borrower_id, on, config)
-    return credit_line(data, config.underwriting.line, product.max_amount_minor)
+    """The credit line recomputed from the borrower's data as it stands now: its limit,
+    the exposure counted against it and what is still available to draw (the figure every
+    application, approval and disbursement is checked against)."""
+    return await line_for(conn, borrower_id, product_code, on, config)
 
 
 async def _store_decision(conn: AsyncConnection, loan_id: str, outcome: Outcome, by: str,
@@ -92,7 +97,7 @@ async def apply_for_loan(conn: AsyncConnection, request: LoanApplication,
     person. The decision, its reasons and every input it used are stored."""
     # one application per borrower at a time: two racing applications must not both fit
     # the same credit line
-    borrower = await get_borrower(conn, request.borrower_id, for_update=True)
+    borrower = await lock_borrower(conn, request.borrower_id)
     product = config.product(request.product_code)
     if borrower.currency != product.currency:
         raise InvalidInput(f"borrower {borrower.id!r} is paid in {borrower.currency}; "
@@ -152,18 +157,24 @@ async def review(
     """A risk officer's decision on a queued application, with their comment."""
     if not officer or not comment.strip():
         raise InvalidInput("a review needs the officer's name and a comment")
+    # the borrower's lock first (the order every writer takes), then the loan's
+    borrower_id = (await store.load(conn, loan_id, config)).loan.borrower_id
+    await lock_borrower(conn, borrower_id)
     record = await store.load(conn, loan_id, config, for_update=True)
     if record.status is not LoanStatus.MANUAL_REVIEW:
         raise NotInReview(loan_id, record.status.value)
+    # the line in force now, before this loan is reserved against it: what is stored
+    data = await borrower_data(conn, borrower_id, on, config)
+    line = credit_line(data, config.underwriting.line, record.loan.product.max_amount_minor)
     if approve:
         units = None if amount is None else from_money(amount, record.currency)
-        after = lifecycle.approve(record.loan, on, amount_minor=units, note=comment)
+        # an officer may approve less than applied for, never more than the line allows
+        after = lifecycle.approve(record.loan, on, amount_minor=units,
+                                  credit_line_minor=line.available_minor, note=comment)
     else:
         after = lifecycle.decline(record.loan, on, comment)
     saved = await store.save(conn, record, dataclasses.replace(record, loan=after),
                              note=comment, actor=officer)
-    data = await borrower_data(conn, record.loan.borrower_id, on, config)
-    line = credit_line(data, config.underwriting.line, record.loan.product.max_amount_minor)
     outcome = Outcome.APPROVE if approve else Outcome.DECLINE
     await _store_decision(
         conn, loan_id, outcome, officer, on, config.underwriting.version, comment,

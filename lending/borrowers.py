@@ -1,13 +1,15 @@
 """Borrowers and the data a credit decision is made from.
 
-* receivables: what the marketplace owes the borrower now, read from the ledger (the
-  posted balance of their supplier payable, less payouts already on hold);
+* receivables: what the marketplace owes the borrower now for goods sold and has not yet
+  settled, read from the ledger (their supplier payable's captures net of refunds, never
+  loan proceeds: `lending.receivables`), capped at its available balance;
 * settled sales per month: the `payment.capture` credits to that payable, or an imported
   series for months the ledger does not cover (an imported month wins: it is the
   borrower's full figure, the ledger only what sold here);
 * purchase orders (by buyer: receivable concentration) and returns, imported from CSV or
   the API; the import date is the data's freshness;
-* past loan behaviour, from the lending tables.
+* past loan behaviour and today's exposure (principal, reserved approvals, interest,
+  penalty and fees outstanding), from the lending tables.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lending.config import LendingConfig
 from lending.creditline import BorrowerData
 from lending.errors import BorrowerNotFound, InvalidImport, InvalidInput
 from lending.money import check_currency, from_money
+from lending.receivables import payable_origins
 from lending.schema import borrowers, loans, trade_records
 from lending.store import RUNNING, utcnow
 
@@ -238,8 +241,8 @@ async def borrower_data(conn: AsyncConnection, borrower_id: str, on: dt.date,
     """Everything the credit line and underwriting rules read, as of `on`."""
     borrower = await get_borrower(conn, borrower_id)
     months = _previous_months(on, config.underwriting.line.sales_months)
-    balance = await ledger.balance(conn, borrower.payable_account)
-    receivables = ledger.to_minor(balance.available)
+    receivables = (await payable_origins(conn, borrower.payable_account)
+                   ).unsettled_receivables_minor
 
     imported: dict[str, dict[tuple[int, int], int]] = {"sale": {}, "return": {}}
     by_buyer: dict[str, int] = {}
@@ -270,14 +273,25 @@ async def borrower_data(conn: AsyncConnection, borrower_id: str, on: dt.date,
             sales.append(0)
             returns.append(imported["return"].get(m, 0))
 
+    running = [s.value for s in RUNNING]
     history = (await conn.execute(
         sa.select(
             sa.func.coalesce(sa.func.max(loans.c.max_dpd), 0),
             sa.func.count().filter(loans.c.status.in_(("overdue", "written_off"))),
+            # an approved loan not yet drawn is reserved against the line
             sa.func.coalesce(sa.func.sum(sa.case(
-                (loans.c.status.in_([s.value for s in RUNNING]),
+                (loans.c.status.in_(running),
                  loans.c.amount_minor - loans.c.principal_repaid_minor),
                 (loans.c.status == "approved", loans.c.amount_minor),
+                else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case(
+                (loans.c.status.in_(running),
+                 loans.c.interest_accrued_minor - loans.c.interest_paid_minor),
+                else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case(
+                (loans.c.status.in_(running),
+                 loans.c.penalty_accrued_minor - loans.c.penalty_paid_minor
+                 + loans.c.fees_charged_minor - loans.c.fees_paid_minor),
                 else_=0)), 0),
         ).where(loans.c.borrower_id == borrower_id)
     )).one()
@@ -295,5 +309,7 @@ async def borrower_data(conn: AsyncConnection, borrower_id: str, on: dt.date,
         max_days_overdue=int(history[0]),
         overdue_loans_now=int(history[1]),
         outstanding_principal_minor=int(history[2]),
+        outstanding_interest_minor=int(history[3]),
+        outstanding_fees_minor=int(history[4]),
         borrower_cap_minor=borrower.credit_cap_minor,
     )

@@ -3,13 +3,18 @@
 The line is built in readable steps a risk officer can check by hand, each recorded with
 the amount it leaves:
 
-1. advance rate x unsettled receivables (money the marketplace already owes the borrower)
+1. advance rate x unsettled receivables (money the marketplace owes the borrower for goods
+   sold and has not settled yet; never loan proceeds: see `lending.receivables`)
 2. + sales factor x average monthly settled sales over the last N months
 3. - a cut for a high return rate (the largest band the rate reaches)
 4. - a cut for past overdue days (the largest band reached)
 5. capped by the product's maximum, the policy's per-borrower cap and any cap a risk
    officer set for this borrower
-6. - principal already lent and outstanding = what is still available
+6. - the borrower's exposure = what a new loan may still draw. Exposure is principal
+   outstanding plus approved loans not yet drawn (they are reserved against the line),
+   and, when the policy says so (the default), interest, penalty and fees outstanding.
+   Applications, a risk officer's approval and disbursement are all checked against this
+   figure (`lending.exposure`).
 
 Every amount is rounded **down** to the minor unit: a credit line never rounds in the
 borrower's favour.
@@ -33,7 +38,8 @@ from lending.money import (
     round_to_minor,
 )
 
-__all__ = ["Band", "BorrowerData", "CreditLine", "CreditLinePolicy", "LineStep", "credit_line"]
+__all__ = ["Band", "BorrowerData", "CreditLine", "CreditLinePolicy", "LineStep", "credit_line",
+           "exposure"]
 
 _DOWN = RoundingMode.DOWN
 
@@ -59,8 +65,12 @@ class BorrowerData:
     max_days_overdue: int = 0
     #: loans overdue right now
     overdue_loans_now: int = 0
-    #: principal lent and not yet repaid
+    #: principal lent and not yet repaid, plus approved loans not yet drawn
     outstanding_principal_minor: int = 0
+    #: interest accrued and not yet paid on running loans
+    outstanding_interest_minor: int = 0
+    #: penalty and fees charged and not yet paid on running loans
+    outstanding_fees_minor: int = 0
     #: a cap a risk officer set for this borrower, if any
     borrower_cap_minor: int | None = None
 
@@ -82,6 +92,8 @@ class BorrowerData:
         check_minor(self.max_days_overdue, "max days overdue")
         check_minor(self.overdue_loans_now, "overdue loans")
         check_minor(self.outstanding_principal_minor, "outstanding principal")
+        check_minor(self.outstanding_interest_minor, "outstanding interest")
+        check_minor(self.outstanding_fees_minor, "outstanding penalty and fees")
         if self.borrower_cap_minor is not None:
             check_minor(self.borrower_cap_minor, "borrower cap")
 
@@ -136,6 +148,9 @@ class CreditLinePolicy:
         Band(Decimal(15), Decimal("0.30")),
         Band(Decimal(31), Decimal("0.60")),
     )
+    #: exposure against the line counts interest, penalty and fees outstanding, not only
+    #: principal (a borrower cannot draw the line full again while interest runs on it)
+    exposure_includes_interest_and_fees: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -162,6 +177,7 @@ class CreditLine:
     currency: str
     #: the line before what is already lent
     limit_minor: int
+    #: the exposure counted against the line (see the policy)
     outstanding_minor: int
     #: what a new loan may still draw
     available_minor: int
@@ -174,6 +190,18 @@ class CreditLine:
 
 def _pct(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f} %"
+
+
+def exposure(borrower: BorrowerData, policy: CreditLinePolicy) -> tuple[int, str]:
+    """What counts against the line, and its parts in words."""
+    cur = borrower.currency
+    parts = [("principal", borrower.outstanding_principal_minor)]
+    if policy.exposure_includes_interest_and_fees:
+        parts += [("interest", borrower.outstanding_interest_minor),
+                  ("penalty and fees", borrower.outstanding_fees_minor)]
+    total = sum(units for _, units in parts)
+    return total, ", ".join(f"{name} {format_minor(units, cur)}" for name, units in parts
+                            if units or name == "principal")
 
 
 def credit_line(
@@ -223,9 +251,10 @@ def credit_line(
             line = cap
             steps.append(LineStep("cap", f"capped at the {name} of {fmt(cap)}", line))
 
-    outstanding = borrower.outstanding_principal_minor
+    outstanding, detail = exposure(borrower, policy)
     available = max(0, line - outstanding)
     if outstanding:
-        steps.append(LineStep("outstanding", f"- {fmt(outstanding)} already lent", available))
+        steps.append(LineStep("outstanding", f"- {fmt(outstanding)} exposure ({detail})",
+                              available))
     return CreditLine(currency=cur, limit_minor=line, outstanding_minor=outstanding,
                       available_minor=available, steps=tuple(steps))

@@ -42,6 +42,7 @@ from lending.errors import (
     LoanClosed,
     RepaymentConflict,
 )
+from lending.exposure import check_drawable, lock_borrower
 from lending.lifecycle import LoanStatus
 from lending.money import check_minor, format_minor, from_money
 from lending.postings import Accounts, entry, legs
@@ -97,7 +98,9 @@ class Disbursement:
 
 async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config: LendingConfig,
                         *, mode: DisbursementMode | None = None) -> Disbursement:
-    """Book the loan out to the borrower's payable (and draw its funding).
+    """Book the loan out to the borrower's payable (and draw its funding), if it still fits
+    the borrower's credit line less their other exposure (`CreditLineExceeded` otherwise,
+    and nothing is written).
 
     In `balance` mode the money is then on their marketplace balance and the loan is
     active at once; in `payout` mode the loan stays `disbursed` until the composing
@@ -105,9 +108,13 @@ async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config
     """
     mode = mode or config.disbursement
     await ensure_accounts(conn, config)
+    # the borrower's lock, then the loan's: the line is checked again as it stands today,
+    # so no two disbursements (or an approval racing one) can together exceed it
+    await lock_borrower(conn, (await store.load(conn, loan_id, config)).loan.borrower_id)
     record = await store.load(conn, loan_id, config, for_update=True)
     acc = await _accounts(conn, record, config)
     loan = lifecycle.disburse(record.loan, on)
+    await check_drawable(conn, record, on, config)
     principal = loan.amount_minor
     fee = loan.product.origination_fee_for(principal)
     cur = record.currency

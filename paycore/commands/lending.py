@@ -104,13 +104,16 @@ def borrowers_list() -> None:
 @borrowers_app.command("line")
 def borrowers_line(borrower_id: str, product: str = typer.Option("supply_chain"),
                    on: str | None = typer.Option(None)) -> None:
-    """The credit line recomputed from the borrower's data now, step by step."""
+    """The credit line recomputed from the borrower's data now, step by step: the limit,
+    the exposure counted against it and what a new loan may still draw (the same figures
+    `loans apply`, an officer's approval and `loans disburse` are checked against)."""
     day = _date(on)
     line = read_only(lambda conn: lending.current_credit_line(conn, borrower_id, product, day,
                                                                CONFIG))
     for step in line.explain():
         console.print(f"  {step}")
-    console.print(f"[bold]line {amt(line.limit_minor, line.currency)}, available "
+    console.print(f"[bold]line {amt(line.limit_minor, line.currency)}, exposure "
+                  f"{amt(line.outstanding_minor, line.currency)}, available "
                   f"{amt(line.available_minor, line.currency)}[/bold]")
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import itertools
 
 import ledger
+import lending
 from tests.api.conftest import bearer, is_problem
-from tests.lending.book import DAY, days, good_borrower
+from tests.lending.book import CLEARING, CONFIG, DAY, cny, days, good_borrower
 
 _keys = itertools.count()
 
@@ -107,3 +108,80 @@ async def test_manual_review_queue_and_bad_input(api, db, issue_key):
     r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
         "amount": {"amount": "-5.00", "currency": "CNY"}, "term_days": 30})
     is_problem(r, 422)
+
+
+async def test_the_credit_line_route_shows_and_the_routes_enforce_line_less_exposure(
+        api, db, issue_key):
+    """Issue #15 §1 over HTTP: a loan's own proceeds do not raise the line; the route shows
+    the figures `paycore borrowers line` prints, and a draw beyond them is refused."""
+    async with db.begin() as conn:
+        await good_borrower(conn, "sup-001", receivables="")  # 50,000.00 from sales alone
+    borrower = await issue_key("sup-001", "lending:read", "lending:write")
+
+    async def line() -> dict[str, object]:
+        r = await api.get("/v1/lending/borrowers/sup-001/credit-line", headers=bearer(borrower),
+                          params={"on": DAY.isoformat()})
+        assert r.status_code == 200, r.text
+        body: dict[str, object] = r.json()
+        async with db.connect() as conn:  # what the CLI prints, from the same function
+            cli = await lending.current_credit_line(conn, "sup-001", "supply_chain", DAY, CONFIG)
+        assert body["steps"] == cli.explain()
+        assert body["available"] == {"amount": str(ledger.from_minor(cli.available_minor,
+                                                                     "CNY").amount),
+                                     "currency": "CNY"}
+        return body
+
+    first = await line()
+    assert first["limit"]["amount"] == "50000.00" and first["available"]["amount"] == "50000.00"
+    r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
+        "amount": {"amount": "50000.00", "currency": "CNY"}, "term_days": 30,
+        "applied_on": DAY.isoformat()})
+    assert r.json()["outcome"] == "approve", r.text
+    loan_id = r.json()["loan"]["id"]
+    r = await api.post(f"/v1/lending/loans/{loan_id}/disbursement", headers=post_headers(borrower),
+                       json={"on": DAY.isoformat()})
+    assert r.status_code == 200, r.text
+    after = await line()
+    assert after["limit"]["amount"] == "50000.00"  # the proceeds on the payable do not count
+    assert after["exposure"]["amount"] == "50000.00" and after["available"]["amount"] == "0.00"
+
+    r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
+        "amount": {"amount": "40000.00", "currency": "CNY"}, "term_days": 30,
+        "applied_on": DAY.isoformat()})
+    body = r.json()
+    assert body["outcome"] == "decline" and body["credit_line_available"]["amount"] == "0.00"
+    assert "over-line" in [x["code"] for x in body["reasons"]]
+
+    # another borrower's line does not exist for this key; the back office sees it
+    is_problem(await api.get("/v1/lending/borrowers/sup-002/credit-line",
+                             headers=bearer(borrower)), 404, "borrower-not-found")
+    office = await issue_key("risk", "lending:read", "lending:review")
+    r = await api.get("/v1/lending/borrowers/sup-001/credit-line", headers=bearer(office),
+                      params={"on": DAY.isoformat()})
+    assert r.json()["available"]["amount"] == "0.00"
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).ok
+
+
+async def test_a_disbursement_beyond_the_line_is_a_problem_and_posts_nothing(api, db, issue_key):
+    async with db.begin() as conn:
+        await good_borrower(conn, "sup-001")  # 40,000.00 from receivables + 50,000.00
+    borrower = await issue_key("sup-001", "lending:read", "lending:write")
+    r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
+        "amount": {"amount": "90000.00", "currency": "CNY"}, "term_days": 30,
+        "applied_on": DAY.isoformat()})
+    assert r.json()["outcome"] == "approve", r.text
+    loan_id = r.json()["loan"]["id"]
+    async with db.begin() as conn:  # the receivables behind the line are paid out first
+        await ledger.post(conn, ledger.EntryRequest(
+            "payout:sup-001:all", "payout", effective_date=DAY, postings=[
+                ledger.Posting("2202.payable.sup-001", debit=cny("50000.00")),
+                ledger.Posting(CLEARING, credit=cny("50000.00"))]))
+        entries = (await ledger.verify(conn)).entries
+    r = await api.post(f"/v1/lending/loans/{loan_id}/disbursement", headers=post_headers(borrower),
+                       json={"on": DAY.isoformat()})
+    body = is_problem(r, 422, "credit-line-exceeded")
+    assert "50,000.00 CNY" in str(body["detail"])
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).entries == entries
+        assert (await lending.load_loan(conn, loan_id, CONFIG)).status.value == "approved"

@@ -81,3 +81,28 @@ def test_lending_commands(sqlite_url, tmp_path):
     assert bad.exit_code == 2 and "not an amount" in bad.output
     bad = runner.invoke(app, ["accrue", "--through", "yesterday"])
     assert bad.exit_code == 2 and "not a date" in bad.output
+
+
+def test_a_borrowers_own_loan_does_not_raise_their_line(sqlite_url, tmp_path):
+    """Issue #15 §1, as reported: six months of sales make a 100,000.00 line; after drawing
+    it all, `borrowers line` shows nothing available and a second draw is declined."""
+    ok("db", "upgrade")
+    ok("borrowers", "register", "sup-7", "Line Supplier", "--onboarded", "2024-01-01")
+    csv = tmp_path / "sales.csv"
+    rows = ["borrower_id,kind,ref,date,buyer,amount,currency"]
+    rows += [f"sup-7,sale,s{m},2025-{m:02d}-15,,200000.00,CNY" for m in range(9, 13)]
+    rows += [f"sup-7,sale,t{m},2026-{m:02d}-15,,200000.00,CNY" for m in (1, 2)]
+    csv.write_text("\n".join(rows) + "\n")
+    ok("borrowers", "import", str(csv), "--on", d(0))
+    out = ok("borrowers", "line", "sup-7", "--on", d(0))
+    assert "line 100,000.00 CNY, exposure 0.00 CNY, available 100,000.00 CNY" in out
+
+    assert "approve" in ok("loans", "apply", "sup-7", "100000", "30", "--id", "B1", "--on", d(0))
+    assert "active" in ok("loans", "disburse", "B1", "--on", d(0))
+    out = ok("borrowers", "line", "sup-7", "--on", d(0))
+    assert "line 100,000.00 CNY, exposure 100,000.00 CNY, available 0.00 CNY" in out
+
+    out = ok("loans", "apply", "sup-7", "80000", "30", "--id", "B2", "--on", d(0))
+    assert "decline" in out and "over-line" in out
+    assert "exceeds the available credit line of 0.00 CNY" in out
+    assert "verify: OK" in ok("verify")
