@@ -123,6 +123,7 @@ from lending.products import (
     Fee,
     LoanProduct,
 )
+from lending.receivables import GOODS_KINDS, PayableOrigins, payable_origins
 from lending.reports import (
     LedgerCheck,
     LoanStatement,
@@ -156,6 +157,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_DPD_BUCKETS",
     "DEFAULT_ORDER",
+    "GOODS_KINDS",
     "MERCHANT_MICRO_LOAN",
     "PRODUCTS",
     "RUNNING",
@@ -217,6 +219,7 @@ __all__ = [
     "NotInReview",
     "OffsetResult",
     "Outcome",
+    "PayableOrigins",
     "PortfolioRow",
     "PrincipalChange",
     "Reason",
@@ -271,6 +274,7 @@ __all__ = [
     "open_books",
     "outstanding_buckets",
     "parse_trade_csv",
+    "payable_origins",
     "penalty_accrued_through",
     "plan_accrual",
     "portfolio_report",

@@ -13,7 +13,8 @@ The oracle is independent of the code under test:
 Checked after every step: the line shown (what `paycore borrowers line` and the API print)
 is within the bound and its available figure is exactly `max(0, limit - exposure)`; after
 every approval and disbursement, exposure is within both the line the decision was made
-against and the bound. After every example: `ledger.verify` and the loan book = ledger.
+against and the bound; the payable's goods and other money add up to its posted balance.
+After every example: `ledger.verify` and the loan book = ledger.
 
 Hypothesis does not run async tests, so the test owns an event loop (`asyncio.Runner`) and
 one database per backend; every example works on a borrower of its own.
@@ -121,6 +122,12 @@ async def available(conn, ex: Example) -> int:
 async def check_line(ex: Example) -> None:
     async with ex.engine.connect() as conn:
         shown, exp = await line(conn, ex), await exposure(conn, ex)
+        origins = await lending.payable_origins(conn, ex.payable)
+        posted = -(await ledger.balance(conn, ex.payable)).posted_net
+    # the replay splits the payable's balance, it never invents or loses money
+    assert origins.goods_minor >= 0 and origins.other_minor >= 0
+    assert origins.goods_minor + origins.other_minor == posted
+    assert origins.goods_minor <= ex.goods_bound
     assert shown.limit_minor <= ex.bound(), (shown.explain(), ex.goods_bound)
     assert shown.outstanding_minor == exp
     assert shown.available_minor == max(0, shown.limit_minor - exp)
