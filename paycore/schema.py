@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ledger import UTCDateTime
+from ledger import IdColumn, JSONDoc, UTCDateTime
 
 metadata = sa.MetaData()
 
@@ -180,4 +180,62 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_order", "endpoint_id", "object_key", "status", "event_seq"),
+)
+
+# -- the operations console (migration 0025): staff users, their sessions, the audit trail
+
+#: A person who works in the console. Separate from merchants' API keys: a key never opens
+#: a console page. The password is an argon2id hash (argon2-cffi); `failed_logins` counts
+#: failures since the last success and `locked_until` holds the lock-out they earned.
+staff_users = sa.Table(
+    "staff_users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("full_name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime(), nullable=True),
+    #: set by `paycore staff reset`: the next login must choose a new password
+    sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("last_login_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("role IN ('risk', 'finance', 'payments', 'controller', 'viewer')",
+                       name="ck_staff_users_role"),
+    sa.CheckConstraint("status IN ('active', 'disabled')", name="ck_staff_users_status"),
+)
+
+#: A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a
+#: copy of the table opens no session. Each session has its own CSRF token for its forms.
+staff_sessions = sa.Table(
+    "staff_sessions",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), sa.ForeignKey("staff_users.username"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_staff_sessions_username", "username"),
+)
+
+#: Every decision taken in the console (and every staff-user change), who, when, what and
+#: why, and what came of it ("done" or "refused" with the reason). Append-only: a trigger
+#: on both databases refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+console_audit = sa.Table(
+    "console_audit",
+    metadata,
+    sa.Column("id", IdColumn, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("details", JSONDoc, nullable=False),
+    sa.CheckConstraint("outcome IN ('done', 'refused')", name="ck_console_audit_outcome"),
+    sa.Index("ix_console_audit_subject", "subject", "id"),
 )
