@@ -61,11 +61,22 @@ def accounts_open(
     currency: str = typer.Argument(...),
     limit: ledger.BalanceLimit | None = typer.Option(None, help="balance limit"),
     owner: str | None = typer.Option(None, help="owner reference"),
+    lanes: int = typer.Option(1, help="balance rows (lanes) that many writers post to at "
+                              "once: for a hot account without a balance limit"),
 ) -> None:
     """Open an account."""
-    spec = ledger.AccountSpec(code, name, type_, currency.upper(), limit, owner)
+    spec = ledger.AccountSpec(code, name, type_, currency.upper(), limit, owner, lanes=lanes)
     account = in_transaction(lambda conn: ledger.open_account(conn, spec))
-    console.print(f"opened {account.code} (id {account.id}, {account.currency})")
+    split = f", {account.lanes} lanes" if account.lanes > 1 else ""
+    console.print(f"opened {account.code} (id {account.id}, {account.currency}{split})")
+
+
+@accounts_app.command("add-lanes")
+def accounts_add_lanes(code: str, lanes: int = typer.Argument(..., help="lanes it will have")) -> None:
+    """Raise an unlimited (hot) account's lanes: that many writers then post to it at once.
+    Lanes are added, never removed."""
+    account = in_transaction(lambda conn: ledger.add_lanes(conn, code, lanes))
+    console.print(f"{account.code} has {account.lanes} lanes")
 
 
 def _money(value: Any, currency: str, where: str) -> Money:
