@@ -435,7 +435,8 @@ async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: 
                             engine: Engine, settings: Settings) -> Response:
     banks = banks_of(request)
     if bank not in banks:  # nothing to verify against: answered without a write
-        raise NotFound("no such bank is configured to send notifications here")
+        return Response(content=b"unknown bank", status_code=404,
+                        headers={"content-type": "text/plain"})
     source = request.client.host if request.client else "unknown"
     allowance = await ratelimit.hit(engine, f"notifications:{source}",
                                     limit=settings.notification_rate_limit,
