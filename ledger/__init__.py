@@ -62,6 +62,14 @@ from ledger.errors import (
     UnbalancedEntry,
     UnknownAccount,
 )
+from ledger.financial_statements import (
+    BalanceSheet,
+    IncomeStatement,
+    StatementSection,
+    balance_sheet,
+    income_statement,
+    trial_balance_as_of,
+)
 from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
 from ledger.lookups import (
     BookedPosting,
@@ -120,6 +128,7 @@ __all__ = [
     "Balance",
     "BalanceLimit",
     "BalanceLimitExceeded",
+    "BalanceSheet",
     "BookedPosting",
     "Checkpoint",
     "CheckpointError",
@@ -140,6 +149,7 @@ __all__ = [
     "HoldStatus",
     "IdColumn",
     "IdempotencyConflict",
+    "IncomeStatement",
     "InvalidAmount",
     "InvalidRequest",
     "JSONDoc",
@@ -150,6 +160,7 @@ __all__ = [
     "Posting",
     "SigningKey",
     "StatementLine",
+    "StatementSection",
     "SubmitError",
     "SubmitOutcomeUnknown",
     "SubmitQueueFull",
@@ -161,6 +172,7 @@ __all__ = [
     "VerifyReport",
     "add_lanes",
     "balance",
+    "balance_sheet",
     "close_account",
     "create_engine",
     "ensure_account",
@@ -171,6 +183,7 @@ __all__ = [
     "get_account",
     "get_entry",
     "hold",
+    "income_statement",
     "is_retryable",
     "last_sequence",
     "list_accounts",
@@ -199,6 +212,7 @@ __all__ = [
     "to_minor",
     "transact",
     "trial_balance",
+    "trial_balance_as_of",
     "trusted_keys",
     "verify",
     "void_hold",
