@@ -81,10 +81,20 @@ class NotificationResult:
     RETURN_NOT_BOOKED = "return_not_booked"
 
 
+#: a rejected notification keeps at most this many headers (its first), each name and value
+#: cut short: anyone can send one, so what it leaves behind must be bounded
+MAX_KEPT_HEADERS = 40
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Header names kept; values of signatures, keys, tokens and the like replaced."""
-    return {name: "[redacted]" if _SECRET_HEADER.search(name) else value[:200]
-            for name, value in headers.items()}
+    """Header names kept; values of signatures, keys, tokens and the like replaced; at most
+    `MAX_KEPT_HEADERS` of them, names cut at 100 characters and values at 200."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        if len(kept) >= MAX_KEPT_HEADERS:
+            break
+        kept[name[:100]] = "[redacted]" if _SECRET_HEADER.search(name) else value[:200]
+    return kept
 
 
 async def handle_notification(engine: AsyncEngine, banks: BankDirectory, bank_code: str,

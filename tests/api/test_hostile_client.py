@@ -355,6 +355,15 @@ async def test_a_notification_for_an_unknown_bank_is_404_and_writes_nothing(db, 
         r = await s.client.post("/v1/notifications/restbank", content=b"garbage")
         assert r.status_code == 503 and r.text != "unknown bank"  # "send it again", signed
         assert await _rejections(db) == 1
+        # what a rejected one leaves behind is bounded: headers, and the body only as digest
+        flood = {f"x-h{n}": "v" * 100 for n in range(100)}  # within uvicorn's header limit
+        r = await s.client.post("/v1/notifications/restbank", content=b"y" * 500_000,
+                                headers=flood)
+        async with db.connect() as conn:
+            row = (await conn.execute(sa.select(notification_rejections)
+                                      .order_by(notification_rejections.c.id.desc()))).first()
+        assert row is not None and row.body_size == 500_000
+        assert len(row.headers) == 40
 
 
 async def test_notifications_are_rate_limited_per_source_across_workers(db):
