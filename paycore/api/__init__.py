@@ -50,12 +50,19 @@ Adding a router (lending, reconciliation, ...)
    SQLite and PostgreSQL), `api` (an httpx.AsyncClient speaking ASGI to it) and
    `issue_key(merchant, *scopes) -> bearer token`, and the helpers `bearer(key)` and
    `is_problem(response, status, code)`; `tests/api/test_server.serving(app)` runs an app
-   under uvicorn on 127.0.0.1. `tests/api/test_fuzz.py` fuzzes the routes whose paths
-   match its `FUZZED` pattern (add yours once it passes: no 5xx, errors problem+json).
+   under uvicorn on 127.0.0.1. `tests/api/test_fuzz.py` fuzzes every route from the
+   OpenAPI document (yours included, automatically): no 5xx, errors problem+json.
+8. Before any route runs, `paycore.api.guard` refuses a NUL byte in the path, query or
+   body (422 `nul-byte`), a body over the cap (413; a route may lower it with
+   `max_body_size=`), and checks the key and the route's scopes before the body is read.
+   Dates, times and ids: `models.ApiDate` / `ApiDateTime` / `ApiDateOrDateTime` (ISO,
+   1970..2199) and `models.BIGINT_MAX`; currencies `models.Currency`.
 
 Settings (`ApiSettings.from_env`): PAYCORE_API_HOST / _PORT / _PUBLIC_URL,
 PAYCORE_API_PROBLEM_BASE_URI, PAYCORE_API_IDEMPOTENCY_LOCK_SECONDS (a claim older than
-this is taken to be a crashed server's), PAYCORE_API_MAX_BODY_BYTES; logging from
+this is taken to be a crashed server's), PAYCORE_API_MAX_BODY_BYTES (every body),
+PAYCORE_API_NOTIFICATION_RATE_LIMIT / _RATE_WINDOW_SECONDS (bank notifications per client
+address, counted across worker processes); logging from
 PAYCORE_LOG_FORMAT / PAYCORE_LOG_LEVEL. `paycore idempotency purge --older-than-days N`
 forgets old stored responses.
 """
