@@ -23,6 +23,8 @@ from gateways.types import RefundCommission
 from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, HoldRequest, Posting
 
 COMMISSION_ACCOUNT = "6001.income.commission"
+#: lanes of the commission account (ledger.add_lanes raises an existing one's)
+COMMISSION_LANES = 16
 PAYOUT_CLEARING = "1103.clearing.payout"
 #: a payout's reservation outlives any sensible bank delay; the janitor settles it first
 PAYOUT_HOLD_LIFETIME = dt.timedelta(days=90)
@@ -81,8 +83,11 @@ async def ensure_payment_accounts(conn: AsyncConnection, bank: str, supplier_id:
         payable_account(supplier_id), f"Payable to supplier {supplier_id}", AccountType.LIABILITY,
         currency, balance_limit=BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS,
         owner_ref=f"supplier:{supplier_id}"))
+    # every capture credits it: its postings spread over lanes, so checkouts do not queue
+    # on one balance row (the clearing accounts keep one lane: reconciliation follows
+    # them by one sequence number per account)
     await ensure_open(conn, AccountSpec(COMMISSION_ACCOUNT, "Marketplace commission",
-                                        AccountType.INCOME, currency))
+                                        AccountType.INCOME, currency, lanes=COMMISSION_LANES))
 
 
 def _money(units: int, currency: str) -> Money:
