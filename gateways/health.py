@@ -1,5 +1,7 @@
 """Bank health: the circuit breakers' state, kept in `bank_health` so that another process
-(`paycore payments health`, an operator's dashboard) sees what the workers see."""
+(`paycore payments health`, an operator's dashboard) sees what the workers see. A directory
+whose breakers are shared (`BankDirectory.share_breakers`) keeps that table current call by
+call; `save_bank_health` then writes only the certificates."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ async def save_bank_health(conn: AsyncConnection, banks: BankDirectory) -> None:
     logs about any that expires within 30 days: `gateways.certificates`)."""
     now = utcnow()
     await save_bank_certificates(conn, banks, now=now)
+    if banks.shared is not None:
+        return  # the breakers' state is the table's already, kept by every process
     for h in banks.health():
         values = {"state": h.state.value, "consecutive_failures": h.consecutive_failures,
                   "opened_at": h.opened_at, "last_error": h.last_error, "updated_at": now}

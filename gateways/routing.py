@@ -6,6 +6,9 @@ time-out), refuses calls while open (`CircuitOpen`, a `BankUnavailable`: nothing
 bank, so the caller may fail over), lets one trial call through after `cool_down`
 (half-open), and closes again on its success. A definite answer from the bank — even a
 refusal — is a success for the breaker: the bank is up.
+
+Each directory's breakers live in its process until `share_breakers(engine)`: then their
+state is the database's (`gateways.breakers`), one breaker per bank for every process.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
 from gateways.bank import BankGateway, BankRejected, BankUnavailable, OutcomeUnknown
 from gateways.errors import UnknownBank
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from gateways.breakers import Admission, SharedBreakers
 
 __all__ = ["BankDirectory", "BankHealth", "BreakerState", "CircuitBreaker", "CircuitOpen"]
 
@@ -126,6 +134,9 @@ class BankDirectory:
         for code in self.payout_order:
             self.get(code)
         self._timeouts = {code: (timeouts or {}).get(code, timeout) for code in self._banks}
+        self._failure_threshold, self._cool_down, self._clock = failure_threshold, cool_down, clock
+        #: the breakers' state in the database, for all processes (`share_breakers`)
+        self.shared: SharedBreakers | None = None
         self._breakers = {
             code: CircuitBreaker(code, failure_threshold=failure_threshold,
                                  cool_down=cool_down, clock=clock)
@@ -154,6 +165,18 @@ class BankDirectory:
     def health(self) -> list[BankHealth]:
         return [self._breakers[code].health() for code in self._banks]
 
+    def share_breakers(self, engine: AsyncEngine, *,
+                       window: dt.timedelta = dt.timedelta(seconds=60)) -> SharedBreakers:
+        """Keep the breakers' state in the database (`bank_health`), shared with every
+        process that does the same: a bank one process finds down is not called by any,
+        and only one process probes it when the cool-down ends."""
+        from gateways.breakers import SharedBreakers
+
+        self.shared = SharedBreakers(engine, failure_threshold=self._failure_threshold,
+                                     window=window, cool_down=self._cool_down,
+                                     clock=self._clock)
+        return self.shared
+
     async def call(self, code: str, operation: Callable[[BankGateway], Awaitable[T]], *,
                    moves_money: bool) -> T:
         """Call the bank through its breaker, within its time-out.
@@ -162,21 +185,37 @@ class BankDirectory:
         acted) and `BankUnavailable` for an inquiry (asking changes nothing)."""
         bank = self.get(code)
         breaker = self._breakers[code]
-        if not breaker.allows():
+        admission: Admission | None = None
+        if self.shared is not None:
+            admission = await self.shared.admit(code, breaker)
+        elif not breaker.allows():
             raise CircuitOpen(code, "circuit breaker open: not calling the bank")
         try:
             async with asyncio.timeout(self._timeouts[code].total_seconds()):
                 result = await operation(bank)
         except TimeoutError:
-            breaker.record_failure("time-out")
+            await self._failed(breaker, admission, "time-out")
             if moves_money:
                 raise OutcomeUnknown(code, "no answer within the time-out") from None
             raise BankUnavailable(code, "no answer within the time-out") from None
         except (BankUnavailable, OutcomeUnknown) as exc:
-            breaker.record_failure(type(exc).__name__)
+            await self._failed(breaker, admission, type(exc).__name__)
             raise
         except BankRejected:
-            breaker.record_success()
+            await self._succeeded(breaker, admission)
             raise
-        breaker.record_success()
+        await self._succeeded(breaker, admission)
         return result
+
+    async def _failed(self, breaker: CircuitBreaker, admission: Admission | None,
+                      error: str) -> None:
+        if self.shared is None or admission is None:
+            breaker.record_failure(error)
+        else:
+            await self.shared.record_failure(admission, error, breaker)
+
+    async def _succeeded(self, breaker: CircuitBreaker, admission: Admission | None) -> None:
+        if self.shared is None or admission is None:
+            breaker.record_success()
+        else:
+            await self.shared.record_success(admission, breaker)

@@ -241,16 +241,23 @@ bank_calls = sa.Table(
     sa.CheckConstraint("attempt_no >= 1", name="ck_bank_calls_attempt_no"),
 )
 
-# The circuit breakers' last known state per bank, for `paycore payments health`.
+# The circuit breakers' state per bank, shared by every process that calls the banks
+# (`gateways.breakers`: conditional updates only), and shown by `paycore payments health`.
 bank_health = sa.Table(
     "bank_health",
     metadata,
     sa.Column("bank", sa.String(32), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
+    #: failures in the current window (since `window_started_at`); a success resets it
     sa.Column("consecutive_failures", sa.Integer, nullable=False),
     sa.Column("opened_at", UTCDateTime()),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("window_started_at", UTCDateTime()),
+    #: half-open: the one process allowed to probe the bank holds this token until then
+    sa.Column("probe_token", sa.String(32)),
+    sa.Column("probe_expires_at", UTCDateTime()),
+    sa.CheckConstraint("state IN ('closed', 'open', 'half_open')", name="ck_bank_health_state"),
 )
 
 # -- payout controls (migration 0015): the register of suppliers' bank accounts, the

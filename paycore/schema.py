@@ -143,13 +143,17 @@ webhook_endpoints = sa.Table(
     sa.Column("url", sa.Text(), nullable=False),
     #: space-separated topics (`payment.captured payout.paid`), or `*` for all
     sa.Column("topics", sa.Text(), nullable=False),
-    sa.Column("secret", sa.String(100), nullable=False),
-    sa.Column("previous_secret", sa.String(100), nullable=True),
+    #: the signing secrets, sealed under the account key ring (`secret_key_id` names the
+    #: key; NULL: stored plain before migration 0027, sealed by `paycore webhooks rekey`)
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("previous_secret", sa.String(200), nullable=True),
     sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.Column("secret_key_id", sa.String(32), nullable=True),
+    sa.Column("previous_secret_key_id", sa.String(32), nullable=True),
     sa.CheckConstraint("status IN ('enabled', 'disabled')", name="ck_webhook_endpoints_status"),
 )
 

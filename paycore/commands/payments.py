@@ -45,8 +45,10 @@ def _amt(units: int, currency: str) -> str:
     return f"{ledger.from_minor(units, currency).amount:,}"
 
 
-async def load_banks() -> gateways.BankDirectory:
-    """The deployment's banks, from `PAYCORE_BANKS=module:function`."""
+async def load_banks(engine: AsyncEngine | None = None) -> gateways.BankDirectory:
+    """The deployment's banks, from `PAYCORE_BANKS=module:function`; with `engine`, their
+    circuit breakers are the database's, shared with every other process (API servers,
+    workers, a janitor run by hand)."""
     target = os.environ.get("PAYCORE_BANKS", "")
     if ":" not in target:
         raise gateways.InvalidPaymentRequest(
@@ -58,12 +60,14 @@ async def load_banks() -> gateways.BankDirectory:
     banks = await made if inspect.isawaitable(made) else made
     if not isinstance(banks, gateways.BankDirectory):
         raise gateways.InvalidPaymentRequest(f"{target} did not return a BankDirectory")
+    if engine is not None and banks.shared is None:
+        banks.share_breakers(engine)
     return banks
 
 
 def _with_banks(work: Callable[[AsyncEngine, gateways.BankDirectory], Awaitable[Any]]) -> Any:
     async def go(engine: AsyncEngine) -> Any:
-        banks = await load_banks()
+        banks = await load_banks(engine)
         try:
             return await work(engine, banks)
         finally:

@@ -40,7 +40,7 @@ async def _banks(ctx: JobContext) -> Any | None:
         else:
             from paycore.commands.payments import load_banks
 
-            ctx.services["banks"] = await load_banks()
+            ctx.services["banks"] = await load_banks(ctx.engine)
     return ctx.services["banks"]
 
 
@@ -70,6 +70,23 @@ async def submit_payouts(ctx: JobContext) -> Result:
     done = await gateways.submit_payouts(ctx.engine, banks,
                                          limit=int(ctx.job.payload.get("limit", 100)))
     return {"payouts": len(done)}
+
+
+@handler("payouts.check_returns")
+async def check_returns(ctx: JobContext) -> Result:
+    """Ask the banks whether payouts that succeeded in the last `days` (default 7) came
+    back (退票) and book the returns (gateways.check_payout_returns): a bank whose return
+    notification never came is still found the next day."""
+    import gateways
+
+    banks = await _banks(ctx)
+    if banks is None:
+        return {"skipped": "no banks configured (PAYCORE_BANKS)"}
+    report = await gateways.check_payout_returns(
+        ctx.engine, banks, within=dt.timedelta(days=int(ctx.job.payload.get("days", 7))),
+        limit=int(ctx.job.payload.get("limit", 500)))
+    return {"asked": report.asked, "booked": len(report.booked),
+            "to_review": len(report.to_review), "errors": len(report.errors)}
 
 
 @handler("holds.expire")

@@ -83,6 +83,7 @@ DEFAULT_SCHEDULES: tuple[Schedule, ...] = (
     Schedule("checkpoint", "checkpoint", at=dt.time(0, 10)),
     Schedule("accrual", "accrual", at=dt.time(0, 30)),
     Schedule("statements.fetch", "statements.fetch", at=dt.time(7, 0)),
+    Schedule("payouts.check_returns", "payouts.check_returns", at=dt.time(9, 0)),
     Schedule("settlement", "settlement", at=dt.time(18, 0)),
     Schedule("jobs.purge", "jobs.purge", at=dt.time(3, 0)),
 )
