@@ -91,6 +91,9 @@ def create_app(engine: AsyncEngine, *, settings: ApiSettings | None = None,
     for router, exempt_prefixes in routers:
         app.include_router(router)
         exempt.extend(exempt_prefixes)
+    from paycore.console import install_console  # the staff console (#19): HTML under /console
+
+    exempt.extend(install_console(app))
     install_handlers(app)  # after the imports above: routers register their domain errors
     app.add_middleware(IdempotencyMiddleware, exempt_prefixes=tuple(exempt))
     # NUL bytes, body caps, and the key and scopes checked before a body is read or replayed

@@ -18,9 +18,11 @@ from paycore.commands import (
     reconciliation,
     serve,
     service,
+    staff,
 )
 
-MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls, service)
+MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls, service,
+           staff)
 
 
 def register_all(app: typer.Typer) -> None:

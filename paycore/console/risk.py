@@ -1,0 +1,240 @@
+"""Risk: the manual review queue (the application, the borrower's data, every rule's
+inputs and reasons, similar past decisions; approve or decline with a reason, and disburse),
+and the loan book (by product and days-past-due bucket, exposure per borrower against their
+line, loans due this week, overdue loans)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from moneyed import Money
+
+import gateways
+import lending
+from lending.schema import borrowers, decisions, loans
+from paycore import disbursement
+from paycore.console import audit
+from paycore.console.staff import Session
+from paycore.console.web import (
+    Amount,
+    Column,
+    Link,
+    PageRequest,
+    Table,
+    checked_form,
+    engine_of,
+    fill,
+    may_act,
+    redirect,
+    render,
+    respond,
+    session_of,
+    settings_of,
+    today_local,
+)
+
+router = APIRouter(prefix="/console/risk", include_in_schema=False)
+StaffSession = Annotated[Session, Depends(session_of)]
+CONFIG = lending.DEFAULT_CONFIG
+RUNNING = ("disbursed", "active", "extended", "overdue")
+
+
+def _loan_row(r: Any) -> dict[str, Any]:
+    return {"id": Link(r.id, f"/console/risk/applications/{r.id}"), "borrower": r.borrower_id,
+            "product": r.product_code, "amount": Amount(r.amount_minor, r.currency),
+            "term": r.term_days, "status": r.status, "applied": r.applied_on,
+            "maturity": r.maturity,
+            "outstanding": Amount(r.amount_minor - r.principal_repaid_minor, r.currency)}
+
+
+def _loan_columns() -> list[Column]:
+    c = loans.c
+    return [Column("id", "Loan", c.id), Column("borrower", "Borrower", c.borrower_id),
+            Column("product", "Product", c.product_code),
+            Column("amount", "Amount", c.amount_minor, numeric=True),
+            Column("term", "Days", c.term_days, numeric=True),
+            Column("status", "Status", c.status), Column("applied", "Applied", c.applied_on),
+            Column("maturity", "Matures", c.maturity),
+            Column("outstanding", "Principal outstanding", numeric=True)]
+
+
+@router.get("/queue")
+async def queue(request: Request, session: StaffSession) -> Response:
+    pr = PageRequest.of(request, "applied")
+    table = Table("review-queue", "Manual review queue", _loan_columns(),
+                  caption="Applications waiting for a risk officer, oldest first.")
+    async with engine_of(request).connect() as conn:
+        await fill(conn, table, sa.select(loans).where(loans.c.status == "manual_review"), pr,
+                   _loan_row, tiebreak=[loans.c.id])
+    return respond(request, session, "table_page.html", table, pr)
+
+
+@router.get("/applications/{loan_id}")
+async def application(request: Request, loan_id: str, session: StaffSession,
+                      note: str = "", error: str = "") -> Response:
+    today = today_local(settings_of(request).timezone)
+    async with engine_of(request).connect() as conn:
+        try:
+            record = await lending.load_loan(conn, loan_id, CONFIG)
+        except lending.LoanNotFound:
+            return render(request, "error.html", session, status=404,
+                          message=f"no loan application {loan_id}")
+        borrower = await lending.get_borrower(conn, record.loan.borrower_id)
+        stored = await lending.decisions_for(conn, loan_id)
+        data = await lending.borrower_data(conn, borrower.id, today, CONFIG)
+        try:
+            line: lending.CreditLine | None = await lending.current_credit_line(
+                conn, borrower.id, record.loan.product.code, today, CONFIG)
+        except lending.LendingError:
+            line = None
+        low, high = record.loan.amount_minor // 2, record.loan.amount_minor * 2
+        similar = (await conn.execute(
+            sa.select(decisions.c.loan_id, decisions.c.outcome, decisions.c.decided_by,
+                      decisions.c.decided_on, decisions.c.comment, loans.c.borrower_id,
+                      loans.c.amount_minor, loans.c.currency, loans.c.status)
+            .join(loans, loans.c.id == decisions.c.loan_id)
+            .where(loans.c.product_code == record.loan.product.code,
+                   loans.c.amount_minor.between(low, high), loans.c.id != loan_id)
+            .order_by(decisions.c.id.desc()).limit(10))).all()
+    return render(request, "risk_application.html", session, record=record, borrower=borrower,
+                  decisions=stored, data=dataclasses.asdict(data), line=line, similar=similar, Amount=Amount,
+                  note=note, error=error)
+
+
+@router.post("/applications/{loan_id}/decide")
+async def decide(request: Request, loan_id: str, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    approve = form.get("decision") == "approve"
+    action = "loan.approve" if approve else "loan.decline"
+    subject = f"loan:{loan_id}"
+    reason = form.get("reason", "").strip()
+    await may_act(request, session, "risk", action, subject)
+    back = f"/console/risk/applications/{loan_id}"
+    today = today_local(settings_of(request).timezone)
+    user = session.user
+    engine = engine_of(request)
+    try:
+        if not reason:
+            raise lending.InvalidInput("say why: a decision needs a reason")
+        if form.get("decision") not in ("approve", "decline"):
+            raise lending.InvalidInput("choose approve or decline")
+        async with engine.begin() as conn:
+            record = await lending.load_loan(conn, loan_id, CONFIG)
+            amount = None
+            if approve and form.get("amount", "").strip():
+                try:
+                    amount = Money(Decimal(form["amount"].replace(",", "")), record.currency)
+                except InvalidOperation:
+                    raise lending.InvalidInput("the amount is not a number") from None
+            saved = await lending.review(conn, loan_id, officer=user.actor, approve=approve,
+                                         comment=reason, on=today, config=CONFIG, amount=amount)
+            details: dict[str, Any] = {"status": saved.status.value,
+                                       "amount_minor": saved.loan.amount_minor}
+            if approve and form.get("disburse") == "yes":
+                result = await disbursement.disburse(conn, loan_id, today, CONFIG)
+                details.update(disbursed=result.disbursement.net_minor,
+                               status=result.loan.status.value)
+            await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
+                               subject=subject, reason=reason, details=details)
+    except (lending.LendingError, gateways.PaymentError) as exc:
+        await audit.record_refusal(engine, actor=user.actor, role=user.role.value,
+                                   action=action, subject=subject, reason=reason, why=str(exc))
+        return redirect(back + "?" + _q(error=str(exc)))
+    return redirect(back, f"loan {loan_id} is now {details['status']}")
+
+
+def _q(**values: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(values)
+
+
+def _bucket_case(today: dt.date) -> Any:
+    """The days-past-due bucket of a running loan, in SQL (dates compared, so it is the same
+    on both databases): current up to maturity, then the product's buckets."""
+    buckets = next(iter(CONFIG.products.values())).dpd_buckets
+    whens = [(loans.c.maturity >= today, "current")]
+    for b in buckets:
+        if b.to_days is None:
+            whens.append((loans.c.maturity < today - dt.timedelta(days=b.from_days - 1), b.label))
+        else:
+            whens.append((loans.c.maturity >= today - dt.timedelta(days=b.to_days), b.label))
+    return sa.case(*whens, else_="current")
+
+
+@router.get("/loans")
+async def loan_book(request: Request, session: StaffSession) -> Response:
+    today = today_local(settings_of(request).timezone)
+    view = request.query_params.get("view", "all")
+    pr = PageRequest.of(request, "maturity")
+    titles = {"all": "All loans", "due": "Due this week", "overdue": "Overdue",
+              "running": "Running loans"}
+    table = Table(f"loans-{view}", titles.get(view, "All loans"), _loan_columns(),
+                  base_query={"view": view})
+    query = sa.select(loans)
+    if view == "due":
+        query = query.where(loans.c.status.in_(RUNNING), loans.c.maturity >= today,
+                            loans.c.maturity <= today + dt.timedelta(days=7))
+    elif view == "overdue":
+        query = query.where(loans.c.status.in_(RUNNING), loans.c.maturity < today)
+    elif view == "running":
+        query = query.where(loans.c.status.in_(RUNNING))
+    bucket = _bucket_case(today).label("bucket")
+    outstanding = (loans.c.amount_minor - loans.c.principal_repaid_minor)
+    async with engine_of(request).connect() as conn:
+        await fill(conn, table, query, pr, _loan_row, tiebreak=[loans.c.id])
+        if pr.export:
+            return respond(request, session, "table_page.html", table, pr)
+        book = (await conn.execute(
+            sa.select(loans.c.product_code, loans.c.currency, bucket,
+                      sa.func.count().label("n"), sa.func.sum(outstanding).label("principal"))
+            .where(loans.c.status.in_(RUNNING))
+            .group_by(loans.c.product_code, loans.c.currency, bucket)
+            .order_by(loans.c.product_code, loans.c.currency, bucket))).all()
+    return render(request, "risk_loans.html", session, table=table, book=book, view=view,
+                  Amount=Amount, today=today)
+
+
+@router.get("/exposure")
+async def exposure(request: Request, session: StaffSession) -> Response:
+    """Each borrower's exposure (principal outstanding plus approved, not yet drawn) against
+    their credit line as it stands today (recomputed for the borrowers on the page)."""
+    today = today_local(settings_of(request).timezone)
+    pr = PageRequest.of(request, "exposure", "desc")
+    drawn = sa.case((loans.c.status.in_(RUNNING),
+                     loans.c.amount_minor - loans.c.principal_repaid_minor),
+                    (loans.c.status == "approved", loans.c.amount_minor), else_=0)
+    total = sa.func.coalesce(sa.func.sum(drawn), 0)
+    query = (sa.select(borrowers.c.id, borrowers.c.name, borrowers.c.currency,
+                       total.label("exposure"), sa.func.count(loans.c.id).label("n"))
+             .select_from(borrowers.outerjoin(loans, loans.c.borrower_id == borrowers.c.id))
+             .group_by(borrowers.c.id, borrowers.c.name, borrowers.c.currency))
+    table = Table("exposure", "Exposure per borrower against line", [
+        Column("borrower", "Borrower", borrowers.c.id), Column("name", "Name", borrowers.c.name),
+        Column("loans", "Loans", sa.func.count(loans.c.id), numeric=True),
+        Column("exposure", "Exposure", total, numeric=True),
+        Column("limit", "Line", numeric=True), Column("available", "Available", numeric=True),
+        Column("used", "Used", numeric=True)],
+        caption="Exposure = principal outstanding on running loans + approved, not drawn.")
+    async with engine_of(request).connect() as conn:
+        await fill(conn, table, query, pr, lambda r: {
+            "borrower": r.id, "name": r.name, "loans": r.n,
+            "exposure": Amount(int(r.exposure), r.currency)}, tiebreak=[borrowers.c.id])
+        product = next(iter(CONFIG.products))
+        for row in table.rows:
+            try:
+                line = await lending.current_credit_line(conn, row["borrower"], product, today,
+                                                         CONFIG)
+            except lending.LendingError:
+                continue
+            row["limit"] = Amount(line.limit_minor, line.currency)
+            row["available"] = Amount(line.available_minor, line.currency)
+            if line.limit_minor:
+                row["used"] = f"{Decimal(row['exposure'].minor * 100) / line.limit_minor:.1f} %"
+    return respond(request, session, "table_page.html", table, pr)
