@@ -35,6 +35,9 @@ async def run(engine: AsyncEngine, console: Console) -> ledger.VerifyReport:
         console.print(render.trial_balance_table(await ledger.trial_balance(conn)))
     report = await checkpoints.demo_proof(engine, console)
     console.print(report.summary(), style="bold green" if report.ok else "bold red")
+    from paycore.console.demo import HOW_TO_OPEN  # the console (#19) on the demo's books
+
+    console.print(HOW_TO_OPEN)
     return report
 
 
