@@ -89,6 +89,9 @@ async def delivery(pg_url: str, events: int) -> float:
     receiver = Receiver()
     hook = await receiver.start()
     settings = webhooks.WebhookSettings(allow_private=True, concurrency=32, batch=1000)
+    import gateways  # the signing secret is sealed under the account key ring
+
+    gateways.use_account_keys(gateways.AccountKeys([("bench", os.urandom(32))]))
     try:
         await paycore_db.upgrade(engine)
         async with engine.begin() as conn:

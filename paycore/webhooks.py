@@ -22,6 +22,12 @@ Signature: `Paycore-Signature: t=<unix seconds>,v1=<hex>` where hex is HMAC-SHA2
 the endpoint's secret over `<t>.<body>`; during a secret rotation a second `v1=` is the
 old secret's. A receiver recomputes it, compares in constant time and refuses a `t` far
 from its clock (replays).
+
+Secrets at rest: sealed (AES-256-GCM) under the key ring that protects the payout register's
+account numbers (`PAYCORE_ACCOUNT_KEYS`, `gateways.account_keys`), bound to their endpoint,
+so a database dump or a replica does not let anyone forge paycore's signatures. Without a
+key ring no endpoint is registered. When a new key is put first in the ring, `rekey_secrets`
+(`paycore webhooks rekey`, and `paycore beneficiaries rekey`) seals every secret under it.
 """
 
 from __future__ import annotations
@@ -52,8 +58,8 @@ from paycore.schema import api_payout_owners, webhook_deliveries, webhook_endpoi
 
 __all__ = ["DEFAULT_BACKOFF", "DispatchReport", "Endpoint", "InvalidEndpoint", "WebhookSettings",
            "create_endpoint", "disable_endpoint", "dispatch", "event_body", "list_deliveries",
-           "list_endpoints", "list_events", "redeliver", "rotate_secret", "sign",
-           "verify_signature"]
+           "list_endpoints", "list_events", "redeliver", "rekey_secrets", "rotate_secret",
+           "sign", "verify_signature"]
 
 log = structlog.get_logger("paycore.webhooks")
 
@@ -118,6 +124,25 @@ def _new_secret() -> str:
     return "whsec_" + secrets.token_hex(32)
 
 
+def _bound_to(endpoint_id: str) -> str:
+    return f"webhook-endpoint:{endpoint_id}"
+
+
+def _seal(secret: str, endpoint_id: str) -> tuple[str, str]:
+    """(key id, sealed secret) under the newest key of the account key ring."""
+    from gateways.account_keys import current_account_keys  # loads gateways: only here
+
+    return current_account_keys().encrypt(secret, bound_to=_bound_to(endpoint_id))
+
+
+def _unseal(key_id: str | None, stored: str, endpoint_id: str) -> str:
+    if key_id is None:
+        return stored  # stored before migration 0027, not yet sealed (`rekey_secrets`)
+    from gateways.account_keys import current_account_keys
+
+    return current_account_keys().decrypt(key_id, stored, bound_to=_bound_to(endpoint_id))
+
+
 def _private(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -166,10 +191,12 @@ async def create_endpoint(conn: AsyncConnection, merchant_id: str, url: str, *,
     check_url(url, settings)
     endpoint_id = "we_" + secrets.token_hex(12)
     secret = _new_secret()
+    key_id, sealed = _seal(secret, endpoint_id)
     now = _utcnow()
     await conn.execute(webhook_endpoints.insert().values(
-        id=endpoint_id, merchant_id=merchant_id, url=url, topics=_topics(topics), secret=secret,
-        status="enabled", description=description[:500], created_at=now))
+        id=endpoint_id, merchant_id=merchant_id, url=url, topics=_topics(topics), secret=sealed,
+        secret_key_id=key_id, status="enabled", description=description[:500],
+        created_at=now))
     row = (await conn.execute(sa.select(webhook_endpoints)
                               .where(webhook_endpoints.c.id == endpoint_id))).one()
     return _endpoint(row), secret
@@ -213,12 +240,49 @@ async def rotate_secret(conn: AsyncConnection, endpoint_id: str, *,
                         overlap: dt.timedelta = dt.timedelta(hours=24)) -> tuple[Endpoint, str] | None:
     """A new secret; the old one keeps signing (a second `v1=`) for `overlap`."""
     secret = _new_secret()
+    key_id, sealed = _seal(secret, endpoint_id)
+    c = webhook_endpoints.c
     row = (await conn.execute(webhook_endpoints.update()
                               .where(*_owned(endpoint_id, merchant_id))
-                              .values(previous_secret=webhook_endpoints.c.secret, secret=secret,
+                              .values(previous_secret=c.secret,
+                                      previous_secret_key_id=c.secret_key_id,
+                                      secret=sealed, secret_key_id=key_id,
                                       previous_secret_expires_at=_utcnow() + overlap)
                               .returning(*webhook_endpoints.c))).first()
     return None if row is None else (_endpoint(row), secret)
+
+
+async def rekey_secrets(conn: AsyncConnection) -> int:
+    """Seal every endpoint's secrets under the newest key of the ring (after a new key was
+    put first, before the old one is dropped; also seals secrets stored plain before
+    migration 0027). Each row is rewritten only if unchanged since it was read. Returns
+    how many endpoints were rewritten."""
+    from gateways.account_keys import current_account_keys
+
+    current = current_account_keys().current_id
+    c = webhook_endpoints.c
+    rows = await conn.execute(sa.select(
+        c.id, c.secret, c.secret_key_id, c.previous_secret, c.previous_secret_key_id)
+        .where(sa.or_(c.secret_key_id.is_(None), c.secret_key_id != current,
+                      sa.and_(c.previous_secret.is_not(None),
+                              sa.or_(c.previous_secret_key_id.is_(None),
+                                     c.previous_secret_key_id != current)))))
+    count = 0
+    for r in rows.all():
+        values: dict[str, Any] = {}
+        values["secret_key_id"], values["secret"] = _seal(
+            _unseal(r.secret_key_id, r.secret, r.id), r.id)
+        if r.previous_secret is not None:
+            values["previous_secret_key_id"], values["previous_secret"] = _seal(
+                _unseal(r.previous_secret_key_id, r.previous_secret, r.id), r.id)
+        unchanged = (c.previous_secret.is_(None) if r.previous_secret is None
+                     else c.previous_secret == r.previous_secret)
+        done = await conn.execute(webhook_endpoints.update().where(
+            c.id == r.id, c.secret == r.secret, unchanged).values(**values))
+        count += done.rowcount
+    if count:
+        log.info("webhooks.rekeyed", endpoints=count, key_id=current)
+    return count
 
 
 async def list_events(conn: AsyncConnection, audience: str, *, after: int = 0,
@@ -401,7 +465,8 @@ async def _claim(conn: AsyncConnection, limit: int, hold: dt.timedelta) -> list[
     rows = await conn.execute(
         sa.select(d.c.id.label("delivery_id"), d.c.attempts, d.c.endpoint_id,
                   webhook_endpoints.c.url, webhook_endpoints.c.secret,
-                  webhook_endpoints.c.previous_secret,
+                  webhook_endpoints.c.secret_key_id, webhook_endpoints.c.previous_secret,
+                  webhook_endpoints.c.previous_secret_key_id,
                   webhook_endpoints.c.previous_secret_expires_at,
                   e.c.id, e.c.seq, e.c.topic, e.c.object_type, e.c.object_id, e.c.payload,
                   e.c.occurred_at)
@@ -416,10 +481,15 @@ async def _send(client: httpx.AsyncClient, row: Any,
     if not settings.allow_private and await _resolves_private(host):
         return None, f"{host} resolves to a loopback or private address: not sent"
     body = event_body(row)
-    secrets_ = [row.secret]
-    if row.previous_secret and row.previous_secret_expires_at and \
-            row.previous_secret_expires_at > _utcnow():
-        secrets_.append(row.previous_secret)
+    try:
+        secrets_ = [_unseal(row.secret_key_id, row.secret, row.endpoint_id)]
+        if row.previous_secret and row.previous_secret_expires_at and \
+                row.previous_secret_expires_at > _utcnow():
+            secrets_.append(_unseal(row.previous_secret_key_id, row.previous_secret,
+                                    row.endpoint_id))
+    except Exception as exc:  # a key missing from this worker's ring: retried, and logged
+        log.error("webhook.secret_unreadable", endpoint_id=row.endpoint_id, error=str(exc))
+        return None, f"the endpoint's secret cannot be unsealed here: {exc}"[:500]
     headers = {"Content-Type": "application/json", "User-Agent": "paycore-webhooks/1",
                "Paycore-Event-Id": row.id, "Paycore-Event-Type": row.topic,
                SIGNATURE_HEADER: sign(body, secrets_, int(time.time()))}

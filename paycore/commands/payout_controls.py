@@ -125,10 +125,15 @@ def retire(account: str, reason: str = typer.Option(...), as_: str = ACTOR) -> N
 
 @beneficiaries_app.command("rekey")
 def rekey(as_: str = ACTOR) -> None:
-    """Re-encrypt every account under the newest key of PAYCORE_ACCOUNT_KEYS."""
+    """Re-encrypt every account, and every webhook signing secret (the same key ring),
+    under the newest key of PAYCORE_ACCOUNT_KEYS."""
+    from paycore import webhooks
+
     count = in_transaction(lambda conn: gateways.rekey_accounts(conn, actor=_actor(as_)))
+    sealed = in_transaction(webhooks.rekey_secrets)
     console.print(f"{count} accounts re-encrypted under key "
                   f"{gateways.current_account_keys().current_id}")
+    console.print(f"{sealed} webhook endpoints' secrets sealed under it")
 
 
 @beneficiaries_app.command("new-key")

@@ -7,6 +7,7 @@
     paycore webhooks add MERCHANT URL [--topic T]                prints the secret once
     paycore webhooks list [--merchant M] | disable ID | enable ID | rotate ID
     paycore webhooks deliveries [--status failed] | redeliver EVENT_ID [--endpoint ID]
+    paycore webhooks rekey                                       seal secrets under the newest key
 """
 
 from __future__ import annotations
@@ -210,6 +211,16 @@ def webhooks_rotate(endpoint_id: str, overlap_hours: int = typer.Option(24, min=
         raise typer.Exit(2)
     console.print(f"endpoint {endpoint_id}: new signing secret, shown only now:")
     console.print(done[1], markup=False, highlight=False)
+
+
+@webhooks_app.command("rekey")
+def webhooks_rekey() -> None:
+    """Seal every endpoint's signing secrets under the newest key of PAYCORE_ACCOUNT_KEYS
+    (after putting a new key first; then the old key may be dropped)."""
+    from paycore import webhooks
+
+    count = in_transaction(webhooks.rekey_secrets)
+    console.print(f"{count} webhook endpoints sealed under the newest account key")
 
 
 @webhooks_app.command("deliveries")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import sqlalchemy as sa
 
+import gateways
 import ledger
 import lending
 from paycore import webhooks
@@ -134,3 +136,101 @@ def test_signatures_refuse_tampering_and_stale_timestamps():
 def test_endpoints_outside_http_or_into_private_networks_are_refused(url):
     with pytest.raises(webhooks.InvalidEndpoint):
         webhooks.check_url(url, WebhookSettings())
+
+
+async def _stored(db, endpoint_id):
+    from paycore.schema import webhook_endpoints as we
+
+    async with db.connect() as conn:
+        return (await conn.execute(sa.select(we).where(we.c.id == endpoint_id))).one()
+
+
+async def test_secrets_are_sealed_at_rest_and_resealed_when_the_key_ring_rotates(db, account_keys):
+    """The stored secret is not the secret; it opens only under the ring's key and only
+    for its own endpoint; a new key put first and `rekey_secrets` reseal both secrets of a
+    rotating endpoint, after which the old key can go and every delivery still verifies."""
+    from paycore.schema import webhook_endpoints as we
+
+    receiver = Receiver()
+    url = await receiver.start()
+    try:
+        async with db.begin() as conn:
+            endpoint, secret = await webhooks.create_endpoint(conn, "m-1", url, settings=FAST)
+            other, _ = await webhooks.create_endpoint(conn, "m-1", url + "/other",
+                                                      settings=FAST)
+            rotated = await webhooks.rotate_secret(conn, endpoint.id, merchant_id="m-1")
+        assert rotated is not None
+        new_secret = rotated[1]
+        row = await _stored(db, endpoint.id)
+        assert row.secret_key_id == row.previous_secret_key_id == account_keys.current_id
+        for plain in (secret, new_secret):
+            assert plain not in (row.secret, row.previous_secret)
+            assert plain[6:] not in str(tuple(row))
+        # a sealed secret copied onto another endpoint does not open there
+        own = await _stored(db, other.id)
+        async with db.begin() as conn:
+            await conn.execute(we.update().where(we.c.id == other.id).values(
+                secret=row.secret, secret_key_id=row.secret_key_id))
+            await _events(conn, ("pi_s", "payment.captured"))
+        receiver.secret = new_secret
+        await webhooks.dispatch(db, FAST)
+        assert [e["object"]["id"] for e in receiver.accepted] == ["pi_s"]  # the real one only
+        async with db.connect() as conn:
+            [stolen] = await webhooks.list_deliveries(conn, endpoint_id=other.id)
+        assert stolen.status == "pending" and "cannot be unsealed" in stolen.last_error
+        async with db.begin() as conn:  # (rekey would stop at the moved secret: put it back)
+            await conn.execute(we.update().where(we.c.id == other.id).values(
+                secret=own.secret, secret_key_id=own.secret_key_id))
+            await webhooks.disable_endpoint(conn, other.id)
+
+        # key rotation: a new key first, rekey, then the old key dropped
+        new_key = ("test2", bytes(range(100, 132)))
+        gateways.use_account_keys(gateways.AccountKeys([new_key, ("test1", bytes(range(32)))]))
+        async with db.begin() as conn:
+            assert await webhooks.rekey_secrets(conn) == 2
+            assert await webhooks.rekey_secrets(conn) == 0  # nothing left under the old key
+        row = await _stored(db, endpoint.id)
+        assert row.secret_key_id == row.previous_secret_key_id == "test2"
+        gateways.use_account_keys(gateways.AccountKeys([new_key]))
+        first = receiver.accepted[0]["id"]
+        async with db.begin() as conn:
+            assert await webhooks.redeliver(conn, first, endpoint_id=endpoint.id) == 1
+        for key in (new_secret, secret):  # both secrets still sign during the overlap
+            receiver.secret = key
+            async with db.begin() as conn:
+                await webhooks.redeliver(conn, first, endpoint_id=endpoint.id)
+            await webhooks.dispatch(db, FAST)
+            assert receiver.accepted[-1]["id"] == first and receiver.bad_signatures == 0
+    finally:
+        await receiver.stop()
+
+
+async def test_a_secret_stored_plain_before_sealing_still_signs_and_rekey_seals_it(db):
+    from paycore.schema import webhook_endpoints as we
+
+    receiver = Receiver()
+    url = await receiver.start()
+    try:
+        async with db.begin() as conn:
+            endpoint, _ = await webhooks.create_endpoint(conn, "m-1", url, settings=FAST)
+            legacy = "whsec_" + "ab" * 32
+            await conn.execute(we.update().where(we.c.id == endpoint.id)
+                               .values(secret=legacy, secret_key_id=None))
+            await _events(conn, ("pi_l", "payment.captured"))
+        receiver.secret = legacy
+        await webhooks.dispatch(db, FAST)
+        assert receiver.event_ids and receiver.bad_signatures == 0
+        async with db.begin() as conn:
+            assert await webhooks.rekey_secrets(conn) == 1
+        row = await _stored(db, endpoint.id)
+        assert row.secret_key_id == "test1" and legacy not in row.secret
+    finally:
+        await receiver.stop()
+
+
+async def test_no_endpoint_is_registered_without_a_key_ring(db):
+    gateways.use_account_keys(None)
+    async with db.begin() as conn:
+        with pytest.raises(gateways.AccountKeysMissing):
+            await webhooks.create_endpoint(conn, "m-1", "https://shop.example/hooks",
+                                           settings=FAST)

@@ -7,6 +7,7 @@ verify, and every event arrived with a valid signature."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import os
 import signal
@@ -47,7 +48,9 @@ async def _start_worker(url: str, schedules: Path) -> asyncio.subprocess.Process
     env = {**os.environ, "PAYCORE_DATABASE_URL": url, "PAYCORE_SCHEDULES": str(schedules),
            "PAYCORE_JOB_LEASE_SECONDS": "2", "PAYCORE_WORKER_POLL_SECONDS": "0.2",
            "PAYCORE_WEBHOOK_BACKOFF": "1,1,1,1,1,1,1,1", "PAYCORE_WEBHOOK_ALLOW_PRIVATE": "1",
-           "PAYCORE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+           "PAYCORE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+           # the tests' key ring (tests/conftest.py): the endpoint's secret is sealed by it
+           "PAYCORE_ACCOUNT_KEYS": "test1:" + base64.b64encode(bytes(range(32))).decode()}
     env.pop("PAYCORE_BANKS", None)
     return await asyncio.create_subprocess_exec(
         str(PAYCORE), "worker", "--concurrency", "2", cwd=str(ROOT), env=env,
