@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 
 import ledger
 import lending
@@ -217,6 +218,24 @@ async def test_an_officer_cannot_approve_beyond_the_line(db):
     await verify_ok(db)
 
 
+async def blocked_or_done(db, task: asyncio.Task[object]) -> None:
+    """Return once `task` waits for a lock another transaction holds (PostgreSQL: its
+    backend waits on the borrower row; SQLite: its BEGIN IMMEDIATE waits for the writer)
+    or has finished without waiting (no lock taken: the race this guards against)."""
+    if db.dialect.name != "postgresql":
+        await asyncio.sleep(0.1)  # aiosqlite's thread sits in BEGIN IMMEDIATE meanwhile
+        return
+    async with db.connect() as watcher:
+        while not task.done():
+            waiting = await watcher.scalar(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE '%lending_borrowers%FOR UPDATE%' "
+                "AND datname = current_database()"))
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+
+
 async def test_two_officers_approving_at_once_cannot_both_fit_the_line(db):
     async with db.begin() as conn:
         await sales_borrower(conn)
@@ -233,8 +252,14 @@ async def test_two_officers_approving_at_once_cannot_both_fit_the_line(db):
             return "approved"
         except lending.CreditLineExceeded:
             return "refused"
-    outcomes = await asyncio.gather(approve("C1"), approve("C2"))
-    assert sorted(outcomes) == ["approved", "refused"]
+    # the first officer's approval is written and not yet committed when the second
+    # one's starts: the second must wait for it, then see it, then be refused
+    async with db.begin() as first:
+        await lending.review(first, "C1", officer="risk.li", approve=True, comment="ok",
+                             on=DAY, config=config)
+        second = asyncio.create_task(approve("C2"))
+        await blocked_or_done(db, second)  # type: ignore[arg-type]
+    assert await second == "refused"
     line = await line_of(db, config=config)
     assert line.outstanding_minor == 6_000_000 <= line.limit_minor
     await verify_ok(db)
@@ -262,11 +287,14 @@ async def test_disbursement_rechecks_the_line_and_leaves_the_books_untouched(db)
 async def test_concurrent_applications_cannot_together_exceed_the_line(db):
     async with db.begin() as conn:
         await sales_borrower(conn)
-
-    async def go(loan_id: str) -> Outcome:
-        return (await apply(db, loan_id, "60000.00")).decision.outcome
-    outcomes = await asyncio.gather(go("A1"), go("A2"))
-    assert sorted(o.value for o in outcomes) == ["approve", "decline"]
+    async with db.begin() as first:
+        res = await lending.apply_for_loan(first, LoanApplication(
+            SUP, "supply_chain", cny("60000.00"), 30, DAY, loan_id="A1"), CONFIG)
+        assert res.decision.outcome is Outcome.APPROVE
+        second = asyncio.create_task(apply(db, "A2", "60000.00"))
+        await blocked_or_done(db, second)  # type: ignore[arg-type]
+    late = await second
+    assert late.decision.outcome is Outcome.DECLINE and "over-line" in codes(late)
     line = await line_of(db)
     assert line.outstanding_minor == 6_000_000 and line.available_minor == 4_000_000
     await verify_ok(db)
