@@ -104,8 +104,6 @@ class RestBankCredentials:
     webhook_secrets: tuple[bytes, ...] = field(repr=False, default=())
     #: what the merchant account at the bank settles in (the bank refuses anything else)
     currencies: tuple[str, ...] = ("CNY",)
-    #: what the merchant account at the bank settles in (the bank refuses anything else)
-    currencies: tuple[str, ...] = ("CNY",)
 
 
 class RestBankAdapter(HttpAdapter):
