@@ -125,6 +125,9 @@ jobs = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=True),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
+    #: the API request that queued it (X-Request-ID), bound in the worker's logs with the
+    #: job's id: one id follows the work from the request to the job that finished it
+    sa.Column("request_id", sa.String(128), nullable=True),
     sa.CheckConstraint(
         "status IN ('queued', 'running', 'waiting', 'succeeded', 'failed', 'canceled')",
         name="ck_jobs_status"),

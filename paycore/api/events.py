@@ -133,16 +133,23 @@ async def rotate_secret(endpoint_id: EndpointId, principal: Writer,
 class Redelivered(BaseModel):
     event_id: str
     deliveries: int
+    job_id: int | None = Field(None, description="the dispatch job queued to send it now")
 
 
 @router.post("/v1/events/{event_id}/redeliver", response_model=Redelivered)
 async def redeliver(event_id: Annotated[str, Path(max_length=40)], principal: Writer,
                     engine: Engine) -> Redelivered:
+    from paycore import jobs
+
     async with engine.begin() as conn:
         n = await webhooks.redeliver(conn, event_id, merchant_id=principal.merchant_id)
-    if not n:
-        raise NotFound(f"no event {event_id} with an endpoint to go to")
-    return Redelivered(event_id=event_id, deliveries=n)
+        if not n:
+            raise NotFound(f"no event {event_id} with an endpoint to go to")
+        # sent by the next free worker rather than the next scheduled dispatch; the job
+        # carries this request's id into the worker's logs
+        job_id = await jobs.enqueue(conn, "webhooks.dispatch", {"event_id": event_id},
+                                    max_attempts=3)
+    return Redelivered(event_id=event_id, deliveries=n, job_id=job_id)
 
 
 __all__ = ["ledger", "router"]

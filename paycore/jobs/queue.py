@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,6 +70,8 @@ class Job:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: the API request that queued it (or queued the job that queued it)
+    request_id: str | None = None
 
 
 def job_from_row(r: Any) -> Job:
@@ -76,7 +79,7 @@ def job_from_row(r: Any) -> Job:
                r.run_after, r.attempts, r.max_attempts, r.lease_owner, r.lease_expires_at,
                r.parent_id, r.progress_done, r.progress_total,
                None if r.result is None else dict(r.result), r.last_error, r.created_at,
-               r.started_at, r.finished_at)
+               r.started_at, r.finished_at, r.request_id)
 
 
 def backoff(attempts: int, *, base: float = 10.0, cap: float = 3600.0) -> dt.timedelta:
@@ -87,14 +90,20 @@ def backoff(attempts: int, *, base: float = 10.0, cap: float = 3600.0) -> dt.tim
 async def enqueue(conn: AsyncConnection, kind: str, payload: Mapping[str, Any] | None = None, *,
                   dedupe_key: str | None = None, run_after: dt.datetime | None = None,
                   max_attempts: int = 10, parent_id: int | None = None,
-                  status: JobStatus = JobStatus.QUEUED) -> int | None:
+                  status: JobStatus = JobStatus.QUEUED,
+                  request_id: str | None = None) -> int | None:
     """Queue a job in the caller's transaction; its id, or None when a job with the same
-    `dedupe_key` exists already (an occurrence scheduled twice is one job)."""
+    `dedupe_key` exists already (an occurrence scheduled twice is one job). The job
+    carries `request_id`, by default the one bound in the logging context: the API
+    request being served, or the request of the job being run."""
     now = utcnow()
+    if request_id is None:
+        bound = structlog.contextvars.get_contextvars().get("request_id")
+        request_id = str(bound)[:128] if bound else None
     values = dict(kind=kind, dedupe_key=dedupe_key, payload=dict(payload or {}),
                   status=status.value, run_after=run_after or now, attempts=0,
                   max_attempts=max_attempts, parent_id=parent_id, progress_done=0,
-                  created_at=now)
+                  created_at=now, request_id=request_id)
     if dedupe_key is None:
         return int((await conn.execute(jobs.insert().values(**values)
                                        .returning(jobs.c.id))).scalar_one())

@@ -130,8 +130,12 @@ class Worker:
     async def run_job(self, job: Job) -> JobStatus | None:
         """Run one claimed job to its end: completed, failed (retried later) or lost."""
         ctx = JobContext(self.engine, job, self.name, self.lease, self.services)
+        # the request that queued the job, if any, beside the job's own id: a log search
+        # for either finds the whole story
+        context: dict[str, Any] = {"request_id": job.request_id} if job.request_id else {}
         with structlog.contextvars.bound_contextvars(job_id=job.id, job_kind=job.kind,
-                                                     attempt=job.attempts, worker=self.name):
+                                                     attempt=job.attempts, worker=self.name,
+                                                     **context):
             fn = HANDLERS.get(job.kind)
             work = asyncio.create_task(self._call(fn, ctx))
             beat = asyncio.create_task(self._heartbeat(ctx, work))

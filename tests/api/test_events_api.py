@@ -68,3 +68,33 @@ async def test_ready_and_metrics(api):
                  "paycore_webhook_deliveries_failed", "paycore_reconciliation_exceptions_open"):
         assert name in text
     assert 'route="/readyz"' in text
+
+
+async def test_a_job_queued_by_a_request_logs_the_request_id_beside_its_own(api, db, issue_key):
+    """#17 §3: a redelivery asked for through the API queues a dispatch job carrying the
+    request's id; the worker running it logs both ids on the job's lines."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    from paycore import jobs, webhooks
+
+    key = await issue_key("m-1", "webhooks:write")
+    async with db.begin() as conn:
+        await webhooks.create_endpoint(conn, "m-1", "https://hooks.example.com/paycore")
+        event_id = await ledger.record_event(conn, topic="payment.captured",
+                                             object_type="payment_intent", object_id="pi_1",
+                                             audience="m-1", payload={})
+        await webhooks.fan_out(conn)
+    answer = await api.post(f"/v1/events/{event_id}/redeliver",
+                            headers={**_post(key), "X-Request-ID": "req-redeliver-17"})
+    assert answer.status_code == 200, answer.text
+    job_id = answer.json()["job_id"]
+    async with db.connect() as conn:
+        job = await jobs.find_job(conn, job_id)
+    assert job is not None and job.kind == "webhooks.dispatch"
+    assert job.request_id == "req-redeliver-17"
+    with capture_logs([structlog.contextvars.merge_contextvars]) as logs:
+        assert await jobs.Worker(db, kinds=("webhooks.dispatch",)).drain() == 1
+    lines = [e for e in logs if e.get("job_id") == job_id]
+    assert {e["event"] for e in lines} >= {"job.started", "job.succeeded"}
+    assert all(e.get("request_id") == "req-redeliver-17" for e in lines)

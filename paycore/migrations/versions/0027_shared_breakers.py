@@ -1,4 +1,4 @@
-"""gateways and service: circuit-breaker state shared by all processes (bank_health gains the failure window and the half-open probe token); webhook secrets sealed under the key ring
+"""gateways and service: circuit-breaker state shared by all processes (bank_health gains the failure window and the half-open probe token); webhook secrets sealed under the key ring; jobs carry the request id that queued them
 
 `bank_health` becomes the breakers' shared state, read and updated with conditional
 updates by every API and job worker (`gateways.breakers`): the start of the current failure
@@ -9,6 +9,8 @@ checked.
 the account key ring, bound to the endpoint); `secret_key_id` / `previous_secret_key_id`
 name the key (NULL: a secret stored before this revision, still plain until `paycore
 webhooks rekey` seals it).
+
+`jobs.request_id`: the API request that queued the job (the worker logs it with the job id).
 
 Revision ID: 0027
 Revises: 0026
@@ -39,6 +41,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('secret_key_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('previous_secret_key_id', sa.String(length=32),
                                       nullable=True))
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('request_id', sa.String(length=128), nullable=True))
 
 
 def downgrade() -> None:
@@ -49,6 +53,8 @@ def downgrade() -> None:
         raise RuntimeError(
             f"{sealed} webhook endpoint(s) hold sealed secrets, which the older schema would "
             "read as plain text: rotate or delete them before downgrading below 0027")
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('request_id')
     with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
         batch_op.drop_column('previous_secret_key_id')
         batch_op.drop_column('secret_key_id')
