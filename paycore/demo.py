@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import ledger
 from paycore import checkpoints, db, render
-from paycore.demo_acts import checkout, ledger_day, lending, reconciliation
+from paycore.demo_acts import checkout, ledger_day, lending, reconciliation, webhooks
 from paycore.demo_acts.context import DemoContext
 
-ACTS = (ledger_day, checkout, lending, reconciliation)
+ACTS = (ledger_day, checkout, lending, reconciliation, webhooks)
 
 
 async def run(engine: AsyncEngine, console: Console) -> ledger.VerifyReport:

@@ -237,7 +237,10 @@ async def fetch_statements(ctx: JobContext) -> Result:
 async def dispatch_webhooks(ctx: JobContext) -> Result:
     from paycore import webhooks
 
-    report = await webhooks.dispatch(ctx.engine, webhooks.WebhookSettings.from_env())
+    # a settings object the composition root gives the worker (the demo's loopback
+    # receiver) wins over the environment's; a job's payload never can
+    settings = ctx.services.get("webhook_settings") or webhooks.WebhookSettings.from_env()
+    report = await webhooks.dispatch(ctx.engine, settings)
     return dataclasses.asdict(report)
 
 

@@ -36,6 +36,11 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     # reconciliation: re-import adds nothing; the one unknown line is explained, then resolved
     assert "nothing added" in out and "fully explained" in out
     assert "the difference is now 0.00 (explained)" in out
+    # webhooks: the dispatch job delivers the merchant's events to its receiver, signed
+    assert "$ paycore worker --once   (1 job: webhooks.dispatch)" in out
+    assert re.search(r"received payment\.\w+\s+evt_[0-9a-f]+\s+signature valid", out)
+    found = re.search(r"(\d+) events received, every signature valid: .*payment\.captured", out)
+    assert found and int(found.group(1)) >= 12
     # a bank's export of two accounts: the other account's statement is shown skipped
     assert re.search(r"also holds statement DEP\d+/00001/001 of account DEPOSIT/880012345001"
                      r"\s+\(CNY, 1 line\):\s+not unionpay's\s+settlement\s+account,\s+so skipped",
