@@ -73,6 +73,9 @@ from ledger.financial_statements import (
 from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
 from ledger.lookups import (
     BookedPosting,
+    lane_heads,
+    lane_postings_query,
+    lane_start,
     last_sequence,
     net_by_value_date,
     postings_after,
@@ -185,6 +188,9 @@ __all__ = [
     "hold",
     "income_statement",
     "is_retryable",
+    "lane_heads",
+    "lane_postings_query",
+    "lane_start",
     "last_sequence",
     "list_accounts",
     "load_checkpoint",

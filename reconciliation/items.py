@@ -3,7 +3,11 @@ against, copied from the ledger in sequence order so that matching can index the
 own way (open items by amount, by date, by reference).
 
 The copy follows each account's postings by `(account_id, account_seq)` from where it
-stopped last time (`recon_sync_cursors`), so a run reads only what was posted since.
+stopped last time (`recon_sync_cursors`), so a run reads only what was posted since. An
+account split into lanes (a hot clearing account) is followed lane by lane, one cursor
+per (account, lane): its lanes commit independently, so a lower lane's posting can commit
+after a higher lane's was copied, and one position per account would skip it. Within a
+lane postings commit in sequence order, so each cursor is exact and gap-free.
 Reconciliation's own entries (`recon.*`) are not items: they are the explanation.
 An entry and its reversal cancel out; neither is something a bank will ever show.
 """
@@ -72,36 +76,45 @@ async def sync_book_items(conn: AsyncConnection, bank: BankAccount) -> int:
 
 
 async def _sync_account(conn: AsyncConnection, account_id: int) -> int:
-    cursor = await conn.scalar(sa.select(sync_cursors.c.last_seq)
-                               .where(sync_cursors.c.account_id == account_id))
-    last = int(cursor or 0)
-    through = await ledger.last_sequence(conn, account_id)
-    added = 0
-    if through > last:
-        # copied inside the database: a million postings never travel through Python
-        source = ledger.postings_after_query(account_id, last, through).subquery()
-        new_items = sa.select(
-            source.c.account_id, source.c.account_seq, source.c.entry_id, source.c.amount,
-            source.c.currency, source.c.effective_date, source.c.kind, source.c.external_ref,
-            source.c.description, sa.literal("open"),
-        ).where(source.c.kind.not_like(f"{OWN_KINDS}%"))
-        insert: Any = (postgresql.insert(book_items) if conn.dialect.name == "postgresql"
-                       else sqlite.insert(book_items))
-        result = await conn.execute(insert.from_select(
-            ["account_id", "account_seq", "entry_id", "amount_minor", "currency",
-             "effective_date", "kind", "external_ref", "description", "status"],
-            new_items).on_conflict_do_nothing())
-        added = max(int(result.rowcount or 0), 0)
-        reversals = (await conn.execute(
-            sa.select(source.c.account_seq, source.c.amount, source.c.reverses_entry_id)
-            .where(source.c.reverses_entry_id.is_not(None),
-                   source.c.kind.not_like(f"{OWN_KINDS}%")))).all()
-        await _void_reversals(conn, account_id, reversals)
-    stmt: Any = (postgresql.insert(sync_cursors) if conn.dialect.name == "postgresql"
-                 else sqlite.insert(sync_cursors))
-    await conn.execute(stmt.values(account_id=account_id, last_seq=max(last, through))
-                       .on_conflict_do_update(index_elements=["account_id"],
-                                              set_={"last_seq": max(last, through)}))
+    cursors = {int(r.lane): int(r.last_seq) for r in await conn.execute(
+        sa.select(sync_cursors.c.lane, sync_cursors.c.last_seq)
+        .where(sync_cursors.c.account_id == account_id))}
+    # every lane's head as of one moment: an entry committed by then is whole in them
+    # (a reversal's original committed before it, whichever lanes the two are in)
+    heads = await ledger.lane_heads(conn, account_id)
+    moved = {lane: head for lane, head in heads.items()
+             if head > cursors.get(lane, ledger.lane_start(lane))}
+    if not moved:
+        return 0
+    # copied inside the database: a million postings never travel through Python
+    source = ledger.lane_postings_query(account_id, cursors, moved).subquery()
+    new_items = sa.select(
+        source.c.account_id, source.c.account_seq, source.c.entry_id, source.c.amount,
+        source.c.currency, source.c.effective_date, source.c.kind, source.c.external_ref,
+        source.c.description, sa.literal("open"),
+    ).where(source.c.kind.not_like(f"{OWN_KINDS}%"))
+    insert: Any = (postgresql.insert(book_items) if conn.dialect.name == "postgresql"
+                   else sqlite.insert(book_items))
+    result = await conn.execute(insert.from_select(
+        ["account_id", "account_seq", "entry_id", "amount_minor", "currency",
+         "effective_date", "kind", "external_ref", "description", "status"],
+        new_items).on_conflict_do_nothing())
+    added = max(int(result.rowcount or 0), 0)
+    # after every lane's items are in: a reversal may sit in another lane than its original
+    reversals = (await conn.execute(
+        sa.select(source.c.account_seq, source.c.amount, source.c.reverses_entry_id)
+        .where(source.c.reverses_entry_id.is_not(None),
+               source.c.kind.not_like(f"{OWN_KINDS}%")))).all()
+    await _void_reversals(conn, account_id, reversals)
+    pg = conn.dialect.name == "postgresql"
+    stmt: Any = postgresql.insert(sync_cursors) if pg else sqlite.insert(sync_cursors)
+    # never backwards: a concurrent run that read older heads may commit after this one
+    further = (sa.func.greatest if pg else sa.func.max)(sync_cursors.c.last_seq,
+                                                       stmt.excluded.last_seq)
+    await conn.execute(stmt.values([{"account_id": account_id, "lane": lane, "last_seq": head}
+                                    for lane, head in sorted(moved.items())])
+                       .on_conflict_do_update(index_elements=["account_id", "lane"],
+                                              set_={"last_seq": further}))
     return added
 
 

@@ -7,7 +7,7 @@
 | `recon_statements` | each imported statement: period, balances, file hash, format |
 | `recon_statement_lines` | each bank movement once (unique line identity per account) |
 | `recon_book_items` | the postings on the reconciled ledger accounts, copied in sequence |
-| `recon_sync_cursors` | how far each ledger account's postings have been copied |
+| `recon_sync_cursors` | how far each lane of a ledger account's postings has been copied |
 | `recon_matches` | a match of lines with book items, and the entry it posted |
 | `recon_match_lines` / `recon_match_items` | the two sides of a match (each at most once) |
 | `recon_exceptions` | what is left unmatched, with suggested candidates, until resolved |
@@ -140,11 +140,15 @@ book_items = sa.Table(
     sa.Index("ix_recon_items_entry", "entry_id"),
 )
 
+# one row per (account, lane): an account split into lanes commits each lane's postings
+# independently, so one position per account would skip a lower lane's (migration 0028)
 sync_cursors = sa.Table(
     "recon_sync_cursors",
     metadata,
     sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), primary_key=True,
               autoincrement=False),
+    sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False, server_default="0"),
+    #: the lane's last posting copied (`ledger.lane_start(lane)` before its first)
     sa.Column("last_seq", sa.BigInteger, nullable=False),
 )
 
