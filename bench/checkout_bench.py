@@ -1,38 +1,55 @@
-"""Checkout through the HTTP API: N concurrent checkouts end to end against the sandbox
-banks on PostgreSQL — POST /v1/payment-intents (API key, Idempotency-Key) -> the customer
-pays at the bank -> the bank's notification to POST /v1/notifications/{bank} -> the
-capture entry. The API runs under uvicorn on loopback, as deployed.
+"""Checkout end to end, run as production runs: three kinds of process on loopback.
 
-Prints throughput, p50/p99 latency of create (client side) and of notification handling
-(server side), of an idempotent replay and of a GET, and the share of notification
-handling spent in `ledger.post`. Compare with bench/payments_core_bench.py (the same
-checkouts through the service functions) for the API's own cost. The last line is JSON.
+- the sandbox banks: `python -m gateways.sandbox banks --directory FILE` (their own
+  process, their own keys; the file is what the merchant holds);
+- the API: `paycore serve --workers W` on PostgreSQL, its banks read from that file
+  (`PAYCORE_BANKS=gateways.sandbox.directory:banks`);
+- the customers: load processes (httpx, async), each with C concurrent customers, each
+  customer doing checkouts one after another: POST /v1/payment-intents (API key,
+  Idempotency-Key) -> the bank's pay page (follow the instruction, press Pay) -> the bank
+  notifies the API -> GET the intent until it has succeeded (the shop's return page).
 
-Usage: .venv/bin/python bench/checkout_bench.py [--checkouts N] [--concurrency C]
-       [--banks restbank,unionpay,smbank] [--pg-url URL]
+Loads are given as `--loads 1x1,1x100,1x128,2x32` (load processes x customers each). For
+each load it prints checkouts/s (succeeded checkouts over the load's wall time) and the
+p50/p99 of create (client side), of notify (the bank's POST of its notification to the
+API's answer, as the bank times it) and of the whole checkout (create to succeeded seen).
+Then the raw-asyncpg ceiling (../shared/bench/pg_ceiling.py) runs in the same invocation,
+and `ratio checkout_vs_ceiling_hot: x` is the 100-customer checkouts/s over the ceiling's
+one-round-trip hot-account figure (`rpc_hot_32_clients`). The books are verified at the
+end. `--profile DIR` records each process with py-spy (`pip install py-spy`) during the
+`--profile-load` load and prints each process's top functions. The last line is JSON.
+
+Usage: .venv/bin/python bench/checkout_bench.py [--workers 2] [--loads 1x1,1x100,1x128,2x32]
+       [--seconds 15] [--suppliers 100] [--banks restbank,unionpay,smbank]
+       [--ceiling-seconds 3] [--skip-ceiling] [--profile DIR] [--pg-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
-
-import asyncpg
-import httpx
-
-import gateways
-import ledger
-from gateways.sandbox import SandboxFleet, SandboxSettings
-from gateways.sandbox.server import LoopbackServer
-from paycore import db as paycore_db
-from paycore.api import ApiSettings, create_api_key, create_app
+from urllib.parse import quote
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CEILING = (ROOT.parent / "shared" / "bench" / "pg_ceiling.py").resolve()
+PAYCORE = Path(sys.executable).parent / "paycore"
+MERCHANT = "m-bench"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -44,120 +61,408 @@ def ms(value: float) -> float:
     return round(value * 1000, 1)
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    plain = args.pg_url.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(plain)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    engine = paycore_db.create_engine(
-        args.pg_url, pool_size=20, max_overflow=40,
-        connect_args={"server_settings": {"search_path": schema}})
-    post_seconds = [0.0]
-    real_post = ledger.post
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
-    async def timed_post(conn: Any, request: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return await real_post(conn, request)
-        finally:
-            post_seconds[0] += time.perf_counter() - t
 
-    ledger.post = timed_post  # type: ignore[assignment]  # the core calls ledger.post
-    notify_times: list[float] = []
+# ------------------------------------------------------------------------ the customers
+
+
+async def customers(base: str, key: str, banks: list[str], accounts: dict[str, str],
+                    suppliers: int, callers: int, seconds: float, tag: str) -> dict[str, Any]:
+    """One load process: `callers` customers checking out one after another for
+    `seconds`. Latencies in seconds, per checkout."""
+    import httpx
+
+    from gateways.bank import PaymentInstruction
+    from gateways.sandbox.paypage import click_through
+
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    create_t: list[float] = []
+    whole_t: list[float] = []
+    polls = Counter[str]()
+    failures: list[str] = []
+    auth = {"Authorization": f"Bearer {key}"}
+    stop_at = time.monotonic() + seconds
+    counter = [0]
+
+    async with httpx.AsyncClient(base_url=base, trust_env=False, limits=limits,
+                                 timeout=60) as api, \
+            httpx.AsyncClient(trust_env=False, limits=limits, timeout=60) as browser:
+
+        async def customer(n: int) -> None:
+            while time.monotonic() < stop_at:
+                i = counter[0]
+                counter[0] += 1
+                bank = banks[i % len(banks)]
+                body = {"order_id": f"{tag}-{i}", "supplier_id": f"sup-{i % suppliers:04d}",
+                        "bank": bank,
+                        "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
+                                   "currency": "CNY"}}
+                started = time.perf_counter()
+                r = await api.post("/v1/payment-intents", json=body,
+                                   headers=auth | {"Idempotency-Key": f"{tag}-{i}"})
+                create_t.append(time.perf_counter() - started)
+                if r.status_code != 201:
+                    failures.append(f"create {r.status_code}: {r.text[:200]}")
+                    continue
+                intent = r.json()
+                action = intent["next_action"]
+                paid = await click_through(browser, PaymentInstruction(
+                    method=action["method"], url=action["url"], fields=action["fields"]),
+                    account_number=accounts[bank])
+                if not paid.paid:
+                    failures.append(f"pay {paid.status_code}: {paid.text[:200]}")
+                    continue
+                # the shop's return page asks until the bank's notification has landed
+                for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
+                    await asyncio.sleep(pause)
+                    polls["get"] += 1
+                    got = await api.get(f"/v1/payment-intents/{intent['id']}", headers=auth)
+                    if got.json().get("status") == "succeeded":
+                        whole_t.append(time.perf_counter() - started)
+                        break
+                else:
+                    failures.append(f"intent {intent['id']} not succeeded in time")
+
+        wall_started = time.time()
+        cpu_started = time.process_time()
+        await asyncio.gather(*(customer(n) for n in range(callers)))
+        cpu = time.process_time() - cpu_started
+        wall_ended = time.time()
+    return {"create": create_t, "whole": whole_t, "gets": polls["get"], "failures": failures,
+            "started": wall_started, "ended": wall_ended, "cpu_seconds": cpu}
+
+
+def customers_main(args: argparse.Namespace) -> None:
+    result = asyncio.run(customers(args.base, args.key, args.banks.split(","),
+                                   json.loads(args.accounts), args.suppliers, args.callers,
+                                   args.seconds, args.tag))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+# ------------------------------------------------------------------------ the driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def setup_books(url: str, suppliers: int) -> str:
+    import gateways
+    from paycore import db as paycore_db
+    from paycore.api import create_api_key
+
+    engine = paycore_db.create_engine(url)
     try:
         await paycore_db.upgrade(engine)
         async with engine.begin() as conn:
-            await gateways.set_supplier_terms(conn, gateways.SupplierTerms("sup-001", Decimal("0.03")))
-            key = (await create_api_key(conn, "m-bench", ["payments:read", "payments:write"])).secret
-        codes = tuple(args.banks.split(","))
-        settings = SandboxSettings(retry_delays=(0.05, 0.2, 0.5, 1.0))
-        async with SandboxFleet.start(codes, settings=settings, client_timeout=30) as fleet:
-            app = create_app(engine, settings=ApiSettings(log_level="WARNING"))
-
-            async def timed_app(scope: Any, receive: Any, send: Any) -> None:
-                t = time.perf_counter()
-                await app(scope, receive, send)
-                if scope["type"] == "http" and scope["path"].startswith("/v1/notifications/"):
-                    notify_times.append(time.perf_counter() - t)
-
-            server = LoopbackServer(timed_app, name="api")
-            base = await server.start()
-            app.state.banks = gateways.BankDirectory(
-                [fleet.adapter(c, timeout=30) for c in codes],
-                notify_base_url=f"{base}/v1/notifications")
-            gate = asyncio.Semaphore(args.concurrency)
-            create_times: list[float] = []
-            created: list[tuple[str, dict[str, Any], str]] = []
-            limits = httpx.Limits(max_connections=args.concurrency)
-            async with httpx.AsyncClient(base_url=base, trust_env=False, limits=limits,
-                                         timeout=60) as client:
-                auth = {"Authorization": f"Bearer {key}"}
-
-                async def checkout(i: int) -> None:
-                    async with gate:
-                        bank = codes[i % len(codes)]
-                        body = {"order_id": f"b-{i}", "supplier_id": "sup-001", "bank": bank,
-                                "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
-                                           "currency": "CNY"}}
-                        t = time.perf_counter()
-                        r = await client.post("/v1/payment-intents", json=body,
-                                              headers=auth | {"Idempotency-Key": f"k-{i}"})
-                        create_times.append(time.perf_counter() - t)
-                        assert r.status_code == 201, r.text
-                        intent = r.json()
-                        created.append((f"k-{i}", body, intent["id"]))
-                        action = intent["next_action"]
-                        await fleet.bank(bank).customer_pays(gateways.PaymentInstruction(
-                            method=action["method"], url=action["url"], fields=action["fields"]))
-
-                started = time.perf_counter()
-                await asyncio.gather(*(checkout(i) for i in range(args.checkouts)))
-                await fleet.drain()
-                elapsed = time.perf_counter() - started
-
-                replay_times, get_times = [], []
-                for idem, body, intent_id in created[: min(100, len(created))]:
-                    t = time.perf_counter()
-                    r = await client.post("/v1/payment-intents", json=body,
-                                          headers=auth | {"Idempotency-Key": idem})
-                    replay_times.append(time.perf_counter() - t)
-                    assert r.headers.get("idempotent-replayed") == "true"
-                    t = time.perf_counter()
-                    r = await client.get(f"/v1/payment-intents/{intent_id}", headers=auth)
-                    get_times.append(time.perf_counter() - t)
-                    assert r.status_code == 200
-            await server.stop()
-        async with engine.connect() as conn:
-            paid = len(await gateways.list_intents(conn, "m-bench", status=gateways.IntentState.SUCCEEDED,
-                                                   limit=args.checkouts + 1))
-            report = await ledger.verify(conn)
-        handling = sum(notify_times)
-        figures = {
-            "checkouts": args.checkouts, "concurrency": args.concurrency, "banks": codes,
-            "paid": paid, "seconds": round(elapsed, 3),
-            "checkouts_per_second": round(args.checkouts / elapsed, 1),
-            "create_p50_ms": ms(pct(create_times, 0.5)), "create_p99_ms": ms(pct(create_times, 0.99)),
-            "notify_p50_ms": ms(pct(notify_times, 0.5)), "notify_p99_ms": ms(pct(notify_times, 0.99)),
-            "replay_p50_ms": ms(pct(replay_times, 0.5)), "replay_p99_ms": ms(pct(replay_times, 0.99)),
-            "get_p50_ms": ms(pct(get_times, 0.5)), "get_p99_ms": ms(pct(get_times, 0.99)),
-            "ledger_post_share_of_notify": round(post_seconds[0] / handling, 3) if handling else 0,
-            "verify_ok": report.ok,
-        }
+            for n in range(suppliers):
+                await gateways.set_supplier_terms(
+                    conn, gateways.SupplierTerms(f"sup-{n:04d}", Decimal("0.03")))
+            return (await create_api_key(conn, MERCHANT,
+                                         ["payments:read", "payments:write"])).secret
     finally:
-        ledger.post = real_post  # type: ignore[assignment]
         await engine.dispose()
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+
+
+async def check_books(url: str) -> dict[str, Any]:
+    import gateways
+    import ledger
+    from paycore import db as paycore_db
+
+    engine = paycore_db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            paid = len(await gateways.list_intents(conn, MERCHANT,
+                                                   status=gateways.IntentState.SUCCEEDED,
+                                                   limit=10_000_000))
+            report = await ledger.verify(conn)
+            lanes = {code: (await ledger.get_account(conn, code)).lanes
+                     for code in ("6001.income.commission", "1102.clearing.restbank")
+                     if await ledger.find_account(conn, code) is not None}
+        return {"paid": paid, "verify_ok": report.ok, "lanes": lanes}
+    finally:
+        await engine.dispose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (/proc, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def start_profiles(directory: Path, processes: dict[str, int], seconds: float) -> list[Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    return [(name, directory / f"{name}.txt", subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+         "--gil", "--format", "raw", "--output", str(directory / f"{name}.txt"), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)) for name, pid in processes.items()]
+
+
+def _frame_name(frame: str) -> str:
+    # py-spy's raw frames read "function (path/to/module.py:line)"
+    function, _, where = frame.partition(" (")
+    return f"{function} ({where.rsplit(':', 1)[0].rsplit('/', 1)[-1]}"
+
+
+def summarize_profile(path: Path, top: int = 18) -> list[str]:
+    """py-spy's collapsed stacks: the share of samples the process was waiting in its event
+    loop's select, and each function's inclusive share of the busy samples."""
+    if not path.exists():
+        return [f"  (no profile at {path})"]
+    total = idle = 0
+    inclusive: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        if frames[-1].startswith(("select (", "poll (", "epoll")):
+            idle += n
+            continue
+        for name in {_frame_name(f) for f in frames}:
+            inclusive[name] += n
+    busy = max(total - idle, 1)
+    lines = [f"  samples {total}, idle in select {100 * idle / max(total, 1):.0f}%; "
+             f"busy samples by function (inclusive):"]
+    for name, n in inclusive.most_common(top):
+        lines.append(f"  {100 * n / busy:5.1f}%  {name}")
+    return lines
+
+
+def run_ceiling(pg_url: str, seconds: float) -> dict[str, float]:
+    if not CEILING.exists():
+        raise SystemExit(f"ceiling script not found at {CEILING}")
+    print(f"ceiling: {CEILING} ({seconds:g} s per workload), load average {load_average()}",
+          flush=True)
+    proc = subprocess.run([sys.executable, str(CEILING),
+                           pg_url.replace("postgresql+asyncpg://", "postgresql://"),
+                           str(seconds)], capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines()[:-1]:
+        print(f"  ceiling | {line}", flush=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"ceiling script failed with exit code {proc.returncode}")
+    return {k: float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+async def bank_deliveries(banks: dict[str, str], after: dict[str, int]) -> dict[str, Any]:
+    import httpx
+
+    found: dict[str, Any] = {}
+    async with httpx.AsyncClient(trust_env=False, timeout=120) as client:
+        for code, url in banks.items():
+            await client.post(f"{url}/_sandbox/drain")
+            found[code] = (await client.get(f"{url}/_sandbox/deliveries",
+                                            params={"after": after.get(code, 0)})).json()
+    return found
+
+
+async def wait_ready(base: str, deadline: float) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{base}/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"the API at {base} did not answer /healthz in time")
+
+
+def parse_loads(text: str) -> list[tuple[int, int]]:
+    loads = []
+    for part in text.split(","):
+        procs, _, callers = part.strip().partition("x")
+        loads.append((int(procs), int(callers)))
+    return loads
+
+
+def driver(args: argparse.Namespace) -> dict[str, Any]:
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    plain = args.pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    url = args.pg_url + "?options=" + quote(f"-csearch_path={schema}")
+    subprocess.run(["psql", plain, "-q", "-c", f"CREATE SCHEMA {schema}"], check=True)
+    tmp = Path(tempfile.mkdtemp(prefix="checkout_bench_"))
+    directory = tmp / "banks.json"
+    procs: list[subprocess.Popen[str]] = []
+    figures: dict[str, Any] = {"workers": args.workers, "banks": args.banks,
+                               "suppliers": args.suppliers, "seconds": args.seconds,
+                               "load_average_start": load_average()}
+    try:
+        key = asyncio.run(setup_books(url, args.suppliers))
+        banks_proc = subprocess.Popen(
+            [sys.executable, "-m", "gateways.sandbox", "banks", "--directory", str(directory),
+             "--banks", args.banks], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "PAYCORE_LOG_LEVEL": "WARNING"})
+        procs.append(banks_proc)
+        assert banks_proc.stdout is not None
+        ready: dict[str, Any] = {}
+        for line in banks_proc.stdout:
+            if line.startswith('{"ready"'):
+                ready = json.loads(line)
+                break
+        if not ready:
+            raise SystemExit("the sandbox banks did not start")
+        bank_urls: dict[str, str] = ready["banks"]
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PAYCORE_DATABASE_URL": url,
+               "PAYCORE_BANKS": "gateways.sandbox.directory:banks",
+               "PAYCORE_SANDBOX_DIRECTORY": str(directory),
+               "PAYCORE_NOTIFY_BASE_URL": f"{base}/v1/notifications",
+               "PAYCORE_LOG_LEVEL": "WARNING", "PAYCORE_SCHEDULES": "none"}
+        api_proc = subprocess.Popen([str(PAYCORE), "serve", "--port", str(port),
+                                     "--workers", str(args.workers)], env=env, cwd=ROOT,
+                                    text=True)
+        procs.append(api_proc)
+        asyncio.run(wait_ready(base, time.monotonic() + 60))
+        print(f"banks pid {banks_proc.pid} {bank_urls}; API pid {api_proc.pid} at {base} "
+              f"({args.workers} workers); load average {load_average()}", flush=True)
+        results = []
+        delivered = {code: 0 for code in bank_urls}
+        for n_procs, callers in parse_loads(args.loads):
+            label = f"{n_procs}x{callers}"
+            loaders = [subprocess.Popen(
+                [sys.executable, __file__, "--role", "customers", "--base", base, "--key", key,
+                 "--banks", args.banks, "--accounts", json.dumps(ready["customers"]),
+                 "--suppliers", str(args.suppliers),
+                 "--callers", str(callers), "--seconds", str(args.seconds),
+                 "--tag", f"{label}-{p}"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                for p in range(n_procs)]
+            servers = {"banks": banks_proc.pid}
+            for w, pid in enumerate(children_of(api_proc.pid) if args.workers > 1
+                                    else [api_proc.pid]):
+                servers[f"api-{w}"] = pid
+            cpu_before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            profiles = []
+            if args.profile and label == args.profile_load:
+                time.sleep(min(2.0, args.seconds / 4))  # past the start
+                pids = {"banks": banks_proc.pid}
+                workers = children_of(api_proc.pid) if args.workers > 1 else [api_proc.pid]
+                for w, pid in enumerate(workers):
+                    pids[f"api-{w}"] = pid
+                for p, loader in enumerate(loaders):
+                    pids[f"customers-{p}"] = loader.pid
+                profiles = start_profiles(Path(args.profile), pids, args.seconds / 2)
+            outs = [json.loads(loader.communicate()[0].strip().splitlines()[-1])
+                    for loader in loaders]
+            for _, _, spy in profiles:
+                spy.wait()
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in servers.items()}
+            cpu["customers"] = sum(o["cpu_seconds"] for o in outs)
+            notes = asyncio.run(bank_deliveries(bank_urls, delivered))
+            notify = []
+            retried = 0
+            for code, seen in notes.items():
+                delivered[code] = seen["total"]
+                for d in seen["deliveries"]:
+                    if d["elapsed_ms"] is not None and d["status_code"] is not None:
+                        notify.append(d["elapsed_ms"] / 1000)
+                    retried += d["attempt"] > 1
+            create = [t for o in outs for t in o["create"]]
+            whole = [t for o in outs for t in o["whole"]]
+            wall = max(o["ended"] for o in outs) - min(o["started"] for o in outs)
+            row = {"load": label, "customers": n_procs * callers, "checkouts": len(whole),
+                   "checkouts_per_second": round(len(whole) / wall, 1),
+                   "create_p50_ms": ms(pct(create, 0.5)), "create_p99_ms": ms(pct(create, 0.99)),
+                   "notify_p50_ms": ms(pct(notify, 0.5)), "notify_p99_ms": ms(pct(notify, 0.99)),
+                   "checkout_p50_ms": ms(pct(whole, 0.5)), "checkout_p99_ms": ms(pct(whole, 0.99)),
+                   "gets_per_checkout": round(sum(o["gets"] for o in outs) / max(len(whole), 1), 2),
+                   "notify_retries": retried,
+                   "failures": sum(len(o["failures"]) for o in outs),
+                   # CPU per checkout, by process (ms): what each checkout costs each side
+                   "cpu_ms_per_checkout": {name: round(1000 * c / max(len(whole), 1), 1)
+                                           for name, c in cpu.items()},
+                   "load_average": load_average()}
+            for o in outs:
+                for failure in o["failures"][:3]:
+                    print(f"  failure: {failure}", flush=True)
+            results.append(row)
+            print(f"{label:>6} ({n_procs} process(es) x {callers} customers): "
+                  f"{row['checkouts_per_second']:7.1f} checkouts/s | create p50 "
+                  f"{row['create_p50_ms']} p99 {row['create_p99_ms']} ms | notify p50 "
+                  f"{row['notify_p50_ms']} p99 {row['notify_p99_ms']} ms | checkout p50 "
+                  f"{row['checkout_p50_ms']} p99 {row['checkout_p99_ms']} ms | "
+                  f"{row['checkouts']} checkouts, {row['failures']} failures | load average "
+                  f"{row['load_average']}", flush=True)
+            print(f"        CPU ms per checkout: {row['cpu_ms_per_checkout']}", flush=True)
+            for name, path, _ in profiles:
+                print(f"profile {name} ({path}):")
+                for line in summarize_profile(path):
+                    print(line)
+        figures["loads"] = results
+        figures |= asyncio.run(check_books(url))
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        subprocess.run(["psql", plain, "-q", "-c", "SET client_min_messages = warning; "
+                        f"DROP SCHEMA IF EXISTS {schema} CASCADE"], check=False)
+    if not args.skip_ceiling:
+        ceiling = run_ceiling(args.pg_url, args.ceiling_seconds)
+        figures["ceiling"] = ceiling
+        hundred = next((r for r in figures["loads"] if r["customers"] == 100), None)
+        if hundred and ceiling.get("rpc_hot_32_clients"):
+            figures["ratio_checkout_vs_ceiling_hot"] = round(
+                hundred["checkouts_per_second"] / ceiling["rpc_hot_32_clients"], 4)
+    figures["load_average_end"] = load_average()
     return figures
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkouts", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--role", default="driver", choices=["driver", "customers"])
+    parser.add_argument("--workers", type=int, default=2,
+                        help="API worker processes (default 2: one per core)")
+    parser.add_argument("--loads", default="1x1,1x100,1x128,2x32",
+                        help="load processes x customers each, comma-separated")
+    parser.add_argument("--seconds", type=float, default=15, help="duration of each load")
+    parser.add_argument("--suppliers", type=int, default=100)
     parser.add_argument("--banks", default="restbank,unionpay,smbank")
+    parser.add_argument("--ceiling-seconds", type=float, default=3)
+    parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--profile", default="", help="directory for py-spy profiles")
+    parser.add_argument("--profile-load", default="1x100")
     parser.add_argument("--pg-url", default=PG_URL)
-    figures = asyncio.run(main(parser.parse_args()))
-    for name, value in figures.items():
-        print(f"{name}: {value}")
+    # the customers' process
+    parser.add_argument("--base", default="")
+    parser.add_argument("--key", default="")
+    parser.add_argument("--callers", type=int, default=1)
+    parser.add_argument("--tag", default="c")
+    parser.add_argument("--accounts", default="{}")
+    args = parser.parse_args()
+    if args.role == "customers":
+        customers_main(args)
+        return
+    figures = driver(args)
+    for row in figures["loads"]:
+        print(f"load {row['load']}: {row['checkouts_per_second']} checkouts/s, create p50/p99 "
+              f"{row['create_p50_ms']}/{row['create_p99_ms']} ms, notify p50/p99 "
+              f"{row['notify_p50_ms']}/{row['notify_p99_ms']} ms")
+    for name, value in figures.get("ceiling", {}).items():
+        print(f"ceiling {name}: {value:.0f} entries/s")
+    if "ratio_checkout_vs_ceiling_hot" in figures:
+        print(f"ratio checkout_vs_ceiling_hot: {figures['ratio_checkout_vs_ceiling_hot']}")
+    print(f"paid {figures['paid']}, verify ok {figures['verify_ok']}, lanes {figures['lanes']}")
     print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

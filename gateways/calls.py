@@ -21,7 +21,7 @@ from gateways.inquiries import Subject
 from gateways.schema import bank_calls
 from gateways.store import utcnow
 
-__all__ = ["latest_call", "note_bank_ref", "record_call"]
+__all__ = ["latest_call", "note_bank_ref", "record_call", "record_call_in"]
 
 
 async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
@@ -29,25 +29,29 @@ async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
     """Record the next call about `subject_id` to `bank`, in a transaction of its own
     (committed before the caller sends anything), and return it: the caller sends its
     `placed_at` as the transaction time."""
-    placed_at = whole_seconds(now or utcnow())
-    bank_order_id = bank.bank_order_id(subject_id)
-
-    async def insert(conn: AsyncConnection) -> BankCall:
-        last = (await conn.execute(sa.select(sa.func.max(bank_calls.c.attempt_no)).where(
-            bank_calls.c.subject == subject.value,
-            bank_calls.c.subject_id == subject_id))).scalar()
-        attempt_no = (last or 0) + 1
-        await conn.execute(bank_calls.insert().values(
-            subject=subject.value, subject_id=subject_id, attempt_no=attempt_no,
-            bank=bank.code, bank_order_id=bank_order_id, placed_at=placed_at,
-            created_at=placed_at, updated_at=placed_at))
-        return BankCall(reference=subject_id, placed_at=placed_at,
-                        bank_order_id=bank_order_id, attempt_no=attempt_no)
-
     # a racing recorder of the same subject loses the unique (subject, id, attempt_no)
     # and is retried by `transact` only for retryable errors; the callers' own
     # compare-and-set (one worker per attempt, refund or payout) keeps them apart
-    return await ledger.transact(engine, insert)
+    return await ledger.transact(
+        engine, lambda conn: record_call_in(conn, subject, subject_id, bank, now=now))
+
+
+async def record_call_in(conn: AsyncConnection, subject: Subject, subject_id: str,
+                         bank: BankGateway, *, now: dt.datetime | None = None) -> BankCall:
+    """`record_call` in the caller's transaction (e.g. the one that creates what the call is
+    about): the caller must commit it before sending anything."""
+    placed_at = whole_seconds(now or utcnow())
+    bank_order_id = bank.bank_order_id(subject_id)
+    last = (await conn.execute(sa.select(sa.func.max(bank_calls.c.attempt_no)).where(
+        bank_calls.c.subject == subject.value,
+        bank_calls.c.subject_id == subject_id))).scalar()
+    attempt_no = (last or 0) + 1
+    await conn.execute(bank_calls.insert().values(
+        subject=subject.value, subject_id=subject_id, attempt_no=attempt_no,
+        bank=bank.code, bank_order_id=bank_order_id, placed_at=placed_at,
+        created_at=placed_at, updated_at=placed_at))
+    return BankCall(reference=subject_id, placed_at=placed_at,
+                    bank_order_id=bank_order_id, attempt_no=attempt_no)
 
 
 async def latest_call(conn: AsyncConnection, subject: Subject, subject_id: str,

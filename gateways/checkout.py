@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import ledger
 from gateways import calls, inquiries, postings, settlement
 from gateways.bank import (
+    BankCall,
     BankGateway,
     BankRejected,
     BankUnavailable,
@@ -128,14 +129,11 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
     # a currency or an amount the bank cannot carry is the request's fault, found before
     # anything is written (else the intent and its attempt would stay `created` for good)
     check_amount(banks, request.bank, request.amount)
-    found = await _existing(engine, request, units)
-    if found is not None:
-        return found
     now = utcnow()
     intent_id, attempt_id = new_id("pi"), request.attempt_id or new_id("at")
     bank = banks.get(request.bank)
 
-    async def record(conn: AsyncConnection) -> None:
+    async def record(conn: AsyncConnection) -> BankCall:
         await get_supplier_terms(conn, request.supplier_id)
         await postings.ensure_payment_accounts(conn, request.bank, request.supplier_id,
                                                request.amount.currency.code)
@@ -147,11 +145,16 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
             created_at=now, updated_at=now, expires_at=now + request.expires_in))
         await _insert_attempt(conn, attempt_id, intent_id, bank, units,
                               request.amount.currency.code, now)
+        # the call the bank is about to get, committed with the attempt (one commit, not
+        # two) and before the bank hears of it: the txnTime any inquiry names
+        return await calls.record_call_in(conn, Subject.ATTEMPT, attempt_id, bank, now=now)
 
     try:
-        await ledger.transact(engine, record)
+        # the same order again is found by the unique (merchant, order id) it breaks, not
+        # by a read before every insert
+        call = await ledger.transact(engine, record)
     except IntegrityError:
-        # a concurrent request for the same order won the unique (merchant, order id)
+        # the same order again, or a concurrent request for it that won
         found = await _existing(engine, request, units)
         if found is None:
             raise
@@ -162,7 +165,7 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
                          description=request.description or f"Order {request.order_id}",
                          return_url=request.return_url, notify_url=banks.notify_url(request.bank),
                          created_at=now, expires_at=now + request.expires_in)
-    return await _send_attempt(engine, banks, intent_id, attempt_id, order)
+    return await _send_attempt(engine, banks, intent_id, attempt_id, order, request.bank, call)
 
 
 async def _insert_attempt(conn: AsyncConnection, attempt_id: str, intent_id: str,
@@ -178,38 +181,56 @@ def _create(order: PaymentOrder) -> Callable[[BankGateway], Awaitable[PaymentIns
 
 
 async def _send_attempt(engine: AsyncEngine, banks: BankDirectory, intent_id: str,
-                        attempt_id: str, order: PaymentOrder) -> Checkout:
-    attempt_bank = (await _read(engine, lambda c: load_attempt(c, attempt_id))).bank
-    # recorded and committed before the bank hears of it: the txnTime any inquiry names
-    call = await calls.record_call(engine, Subject.ATTEMPT, attempt_id, banks.get(attempt_bank))
+                        attempt_id: str, order: PaymentOrder, attempt_bank: str,
+                        call: BankCall) -> Checkout:
+    """Send the attempt to its bank; `call` (recorded and committed before this) gives the
+    transaction time the bank is told."""
     order = dataclasses.replace(order, created_at=call.placed_at)
     try:
         instruction = await banks.call(attempt_bank, _create(order), moves_money=True)
     except (BankUnavailable, BankRejected) as exc:
         # nothing can have been debited: the customer never got the way to the bank
         reason = f"{type(exc).__name__}: {exc}"
-        await ledger.transact(engine, lambda conn: settlement.fail_attempt(conn, attempt_id, reason))
-        log.warning("attempt.not_sent", attempt_id=attempt_id, bank=attempt_bank, error=str(exc))
+        return await ledger.transact(engine, lambda conn: _failed(conn, intent_id, attempt_id,
+                                                                  reason))
     except OutcomeUnknown as exc:
         reason = f"OutcomeUnknown: {exc}"
-        await ledger.transact(engine, lambda conn: settlement.mark_attempt_unknown(
-            conn, attempt_id, reason))
         log.warning("attempt.outcome_unknown", attempt_id=attempt_id, bank=attempt_bank)
-    else:
-        async def sent(conn: AsyncConnection) -> None:
-            now = utcnow()
-            await transition(conn, attempt_id, A.CREATED, A.PENDING, now=now,
-                             instruction=_instruction_json(instruction),
-                             bank_payment_id=instruction.bank_payment_id)
-            intent = await load_intent(conn, intent_id)
-            await transition(conn, intent_id, intent.status, IS.PENDING, now=now)
-            # the customer has until expiry; then the bank is asked what became of it
-            await inquiries.schedule(conn, Subject.ATTEMPT, attempt_id, attempt_bank,
-                                     intent.expires_at + INQUIRY_GRACE, now)
-        await ledger.transact(engine, sent)
-    async with engine.connect() as conn:
+        return await ledger.transact(engine, lambda conn: _unknown(conn, intent_id, attempt_id,
+                                                                   reason))
+
+    async def sent(conn: AsyncConnection) -> Checkout:
+        now = utcnow()
+        await transition(conn, attempt_id, A.CREATED, A.PENDING, now=now,
+                         instruction=_instruction_json(instruction),
+                         bank_payment_id=instruction.bank_payment_id)
         intent = await load_intent(conn, intent_id)
-        attempt = await load_attempt(conn, attempt_id)
+        await transition(conn, intent_id, intent.status, IS.PENDING, now=now)
+        # the customer has until expiry; then the bank is asked what became of it
+        await inquiries.schedule(conn, Subject.ATTEMPT, attempt_id, attempt_bank,
+                                 intent.expires_at + INQUIRY_GRACE, now)
+        return await _read_checkout(conn, intent_id, attempt_id)
+
+    return await ledger.transact(engine, sent)
+
+
+async def _failed(conn: AsyncConnection, intent_id: str, attempt_id: str,
+                  reason: str) -> Checkout:
+    await settlement.fail_attempt(conn, attempt_id, reason)
+    log.warning("attempt.not_sent", attempt_id=attempt_id, error=reason)
+    return await _read_checkout(conn, intent_id, attempt_id)
+
+
+async def _unknown(conn: AsyncConnection, intent_id: str, attempt_id: str,
+                   reason: str) -> Checkout:
+    await settlement.mark_attempt_unknown(conn, attempt_id, reason)
+    return await _read_checkout(conn, intent_id, attempt_id)
+
+
+async def _read_checkout(conn: AsyncConnection, intent_id: str, attempt_id: str) -> Checkout:
+    # read in the transaction that made it: what the caller is answered is what committed
+    intent = await load_intent(conn, intent_id)
+    attempt = await load_attempt(conn, attempt_id)
     return Checkout(intent, attempt, attempt.payment_instruction)
 
 
@@ -217,11 +238,6 @@ def _instruction_json(instruction: PaymentInstruction) -> dict[str, object]:
     data = asdict(instruction)
     data["fields"] = dict(instruction.fields)
     return data
-
-
-async def _read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[Attempt]]) -> Attempt:
-    async with engine.connect() as conn:
-        return await work(conn)
 
 
 async def retry_intent(engine: AsyncEngine, banks: BankDirectory, intent_id: str, bank: str, *,
@@ -233,7 +249,7 @@ async def retry_intent(engine: AsyncEngine, banks: BankDirectory, intent_id: str
     now = utcnow()
     attempt_id = new_id("at")
 
-    async def claim(conn: AsyncConnection) -> PaymentIntent:
+    async def claim(conn: AsyncConnection) -> tuple[PaymentIntent, BankCall]:
         intent = await get_intent(conn, intent_id, merchant_id=merchant_id)
         if intent.status is not IS.FAILED:
             raise IllegalTransition("intent", intent_id, intent.status.value, IS.PENDING.value,
@@ -252,14 +268,16 @@ async def retry_intent(engine: AsyncEngine, banks: BankDirectory, intent_id: str
         ).values(current_attempt_id=attempt_id, bank=bank, updated_at=now))
         if done.rowcount != 1:
             raise ConcurrentTransition("intent", intent_id, IS.FAILED.value, IS.PENDING.value)
-        return intent
+        # committed with the claim, before the bank hears of it
+        return intent, await calls.record_call_in(conn, Subject.ATTEMPT, attempt_id, gateway,
+                                                  now=now)
 
-    intent = await ledger.transact(engine, claim)
+    intent, call = await ledger.transact(engine, claim)
     order = PaymentOrder(attempt_id=attempt_id, amount=intent.amount,
                          description=intent.description or f"Order {intent.order_id}",
                          return_url=return_url, notify_url=banks.notify_url(bank),
                          created_at=now, expires_at=intent.expires_at)
-    return await _send_attempt(engine, banks, intent_id, attempt_id, order)
+    return await _send_attempt(engine, banks, intent_id, attempt_id, order, bank, call)
 
 
 async def get_intent(conn: AsyncConnection, intent_id: str, *,

@@ -12,7 +12,9 @@ payout:   a hold when requested (Dr <debit account>, Cr 1103.clearing.payout), p
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from moneyed import Money
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +27,10 @@ from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, HoldReq
 COMMISSION_ACCOUNT = "6001.income.commission"
 #: lanes of the commission account (ledger.add_lanes raises an existing one's)
 COMMISSION_LANES = 16
+#: lanes of each bank's clearing account, which every capture at that bank debits
+#: (reconciliation follows each lane with its own cursor; `paycore accounts add-lanes`
+#: raises an existing account's)
+CLEARING_LANES = 16
 PAYOUT_CLEARING = "1103.clearing.payout"
 #: a payout's reservation outlives any sensible bank delay; the janitor settles it first
 PAYOUT_HOLD_LIFETIME = dt.timedelta(days=90)
@@ -60,10 +66,20 @@ def refund_commission_part(*, policy: RefundCommission, captured_minor: int,
     return int(due) - commission_refunded_before_minor
 
 
+#: per database (engine), the account codes seen to exist: an account is never deleted
+#: (closing one keeps its row, and posting to it is refused by the ledger), so once seen,
+#: a checkout need not ask again whether it exists
+_KNOWN_OPEN: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
 async def ensure_open(conn: AsyncConnection, spec: AccountSpec) -> None:
     """Open the account unless an account with this code exists (whatever its name:
     finance may have opened it first, with a better one)."""
+    known = _KNOWN_OPEN.setdefault(conn.engine.sync_engine, set())
+    if spec.code in known:
+        return
     if await ledger.find_account(conn, spec.code) is not None:
+        known.add(spec.code)
         return
     try:
         # in a savepoint: of two checkouts opening the same account at once, the second
@@ -77,15 +93,16 @@ async def ensure_open(conn: AsyncConnection, spec: AccountSpec) -> None:
 
 async def ensure_payment_accounts(conn: AsyncConnection, bank: str, supplier_id: str,
                                   currency: str) -> None:
+    # every capture at the bank debits it: its postings spread over lanes (a clearing
+    # account carries no balance limit, so it may have them)
     await ensure_open(conn, AccountSpec(clearing_account(bank), f"{bank.upper()} gateway clearing",
-                                        AccountType.ASSET, currency))
+                                        AccountType.ASSET, currency, lanes=CLEARING_LANES))
     await ensure_open(conn, AccountSpec(
         payable_account(supplier_id), f"Payable to supplier {supplier_id}", AccountType.LIABILITY,
         currency, balance_limit=BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS,
         owner_ref=f"supplier:{supplier_id}"))
     # every capture credits it: its postings spread over lanes, so checkouts do not queue
-    # on one balance row (the clearing accounts keep one lane: reconciliation follows
-    # them by one sequence number per account)
+    # on one balance row
     await ensure_open(conn, AccountSpec(COMMISSION_ACCOUNT, "Marketplace commission",
                                         AccountType.INCOME, currency, lanes=COMMISSION_LANES))
 

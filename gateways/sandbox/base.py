@@ -144,6 +144,8 @@ class SandboxBank:
             Route("/_sandbox/faults", self._faults_endpoint, methods=["POST", "DELETE"]),
             Route("/_sandbox/book", self._book_endpoint, methods=["GET"]),
             Route("/_sandbox/returns", self._returns_endpoint, methods=["POST"]),
+            Route("/_sandbox/deliveries", self._deliveries_endpoint, methods=["GET"]),
+            Route("/_sandbox/drain", self._drain_endpoint, methods=["POST"]),
         ]
         return Starlette(routes=routes)
 
@@ -526,6 +528,22 @@ class SandboxBank:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"reference": txn.reference, "return_id": txn.return_id,
                              "reason": txn.return_reason})
+
+    async def _deliveries_endpoint(self, request: Request) -> Response:
+        """Every notification delivery from `?after=N` on (a bank in another process is
+        inspected over HTTP): reference, attempt, status, acknowledged, round trip."""
+        after = int(request.query_params.get("after", "0") or 0)
+        return JSONResponse({"bank": self.code, "total": len(self.notifier.deliveries), "deliveries": [
+            {"reference": d.reference, "kind": d.kind, "attempt": d.attempt,
+             "status_code": d.status_code, "acknowledged": d.acknowledged, "note": d.note,
+             "error": d.error, "elapsed_ms": None if d.elapsed_seconds is None
+             else round(d.elapsed_seconds * 1000, 3)}
+            for d in self.notifier.deliveries[after:]]})
+
+    async def _drain_endpoint(self, request: Request) -> Response:
+        """Deliver every outstanding notification now; answers when all are done."""
+        await self.drain_notifications()
+        return JSONResponse({"bank": self.code, "deliveries": len(self.notifier.deliveries)})
 
     async def _book_endpoint(self, request: Request) -> Response:
         return JSONResponse({

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -47,6 +48,9 @@ class Delivery:
     #: the delivery was deliberately broken by a fault (bad signature, duplicate, ...)
     note: str = ""
     error: str | None = None
+    #: the round trip of this delivery: POSTed to the merchant's answer read (the
+    #: merchant's notification handling as the bank sees it)
+    elapsed_seconds: float | None = None
 
 
 Build = Callable[[bool], Outgoing]
@@ -167,6 +171,7 @@ class Notifier:
 
     async def _post(self, pending: _Pending, outgoing: Outgoing, attempt: int, note: str) -> bool:
         sent_at = dt.datetime.now(dt.UTC)
+        started = time.perf_counter()
         status: int | None = None
         error: str | None = None
         acknowledged = False
@@ -186,5 +191,6 @@ class Notifier:
             reference=pending.reference, kind=pending.kind, url=pending.url, attempt=attempt,
             body=outgoing.body, headers=dict(outgoing.headers), status_code=status,
             acknowledged=acknowledged, sent_at=sent_at, note=note, error=error,
+            elapsed_seconds=time.perf_counter() - started,
         ))
         return acknowledged

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime as dt
 import os
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,37 +26,72 @@ idempotency_app = typer.Typer(help="The API's stored Idempotency-Key responses."
 def serve(host: str | None = typer.Option(None, help="address to listen on (default "
                                                      "PAYCORE_API_HOST or 127.0.0.1)"),
           port: int | None = typer.Option(None, help="port (default PAYCORE_API_PORT or 8000)"),
+          workers: int = typer.Option(1, min=1, help="worker processes sharing the port "
+                                      "(each its own event loop, pool and banks; about one "
+                                      "per core)"),
           ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs). The payment routes need
     the deployment's banks: PAYCORE_BANKS=module:function returning a gateways.BankDirectory
     whose notify_base_url is this server's public URL + /v1/notifications."""
     import uvicorn
 
+    base = Settings.from_env()
+    settings = _api_settings(base)
+    configure_logging(settings.log_format, settings.log_level)
+    config = uvicorn.Config(
+        "paycore.commands.serve:build_app", factory=True, workers=workers,
+        host=host or settings.host, port=port or settings.port, log_config=None,
+        access_log=False, http=_best("httptools", "h11"), loop=_best("uvloop", "asyncio"),
+        lifespan="on")
+    if workers == 1:
+        config.load()  # the app is built (and the startup heap frozen) before serving
+        uvicorn.Server(config).run()
+        return
+    # one app per worker process, each built in its process (`build_app`) on the socket
+    # bound here; uvicorn's supervisor restarts a worker that dies
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def _best(module: str, fallback: str) -> str:
+    import importlib.util
+
+    return module if importlib.util.find_spec(module) is not None else fallback
+
+
+def _api_settings(base: Settings) -> Any:
+    from paycore.api.settings import ApiSettings  # the web stack loads only to serve
+
+    return ApiSettings.from_env(base)
+
+
+def build_app() -> Any:
+    """The API of one `paycore serve` worker process: its engine, its banks (loaded and
+    closed with the app's lifespan) and its startup heap frozen once built."""
     import gateways
     from paycore.api import create_app
-    from paycore.api.settings import ApiSettings
     from paycore.commands.payments import load_banks
     from paycore.payout_controls import install_account_keys
     from paycore.startup_heap import freeze_startup_heap
 
     base = Settings.from_env()
-    settings = ApiSettings.from_env(base)
+    settings = _api_settings(base)
     configure_logging(settings.log_format, settings.log_level)
     install_account_keys()
+    engine = db.create_engine(base.database_url)
+    app = create_app(engine, settings=settings)
+    routers_lifespan = app.router.lifespan_context
 
-    async def main() -> None:
-        engine = db.create_engine(base.database_url)
+    @contextlib.asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
         banks: gateways.BankDirectory | None = None
         try:
             if os.environ.get("PAYCORE_BANKS"):
-                banks = await load_banks()
-            app = create_app(engine, settings=settings,
-                             state={"banks": banks} if banks is not None else None)
-            config = uvicorn.Config(app, host=host or settings.host, port=port or settings.port,
-                                    log_config=None, access_log=False)
-            server = uvicorn.Server(config)
-            freeze_startup_heap()  # the app is built: what exists now lives as long as we do
-            await server.serve()
+                banks = await load_banks(engine)
+                app.state.banks = banks
+            async with routers_lifespan(served) as state:
+                yield state
         finally:
             if banks is not None:
                 async with engine.begin() as conn:
@@ -66,7 +102,9 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
                         await close()
             await engine.dispose()
 
-    asyncio.run(main())
+    app.router.lifespan_context = lifespan
+    freeze_startup_heap()  # the app is built: what exists now lives as long as we do
+    return app
 
 
 @apikeys_app.command("create")
