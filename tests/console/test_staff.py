@@ -1,0 +1,73 @@
+"""Staff users (#19): `paycore staff add|disable|reset|list` on an SQLite file, and the
+rules under them on both databases — argon2id hashes, lock-out after repeated failures,
+disabling ends sessions, a reset lifts the lock."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
+
+from paycore.cli import app
+from paycore.console import staff
+from paycore.schema import staff_users
+
+runner = CliRunner()
+GOOD = "a long enough passphrase"
+
+
+def test_staff_commands(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PAYCORE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/staff.sqlite")
+    monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    added = runner.invoke(app, ["staff", "add", "li.wei", "--role", "finance", "--name", "Li Wei"],
+                          env={"PAYCORE_STAFF_PASSWORD": GOOD})
+    assert added.exit_code == 0, added.output
+    assert "li.wei (finance) added" in added.output and GOOD not in added.output
+    bad_role = runner.invoke(app, ["staff", "add", "x.y", "--role", "admin"],
+                             env={"PAYCORE_STAFF_PASSWORD": GOOD})
+    assert bad_role.exit_code == 2 and "role must be one of" in bad_role.output
+    short = runner.invoke(app, ["staff", "add", "x.y", "--role", "viewer"],
+                          env={"PAYCORE_STAFF_PASSWORD": "short"})
+    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    assert runner.invoke(app, ["staff", "disable", "li.wei"]).exit_code == 0
+    listed = runner.invoke(app, ["staff", "list"])
+    assert "li.wei" in listed.output and "disabled" in listed.output
+    reset = runner.invoke(app, ["staff", "reset", "li.wei"],
+                          env={"PAYCORE_STAFF_PASSWORD": GOOD + "!"})
+    assert reset.exit_code == 0 and "lock-out lifted" in reset.output
+    assert "active" in runner.invoke(app, ["staff", "list"]).output
+    assert runner.invoke(app, ["staff", "disable", "nobody"]).exit_code == 2
+
+
+async def test_passwords_hashed_lockout_sessions(db: AsyncEngine) -> None:
+    async with db.begin() as conn:
+        await staff.add_user(conn, "wang.fang", "risk", GOOD)
+        stored = await conn.scalar(sa.select(staff_users.c.password_hash))
+    assert stored.startswith("$argon2id$") and GOOD not in stored
+    now = dt.datetime.now(dt.UTC)
+    # each failure counts (committed with its refusal, as the sign-in route does)
+    async with db.begin() as conn:
+        for _ in range(staff.MAX_FAILED_LOGINS):
+            with contextlib.suppress(staff.LoginRefused):
+                await staff.authenticate(conn, "wang.fang", "not the password", now=now)
+    async with db.begin() as conn:
+        with pytest.raises(staff.LoginRefused) as refused:
+            await staff.authenticate(conn, "wang.fang", GOOD, now=now)
+        assert refused.value.why == "locked"
+        # after the lock-out has run out, the right password works again
+        user = await staff.authenticate(conn, "wang.fang", GOOD,
+                                        now=now + staff.LOCKOUT + dt.timedelta(seconds=1))
+        token, _session = await staff.open_session(conn, user)
+        assert (await staff.load_session(conn, token)).user.username == "wang.fang"
+        await staff.disable_user(conn, "wang.fang")
+        assert await staff.load_session(conn, token) is None
+        with pytest.raises(staff.LoginRefused):
+            await staff.authenticate(conn, "wang.fang", GOOD)
+        await staff.reset_password(conn, "wang.fang", GOOD + "2")
+        assert (await staff.authenticate(conn, "wang.fang", GOOD + "2")).status == "active"
+        assert await staff.load_session(conn, "not-a-token") is None
