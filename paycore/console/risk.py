@@ -103,7 +103,9 @@ async def application(request: Request, loan_id: str, session: StaffSession,
                    loans.c.amount_minor.between(low, high), loans.c.id != loan_id)
             .order_by(decisions.c.id.desc()).limit(10))).all()
     return render(request, "risk_application.html", session, record=record, borrower=borrower,
-                  decisions=stored, data=dataclasses.asdict(data), line=line, similar=similar, Amount=Amount,
+                  decisions=stored,
+                  data=_readable(dataclasses.asdict(data), record.currency), line=line,
+                  similar=similar, Amount=Amount,
                   note=note, error=error)
 
 
@@ -147,6 +149,29 @@ async def decide(request: Request, loan_id: str, session: StaffSession) -> Respo
                                    action=action, subject=subject, reason=reason, why=str(exc))
         return redirect(back + "?" + _q(error=str(exc)))
     return redirect(back, f"loan {loan_id} is now {details['status']}")
+
+
+def _readable(values: dict[str, Any], currency: str) -> dict[str, Any]:
+    """The rules' inputs as a person reads them: amounts (`..._minor`) with their currency
+    and thousands separators, the name without the storage suffix."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+            key += "_minor"  # amounts by counterparty (receivables by buyer)
+        if not key.endswith("_minor"):
+            out[key.replace("_", " ")] = value
+            continue
+        label = key.removesuffix("_minor").replace("_", " ")
+        if isinstance(value, int):
+            out[label] = Amount(value, currency)
+        elif isinstance(value, (list, tuple)):
+            out[label] = ", ".join(str(Amount(v, currency)) for v in value) or "none"
+        elif isinstance(value, dict):
+            out[label] = "; ".join(f"{k}: {Amount(v, currency)}" for k, v in value.items()
+                                   ) or "none"
+        else:
+            out[label] = "none" if value is None else value
+    return out
 
 
 def _q(**values: str) -> str:
