@@ -29,12 +29,18 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
           workers: int = typer.Option(1, min=1, help="worker processes sharing the port "
                                       "(each its own event loop, pool and banks; about one "
                                       "per core)"),
+          demo: bool = typer.Option(False, "--demo", help="serve the books `paycore demo` "
+                                    "left (paycore-demo.sqlite) with a demo staff user of "
+                                    "each role for the console, printed with its password"),
           ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs). The payment routes need
-    the deployment's banks: PAYCORE_BANKS=module:function returning a gateways.BankDirectory
-    whose notify_base_url is this server's public URL + /v1/notifications."""
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the operations
+    console (/console). The payment routes need the deployment's banks:
+    PAYCORE_BANKS=module:function returning a gateways.BankDirectory whose notify_base_url
+    is this server's public URL + /v1/notifications."""
     import uvicorn
 
+    if demo:
+        _prepare_demo(host or "127.0.0.1", port or 8000)
     base = Settings.from_env()
     settings = _api_settings(base)
     configure_logging(settings.log_format, settings.log_level)
@@ -52,6 +58,37 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
     from uvicorn.supervisors import Multiprocess
 
     Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def _prepare_demo(host: str, port: int) -> None:
+    """Point this server at the demo's books and give the console a user per role."""
+    from pathlib import Path
+
+    from paycore import demo as demo_story
+    from paycore.console.demo import ensure_demo_staff
+
+    path = Path("paycore-demo.sqlite")
+    if not path.exists():
+        errors.print("[red]no demo books here[/red]: run [bold]make demo[/bold] (or "
+                     "[bold]paycore demo[/bold]) first, in this folder")
+        raise typer.Exit(2)
+    url = demo_story.database_url(path)
+    os.environ["PAYCORE_DATABASE_URL"] = url
+    # the demo is plain HTTP on this machine: a browser other than Chromium may refuse to
+    # send a Secure cookie back over it
+    os.environ.setdefault("PAYCORE_CONSOLE_INSECURE_COOKIES", "1")
+
+    async def go(engine: Any) -> list[tuple[str, str, str]]:
+        await db.upgrade(engine)
+        return await ensure_demo_staff(engine)
+    users = run(go, url=url, quiet=True)
+    table = Table("username", "role", "password", title="Demo staff (demo books only)",
+                  title_justify="left")
+    for username, role, password in users:
+        table.add_row(username, role, password)
+    console.print(table)
+    console.print(f"Open the console: http://{host}:{port}/console — sign in as any of them "
+                  "(payments.demo requests a payout, payments2.demo approves it).")
 
 
 def _best(module: str, fallback: str) -> str:

@@ -24,6 +24,7 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     result = runner.invoke(app, ["demo", "--db", str(tmp_path / "demo.sqlite")])
     assert result.exit_code == 0, result.output
     out = result.output
+    assert "paycore serve --demo" in out  # it ends by saying how to open the console (#19)
     assert "IdempotencyConflict" in out and "UnbalancedEntry" in out
     assert "books untouched" in out
     # checkout: sandbox banks, a duplicate applied once, a forged notification refused, the
