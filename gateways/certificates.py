@@ -18,6 +18,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 import structlog
 from cryptography import x509
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateways.routing import BankDirectory
@@ -128,13 +129,21 @@ async def save_bank_certificates(conn: AsyncConnection, banks: BankDirectory, *,
     now = now or utcnow()
     statuses = bank_certificate_statuses(banks)
     check_certificates(statuses, now=now)
+    # an upsert per certificate, then the bank's other roles removed: several processes
+    # saving at once (workers' janitor jobs) each leave the same rows, where a delete and
+    # re-insert would collide on the key
+    insert = (postgresql.insert(bank_certificates) if conn.dialect.name == "postgresql"
+              else sqlite.insert(bank_certificates))
+    c = bank_certificates.c
+    for s in statuses:
+        values = {"subject": s.subject, "serial": s.serial[:64], "not_before": s.not_before,
+                  "not_after": s.not_after, "updated_at": now}
+        await conn.execute(insert.values(bank=s.bank, role=s.role[:40], **values)
+                           .on_conflict_do_update(index_elements=["bank", "role"], set_=values))
     for code in {s.bank for s in statuses}:
-        await conn.execute(bank_certificates.delete().where(bank_certificates.c.bank == code))
-    if statuses:
-        await conn.execute(bank_certificates.insert(), [
-            {"bank": s.bank, "role": s.role[:40], "subject": s.subject, "serial": s.serial[:64],
-             "not_before": s.not_before, "not_after": s.not_after, "updated_at": now}
-            for s in statuses])
+        roles = [s.role[:40] for s in statuses if s.bank == code]
+        await conn.execute(bank_certificates.delete().where(c.bank == code,
+                                                            c.role.not_in(roles)))
     return statuses
 
 

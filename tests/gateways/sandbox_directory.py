@@ -91,12 +91,20 @@ def write_credentials(fleet: SandboxFleet, path: Path) -> Path:
     return path
 
 
+#: optional: where the banks notify (the API server's .../v1/notifications) and the
+#: adapters' read time-out in seconds (below the sandbox's hang, for time-out faults)
+NOTIFY_ENV, TIMEOUT_ENV = "PAYCORE_TEST_NOTIFY_BASE_URL", "PAYCORE_TEST_ADAPTER_TIMEOUT"
+
+
 def banks() -> BankDirectory:
     """PAYCORE_BANKS factory: adapters for the sandbox banks named in the credentials file."""
     described = json.loads(Path(os.environ[ENV]).read_text())
+    timeout = float(os.environ.get(TIMEOUT_ENV, "5.0"))
     adapters = []
     for code, entry in described.items():
         credentials = _load(entry["credentials"])(
             **{name: _decode(value) for name, value in entry["fields"].items()})
-        adapters.append(_load(_ADAPTERS[code])(credentials, code=code, timeout=5.0))
+        adapters.append(_load(_ADAPTERS[code])(credentials, code=code, timeout=timeout))
+    if os.environ.get(NOTIFY_ENV):
+        return BankDirectory(adapters, notify_base_url=os.environ[NOTIFY_ENV])
     return BankDirectory(adapters)

@@ -211,3 +211,29 @@ async def test_metrics_of_any_process_show_the_shared_breaker(processes):
         release.set()
         await probe
         assert f"{line} 0.0" in (await client.get("/metrics")).text
+
+
+async def test_processes_saving_bank_health_at_once_do_not_collide(two_engines):
+    """Each worker's janitor job saves bank health (the certificates with it) when it ends:
+    two at once must both succeed and leave one row per certificate."""
+    engine, other = two_engines
+    async with SandboxFleet.start(["unionpay"], settings=FAST) as fleet:
+        directories = [BankDirectory([fleet.adapter("unionpay")]) for _ in two_engines]
+        for directory, e in zip(directories, two_engines, strict=True):
+            directory.share_breakers(e)
+        async with engine.begin() as conn:
+            await gateways.save_bank_health(conn, directories[0])
+        async with engine.connect() as first:
+            await first.begin()
+            await gateways.save_bank_health(first, directories[0])  # its rows held
+
+            async def second() -> None:
+                async with other.begin() as conn:
+                    await gateways.save_bank_health(conn, directories[1])
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)  # let the second reach the first's rows and wait there
+            await first.commit()
+            await waiting
+        async with other.connect() as conn:
+            saved = await gateways.load_bank_certificates(conn)
+    assert saved and len({(s.bank, s.role) for s in saved}) == len(saved)

@@ -58,8 +58,11 @@ def expected_interest(n: int, days: int) -> int:
 @dataclass
 class Receiver:
     """A merchant's webhook endpoint on 127.0.0.1: answers 503 to the first `refuse`
-    requests, then 200; keeps every event it accepted, with its signature checked."""
+    requests, then 200; keeps every event it accepted, with its signature checked. With a
+    `gate`, requests wait (unanswered: `held`) until it is set."""
     refuse: int = 0
+    gate: asyncio.Event | None = None
+    held: int = 0
     secret: str = ""
     seen: int = 0
     refused: int = 0
@@ -88,6 +91,9 @@ class Receiver:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if self.gate is not None and not self.gate.is_set():
+                    self.held += 1
+                    await self.gate.wait()
                 status = self._handle(headers, body)
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
                 await writer.drain()
