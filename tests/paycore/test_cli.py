@@ -48,8 +48,10 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
                      out)
     # the final proof holds the books against a checkpoint signed with a key kept outside them
     assert "$ paycore verify --checkpoint" in out
+    # the verdict is the last word on the books; only how to open the console follows (#19)
     assert re.search(r"verify: OK — \d+ entries, \d+ postings, \d+ accounts, chains intact; "
-                     r"the books extend 1 signed checkpoint\s*$", out)
+                     r"the books extend 1 signed checkpoint\s*Open the operations console on "
+                     r"these books: run paycore serve --demo[^\n]*\n[^\n]*password\.\s*$", out)
 
 
 def test_open_post_balance_statement_verify(sqlite_url, tmp_path):
