@@ -26,6 +26,9 @@ from reconciliation.schema import bank_accounts
 FEE_ACCOUNT = "6602.expense.bank_fees"
 DIFFERENCES_ACCOUNT = "6609.expense.reconciliation_differences"
 PAYOUT_CLEARING = "1103.clearing.payout"
+#: lanes a clearing account opened here gets: every capture at the bank debits it, and
+#: the follower keeps a cursor per lane (as gateways opens it: 16)
+CLEARING_LANES = 16
 
 RULE_NAMES = ("exact_reference", "amount_date_reference", "batch", "many_to_one", "tolerance")
 
@@ -128,7 +131,7 @@ def _specs(config: BankAccountConfig) -> list[ledger.AccountSpec]:
     return [
         ledger.AccountSpec(config.bank_ledger_account, f"Bank account at {config.code}", asset, cur),
         ledger.AccountSpec(config.clearing_account, f"Owed by {config.code} for captures",
-                           asset, cur),
+                           asset, cur, lanes=CLEARING_LANES),
         ledger.AccountSpec(config.payout_clearing_account, "Payouts in flight", asset, cur),
         ledger.AccountSpec(config.fee_account, "Bank fees", expense, cur),
         ledger.AccountSpec(config.differences_account, "Reconciliation differences", expense,

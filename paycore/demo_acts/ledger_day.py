@@ -15,12 +15,17 @@ from paycore.render import short_id
 
 LIMIT_LIABILITY = BalanceLimit.DEBITS_MUST_NOT_EXCEED_CREDITS
 LIMIT_ASSET = BalanceLimit.CREDITS_MUST_NOT_EXCEED_DEBITS
+#: gateways.postings' CLEARING_LANES and COMMISSION_LANES
+HOT_LANES = 16
 
 CHART = [
     AccountSpec("1001.bank.icbc", "ICBC operating account", AccountType.ASSET, "CNY",
                 balance_limit=LIMIT_ASSET),
-    AccountSpec("1102.clearing.icbc", "ICBC gateway clearing", AccountType.ASSET, "CNY"),
-    AccountSpec("1102.clearing.cmb", "CMB gateway clearing", AccountType.ASSET, "CNY"),
+    # the hot accounts every capture touches, in lanes as checkout opens them
+    AccountSpec("1102.clearing.icbc", "ICBC gateway clearing", AccountType.ASSET, "CNY",
+                lanes=HOT_LANES),
+    AccountSpec("1102.clearing.cmb", "CMB gateway clearing", AccountType.ASSET, "CNY",
+                lanes=HOT_LANES),
     AccountSpec("1103.clearing.payout", "Payouts in flight", AccountType.ASSET, "CNY"),
     AccountSpec("2202.payable.sup-001", "Payable to Hangzhou Silk Co.", AccountType.LIABILITY,
                 "CNY", balance_limit=LIMIT_LIABILITY, owner_ref="supplier:sup-001"),
@@ -29,7 +34,8 @@ CHART = [
     AccountSpec("2202.payable.sup-003", "Payable to Yiwu Toys Factory", AccountType.LIABILITY,
                 "CNY", balance_limit=LIMIT_LIABILITY, owner_ref="supplier:sup-003"),
     AccountSpec("3001.equity.capital", "Paid-in capital", AccountType.EQUITY, "CNY"),
-    AccountSpec("6001.income.commission", "Marketplace commission", AccountType.INCOME, "CNY"),
+    AccountSpec("6001.income.commission", "Marketplace commission", AccountType.INCOME, "CNY",
+                lanes=HOT_LANES),
     AccountSpec("6602.expense.bank_fees", "Bank fees", AccountType.EXPENSE, "CNY"),
 ]
 
