@@ -105,20 +105,45 @@ def proof(
     out: Annotated[Path | None, typer.Option(help="write the proof here (default: print)")] = None,
     keys: Annotated[Path | None, typer.Option(help=_KEYS_HELP)] = None,
     public_key: Annotated[list[Path] | None, typer.Option(help=_PUBLIC_KEY_HELP)] = None,
+    lane: Annotated[int | None, typer.Option(
+        help="for an account split into lanes: which lane's leaf (each lane is signed on "
+             "its own; the account's balance is the sum of its lanes')")] = None,
 ) -> None:
     """One account's proof: its leaf, its Merkle audit path and the signed root — what the
     account's holder needs to check it without seeing any other account."""
+    ref: str | int = int(account) if account.isdigit() else account
     try:
         path = checkpoints.find_checkpoint(at, _settings().directory)
         signed = checkpoints.read_checkpoint(path, _trusted(keys, public_key))
-        made = ledger.prove(signed, int(account) if account.isdigit() else account)
+        lanes = sorted(leaf.lane for leaf in signed.leaves if ref in (leaf.code, leaf.account_id))
+        lane = _one_lane(account, lanes, lane)
+        made = ledger.prove(signed, ref, lane)
     except ledger.CheckpointError as exc:
         raise _refuse(exc) from None
     if out is None:
         console.print_json(made.dumps())
     else:
         out.write_text(made.dumps())
-        console.print(f"proof for {made.leaf.code} at the {made.head.label} written to {out}")
+        which = (f"lane {lane} of {made.leaf.code} ({len(lanes)} lanes: the account's "
+                 "balance is the sum of theirs)" if len(lanes) > 1 else made.leaf.code)
+        console.print(f"proof for {which} at the {made.head.label} written to {out}")
+
+
+def _one_lane(account: str, lanes: list[int], lane: int | None) -> int:
+    """The lane to prove: a laned account's lane must be named (lane 0's balance alone is
+    not the account's); a one-lane account's is 0."""
+    if lane is None:
+        if len(lanes) > 1:
+            raise ledger.CheckpointError(
+                f"account {account} has {len(lanes)} lanes, each signed as a leaf of its "
+                f"own: prove one with --lane 0..{len(lanes) - 1} (the account's balance is "
+                "the sum of its lanes' balances)")
+        return 0
+    if lanes and lane not in lanes:
+        raise ledger.CheckpointError(
+            f"account {account} has no lane {lane} in this checkpoint (its lanes: "
+            f"0..{len(lanes) - 1})")
+    return lane
 
 
 @ledger_app.command("verify-proof")
@@ -141,8 +166,14 @@ def verify_proof(
             f"proof {file} is of root {head.root}, not of the published root {root}"))
     side = "debit" if leaf.balance >= 0 else "credit"
     amount = ledger.from_minor(abs(leaf.balance), leaf.currency).amount
-    console.print(f"proof OK: account {leaf.code} at the {head.label}: {side} balance "
-                  f"{amount:,} {leaf.currency} after posting #{leaf.seq}", style="green")
+    if leaf.lane:  # a lane of an account split into lanes: its own balance and numbering
+        console.print(f"proof OK: lane {leaf.lane} of account {leaf.code} at the {head.label}: "
+                      f"the lane's {side} balance {amount:,} {leaf.currency} after its posting "
+                      f"#{leaf.seq - ledger.lane_start(leaf.lane)} (the account's balance is "
+                      "the sum of its lanes')", style="green")
+    else:
+        console.print(f"proof OK: account {leaf.code} at the {head.label}: {side} balance "
+                      f"{amount:,} {leaf.currency} after posting #{leaf.seq}", style="green")
     console.print(f"  in root {head.root} ({head.account_count} accounts, "
                   f"{head.entry_count} entries), signed by key {head.key_id}")
 

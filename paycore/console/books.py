@@ -90,8 +90,9 @@ async def run_verify(request: Request, session: StaffSession) -> Response:
 
 def _balance_totals() -> sa.Subquery:
     b = account_balances.c
-    return (sa.select(b.account_id, sa.func.sum(b.posted_debits - b.posted_credits).label("net"),
-                      sa.func.sum(b.seq).label("n"))
+    # an account's balance is the sum of its lanes' rows (a lane's seq is no count: lane L
+    # numbers from L * 2^40)
+    return (sa.select(b.account_id, sa.func.sum(b.posted_debits - b.posted_credits).label("net"))
             .group_by(b.account_id).subquery())
 
 
@@ -139,8 +140,11 @@ async def account(request: Request, code: str, session: StaffSession) -> Respons
             Column("debit", "Debit", numeric=True), Column("credit", "Credit", numeric=True),
             Column("lane_balance", "Balance after (lane)", numeric=True),
             Column("entry", "Entry")],
-            caption=("Postings newest first, by the account's sequence number. The balance "
-                     "after is the posting's lane's running balance (one lane: the account's)."))
+            caption=("Postings by the account's sequence number, highest first: newest first "
+                     "for an account of one lane; an account split into lanes lists lane by "
+                     "lane, each lane newest first (its statement merges them by booking "
+                     "time). The balance after is the posting's lane's running balance (one "
+                     "lane: the account's)."))
         sign = 1 if found.type.debit_normal else -1
         await fill(conn, table, sa.select(
             p.account_seq, p.amount, p.currency, p.booked_at, p.effective_date, p.balance_after,

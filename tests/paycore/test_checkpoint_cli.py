@@ -203,3 +203,49 @@ def test_a_signing_key_others_can_read_is_refused(books, tmp_path):
     assert result.exit_code == 2
     assert "chmod 600" in " ".join(result.output.split())
     assert not list((tmp_path / "checkpoints").glob("*.json"))
+
+
+def test_a_laned_accounts_proof_names_its_lane(books, tmp_path):
+    """A hot account split into lanes has a leaf per lane: a proof is of one lane, asked
+    for by --lane and shown as that lane's balance; without --lane it is refused (lane 0's
+    balance alone is not the account's), and the lanes' proven balances add up to it."""
+    _ok(["accounts", "open", "6001.hot", "Hot income", "income", "CNY", "--lanes", "4"])
+    entries = tmp_path / "hot.yaml"
+    entries.write_text("".join(
+        f"- idempotency_key: hot-{n}\n  kind: payment.commission\n  postings:\n"
+        f"    - {{account: 1001.bank, debit: '{n}.00', currency: CNY}}\n"
+        f"    - {{account: 6001.hot, credit: '{n}.00', currency: CNY}}\n"
+        for n in range(1, 9)))
+    _ok(["post", str(entries)])
+    _ok(["ledger", "keygen"])
+    _ok(["ledger", "checkpoint"])
+    head = _checkpoint_file(tmp_path).stem.rsplit("-", 1)[1]
+    public = next((tmp_path / "trusted").glob("*.pem"))
+
+    refused = runner.invoke(app, ["ledger", "proof", "6001.hot", "--at", head])
+    assert refused.exit_code == 1
+    words = " ".join(refused.output.split())
+    assert "6001.hot has 4 lanes" in words and "--lane" in words
+
+    proven = 0
+    for lane in range(4):
+        proof = tmp_path / f"hot-{lane}.json"
+        written = " ".join(_ok(["ledger", "proof", "6001.hot", "--lane", str(lane), "--at",
+                                head, "--out", str(proof)]).split())
+        assert f"proof for lane {lane} of 6001.hot (4 lanes" in written, written
+        out = " ".join(_ok(["ledger", "verify-proof", str(proof), "--public-key",
+                            str(public)]).split())
+        if lane:  # (lane 0's leaf is signed as every one-lane account's: it cannot say so)
+            assert f"proof OK: lane {lane} of account 6001.hot" in out, out
+            assert "the sum of its lanes" in out
+        else:
+            assert "proof OK: account 6001.hot" in out
+        proven += json.loads(proof.read_text())["account"]["balance"]
+    assert proven == -(1 + 2 + 3 + 4 + 5 + 6 + 7 + 8) * 100
+    # a one-lane account's proof reads as before, with or without --lane 0
+    proof = tmp_path / "bank.json"
+    _ok(["ledger", "proof", "1001.bank", "--lane", "0", "--at", head, "--out", str(proof)])
+    out = " ".join(_ok(["ledger", "verify-proof", str(proof), "--public-key", str(public)]).split())
+    assert "proof OK: account 1001.bank" in out and "lane" not in out
+    missing = runner.invoke(app, ["ledger", "proof", "6001.hot", "--lane", "4", "--at", head])
+    assert missing.exit_code == 1 and "lane 4" in " ".join(missing.output.split())
