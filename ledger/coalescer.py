@@ -22,8 +22,8 @@ after COMMIT returned:
   `SubmitQueueFull` at once and queues nothing.
 
 The batch is adaptive: the writer takes everything queued (up to `max_batch`); while
-callers are many it waits up to `max_wait` for as many entries as the last batch had, so a
-busy writer commits full batches and an idle one commits a lone entry at once. Writes that
+callers are many it waits up to `max_wait_us` microseconds for as many entries as the
+last batch had, so a busy writer commits full batches and an idle one commits a lone entry at once. Writes that
 must commit with domain state (a capture with its intent) keep using `post` in the
 caller's transaction. Several processes each run their own coalescer against the same
 database; the ledger's row locks order them.
@@ -86,14 +86,14 @@ def _quiet(future: asyncio.Future[JournalEntry]) -> None:
 class Coalescer:
     """Coalesces this process's callers' entries into few transactions (see the module)."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 500, max_wait: float = 0.002,
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 500, max_wait_us: int = 2_000,
                  max_queue: int = 10_000, attempts: int = 5, base_delay_ms: int = 10) -> None:
-        if max_batch < 1 or max_queue < 1 or attempts < 1 or max_wait < 0:
+        if max_batch < 1 or max_queue < 1 or attempts < 1 or max_wait_us < 0:
             raise ValueError("max_batch, max_queue and attempts must be at least 1, "
-                             "max_wait not negative")
+                             "max_wait_us not negative")
         self.engine = engine
         self.max_batch = max_batch
-        self.max_wait = max_wait
+        self.max_wait_us = max_wait_us
         self.max_queue = max_queue
         self.attempts = attempts
         self.base_delay_ms = base_delay_ms
@@ -184,14 +184,14 @@ class Coalescer:
             self._writer = None
 
     async def _gather(self) -> None:
-        """While callers are many, wait (up to `max_wait`) until as many entries are queued
+        """While callers are many, wait (up to `max_wait_us`) until as many entries are queued
         as the last batch held: full batches under load, no wait when idle."""
         target = min(self.max_batch, self._last_batch)
-        if self.max_wait <= 0 or len(self._queue) >= target:
+        if self.max_wait_us <= 0 or len(self._queue) >= target:
             return
         self._enough = asyncio.Event()
         try:
-            await asyncio.wait_for(self._enough.wait(), self.max_wait)
+            await asyncio.wait_for(self._enough.wait(), self.max_wait_us / 1_000_000)
         except TimeoutError:
             pass
         finally:

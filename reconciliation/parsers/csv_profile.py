@@ -80,7 +80,7 @@ class CsvProfile:
         problems = []
         for key in doc:
             if str(key) not in fields:
-                close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(str(key), fields, n=1)  # difflib's default cutoff
                 hint = f"; did you mean {close[0]!r}?" if close else \
                     f"; known fields: {', '.join(fields)}"
                 problems.append(f"unknown field {key!r}{hint}")
