@@ -194,6 +194,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
+    values = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def backends_of(plain_dsn: str, application: str) -> list[int]:
+    """The PostgreSQL backends (pids) of the sessions named `application`."""
+    out = subprocess.run(["psql", plain_dsn, "-At", "-c", "SELECT pid FROM pg_stat_activity "
+                          f"WHERE application_name = '{application}'"],
+                         capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found[pid] = cpu_seconds(pid)
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                          text=True, check=False).stdout
@@ -293,7 +316,8 @@ def parse_loads(text: str) -> list[tuple[int, int]]:
 def driver(args: argparse.Namespace) -> dict[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     plain = args.pg_url.replace("postgresql+asyncpg://", "postgresql://")
-    url = args.pg_url + "?options=" + quote(f"-csearch_path={schema}")
+    # the API's sessions are named after the schema: their backends' CPU is this bench's
+    url = args.pg_url + "?options=" + quote(f"-csearch_path={schema} -capplication_name={schema}")
     subprocess.run(["psql", plain, "-q", "-c", f"CREATE SCHEMA {schema}"], check=True)
     tmp = Path(tempfile.mkdtemp(prefix="checkout_bench_"))
     directory = tmp / "banks.json"
@@ -347,6 +371,10 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                                     else [api_proc.pid]):
                 servers[f"api-{w}"] = pid
             cpu_before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            # the API's pooled sessions: the backends alive at both ends (a backend that
+            # came or went in between is missed, so this is a lower bound)
+            pg_before = cpu_of(backends_of(plain, schema))
+            busy_before = machine_busy()
             profiles = []
             if args.profile and label == args.profile_load:
                 time.sleep(min(2.0, args.seconds / 4))  # past the start
@@ -362,6 +390,10 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
             for _, _, spy in profiles:
                 spy.wait()
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in servers.items()}
+            pg_after = cpu_of(list(pg_before))
+            cpu["postgres"] = sum(pg_after[p] - pg_before[p] for p in pg_after)
+            busy_after = machine_busy()
+            machine = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
             cpu["customers"] = sum(o["cpu_seconds"] for o in outs)
             notes = asyncio.run(bank_deliveries(bank_urls, delivered))
             notify = []
@@ -386,6 +418,7 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                    # CPU per checkout, by process (ms): what each checkout costs each side
                    "cpu_ms_per_checkout": {name: round(1000 * c / max(len(whole), 1), 1)
                                            for name, c in cpu.items()},
+                   "machine_cpu_busy": round(machine, 2),
                    "load_average": load_average()}
             for o in outs:
                 for failure in o["failures"][:3]:
@@ -398,7 +431,8 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                   f"{row['checkout_p50_ms']} p99 {row['checkout_p99_ms']} ms | "
                   f"{row['checkouts']} checkouts, {row['failures']} failures | load average "
                   f"{row['load_average']}", flush=True)
-            print(f"        CPU ms per checkout: {row['cpu_ms_per_checkout']}", flush=True)
+            print(f"        CPU ms per checkout: {row['cpu_ms_per_checkout']}; the machine's CPUs "
+                  f"were {100 * row['machine_cpu_busy']:.0f}% busy", flush=True)
             for name, path, _ in profiles:
                 print(f"profile {name} ({path}):")
                 for line in summarize_profile(path):

@@ -253,11 +253,17 @@ async def _payment(conn: AsyncConnection, adapter: BankGateway,
                f"notification names {note.bank_txn_id}")
         await settlement.attempt_to_review(conn, attempt.id, why)
         return NotificationResult.CONFLICT, why
+    # recorded first: a racing delivery of the same bank transaction fails on its unique
+    # key here, before the capture locks the hot accounts
+    await _record(conn, note)
+    if note.review and note.outcome is BankOutcome.SUCCEEDED:  # UnionPay A6: paid, flagged
+        await settlement.settle_attempt(conn, attempt.id, note.outcome,
+                                        bank_txn_id=note.bank_txn_id, source="notification")
+        await settlement.flag_attempt(conn, attempt.id, note.review)
+        return NotificationResult.APPLIED, ""
+    # the capture's entry is settle_attempt's last statement: the caller commits at once
     await settlement.settle_attempt(conn, attempt.id, note.outcome, bank_txn_id=note.bank_txn_id,
                                     source="notification")
-    if note.review and note.outcome is BankOutcome.SUCCEEDED:  # UnionPay A6: paid, flagged
-        await settlement.flag_attempt(conn, attempt.id, note.review)
-    await _record(conn, note)
     return NotificationResult.APPLIED, ""
 
 

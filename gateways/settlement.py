@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,24 +68,39 @@ async def settle_attempt(conn: AsyncConnection, attempt_id: str, outcome: BankOu
     been checked by the caller."""
     now = now or utcnow()
     attempt = await load_attempt(conn, attempt_id)
+    capture: _Capture | None = None
     if outcome is BankOutcome.SUCCEEDED:
-        await _succeed(conn, attempt, bank_txn_id, now, source)
+        capture = await _succeed(conn, attempt, bank_txn_id, now, source)
     elif outcome is BankOutcome.FAILED:
         await _fail(conn, attempt, "the bank reports the payment failed", now, source)
-    return await load_attempt(conn, attempt_id)
+    settled = await load_attempt(conn, attempt_id)
+    if capture is not None:
+        # the capture's entry last: it locks the hot accounts (the bank's clearing, the
+        # commission), and the caller commits right after, so no other statement runs
+        # while they are held
+        entry = await ledger.post(conn, capture.request)
+        log.info("payment.captured", entry_id=str(entry.id), source=source, **capture.facts)
+    return settled
+
+
+@dataclass(frozen=True)
+class _Capture:
+    request: ledger.EntryRequest
+    facts: dict[str, Any]
 
 
 async def _succeed(conn: AsyncConnection, attempt: Attempt, bank_txn_id: str | None,
-                   now: dt.datetime, source: str) -> None:
+                   now: dt.datetime, source: str) -> _Capture | None:
+    """Everything of a success but its entry, which the caller posts last."""
     if attempt.status in _PAID_ATTEMPT:
         if bank_txn_id and attempt.bank_txn_id and bank_txn_id != attempt.bank_txn_id:
             await _attempt_to_review(conn, attempt, "second success with another bank txn", now)
             await put_intent_in_review(conn, attempt.intent_id, (
                 f"attempt {attempt.id} reported paid twice under different bank "
                 f"transactions ({attempt.bank_txn_id}, {bank_txn_id})"), now)
-        return
+        return None
     if attempt.status is A.REVIEW and attempt.bank_txn_id:
-        return  # booked already, a person is looking at it
+        return None  # booked already, a person is looking at it
     if not bank_txn_id:
         bank_txn_id = attempt.bank_payment_id or attempt.id
     intent = await load_intent(conn, attempt.intent_id, for_update=True)
@@ -110,15 +126,15 @@ async def _succeed(conn: AsyncConnection, attempt: Attempt, bank_txn_id: str | N
         await put_intent_in_review(conn, intent.id, (
             f"bank {attempt.bank} took {attempt.amount} for attempt {attempt.id} while the "
             f"intent was {intent.status.value}: refund or keep it"), now)
-    entry = await ledger.post(conn, postings.capture_entry(
+    await inquiries.close(conn, Subject.ATTEMPT, attempt.id, now, outcome="succeeded")
+    return _Capture(postings.capture_entry(
         attempt_id=attempt.id, intent_id=intent.id, order_id=intent.order_id, bank=attempt.bank,
         supplier_id=intent.supplier_id, amount_minor=attempt.amount_minor,
         commission_minor=commission, currency=attempt.currency, bank_txn_id=bank_txn_id,
-        effective_date=now.date()))
-    await inquiries.close(conn, Subject.ATTEMPT, attempt.id, now, outcome="succeeded")
-    log.info("payment.captured", intent_id=intent.id, attempt_id=attempt.id, bank=attempt.bank,
-             bank_txn_id=bank_txn_id, amount_minor=attempt.amount_minor,
-             commission_minor=commission, entry_id=str(entry.id), source=source)
+        effective_date=now.date()), {
+            "intent_id": intent.id, "attempt_id": attempt.id, "bank": attempt.bank,
+            "bank_txn_id": bank_txn_id, "amount_minor": attempt.amount_minor,
+            "commission_minor": commission})
 
 
 async def _fail(conn: AsyncConnection, attempt: Attempt, reason: str, now: dt.datetime,

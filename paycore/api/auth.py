@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
 from paycore.api import keys
+from paycore.api.oneshot import one_statement
 from paycore.api.problems import Forbidden, Unauthorized
 
 PRINCIPAL = "paycore.principal"
@@ -65,7 +66,7 @@ async def principal_of(scope: Scope) -> Principal:
         return cached
     token = _bearer_token(scope)
     engine: AsyncEngine = scope["app"].state.engine
-    async with engine.connect() as conn:
+    async with one_statement(engine) as conn:  # one SELECT: no BEGIN/ROLLBACK around it
         key = await keys.authenticate(conn, token)
     if key is None:
         raise Unauthorized("the API key is not valid (unknown, wrong or revoked)",

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.api.auth import principal_of
+from paycore.api.oneshot import one_statement
 from paycore.api.problems import NO_REPLAY, ApiProblem, problem_response
 from paycore.schema import idempotency_records as records
 
@@ -85,8 +86,7 @@ async def claim(engine: AsyncEngine, merchant_id: str, key: str, fingerprint: st
     for _ in range(5):
         now = _now()
         try:
-            async with engine.begin() as conn:
-                await _no_flush_wait(conn)
+            async with one_statement(engine) as conn:  # the INSERT commits on its own
                 await conn.execute(records.insert().values(
                     merchant_id=merchant_id, idempotency_key=key, request_hash=fingerprint,
                     method=method, path=path[:2000], state="in_progress", created_at=now,
@@ -118,17 +118,9 @@ async def claim(engine: AsyncEngine, merchant_id: str, key: str, fingerprint: st
     return Claim(ClaimOutcome.IN_PROGRESS)
 
 
-async def _no_flush_wait(conn: AsyncConnection) -> None:
-    """A claim's COMMIT need not wait for the WAL flush: the WAL is flushed in order, so the
-    work's own (durable) COMMIT after it makes the claim durable too, and a claim lost to a
-    crash had no work after it (a retry then runs as if the first never came)."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-
-
 async def complete(engine: AsyncEngine, merchant_id: str, key: str, locked_at: dt.datetime,
                    response: StoredResponse) -> None:
-    async with engine.begin() as conn:
+    async with one_statement(engine) as conn:  # durable before the response is sent
         await conn.execute(
             records.update()
             .where(_key_of(merchant_id, key), records.c.state == "in_progress",

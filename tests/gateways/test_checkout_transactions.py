@@ -93,3 +93,41 @@ async def test_the_bank_hears_of_an_attempt_after_its_call_record_committed(db, 
         # one transaction records the intent, its attempt and the call; one more marks
         # the attempt sent (nothing else commits on the way)
         assert seen["committed"] == 2
+
+
+@pytest.mark.parametrize("bank", available_banks())
+async def test_the_capture_entry_is_the_last_statement_before_commit(db, bank, monkeypatch):
+    """The capture locks the hot accounts (the bank's clearing, the commission): nothing
+    else runs between it and COMMIT, so their rows are held for as short as can be."""
+    import ledger
+
+    async with checkout_env(db, (bank,)) as env:
+        await env.terms()
+        co = await env.checkout("42.00", bank=bank)
+        trail: list[str] = []
+        real_post = ledger.post
+
+        async def post(conn: Any, request: Any) -> Any:
+            entry = await real_post(conn, request)
+            trail.append(f"post {request.kind}")
+            return entry
+
+        def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+            if trail and not trail[-1].startswith("sql"):
+                trail.append(f"sql {text.split()[0]}")
+
+        def committed(*_: Any) -> None:
+            trail.append("commit")
+
+        monkeypatch.setattr(ledger, "post", post)
+        event.listen(db.sync_engine, "before_cursor_execute", statement)
+        event.listen(db.sync_engine, "commit", committed)
+        try:
+            await env.pay(co)
+            await env.fleet.drain()
+        finally:
+            event.remove(db.sync_engine, "before_cursor_execute", statement)
+            event.remove(db.sync_engine, "commit", committed)
+        assert (await env.intent(co.intent.id)).status is IntentState.SUCCEEDED
+        at = trail.index("post payment.capture")
+        assert trail[at + 1] == "commit", trail
