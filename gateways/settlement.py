@@ -201,7 +201,9 @@ async def settle_refund(conn: AsyncConnection, refund_id: str, outcome: BankOutc
     commission part per the supplier's terms), failed releases the reserved amount;
     processing leaves it with the bank."""
     now = now or utcnow()
-    refund = await load_refund(conn, refund_id)
+    # locked first: the bank's answer and its notification race to settle one refund, and
+    # the loser must see the winner's outcome (a no-op), not fail its compare-and-set
+    refund = await load_refund(conn, refund_id, for_update=True)
     if outcome is BankOutcome.SUCCEEDED:
         await _refund_succeeded(conn, refund, bank_txn_id, now, source)
     elif outcome is BankOutcome.FAILED:

@@ -190,13 +190,15 @@ async def load_attempt(conn: AsyncConnection, attempt_id: str) -> Attempt:
     return found
 
 
-async def find_refund(conn: AsyncConnection, refund_id: str) -> Refund | None:
-    row = await _one(conn, refunds, refund_id, for_update=False)
+async def find_refund(conn: AsyncConnection, refund_id: str, *,
+                      for_update: bool = False) -> Refund | None:
+    row = await _one(conn, refunds, refund_id, for_update=for_update)
     return None if row is None else refund_from_row(row)
 
 
-async def load_refund(conn: AsyncConnection, refund_id: str) -> Refund:
-    found = await find_refund(conn, refund_id)
+async def load_refund(conn: AsyncConnection, refund_id: str, *,
+                      for_update: bool = False) -> Refund:
+    found = await find_refund(conn, refund_id, for_update=for_update)
     if found is None:
         raise RefundNotFound(refund_id)
     return found
