@@ -65,7 +65,10 @@ def interest_on_principal_days(
     day_count: DayCount,
     rounding: RoundingMode = RoundingMode.HALF_EVEN,
 ) -> int:
-    """`principal_days x rate / basis`, rounded once to whole minor units."""
+    """`principal_days x rate / basis`, rounded once to whole minor units.
+
+    `principal_days` is principal x `day_count.units` (for ACT/365 and ACT/360 simply
+    principal x nights)."""
     check_minor(principal_days, "principal-days")
     check_rate(rate, "rate")
     return round_to_minor(prorate(principal_days, rate, day_count.basis), rounding)
@@ -78,16 +81,25 @@ def interest_for(
     day_count: DayCount,
     currency: str,
     rounding: RoundingMode = RoundingMode.HALF_EVEN,
+    *,
+    start: dt.date | None = None,
 ) -> int:
     """Interest in minor units of `currency` on a constant principal for `days` days.
 
     10,000.00 CNY at 10 % ACT/365 for 30 days: `interest_for(1_000_000, Decimal("0.10"),
-    30, DayCount.ACT_365, "CNY")` == 8219, i.e. 82.19 CNY.
+    30, DayCount.ACT_365, "CNY")` == 8219, i.e. 82.19 CNY. ACT/ACT and the 30/360 bases
+    depend on the dates: they need `start` (the first night).
     """
     check_currency(currency)
     check_minor(principal_minor, "principal")
     check_minor(days, "days")
-    return interest_on_principal_days(principal_minor * days, rate, day_count, rounding)
+    if start is not None:
+        units = day_count.units(start, start + dt.timedelta(days=days))
+    elif day_count.needs_dates:
+        raise InvalidInput(f"interest on the {day_count.value} basis needs the start date")
+    else:
+        units = days
+    return interest_on_principal_days(principal_minor * units, rate, day_count, rounding)
 
 
 @dataclass(frozen=True)
@@ -158,13 +170,17 @@ def _segments(terms: AccrualTerms) -> Iterator[tuple[dt.date, dt.date | None, in
 
 
 def principal_days(terms: AccrualTerms, start: dt.date, end: dt.date) -> int:
-    """The sum of the principal outstanding on each night in [start, end)."""
+    """The sum of the principal outstanding on each night in [start, end), each stretch
+    of constant principal counted in its day count's units (lending.daycount)."""
     total = 0
+    dated = terms.day_count.needs_dates
+    units = terms.day_count.units
     for seg_start, seg_end, principal in _segments(terms):
         lo = max(start, seg_start)
         hi = end if seg_end is None else min(end, seg_end)
         if hi > lo:
-            total += principal * (hi - lo).days
+            # ACT/365 and ACT/360 count nights: the accrual run's hot path stays a subtraction
+            total += principal * (units(lo, hi) if dated else (hi - lo).days)
     return total
 
 

@@ -6,6 +6,7 @@ product that makes sense. Amounts are integer minor units of the product's curre
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -212,9 +213,11 @@ class LoanProduct:
 
     # -- pricing -----------------------------------------------------------------------
 
-    def interest_for(self, principal_minor: int, days: int) -> int:
+    def interest_for(self, principal_minor: int, days: int,
+                     start: dt.date | None = None) -> int:
+        """Interest for `days` nights; ACT/ACT and the 30/360 bases need the `start`."""
         return interest_for(principal_minor, self.annual_rate, days, self.day_count,
-                            self.currency, self.rounding)
+                            self.currency, self.rounding, start=start)
 
     def origination_fee_for(self, principal_minor: int) -> int:
         fee = self.origination_fee
