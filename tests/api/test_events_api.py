@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import os
+import sys
 import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
 
 import ledger
+from tests.conftest import PG_URL
 
 from .conftest import bearer, is_problem
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYCORE = Path(sys.executable).with_name("paycore")
 
 
 def _post(key: str) -> dict[str, str]:
@@ -72,29 +85,60 @@ async def test_ready_and_metrics(api):
 
 async def test_a_job_queued_by_a_request_logs_the_request_id_beside_its_own(api, db, issue_key):
     """#17 §3: a redelivery asked for through the API queues a dispatch job carrying the
-    request's id; the worker running it logs both ids on the job's lines."""
-    import structlog
-    from structlog.testing import capture_logs
-
+    request's id; `paycore worker --once`, a process of its own logging as production does
+    (JSON lines), runs it and logs both ids on the job's lines."""
     from paycore import jobs, webhooks
+    from tests.paycore.service_helpers import Receiver
 
-    key = await issue_key("m-1", "webhooks:write")
-    async with db.begin() as conn:
-        await webhooks.create_endpoint(conn, "m-1", "https://hooks.example.com/paycore")
-        event_id = await ledger.record_event(conn, topic="payment.captured",
-                                             object_type="payment_intent", object_id="pi_1",
-                                             audience="m-1", payload={})
-        await webhooks.fan_out(conn)
-    answer = await api.post(f"/v1/events/{event_id}/redeliver",
-                            headers={**_post(key), "X-Request-ID": "req-redeliver-17"})
-    assert answer.status_code == 200, answer.text
-    job_id = answer.json()["job_id"]
-    async with db.connect() as conn:
-        job = await jobs.find_job(conn, job_id)
-    assert job is not None and job.kind == "webhooks.dispatch"
-    assert job.request_id == "req-redeliver-17"
-    with capture_logs([structlog.contextvars.merge_contextvars]) as logs:
-        assert await jobs.Worker(db, kinds=("webhooks.dispatch",)).drain() == 1
-    lines = [e for e in logs if e.get("job_id") == job_id]
+    receiver = Receiver()
+    hook = await receiver.start()
+    try:
+        key = await issue_key("m-1", "webhooks:write")
+        async with db.begin() as conn:
+            _, receiver.secret = await webhooks.create_endpoint(
+                conn, "m-1", hook, settings=webhooks.WebhookSettings(allow_private=True))
+            event_id = await ledger.record_event(conn, topic="payment.captured",
+                                                 object_type="payment_intent",
+                                                 object_id="pi_1", audience="m-1", payload={})
+            await webhooks.fan_out(conn)
+        answer = await api.post(f"/v1/events/{event_id}/redeliver",
+                                headers={**_post(key), "X-Request-ID": "req-redeliver-17"})
+        assert answer.status_code == 200, answer.text
+        job_id = answer.json()["job_id"]
+        async with db.connect() as conn:
+            job = await jobs.find_job(conn, job_id)
+        assert job is not None and job.kind == "webhooks.dispatch"
+        assert job.request_id == "req-redeliver-17"
+        lines = [line for line in await _worker_once(db) if line.get("job_id") == job_id]
+    finally:
+        await receiver.stop()
     assert {e["event"] for e in lines} >= {"job.started", "job.succeeded"}
-    assert all(e.get("request_id") == "req-redeliver-17" for e in lines)
+    assert all(e.get("request_id") == "req-redeliver-17" for e in lines), lines
+    assert receiver.event_ids == {event_id} and receiver.bad_signatures == 0
+
+
+async def _worker_once(db) -> list[dict]:
+    """Run `paycore worker --once` on `db` (the SQLite file, or the PostgreSQL test schema
+    named in the URL) and return its log lines."""
+    if db.dialect.name == "sqlite":
+        url = db.url.render_as_string(hide_password=False)
+    else:
+        async with db.connect() as conn:
+            schema = (await conn.execute(sa.text("SHOW search_path"))).scalar()
+        url = PG_URL + "?options=" + quote(f"-csearch_path={schema}")
+    root = ROOT
+    env = {**os.environ, "PAYCORE_DATABASE_URL": url, "PAYCORE_LOG_FORMAT": "json",
+           "PAYCORE_LOG_LEVEL": "INFO", "PAYCORE_WEBHOOK_ALLOW_PRIVATE": "1",
+           "PAYCORE_ACCOUNT_KEYS": "test1:" + base64.b64encode(bytes(range(32))).decode(),
+           "PYTHONPATH": str(root)}
+    process = await asyncio.create_subprocess_exec(
+        str(PAYCORE), "worker", "--once", "--no-schedules",
+        "--kind", "webhooks.dispatch", cwd=str(root), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, (out + err).decode()
+    found = []
+    for line in (out + err).decode().splitlines():
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found
