@@ -81,7 +81,7 @@ class SharedBreakers:
         process's `BankDirectory.health()`), and decides alone if the database is away."""
         try:
             return await self._admit(bank, local)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.warning("circuit.shared_state_unavailable", bank=bank, error=repr(exc))
             if not local.allows():
                 raise CircuitOpen(bank, "circuit breaker open: not calling the bank") from None
@@ -149,7 +149,7 @@ class SharedBreakers:
                         h.bank == admission.bank, h.state == BreakerState.CLOSED.value,
                         h.consecutive_failures > 0).values(
                         consecutive_failures=0, window_started_at=None, updated_at=now))
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.warning("circuit.shared_state_unavailable", bank=admission.bank, error=repr(exc))
 
     async def record_failure(self, admission: Admission, error: str,
@@ -187,7 +187,7 @@ class SharedBreakers:
             if row is not None and row.state == BreakerState.OPEN.value:
                 log.warning("circuit.open", bank=admission.bank, failures=row.consecutive_failures,
                             error=error)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.warning("circuit.shared_state_unavailable", bank=admission.bank, error=repr(exc))
 
 

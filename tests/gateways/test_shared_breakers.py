@@ -237,3 +237,26 @@ async def test_processes_saving_bank_health_at_once_do_not_collide(two_engines):
         async with other.connect() as conn:
             saved = await gateways.load_bank_certificates(conn)
     assert saved and len({(s.bank, s.role) for s in saved}) == len(saved)
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite+aiosqlite:///{tmp}/no/such/directory/paycore.sqlite",
+    "postgresql+asyncpg://postgres@127.0.0.1:9/test",  # nothing listens there
+])
+async def test_without_its_database_a_process_falls_back_to_its_own_breaker(tmp_path, url):
+    """The shared state is advice: a process that cannot reach the database still calls
+    a bank that answers, and its own breaker still opens on the bank's failures."""
+    unreachable = paycore_db.create_engine(url.format(tmp=tmp_path))
+    async with SandboxFleet.start([CODE], settings=FAST) as fleet:
+        p = Processes(fleet, (unreachable,))
+        try:
+            await p.ask(0, UP)
+            await p.fail(0, 3)
+            sent = p.sent
+            with pytest.raises(CircuitOpen):
+                await p.ask(0, UP)
+            assert p.sent == sent
+            assert [h.state for h in p.directories[0].health()] == [BreakerState.OPEN]
+        finally:
+            await p.unreachable.aclose()
+            await unreachable.dispose()
