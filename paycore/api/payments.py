@@ -453,9 +453,16 @@ async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: 
                     headers={"content-type": reply.content_type})
 
 
-@router.get("/v1/banks/health", summary="The banks' circuit breakers, as this server sees them")
-async def banks_health(_: Reader, request: Request) -> BankHealthList:
+@router.get("/v1/banks/health", summary="The banks' circuit breakers (shared by every "
+            "process when the server's banks share them, else as this server sees them)")
+async def banks_health(_: Reader, request: Request, engine: Engine) -> BankHealthList:
+    banks = banks_of(request)
+    found = gateways.bank_health_report(banks)
+    if banks.shared is not None:  # the database's state, whichever process changed it
+        async with engine.connect() as conn:
+            stored = {h.bank: h for h in await gateways.load_bank_health(conn)}
+        found = [stored.get(h.bank, h) for h in found]
     return BankHealthList(data=[
         BankHealthOut(bank=h.bank, state=h.state.value, consecutive_failures=h.consecutive_failures,
                       opened_at=h.opened_at, last_error=h.last_error)
-        for h in gateways.bank_health_report(banks_of(request))])
+        for h in found])

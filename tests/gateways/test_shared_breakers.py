@@ -192,10 +192,15 @@ async def test_failures_spread_beyond_the_window_do_not_add_up(processes):
 
 
 async def test_metrics_of_any_process_show_the_shared_breaker(processes):
-    from paycore.api import create_app
+    from paycore.api import create_api_key, create_app
+    from paycore.api.app import load_routers
 
     p, (_engine, other) = processes
     app = create_app(other)
+    app.state.banks = p.directories[1]  # this server's banks: it has not called them yet
+    load_routers()
+    async with other.begin() as conn:
+        key = (await create_api_key(conn, "m-1", ["payments:read"])).secret
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://paycore") as client:
         await p.ask(0, UP)
@@ -203,6 +208,10 @@ async def test_metrics_of_any_process_show_the_shared_breaker(processes):
         assert f"{line} 0.0" in (await client.get("/metrics")).text
         await p.fail(0, 3)  # opened by the other process
         assert f"{line} 1.0" in (await client.get("/metrics")).text
+        health = await client.get("/v1/banks/health",
+                                  headers={"Authorization": f"Bearer {key}"})
+        assert health.status_code == 200, health.text
+        assert [(h["bank"], h["state"]) for h in health.json()["data"]] == [(CODE, "open")]
         p.offset += dt.timedelta(seconds=31)
         release = asyncio.Event()
         probe = asyncio.create_task(p.ask(0, UP, hold=release))
