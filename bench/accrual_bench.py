@@ -51,7 +51,7 @@ async def seed(engine: AsyncEngine, n: int) -> None:
         await conn.execute(sa.insert(borrowers), [dict(
             id=f"b{i:06d}", name=f"Borrower {i}", kind="supplier", currency="CNY",
             payable_account=f"2202.payable.b{i:06d}", onboarded_on=TODAY - dt.timedelta(days=900),
-            credit_cap_minor=None, payout_name=None, payout_account=None, payout_bank=None,
+            credit_cap_minor=None,
             data_imported_on=TODAY, created_at=now) for i in range(n_borrowers)])
         rows = []
         for i in range(n):

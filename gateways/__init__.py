@@ -36,8 +36,11 @@ Notifications
   (`gateways.receiver.NotificationReceiver` is such a route as a bare ASGI app).
 
 Payouts (checkout settlement, and lending's disbursements)
-- `request_payout(conn, PayoutRequest) -> Payout` — record + ledger hold, in the caller's
-  transaction, no bank I/O; idempotent per payout id (`PayoutConflict` otherwise).
+- money leaves only through `request_supplier_payout(conn, SupplierPayoutRequest, controls)`
+  (gateways.approvals): to a verified, cooled-off account of that supplier in the register,
+  from its own payable, maker-checker — settlement runs, manual payouts and loan
+  disbursements alike. There is no public way to pay a beneficiary of the caller's
+  choosing (`gateways.payout_records.record_payout`, the step underneath, is internal).
 - `submit_payouts(engine, banks, *, payout_ids=None, limit=100) -> list[Payout]` — hand
   requested payouts to the banks in failover order (circuit-breaker aware).
 - `get_payout(conn, id)`, `list_payouts(conn, *, status=None, beneficiary_ref=None)`,
@@ -133,7 +136,6 @@ from gateways.payouts import (
     cancel_payout,
     get_payout,
     list_payouts,
-    request_payout,
     settle_payout,
     submit_payout,
     submit_payouts,
@@ -247,7 +249,6 @@ __all__ = [
     "load_bank_health",
     "metadata",
     "refund_payment",
-    "request_payout",
     "resolve_payout_review",
     "retry_intent",
     "run_janitor",
@@ -304,6 +305,7 @@ from gateways.beneficiaries import (  # noqa: E402
     rekey_accounts,
     retire_account,
     settlement_account,
+    suspend_account,
     usable_account,
     verify_account,
 )
@@ -317,6 +319,7 @@ __all__ += [
     "find_supplier_payout", "get_account", "list_accounts", "list_pending_approval",
     "new_key_spec", "record_control_event", "reject_payout", "rekey_accounts",
     "request_supplier_payout",
-    "retire_account", "settlement_account", "supplier_payable", "usable_account",
+    "retire_account", "settlement_account", "supplier_payable", "suspend_account",
+    "usable_account",
     "use_account_keys", "verify_account",
 ]

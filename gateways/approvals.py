@@ -12,7 +12,9 @@ it):
 - a manual payout, or one above `PayoutControls.approval_above` for its currency (a
   currency without a threshold: always), is `pending_approval`: reserved, invisible to
   the banks, until `approve_payout` by an actor other than the requester. `reject_payout`
-  cancels it and releases the reservation;
+  cancels it and releases the reservation. A payout another person's decision already
+  covers (`prior_approval`: a loan's disbursement, covered by the loan's approval) asks
+  for no second approval, but goes to the verified account all the same;
 - the payouts row keeps only the masked number; the bank is instructed from the register
   (`beneficiary_for_order`), and only while the account is still verified and unchanged
   since the request — a payout never follows an account changed after it was approved.
@@ -43,7 +45,7 @@ from gateways.beneficiaries import (
 )
 from gateways.errors import InvalidPaymentRequest, PaymentError, PayoutConflict
 from gateways.payout_accounts import SupplierPayout, find_supplier_payout
-from gateways.payouts import request_payout
+from gateways.payout_records import record_payout
 from gateways.schema import payouts, supplier_payouts
 from gateways.states import PayoutState
 from gateways.store import find_payout, load_payout, transition, utcnow
@@ -102,6 +104,10 @@ class SupplierPayoutRequest:
     purpose: str = "settlement"
     description: str = ""
     banks: tuple[str, ...] = ()
+    #: a decision by another person that already covers this payout (a loan's credit
+    #: approval: "loan L approved by user:x"): no payout approval is asked for it; the
+    #: account must still be verified and cooled off, and the trail records the decision
+    prior_approval: str | None = None
 
 
 async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayoutRequest,
@@ -123,15 +129,16 @@ async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayout
                                        cooling_off=controls.cooling_off, now=now)
     details = await reveal(conn, request.account_id)
     masked = Beneficiary(details.name, mask(details.account_number), details.bank_name)
-    payout = await request_payout(conn, PayoutRequest(
+    payout = await record_payout(conn, PayoutRequest(
         payout_id=request.payout_id, beneficiary_ref=f"supplier:{request.supplier_id}",
         beneficiary=masked, amount=request.amount,
         debit_account=supplier_payable(request.supplier_id), purpose=request.purpose,
         description=request.description, banks=request.banks))
     if existing is not None:
         return payout
-    reason = controls.approval_reason(payout.amount_minor, payout.currency,
-                                      manual=request.manual)
+    reason = (None if request.prior_approval and not request.manual else
+              controls.approval_reason(payout.amount_minor, payout.currency,
+                                       manual=request.manual))
     if reason is not None:
         # born in this transaction, seen by no one yet: it starts out pending (not a move
         # of the machine: a requested payout never goes back to waiting)
@@ -147,7 +154,8 @@ async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayout
                 supplier_id=request.supplier_id, subject_id=payout.id, now=now,
                 details={"account_id": request.account_id, "amount_minor": payout.amount_minor,
                          "currency": payout.currency, "manual": request.manual,
-                         "approval": reason or "not needed"})
+                         "approval": reason or (f"covered by {request.prior_approval}"
+                                                if request.prior_approval else "not needed")})
     log.info("payout.supplier_requested", payout_id=payout.id, supplier_id=request.supplier_id,
              account_id=request.account_id, requested_by=request.requested_by,
              pending_approval=reason is not None)

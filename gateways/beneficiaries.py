@@ -7,6 +7,11 @@
   changed it (four eyes; the database's CHECK holds the same rule).
 - `change_account` sets new details: the account is `unverified` again and its cooling-off
   starts over. `retire_account` takes it out of use.
+- `suspend_account`: a payout to the account came back (退票: closed, wrong name): it is
+  `unverified` again, with the bank's reason (`status_reason`), until a second person (not
+  the one who entered its details) verifies it again or its details are changed; the
+  cooling-off runs from that verification. Nothing is paid to it meanwhile: the
+  settlement run keeps the money on the payable and says why.
 - `usable_account` is what a payout asks: verified, this supplier's, and past the cooling-off
   (`PayoutControls.cooling_off`) since it was last changed or verified.
 - `rekey_accounts` re-encrypts every row under the newest key (rotation).
@@ -53,6 +58,7 @@ __all__ = [
     "retire_account",
     "reveal",
     "settlement_account",
+    "suspend_account",
     "usable_account",
     "verify_account",
 ]
@@ -111,6 +117,8 @@ class BeneficiaryAccount:
     changed_at: dt.datetime
     verified_by: str | None
     verified_at: dt.datetime | None
+    #: why the system took it out of use (a payout to it came back); None otherwise
+    status_reason: str | None = None
 
     def usable_from(self, cooling_off: dt.timedelta) -> dt.datetime | None:
         """When payouts may start (None: not verified)."""
@@ -125,7 +133,7 @@ def _row(r: Any) -> BeneficiaryAccount:
         masked_number=mask("****" + r.account_last4), status=AccountState(r.status),
         key_id=r.key_id, created_by=r.created_by, created_at=r.created_at,
         changed_by=r.changed_by, changed_at=r.changed_at, verified_by=r.verified_by,
-        verified_at=r.verified_at)
+        verified_at=r.verified_at, status_reason=r.status_reason)
 
 
 def _check_actor(actor: str) -> str:
@@ -258,9 +266,12 @@ async def verify_account(conn: AsyncConnection, account_id: str, *, actor: str,
                                 "else must verify it")
     now = now or utcnow()
     await _set(conn, account, AccountState.UNVERIFIED, status=AccountState.VERIFIED.value,
-               verified_by=actor, verified_at=now, updated_at=now)
+               verified_by=actor, verified_at=now, status_reason=None, updated_at=now)
+    details = {"maker": account.changed_by}
+    if account.status_reason:
+        details["was"] = account.status_reason
     await audit(conn, actor=actor, action="account.verified", supplier_id=account.supplier_id,
-                subject_id=account_id, now=now, details={"maker": account.changed_by})
+                subject_id=account_id, now=now, details=details)
     log.info("beneficiary.verified", account_id=account_id, actor=actor)
     return await get_account(conn, account_id)
 
@@ -290,7 +301,8 @@ async def change_account(conn: AsyncConnection, account_id: str, *, actor: str,
     now = now or utcnow()
     await _set(conn, account, account.status, holder_name=name.strip(), bank_name=bank.strip(),
                status=AccountState.UNVERIFIED.value, changed_by=actor, changed_at=now,
-               verified_by=None, verified_at=None, updated_at=now, **values)
+               verified_by=None, verified_at=None, status_reason=None, updated_at=now,
+               **values)
     await audit(conn, actor=actor, action="account.changed", supplier_id=account.supplier_id,
                 subject_id=account_id, now=now, details=details)
     log.info("beneficiary.changed", account_id=account_id, actor=actor)
@@ -313,11 +325,36 @@ async def retire_account(conn: AsyncConnection, account_id: str, *, actor: str,
     return await get_account(conn, account_id)
 
 
+async def suspend_account(conn: AsyncConnection, account_id: str, *, reason: str,
+                          payout_id: str, actor: str = "system:payout-return",
+                          now: dt.datetime | None = None) -> BeneficiaryAccount:
+    """A payout to this account came back: unverified, with `reason`, until a second person
+    verifies it again (or its details are changed). An account not verified now (changed
+    since, or retired) is left as it is."""
+    _check_actor(actor)
+    account = await get_account(conn, account_id)
+    if account.status is not AccountState.VERIFIED:
+        return account
+    now = now or utcnow()
+    why = (f"suspended: payout {payout_id} to it came back ({reason}); a second person must "
+           "verify it again, or its details be changed")[:500]
+    await _set(conn, account, AccountState.VERIFIED, status=AccountState.UNVERIFIED.value,
+               verified_by=None, verified_at=None, status_reason=why, updated_at=now)
+    await audit(conn, actor=actor, action="account.suspended", supplier_id=account.supplier_id,
+                subject_id=account_id, now=now,
+                details={"payout_id": payout_id, "reason": reason[:500],
+                         "verified_by": account.verified_by})
+    log.warning("beneficiary.suspended", account_id=account_id, payout_id=payout_id,
+                reason=reason)
+    return await get_account(conn, account_id)
+
+
 def _not_usable_reason(account: BeneficiaryAccount, cooling_off: dt.timedelta,
                        now: dt.datetime) -> str | None:
     if account.status is not AccountState.VERIFIED:
-        return (f"account {account.id} ({account.masked_number}) is {account.status.value}: "
-                "payouts go only to a verified account")
+        why = f" ({account.status_reason})" if account.status_reason else ""
+        return (f"account {account.id} ({account.masked_number}) is {account.status.value}"
+                f"{why}: payouts go only to a verified account")
     usable = account.usable_from(cooling_off)
     if usable is not None and now < usable:
         return (f"account {account.id} ({account.masked_number}) was changed or verified "

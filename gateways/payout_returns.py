@@ -15,7 +15,10 @@ idempotency key is per payout, in one transaction; a return reported again (the
 notification twice, or the notification after the inquiry) changes nothing. A return for
 a payout that has not succeeded here, or for another amount, books nothing and goes to
 review; every booked return is a review item too, carrying the bank's reason (someone
-must correct the beneficiary's details before the money is paid again).
+must correct the beneficiary's details before the money is paid again). The register's
+account it went to is suspended in the same transaction (`suspend_account`): unverified,
+with the bank's reason, so no settlement run pays it again until a second person has
+verified it again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 from gateways import postings
+from gateways.beneficiaries import suspend_account
+from gateways.payout_accounts import find_supplier_payout
 from gateways.payout_reviews import ReviewKind, open_payout_review
 from gateways.schema import payouts
 from gateways.states import PayoutState
@@ -119,6 +124,11 @@ async def book_payout_return(conn: AsyncConnection, payout_id: str, *, bank: str
         f"returned by {bank}: {reason}; {payout.amount.amount} {payout.currency} booked back "
         f"to {payout.debit_account}: correct the beneficiary's details "
         f"({payout.beneficiary_ref}) before paying again"), entry_id=entry.id)
+    record = await find_supplier_payout(conn, payout.id)
+    if record is not None:
+        # the account it went to receives nothing more until a person has looked again
+        await suspend_account(conn, record.account_id, reason=f"{bank}: {reason}",
+                              payout_id=payout.id, now=now)
     log.warning("payout.returned", payout_id=payout.id, bank=bank,
                 bank_return_id=bank_return_id, reason=reason, source=source,
                 entry_id=str(entry.id))

@@ -1,9 +1,10 @@
 """Payouts: the marketplace pays a supplier (settlement) or a borrower (loan
 disbursement) from a ledger account.
 
-1. `request_payout(conn, request)` records the payout and reserves the money with a ledger
-   hold (Dr debit account, Cr 1103.clearing.payout) in the caller's transaction; no bank
-   I/O; idempotent per payout id.
+1. A payout is recorded only through `gateways.request_supplier_payout` (the register's
+   verified account, the supplier's own payable, maker-checker): it records the payout and
+   reserves the money with a ledger hold (Dr debit account, Cr 1103.clearing.payout) in
+   the caller's transaction (`gateways.payout_records`); no bank I/O.
 2. `submit_payouts(engine, banks)` hands requested payouts to the banks in failover order.
    A bank that nothing reached (`BankUnavailable`, 5xx, circuit open) is skipped for the
    next; once a bank may have the payout, there is no failover: a time-out makes it
@@ -15,8 +16,6 @@ disbursement) from a ledger account.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import calls, inquiries, payout_accounts, postings
+from gateways import calls, inquiries, payout_accounts
 from gateways.bank import (
     BankGateway,
     BankOutcome,
@@ -36,20 +35,19 @@ from gateways.bank import (
     PayoutStatus,
 )
 from gateways.beneficiaries import AccountNotUsable
-from gateways.errors import ConcurrentTransition, InvalidPaymentRequest, PayoutConflict, PayoutNotFound
+from gateways.errors import ConcurrentTransition, PayoutNotFound
 from gateways.inquiries import Subject
 from gateways.limits import AmountNotSupported, taking
 from gateways.routing import BankDirectory
 from gateways.schema import payouts
 from gateways.states import PayoutState
 from gateways.store import find_payout, load_payout, payout_from_row, transition, utcnow
-from gateways.types import Payout, PayoutRequest
+from gateways.types import Payout
 
 __all__ = [
     "cancel_payout",
     "get_payout",
     "list_payouts",
-    "request_payout",
     "settle_payout",
     "submit_payout",
     "submit_payouts",
@@ -57,64 +55,6 @@ __all__ = [
 
 log = structlog.get_logger("gateways.payouts")
 P = PayoutState
-
-
-def _request_hash(request: PayoutRequest, amount_minor: int) -> str:
-    canonical = json.dumps([
-        request.payout_id, request.beneficiary_ref, request.beneficiary.name,
-        request.beneficiary.account_number, request.beneficiary.bank_name, amount_minor,
-        request.amount.currency.code, request.debit_account, request.purpose,
-        request.description, list(request.banks)], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _validate(request: PayoutRequest) -> int:
-    if not request.payout_id or len(request.payout_id) > 64:
-        raise InvalidPaymentRequest("payout_id must be 1 to 64 characters")
-    if not request.beneficiary.account_number or not request.beneficiary.name:
-        raise InvalidPaymentRequest(f"payout {request.payout_id}: the beneficiary needs a "
-                                    "name and an account number")
-    try:
-        units = ledger.to_minor(request.amount)
-    except ledger.LedgerError as exc:
-        raise InvalidPaymentRequest(f"payout {request.payout_id}: {exc}") from None
-    if units <= 0:
-        raise InvalidPaymentRequest(f"payout {request.payout_id}: amount must be positive")
-    return units
-
-
-async def request_payout(conn: AsyncConnection, request: PayoutRequest) -> Payout:
-    """Record a payout and reserve its amount in the ledger, in the caller's transaction.
-
-    The same request again returns the same payout; another request under the same
-    payout id raises `PayoutConflict`. A debit account without the money raises the
-    ledger's `BalanceLimitExceeded` (nothing is recorded)."""
-    units = _validate(request)
-    digest = _request_hash(request, units)
-    existing = (await conn.execute(
-        sa.select(payouts).where(payouts.c.id == request.payout_id))).first()
-    if existing is not None:
-        if existing.request_hash != digest:
-            raise PayoutConflict(request.payout_id)
-        return payout_from_row(existing)
-    now = utcnow()
-    await postings.ensure_payout_clearing(conn, request.amount.currency.code)
-    hold = await ledger.hold(conn, postings.payout_hold(
-        payout_id=request.payout_id, debit_account=request.debit_account,
-        amount=request.amount, beneficiary_ref=request.beneficiary_ref,
-        purpose=request.purpose, description=request.description, now=now))
-    await conn.execute(payouts.insert().values(
-        id=request.payout_id, request_hash=digest, beneficiary_ref=request.beneficiary_ref,
-        beneficiary_name=request.beneficiary.name,
-        beneficiary_account=request.beneficiary.account_number,
-        beneficiary_bank_name=request.beneficiary.bank_name, amount_minor=units,
-        currency=request.amount.currency.code, debit_account=request.debit_account,
-        purpose=request.purpose, description=request.description, banks=list(request.banks),
-        bank=None, status=P.REQUESTED.value, hold_id=hold.id, submit_rounds=0,
-        created_at=now, updated_at=now))
-    log.info("payout.requested", payout_id=request.payout_id, amount_minor=units,
-             beneficiary_ref=request.beneficiary_ref, purpose=request.purpose)
-    return await load_payout(conn, request.payout_id)
 
 
 async def get_payout(conn: AsyncConnection, payout_id: str) -> Payout:

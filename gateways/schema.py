@@ -286,6 +286,9 @@ beneficiary_accounts = sa.Table(
     sa.Column("changed_at", UTCDateTime(), nullable=False),
     sa.Column("verified_by", sa.String(120)),
     sa.Column("verified_at", UTCDateTime()),
+    #: why the system (not a person) took the account out of use: a payout to it came
+    #: back (it is `unverified` until a second person verifies it again); migration 0026
+    sa.Column("status_reason", sa.String(500)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("status IN ('unverified', 'verified', 'retired')",
                        name="ck_beneficiary_accounts_status"),

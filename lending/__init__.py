@@ -151,6 +151,7 @@ from lending.servicing import (
 )
 from lending.store import RUNNING, LoanRecord, load_loan
 from lending.underwriting import Application, Decision, Outcome, Reason, UnderwritingPolicy, decide
+from lending.unwinding import CannotUnwind, times_disbursed, unwind_disbursement
 from lending.waterfall import DEFAULT_ORDER, Allocation, AllocationLine, Bucket, allocate
 
 __all__ = [
@@ -174,6 +175,7 @@ __all__ = [
     "BorrowerData",
     "BorrowerNotFound",
     "Bucket",
+    "CannotUnwind",
     "ConcurrentUpdate",
     "CreditLine",
     "CreditLineExceeded",
@@ -290,7 +292,9 @@ __all__ = [
     "review",
     "review_queue",
     "run_accrual",
+    "times_disbursed",
     "to_money",
+    "unwind_disbursement",
     "write_off",
     "write_off_loan",
 ]

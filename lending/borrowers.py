@@ -59,9 +59,6 @@ class Borrower:
     kind: str = "supplier"
     payable_account: str = ""
     credit_cap_minor: int | None = None
-    payout_name: str | None = None
-    payout_account: str | None = None
-    payout_bank: str | None = None
     data_imported_on: dt.date | None = None
 
     def tenure_months(self, on: dt.date) -> int:
@@ -85,8 +82,7 @@ def _row(r: sa.Row[tuple[object, ...]]) -> Borrower:
     return Borrower(id=m["id"], name=m["name"], currency=m["currency"],
                     onboarded_on=m["onboarded_on"], kind=m["kind"],
                     payable_account=m["payable_account"], credit_cap_minor=m["credit_cap_minor"],
-                    payout_name=m["payout_name"], payout_account=m["payout_account"],
-                    payout_bank=m["payout_bank"], data_imported_on=m["data_imported_on"])
+                    data_imported_on=m["data_imported_on"])
 
 
 async def register_borrower(conn: AsyncConnection, borrower: Borrower,
@@ -105,8 +101,7 @@ async def register_borrower(conn: AsyncConnection, borrower: Borrower,
             owner_ref=f"supplier:{borrower.id}"))
     values = dict(name=borrower.name, kind=borrower.kind, currency=currency,
                   payable_account=payable, onboarded_on=borrower.onboarded_on,
-                  credit_cap_minor=borrower.credit_cap_minor, payout_name=borrower.payout_name,
-                  payout_account=borrower.payout_account, payout_bank=borrower.payout_bank)
+                  credit_cap_minor=borrower.credit_cap_minor)
     exists = await conn.scalar(sa.select(borrowers.c.id).where(borrowers.c.id == borrower.id))
     if exists is None:
         await conn.execute(sa.insert(borrowers).values(id=borrower.id, created_at=utcnow(),

@@ -40,10 +40,8 @@ borrowers = sa.Table(
     sa.Column("onboarded_on", sa.Date, nullable=False),
     #: a cap a risk officer set on this borrower's credit line
     sa.Column("credit_cap_minor", sa.BigInteger),
-    #: where payouts go (the account number is never logged)
-    sa.Column("payout_name", sa.String(200)),
-    sa.Column("payout_account", sa.String(64)),
-    sa.Column("payout_bank", sa.String(120)),
+    # where a borrower is paid is not kept here: loan proceeds go to their verified account
+    # in gateways' register (encrypted), like every supplier payout (migration 0026)
     #: when purchase orders / returns / sales were last imported; None: never
     sa.Column("data_imported_on", sa.Date),
     sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -48,6 +48,7 @@ from lending.money import check_minor, format_minor, from_money
 from lending.postings import Accounts, entry, legs
 from lending.schema import loans, repayments, settlement_offsets
 from lending.store import RUNNING, LoanRecord
+from lending.unwinding import disbursement_key, times_disbursed
 from lending.waterfall import Allocation, AllocationLine, Bucket, allocate
 
 __all__ = [
@@ -118,8 +119,10 @@ async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config
     principal = loan.amount_minor
     fee = loan.product.origination_fee_for(principal)
     cur = record.currency
+    # a loan disbursed again after its payout came back books under numbered keys
+    earlier = await times_disbursed(conn, loan_id)
     requests: list[EntryRequest] = [entry(
-        f"loan.disbursement:{loan_id}", "loan.disbursement", on,
+        disbursement_key("loan.disbursement", loan_id, earlier), "loan.disbursement", on,
         legs(cur, [(acc.portfolio, principal)], [(acc.payable, principal - fee),
                                                   (acc.fee_income, fee)]),
         f"Loan {loan_id} disbursed to {record.loan.borrower_id} ({mode.value})", record,
@@ -127,7 +130,7 @@ async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config
     if config.funding is not None:
         f = config.funding
         requests.append(entry(
-            f"loan.funding.draw:{loan_id}", "loan.funding.draw", on,
+            disbursement_key("loan.funding.draw", loan_id, earlier), "loan.funding.draw", on,
             legs(cur, [(f.fund_source, principal)], [(f.liability, principal)]),
             f"Drawn on the {f.name} to fund loan {loan_id}", record))
     posted = await ledger.post_many(conn, requests)

@@ -15,8 +15,10 @@ For each supplier, in ONE transaction:
 4. lending records (settlement id, supplier) with the amounts: running the same
    settlement again finds the record and posts nothing.
 
-A supplier without a usable account (none registered, unverified, cooling off) keeps the
-remainder on its payable, with the reason in the result's `note`; the next run pays it.
+A supplier without a usable account (none registered, unverified, cooling off, or
+suspended after a payout to it came back) keeps the remainder on its payable, with the
+reason in the result's `note`; the next run pays it. A loan disbursement to the supplier
+that came back is unwound before anything else (paycore.disbursement).
 This module is where lending and gateways meet; neither imports the other.
 """
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -34,8 +36,9 @@ import gateways
 import ledger
 import lending
 from lending import LendingConfig
+from paycore.disbursement import unwind_returned_disbursements
 
-__all__ = ["SettlementRun", "SupplierSettlement", "beneficiary_for", "payout_id_for",
+__all__ = ["SettlementRun", "SupplierSettlement", "payout_id_for",
            "run_settlement", "settle_supplier", "suppliers_with_payables"]
 
 log = structlog.get_logger("paycore.settlement")
@@ -81,22 +84,6 @@ def payout_id_for(settlement_id: str, supplier_id: str) -> str:
     return "settle-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-async def beneficiary_for(conn: AsyncConnection, supplier_id: str,
-                       given: Mapping[str, gateways.Beneficiary] | None
-                       ) -> gateways.Beneficiary | None:
-    if given and supplier_id in given:
-        return given[supplier_id]
-    try:
-        borrower = await lending.get_borrower(conn, supplier_id)
-    except lending.BorrowerNotFound:
-        return None
-    if not borrower.payout_account:
-        return None
-    return gateways.Beneficiary(name=borrower.payout_name or borrower.name,
-                                account_number=borrower.payout_account,
-                                bank_name=borrower.payout_bank or "")
-
-
 async def settle_supplier(
     conn: AsyncConnection,
     settlement_id: str,
@@ -120,6 +107,9 @@ async def settle_supplier(
         return SupplierSettlement(settlement_id, supplier_id, account.currency,
                                   done.available_minor, done.offset_minor, done.payout_minor,
                                   done.payout_id, replayed=True, note="already settled")
+    # a loan disbursement that came back is unwound first: its money is back on the
+    # payable, and must neither repay the loan it never funded nor be paid out as sales
+    await unwind_returned_disbursements(conn, supplier_id=supplier_id, config=config)
     balance = await ledger.balance(conn, payable)
     available = max(0, ledger.to_minor(balance.available))
     offset = await lending.apply_settlement_offset(

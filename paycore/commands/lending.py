@@ -63,15 +63,13 @@ def borrowers_register(
     onboarded: str = typer.Option(..., help="on the marketplace since (YYYY-MM-DD)"),
     kind: str = typer.Option("supplier", help="supplier or merchant"),
     cap: str | None = typer.Option(None, help="a cap on the credit line"),
-    payout_name: str | None = typer.Option(None),
-    payout_account: str | None = typer.Option(None, help="bank account for payouts"),
-    payout_bank: str | None = typer.Option(None),
 ) -> None:
-    """Register a borrower (opens their supplier payable if it does not exist)."""
+    """Register a borrower (opens their supplier payable if it does not exist). Loan
+    proceeds paid out go to the borrower's verified account in the register: 'paycore
+    beneficiaries add <borrower id>', verified by a second person."""
     cap_units = None if cap is None else lending.from_money(_money(cap, currency.upper()))
     b = lending.Borrower(borrower_id, name, currency.upper(), _date(onboarded, "onboarded"),
-                         kind=kind, credit_cap_minor=cap_units, payout_name=payout_name,
-                         payout_account=payout_account, payout_bank=payout_bank)
+                         kind=kind, credit_cap_minor=cap_units)
     saved = in_transaction(lambda conn: lending.register_borrower(conn, b, CONFIG))
     console.print(f"borrower {saved.id} ({saved.name}), payable {saved.payable_account}")
 

@@ -16,7 +16,6 @@ date, and the accrual run goes day by day (as the nightly job would):
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -71,9 +70,7 @@ async def _borrower(conn: AsyncConnection, supplier: str, on: dt.date, sales: li
     account = await ledger.find_account(conn, f"2202.payable.{supplier}")
     name = account.name.removeprefix("Payable to ") if account else f"Supplier {supplier}"
     borrower = await lending.register_borrower(conn, Borrower(
-        supplier, name, "CNY", onboarded_on=on - dt.timedelta(days=800),
-        payout_name=name, payout_account=f"62220202{zlib.crc32(supplier.encode()) % 10**8:08d}",
-        payout_bank="ICBC"), CONFIG)
+        supplier, name, "CNY", onboarded_on=on - dt.timedelta(days=800)), CONFIG)
     records = [TradeRecord("sale", f"sales-{m:%Y-%m}", m, cny(v))
                for m, v in zip(months, sales, strict=True)]
     records += [TradeRecord("purchase_order", f"po-{supplier}-{i}", on - dt.timedelta(days=3 * i),

@@ -85,8 +85,21 @@ async def check_returns(ctx: JobContext) -> Result:
     report = await gateways.check_payout_returns(
         ctx.engine, banks, within=dt.timedelta(days=int(ctx.job.payload.get("days", 7))),
         limit=int(ctx.job.payload.get("limit", 500)))
+    unwound = await unwind_returned_loans(ctx.engine, _lending_config())
     return {"asked": report.asked, "booked": len(report.booked),
-            "to_review": len(report.to_review), "errors": len(report.errors)}
+            "to_review": len(report.to_review), "errors": len(report.errors),
+            "loans_unwound": len(unwound)}
+
+
+async def unwind_returned_loans(engine: Any, config: Any) -> list[str]:
+    """Loans whose disbursement payout came back (by the inquiry above, or by the bank's
+    notification at any time) go back to approved, their interest offset
+    (paycore.disbursement.unwind_returned_disbursements); run after the returns are
+    asked for and before each night's accrual."""
+    from paycore.disbursement import unwind_returned_disbursements
+
+    return await ledger.transact(engine, lambda conn: unwind_returned_disbursements(
+        conn, config=config))
 
 
 @handler("holds.expire")
@@ -112,6 +125,8 @@ async def accrual(ctx: JobContext) -> Result:
     payload = ctx.job.payload
     through = (dt.date.fromisoformat(payload["through"]) if payload.get("through")
                else _business_date(ctx) - dt.timedelta(days=1))
+    # a loan whose proceeds came back earns nothing: unwound before the night's interest
+    await unwind_returned_loans(ctx.engine, _lending_config())
     chunks = await lending.accrual_chunks(ctx.engine, through,
                                           int(payload.get("chunk_size", 5000)))
     totals: dict[str, Any] = {"through": through.isoformat(), "chunks": len(chunks),

@@ -9,6 +9,7 @@ import pytest
 
 import gateways
 from gateways import Beneficiary, PayoutRequest, PayoutState, RefundState
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from gateways.sandbox import Fault, TxnKind
 from gateways.sandbox.book import MovementKind
 
@@ -38,7 +39,7 @@ async def test_5xx_after_booking_is_unknown_never_failed_over(db, fault):
                                                    refund_id=refund_id)
             assert (code, refund.status) == (code, RefundState.UNKNOWN)
             async with db.begin() as conn:
-                await gateways.request_payout(conn, PayoutRequest(
+                await record_payout(conn, PayoutRequest(
                     payout_id=payout_id, beneficiary_ref="supplier:sup-001", beneficiary=BEN,
                     amount=cny("30.00"), debit_account="2202.payable.sup-001",
                     purpose="settlement", banks=(code, *[b for b in BANKS if b != code])))
@@ -75,7 +76,7 @@ async def test_unionpay_a6_is_a_success_flagged_for_review(db):
         assert refund.status is RefundState.SUCCEEDED  # never failed: the money moved
         bank.faults.set("poa6unionpay", Fault.SUCCESS_WITH_DEFECTS)
         async with db.begin() as conn:
-            await gateways.request_payout(conn, PayoutRequest(
+            await record_payout(conn, PayoutRequest(
                 payout_id="poa6unionpay", beneficiary_ref="supplier:sup-001", beneficiary=BEN,
                 amount=cny("30.00"), debit_account="2202.payable.sup-001",
                 purpose="settlement", banks=("unionpay",)))

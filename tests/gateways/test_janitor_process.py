@@ -24,6 +24,7 @@ import gateways
 from gateways import Beneficiary, IntentRequest, PayoutRequest, PayoutState, RefundState
 from gateways.calls import latest_call
 from gateways.inquiries import Subject
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from gateways.protocols import unionpay as up
 from gateways.sandbox import Fault, TxnKind
 from gateways.states import AttemptState, IntentState
@@ -114,7 +115,7 @@ async def _unknown_refund(env, code: str) -> str:
 async def _unknown_payout(env, code: str) -> str:
     payout_id = f"poproc{code}{os.urandom(4).hex()}"
     async with env.engine.begin() as conn:
-        await gateways.request_payout(conn, PayoutRequest(
+        await record_payout(conn, PayoutRequest(
             payout_id=payout_id, beneficiary_ref="supplier:sup-001", beneficiary=BEN,
             amount=cny("30.00"), debit_account="2202.payable.sup-001", purpose="settlement",
             banks=(code,)))

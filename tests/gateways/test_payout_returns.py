@@ -13,6 +13,7 @@ import pytest
 import gateways
 import ledger
 from gateways import Beneficiary, PayoutRequest, PayoutState
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from gateways.sandbox import Fault, NoticeFacts, TxnKind
 
 from .core_env import Env, available_banks, checkout_env
@@ -31,7 +32,7 @@ def request(pid: str, amount: str = "100.00") -> PayoutRequest:
 async def _request(db, pid: str, amount: str = "100.00") -> None:
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="10000.00")
-        await gateways.request_payout(conn, request(pid, amount))
+        await record_payout(conn, request(pid, amount))
 
 
 async def _payout(db, pid: str) -> gateways.Payout:

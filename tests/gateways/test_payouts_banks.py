@@ -10,6 +10,7 @@ import pytest
 
 import gateways
 from gateways import Beneficiary, BreakerState, PayoutRequest, PayoutState
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from gateways.sandbox import Fault, TxnKind
 from gateways.sandbox.book import MovementKind
 
@@ -32,7 +33,7 @@ async def _request(db, *pids: str, amount: str = "100.00") -> None:
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="10000.00")
         for pid in pids:
-            await gateways.request_payout(conn, request(pid, amount))
+            await record_payout(conn, request(pid, amount))
 
 
 async def _status(db, pid: str) -> PayoutState:

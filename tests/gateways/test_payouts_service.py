@@ -1,5 +1,6 @@
-"""request_payout: recorded with a ledger hold in the caller's transaction, idempotent,
-conflicts refused, books untouched on refusal; cancel releases the hold."""
+"""record_payout (gateways.payout_records, the step under request_supplier_payout, not
+public): recorded with a ledger hold in the caller's transaction, idempotent, conflicts
+refused, books untouched on refusal; cancel releases the hold."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import gateways
 import ledger
 from gateways import Beneficiary, PayoutRequest, PayoutState
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 
 from .core_helpers import assert_books_prove, balance_minor, cny, open_payable
 
@@ -25,7 +27,7 @@ def payout(pid: str = "po-1", amount: str = "100.00", **kw: object) -> PayoutReq
 async def test_request_records_and_reserves(db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
-        p = await gateways.request_payout(conn, payout())
+        p = await record_payout(conn, payout())
     assert p.status is PayoutState.REQUESTED
     assert p.amount == cny("100.00")
     assert p.bank is None
@@ -41,13 +43,13 @@ async def test_request_records_and_reserves(db):
 async def test_same_request_is_the_same_payout_other_request_conflicts(db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
-        first = await gateways.request_payout(conn, payout())
+        first = await record_payout(conn, payout())
     async with db.begin() as conn:
-        again = await gateways.request_payout(conn, payout())
+        again = await record_payout(conn, payout())
     assert again == first
     with pytest.raises(gateways.PayoutConflict):
         async with db.begin() as conn:
-            await gateways.request_payout(conn, payout(amount="100.01"))
+            await record_payout(conn, payout(amount="100.01"))
     assert await balance_minor(db, "2202.payable.sup-001") == (-50000, 10000, 0)
 
 
@@ -56,7 +58,7 @@ async def test_more_than_owed_is_refused_and_nothing_recorded(db):
         await open_payable(conn, "sup-001", funded="50.00")
     with pytest.raises(ledger.BalanceLimitExceeded):
         async with db.begin() as conn:
-            await gateways.request_payout(conn, payout())
+            await record_payout(conn, payout())
     async with db.connect() as conn:
         assert await gateways.list_payouts(conn) == []
     await assert_books_prove(db)
@@ -71,13 +73,13 @@ async def test_bad_requests_are_precise_errors(db, bad):
     amount = bad.pop("amount", "1.00")
     with pytest.raises(gateways.InvalidPaymentRequest):
         async with db.begin() as conn:
-            await gateways.request_payout(conn, payout(amount=amount, **bad))
+            await record_payout(conn, payout(amount=amount, **bad))
 
 
 async def test_cancel_releases_the_hold_once(db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
-        p = await gateways.request_payout(conn, payout())
+        p = await record_payout(conn, payout())
     async with db.begin() as conn:
         canceled = await gateways.cancel_payout(conn, p.id)
         assert (await gateways.cancel_payout(conn, p.id)).status is PayoutState.CANCELED
@@ -92,7 +94,7 @@ async def test_cancel_releases_the_hold_once(db):
 async def test_settle_succeeded_posts_the_hold_with_the_payout_id(db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
-        p = await gateways.request_payout(conn, payout())
+        p = await record_payout(conn, payout())
     from gateways.store import transition
     async with db.begin() as conn:
         await transition(conn, p.id, PayoutState.REQUESTED, PayoutState.SUBMITTED, bank="x")

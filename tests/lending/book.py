@@ -54,7 +54,6 @@ async def good_borrower(conn: AsyncConnection, supplier: str = "sup-001", *,
     """Two years on the marketplace, six steady months of sales, three buyers."""
     borrower = await lending.register_borrower(conn, Borrower(
         supplier, f"Supplier {supplier}", "CNY", onboarded_on=on - dt.timedelta(days=730),
-        payout_name=f"Supplier {supplier}", payout_account="6222020200112233", payout_bank="ICBC",
     ), config)
     first = on.replace(day=15)
     months = [(first - dt.timedelta(days=30 * k)).replace(day=15) for k in range(6, 0, -1)]

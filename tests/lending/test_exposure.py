@@ -38,7 +38,6 @@ async def sales_borrower(conn, supplier: str = SUP, *, monthly_sales: str = "200
     yet, 50 % of 200,000.00 a month is a 100,000.00 line."""
     borrower = await lending.register_borrower(conn, Borrower(
         supplier, f"Supplier {supplier}", "CNY", onboarded_on=on - dt.timedelta(days=730),
-        payout_name=f"Supplier {supplier}", payout_account="6222020200998877", payout_bank="ICBC",
     ), config)
     months = [(on.replace(day=15) - dt.timedelta(days=30 * k)).replace(day=15)
               for k in range(6, 0, -1)]

@@ -33,7 +33,7 @@ async def seed_loans(engine: AsyncEngine, n: int, start: dt.date) -> None:
         await conn.execute(sa.insert(borrowers), [dict(
             id=f"b{i:06d}", name=f"Borrower {i}", kind="supplier", currency="CNY",
             payable_account=f"2202.payable.b{i:06d}", onboarded_on=start - dt.timedelta(days=900),
-            credit_cap_minor=None, payout_name=None, payout_account=None, payout_bank=None,
+            credit_cap_minor=None,
             data_imported_on=start, created_at=now) for i in range(n_borrowers)])
         rows = []
         for i in range(n):

@@ -35,8 +35,7 @@ def d(n: int) -> str:
 
 def test_lending_commands(sqlite_url, tmp_path):
     ok("db", "upgrade")
-    ok("borrowers", "register", "sup-9", "Test Supplier", "--onboarded", "2024-01-01",
-       "--payout-account", "6222000099", "--payout-bank", "ICBC")
+    ok("borrowers", "register", "sup-9", "Test Supplier", "--onboarded", "2024-01-01")
     csv = tmp_path / "trade.csv"
     rows = ["borrower_id,kind,ref,date,buyer,amount,currency"]
     rows += [f"sup-9,sale,s{m},2025-{m:02d}-15,,100000.00,CNY" for m in range(9, 13)]

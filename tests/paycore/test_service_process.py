@@ -38,6 +38,7 @@ import sqlalchemy as sa
 import gateways
 from gateways import PayoutRequest, PayoutState, RefundState
 from gateways.bank import PaymentInstruction
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from gateways.sandbox import Fault, SandboxFleet, SandboxSettings, TxnKind
 from gateways.sandbox.faults import FaultBook
 from gateways.states import AttemptState, IntentState
@@ -261,7 +262,7 @@ async def test_api_and_two_workers_one_killed_settle_everything_once(pg, tmp_pat
                                                   Fault.NO_NOTIFY)
                 async with engine.begin() as conn:
                     for code, payout_id in payout_ids.items():
-                        await gateways.request_payout(conn, PayoutRequest(
+                        await record_payout(conn, PayoutRequest(
                             payout_id=payout_id, beneficiary_ref=f"supplier:{SUPPLIER}",
                             beneficiary=gateways.Beneficiary("Hangzhou Silk Co.",
                                                              "6222020200112233445",

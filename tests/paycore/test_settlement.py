@@ -12,6 +12,7 @@ import pytest
 import gateways
 import ledger
 import lending
+from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from paycore import disbursement, settlement
 from tests.lending.book import (
     CONFIG,
@@ -47,7 +48,7 @@ async def test_settlement_offsets_the_loan_then_pays_out_the_rest(db):
         await credit_payable(conn, "sup-001", "25000.00", "capture:later", on=days(20))
         account = await verified_account(conn)
         # the loan proceeds went out earlier (a payout hold against the payable)
-        await gateways.request_payout(conn, gateways.PayoutRequest(
+        await record_payout(conn, gateways.PayoutRequest(
             "po-proceeds", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
             cny("10000.00"), PAYABLE, "settlement"))
     await lending.run_accrual(db, days(29), CONFIG)
@@ -92,7 +93,7 @@ async def test_settlement_smaller_than_what_is_due_pays_nothing_out(db):
     async with db.begin() as conn:
         await good_borrower(conn, receivables="")
         await disbursed(conn, "S2", term=30)
-        await gateways.request_payout(conn, gateways.PayoutRequest(
+        await record_payout(conn, gateways.PayoutRequest(
             "po-proceeds-2", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
             cny("10000.00"), PAYABLE, "settlement"))
         await credit_payable(conn, "sup-001", "4000.00", "capture:small", on=days(28))
@@ -111,6 +112,7 @@ async def test_payout_disbursement_reserves_the_proceeds_for_the_supplier(db):
     config = dataclasses.replace(CONFIG, disbursement=lending.DisbursementMode.PAYOUT)
     async with db.begin() as conn:
         await good_borrower(conn, receivables="", config=config)
+        await verified_account(conn)
         await approved(conn, "PD1", config=config)
         res = await disbursement.disburse(conn, "PD1", days(0), config)
     assert res.payout is not None and res.payout.amount_minor == 1_000_000
@@ -133,7 +135,7 @@ async def test_no_usable_account_offsets_the_loan_and_keeps_the_rest_on_the_paya
     async with db.begin() as conn:
         await good_borrower(conn, receivables="")
         await disbursed(conn, "S4", term=30)
-        await gateways.request_payout(conn, gateways.PayoutRequest(
+        await record_payout(conn, gateways.PayoutRequest(
             "po-proceeds-4", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
             cny("10000.00"), PAYABLE, "settlement"))
         await credit_payable(conn, "sup-001", "25000.00", "capture:s4", on=days(20))

@@ -1,0 +1,362 @@
+"""Issue #15 follow-ups: the ways money could still leave wrongly after the payout controls
+landed, each closed and proved on SQLite and PostgreSQL (books verified after each).
+
+1. a loan's proceeds go only to the borrower's verified, cooled-off account in the
+   register (no plaintext payout account in lending; no unchecked payout in gateways);
+2. a payout the bank returned suspends the account it went to: the settlement run pays it
+   nothing, and says why, until a second person verifies it again and the cooling-off ends;
+3. a returned loan disbursement unwinds the loan: approved, not disbursed, the
+   disbursement and every day of interest offset, the money back on the payable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+import gateways
+import ledger
+import lending
+from lending import DisbursementMode
+from paycore import disbursement, settlement
+from tests.lending.book import (
+    CONFIG,
+    approved,
+    credit_payable,
+    days,
+    good_borrower,
+    posted,
+    verify_ok,
+)
+from tests.paycore.test_settlement import ONBOARDED, verified_account
+
+PAYABLE = "2202.payable.sup-001"
+PORTFOLIO = "1301.loans.supply_chain"
+INTEREST = "1302.interest_receivable.supply_chain"
+#: CNY payouts up to 1,000,000.00 need no second person here
+CONTROLS = gateways.PayoutControls(cooling_off=dt.timedelta(hours=24),
+                                   approval_above={"CNY": 100_000_000})
+PAYOUT_CONFIG = dataclasses.replace(CONFIG, disbursement=DisbursementMode.PAYOUT)
+
+
+def at(day: int, hour: int = 12) -> dt.datetime:
+    """A moment on the test's business day `day` (cooling-off is counted in real time)."""
+    return dt.datetime.combine(days(day), dt.time(hour), tzinfo=dt.UTC)
+
+
+async def _loan(db, loan_id: str):
+    async with db.connect() as conn:
+        return await lending.load_loan(conn, loan_id, CONFIG)
+
+
+async def _account(db, account_id: str) -> gateways.BeneficiaryAccount:
+    async with db.connect() as conn:
+        return await gateways.get_account(conn, account_id)
+
+
+async def _paid_and_returned(db, payout_id: str, when: dt.datetime,
+                             reason: str = "account closed") -> None:
+    """The bank pays the payout, then sends it back (as its notification or the status
+    inquiry would report it: gateways.book_payout_return)."""
+    async with db.begin() as conn:
+        payout = await gateways.get_payout(conn, payout_id)
+        assert payout.status is gateways.PayoutState.REQUESTED, payout
+        # what submit_payouts does before the bank answers
+        await conn.execute(gateways.schema.payouts.update().where(
+            gateways.schema.payouts.c.id == payout_id).values(
+            status=gateways.PayoutState.SUBMITTED.value, bank="restbank"))
+        await gateways.settle_payout(conn, payout_id, gateways.BankOutcome.SUCCEEDED,
+                                     bank_txn_id=f"bt-{payout_id}", now=when)
+    async with db.begin() as conn:
+        applied = await gateways.book_payout_return(
+            conn, payout_id, bank="restbank", bank_return_id=f"rt-{payout_id}",
+            amount_minor=None, currency=None, reason=reason, source="notification",
+            now=when + dt.timedelta(hours=1))
+    assert applied is gateways.ReturnApplied.BOOKED
+
+
+# ------------------------------------------------------------------ 1. disbursements
+
+
+async def test_loan_proceeds_go_to_the_borrowers_verified_account_from_the_register(db):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="", config=PAYOUT_CONFIG)
+        account = await verified_account(conn)
+        await approved(conn, "PR1", config=PAYOUT_CONFIG)
+        out = await disbursement.disburse(conn, "PR1", days(0), PAYOUT_CONFIG,
+                                          controls=CONTROLS)
+    assert out.payout is not None and out.loan.status is lending.LoanStatus.ACTIVE
+    async with db.connect() as conn:
+        record = await gateways.find_supplier_payout(conn, out.payout.id)
+        trail = await gateways.audit_trail(conn, out.payout.id)
+    # a supplier payout like any other: to the register's account, from the payable
+    assert record is not None and record.account_id == account.id
+    assert record.supplier_id == "sup-001" and out.payout.debit_account == PAYABLE
+    assert out.payout.purpose == "loan.disbursement"
+    assert out.payout.beneficiary.account_number == "***3445"
+    # the loan's approval is the decision: no second payout approval, and the trail says so
+    assert out.payout.status is gateways.PayoutState.REQUESTED
+    [requested] = [a for a in trail if a["action"] == "payout.requested"]
+    assert "loan PR1 approved" in requested["details"]["approval"]
+    await verify_ok(db)
+
+
+@pytest.mark.parametrize("state", ["none", "unverified", "cooling_off"])
+async def test_no_usable_account_blocks_the_disbursement_and_the_loan_stays_approved(db, state):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="", config=PAYOUT_CONFIG)
+        if state == "unverified":
+            await gateways.add_account(conn, "sup-001", holder_name="Supplier Ltd",
+                                       account_number="6222020200112233445",
+                                       actor="user:onboarding", now=ONBOARDED)
+        if state == "cooling_off":
+            account = await verified_account(conn)
+            await gateways.change_account(conn, account.id, actor="user:onboarding",
+                                          account_number="6222020200999988887")
+            await gateways.verify_account(conn, account.id, actor="user:compliance")
+        await approved(conn, "PR2", config=PAYOUT_CONFIG)
+    before = await posted(db, PORTFOLIO)
+    with pytest.raises(gateways.AccountNotUsable) as refused:
+        async with db.begin() as conn:
+            await disbursement.disburse(conn, "PR2", days(0), PAYOUT_CONFIG, controls=CONTROLS)
+    why = str(refused.value)
+    assert "loan PR2 stays approved" in why and "sup-001" in why
+    assert {"none": "no bank account registered", "unverified": "unverified",
+            "cooling_off": "cooling-off"}[state] in why
+    loan = await _loan(db, "PR2")
+    assert loan.status is lending.LoanStatus.APPROVED and loan.loan.disbursed_on is None
+    assert await posted(db, PORTFOLIO) == before == 0
+    async with db.connect() as conn:
+        assert await gateways.list_payouts(conn) == []
+    await verify_ok(db)
+
+
+async def test_lending_keeps_no_payout_account_and_gateways_no_unchecked_payout():
+    # the register is the one place a bank account number lives (encrypted)
+    assert not {"payout_name", "payout_account", "payout_bank"} & set(
+        lending.schema.borrowers.c.keys())
+    assert not {"payout_name", "payout_account", "payout_bank"} & {
+        f.name for f in dataclasses.fields(lending.Borrower)}
+    # no public way to pay a beneficiary of the caller's choosing
+    assert not hasattr(gateways, "request_payout")
+
+
+# ------------------------------------------------------------------ 2. returned accounts
+
+
+async def _settle(db, settlement_id: str, when: dt.datetime) -> settlement.SupplierSettlement:
+    return await ledger.transact(db, lambda conn: settlement.settle_supplier(
+        conn, settlement_id, "sup-001", when.date(), CONFIG, controls=CONTROLS, now=when))
+
+
+async def test_a_returned_payout_suspends_its_account_until_a_second_person_verifies_it(db):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        account = await verified_account(conn)
+        await credit_payable(conn, "sup-001", "500.00", "capture:r1", on=days(0))
+    first = await _settle(db, "set-r1", at(1))
+    assert first.payout_minor == 50_000 and first.payout_id
+    await _paid_and_returned(db, first.payout_id, at(1), "account closed")
+
+    suspended = await _account(db, account.id)
+    assert suspended.status is gateways.AccountState.UNVERIFIED
+    assert suspended.verified_by is None
+    assert "suspended" in (suspended.status_reason or "")
+    assert "account closed" in (suspended.status_reason or "")
+    async with db.connect() as conn:
+        trail = await gateways.audit_trail(conn, account.id)
+    [audit] = [a for a in trail if a["action"] == "account.suspended"]
+    assert audit["actor"] == "system:payout-return"
+    assert audit["details"]["payout_id"] == first.payout_id
+    assert "account closed" in audit["details"]["reason"]
+
+    # the money is owed again; the next run keeps it on the payable and says why
+    async with db.begin() as conn:
+        await credit_payable(conn, "sup-001", "300.00", "capture:r2", on=days(2))
+    second = await _settle(db, "set-r2", at(2))
+    assert second.payout_minor == 0 and second.payout_id is None
+    assert "suspended" in second.note and "account closed" in second.note
+    assert await posted(db, PAYABLE) == 80_000
+
+    # someone corrects the details: unverified; the same person may not verify them
+    async with db.begin() as conn:
+        await gateways.change_account(conn, account.id, actor="user:support",
+                                      account_number="6222020200777766665", now=at(3, 9))
+    with pytest.raises(gateways.FourEyesViolation):
+        async with db.begin() as conn:
+            await gateways.verify_account(conn, account.id, actor="user:support", now=at(3, 9))
+    async with db.begin() as conn:
+        again = await gateways.verify_account(conn, account.id, actor="user:compliance",
+                                              now=at(3, 10))
+    assert again.status is gateways.AccountState.VERIFIED and again.status_reason is None
+    cooling = await _settle(db, "set-r3", at(3, 18))
+    assert cooling.payout_id is None and "cooling-off" in cooling.note
+    resumed = await _settle(db, "set-r4", at(5))
+    assert resumed.payout_minor == 80_000 and resumed.payout_id
+    await verify_ok(db)
+
+
+async def test_a_suspended_account_is_verified_again_by_another_person_than_its_maker(db):
+    """Details unchanged (the bank's mistake, say): a second person checks and verifies;
+    the one who entered the details may not."""
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        account = await verified_account(conn)      # entered by user:onboarding
+        await credit_payable(conn, "sup-001", "500.00", "capture:s1", on=days(0))
+    first = await _settle(db, "set-s1", at(1))
+    assert first.payout_id
+    await _paid_and_returned(db, first.payout_id, at(1), "beneficiary name does not match")
+    with pytest.raises(gateways.FourEyesViolation):
+        async with db.begin() as conn:
+            await gateways.verify_account(conn, account.id, actor="user:onboarding")
+    async with db.begin() as conn:
+        back = await gateways.verify_account(conn, account.id, actor="user:compliance",
+                                             now=at(2))
+    assert back.status is gateways.AccountState.VERIFIED
+    assert (await _settle(db, "set-s2", at(4))).payout_minor == 50_000
+    await verify_ok(db)
+
+
+# ------------------------------------------------------------------ 3. returned loans
+
+
+async def _disbursed_by_payout(db, loan_id: str) -> gateways.Payout:
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="", config=PAYOUT_CONFIG)
+        await verified_account(conn)
+        await approved(conn, loan_id, config=PAYOUT_CONFIG)
+        out = await disbursement.disburse(conn, loan_id, days(0), PAYOUT_CONFIG,
+                                          controls=CONTROLS)
+    assert out.payout is not None
+    return out.payout
+
+
+async def test_a_returned_disbursement_puts_the_loan_back_to_approved_without_interest(db):
+    payout = await _disbursed_by_payout(db, "RD1")
+    await lending.run_accrual(db, days(9), CONFIG)      # ten nights of interest booked
+    accrued = (await _loan(db, "RD1")).interest_accrued_minor
+    assert accrued > 0 and await posted(db, INTEREST) == accrued
+    await _paid_and_returned(db, payout.id, at(10), "account closed")
+
+    async with db.begin() as conn:
+        unwound = await disbursement.unwind_returned_disbursements(conn, config=CONFIG)
+    assert unwound == ["RD1"]
+    loan = await _loan(db, "RD1")
+    assert loan.status is lending.LoanStatus.APPROVED
+    assert (loan.loan.disbursed_on, loan.loan.maturity, loan.payout_id) == (None, None, None)
+    assert (loan.interest_accrued_minor, loan.accrued_through) == (0, None)
+    # the loan's books are as if it had never been paid out: no principal, no interest,
+    # the proceeds (back from the bank) owed to the supplier again, then offset
+    assert await posted(db, PORTFOLIO) == 0 and await posted(db, INTEREST) == 0
+    assert await posted(db, "6011.income.loan_interest.supply_chain") == 0
+    assert await posted(db, PAYABLE) == 0
+    async with db.connect() as conn:
+        entry = await ledger.find_entry(conn, f"loan.disbursement.returned:RD1:{payout.id}")
+        events = (await conn.execute(sa.select(lending.schema.loan_events).where(
+            lending.schema.loan_events.c.loan_id == "RD1").order_by(
+            lending.schema.loan_events.c.id))).all()
+    assert entry is not None and entry.external_ref == payout.id
+    assert events[-1].to_status == "approved" and "account closed" in events[-1].note
+    assert events[-1].entry_id == entry.id
+    # running again changes nothing; the accrual finds nothing to charge
+    async with db.begin() as conn:
+        assert await disbursement.unwind_returned_disbursements(conn, config=CONFIG) == []
+    result = await lending.run_accrual(db, days(20), CONFIG)
+    assert result.interest_minor == 0
+    await verify_ok(db)
+
+
+async def test_a_returned_disbursement_is_never_offset_and_pays_out_again_only_when_verified(db):
+    payout = await _disbursed_by_payout(db, "RD2")
+    await _paid_and_returned(db, payout.id, at(2), "account closed")
+    # the settlement run meets the returned proceeds before anything else: the loan is
+    # unwound first, so nothing repays a loan with its own returned proceeds, and the
+    # suspended account receives nothing
+    run = await settlement.run_settlement(db, "set-rd2", days(3), PAYOUT_CONFIG,
+                                          suppliers=["sup-001"], controls=CONTROLS)
+    [sup] = run.suppliers
+    assert (sup.available_minor, sup.offset_minor, sup.payout_minor) == (0, 0, 0)
+    assert (await _loan(db, "RD2")).status is lending.LoanStatus.APPROVED
+    # disbursing again waits for the account to be verified again
+    with pytest.raises(gateways.AccountNotUsable, match="suspended"):
+        async with db.begin() as conn:
+            await disbursement.disburse(conn, "RD2", days(3), PAYOUT_CONFIG, controls=CONTROLS)
+    async with db.connect() as conn:
+        [account] = await gateways.list_accounts(conn, "sup-001")
+    async with db.begin() as conn:
+        await gateways.change_account(conn, account.id, actor="user:support",
+                                      account_number="6222020200777766665",
+                                      now=ONBOARDED + dt.timedelta(days=1))
+        await gateways.verify_account(conn, account.id, actor="user:compliance",
+                                      now=ONBOARDED + dt.timedelta(days=1))
+        again = await disbursement.disburse(conn, "RD2", days(4), PAYOUT_CONFIG,
+                                            controls=CONTROLS)
+    assert again.payout is not None and again.payout.id != payout.id
+    assert again.loan.status is lending.LoanStatus.ACTIVE
+    assert again.loan.loan.disbursed_on == days(4)
+    await verify_ok(db)
+
+
+async def test_the_check_returns_job_unwinds_a_returned_disbursement(db):
+    from paycore.jobs.handlers import unwind_returned_loans
+
+    payout = await _disbursed_by_payout(db, "RD3")
+    await _paid_and_returned(db, payout.id, at(1))
+    async with db.connect() as conn:
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(
+            lending.schema.loans).where(lending.schema.loans.c.status == "approved"))
+    assert count == 0
+    assert await unwind_returned_loans(db, CONFIG) == ["RD3"]
+    assert (await _loan(db, "RD3")).status is lending.LoanStatus.APPROVED
+    await verify_ok(db)
+
+
+# ------------------------------------------------------------------ 4. migration 0026
+
+
+async def test_migration_0026_masks_old_numbers_and_drops_borrowers_plain_accounts(db):
+    from alembic import command
+
+    from gateways.payout_accounts import beneficiary_for_order
+    from gateways.payout_records import record_payout
+    from paycore import db as paycore_db
+    from tests.gateways.core_helpers import open_payable
+
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await open_payable(conn, "sup-002", funded="500.00")
+        # a payout as recorded before the register: the full number on its row
+        await record_payout(conn, gateways.PayoutRequest(
+            "po-legacy", "supplier:sup-002",
+            gateways.Beneficiary("Old Supplier", "6222020200556677889", "ICBC"),
+            ledger.from_minor(10_000, "CNY"), "2202.payable.sup-002", "settlement"))
+    async with db.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(paycore_db.alembic_config(c), "0025"))
+    async with db.begin() as conn:
+        await conn.execute(sa.text(
+            "UPDATE lending_borrowers SET payout_name = 'Supplier Ltd', "
+            "payout_account = '6222020200112233', payout_bank = 'ICBC' WHERE id = 'sup-001'"))
+    await paycore_db.upgrade(db)
+
+    async with db.connect() as conn:
+        number = await conn.scalar(sa.text(
+            "SELECT beneficiary_account FROM payouts WHERE id = 'po-legacy'"))
+        columns = {c["name"] for c in await conn.run_sync(
+            lambda c: sa.inspect(c).get_columns("lending_borrowers"))}
+        trail = await gateways.audit_trail(conn, "sup-001")
+        legacy = await gateways.get_payout(conn, "po-legacy")
+        # never sent to a masked number: the submitter withdraws it
+        with pytest.raises(gateways.AccountNotUsable, match="not to an account in the register"):
+            await beneficiary_for_order(conn, legacy)
+        borrower = await lending.get_borrower(conn, "sup-001")
+    assert number == "***7889"
+    assert not {"payout_name", "payout_account", "payout_bank"} & columns
+    [dropped] = [a for a in trail if a["action"] == "borrower.payout_account_dropped"]
+    assert dropped["details"]["account"] == "***2233"
+    assert dropped["actor"] == "system:migration-0026"
+    assert "6222020200112233" not in str(dropped)
+    assert borrower.id == "sup-001"
+    await verify_ok(db)
