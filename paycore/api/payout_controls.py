@@ -7,6 +7,9 @@ and maker-checker.
   entered the details (the key's holder, else the key, is the person).
 - `POST /v1/payouts/{id}/approve` and `/reject` (payouts:approve): a payout waiting for a
   second person; the approver may not be its requester. Approved, it goes to the banks.
+  Only payouts the key's merchant asked for: a settlement payout (the settlement run's) is
+  approved by the marketplace's payments staff in the console (403
+  `payout-approved-by-staff` to a merchant bound to the supplier, 404 to anyone else).
 
 Every route checks that the key's merchant is bound to the supplier.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +31,8 @@ from paycore.api.deps import Engine, ReadConnection
 from paycore.api.payments import PayoutOut, _owned_payout, banks_of
 from paycore.api.problems import ApiProblem, register_error
 from paycore.api.supplier_access import controls_of, require_binding
+from paycore.schema import api_payout_owners
+from paycore.supplier_bindings import is_bound
 
 router = APIRouter(tags=["payout controls"])
 
@@ -126,6 +132,7 @@ async def verify_account(supplier_id: SupplierId, account_id: RecordPath, princi
 
 async def _decide(engine: Engine, principal: Principal, payout_id: str) -> str:
     async with engine.connect() as conn:
+        await _staff_only(conn, principal, payout_id)
         await _owned_payout(conn, payout_id, principal.merchant_id)
         record = await gateways.find_supplier_payout(conn, payout_id)
         if record is None:
@@ -133,6 +140,24 @@ async def _decide(engine: Engine, principal: Principal, payout_id: str) -> str:
                              code="payout-not-pending-approval")
         await require_binding(conn, principal, record.supplier_id)
     return record.supplier_id
+
+
+async def _staff_only(conn: AsyncConnection, principal: Principal, payout_id: str) -> None:
+    """A supplier payout no merchant asked for (the settlement run's) is approved by the
+    marketplace's payments staff, never by a merchant's key: it pays what the marketplace
+    owes the supplier, and a merchant bound to the supplier may be the supplier itself.
+    Told so only to a merchant bound to that supplier; anyone else finds no payout."""
+    record = await gateways.find_supplier_payout(conn, payout_id)
+    if record is None or await conn.scalar(sa.select(api_payout_owners.c.merchant_id).where(
+            api_payout_owners.c.payout_id == payout_id)) is not None:
+        return
+    if await is_bound(conn, principal.merchant_id, record.supplier_id):
+        raise ApiProblem(
+            f"payout {payout_id} was requested by {record.requested_by}, not by a merchant: "
+            "the marketplace's payments staff approve it (console: Payments, Approvals; or "
+            "'paycore payments approve'). A merchant's key approves only payouts its "
+            "merchant asked for", status=403, code="payout-approved-by-staff",
+            payout_id=payout_id)
 
 
 @router.post("/v1/payouts/{payout_id}/approve", summary="Approve a payout (a second person)",
