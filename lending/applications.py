@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lending import lifecycle, store
 from lending.borrowers import borrower_data
+from lending.catalogue import product_for_new_loan
 from lending.config import LendingConfig
 from lending.creditline import CreditLine, credit_line
 from lending.errors import DuplicateLoan, InvalidInput, NotInReview
@@ -98,7 +99,7 @@ async def apply_for_loan(conn: AsyncConnection, request: LoanApplication,
     # one application per borrower at a time: two racing applications must not both fit
     # the same credit line
     borrower = await lock_borrower(conn, request.borrower_id)
-    product = config.product(request.product_code)
+    product = await product_for_new_loan(conn, request.product_code, request.applied_on, config)
     if borrower.currency != product.currency:
         raise InvalidInput(f"borrower {borrower.id!r} is paid in {borrower.currency}; "
                            f"product {product.code!r} lends in {product.currency}")
@@ -140,7 +141,7 @@ async def review_queue(conn: AsyncConnection, config: LendingConfig) -> list[Loa
     """Applications waiting for a risk officer, oldest first."""
     rows = await conn.execute(sa.select(loans).where(loans.c.status == "manual_review")
                               .order_by(loans.c.applied_on, loans.c.id))
-    return [store.from_row(r, config) for r in rows]
+    return await store.records(conn, rows, config)
 
 
 async def review(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from lending.calendar import BusinessCalendar
 from lending.errors import (
     CreditLineExceeded,
     ExtensionLimitReached,
@@ -113,9 +114,13 @@ class Loan:
     status: LoanStatus = LoanStatus.APPLIED
     #: value date of the disbursement: the first night that earns interest
     disbursed_on: dt.date | None = None
+    #: the day the loan is due: start + term, rolled off a closed day by the product's
+    #: roll convention, moved by extensions
     maturity: dt.date | None = None
     extensions: int = 0
     history: tuple[StatusChange, ...] = ()
+    #: start + term (+ extensions) before any roll; equal to `maturity` when none applied
+    contractual_maturity: dt.date | None = None
 
     @property
     def currency(self) -> str:
@@ -205,17 +210,27 @@ def decline(loan: Loan, on: dt.date, note: str) -> Loan:
     return _transition(loan, LoanStatus.DECLINED, on, note)
 
 
-def disburse(loan: Loan, on: dt.date) -> Loan:
-    """The payout is sent: interest runs from `on` and the term is counted from it."""
+def disburse(loan: Loan, on: dt.date, calendar: BusinessCalendar | None = None) -> Loan:
+    """The payout is sent: interest runs from `on` and the term is counted from it. With
+    the market's `calendar`, a maturity on a closed day is rolled by the product's
+    convention (the loan records both dates; interest runs to the rolled one)."""
+    contractual = on + dt.timedelta(days=loan.term_days)
     return _transition(loan, LoanStatus.DISBURSED, on, disbursed_on=on,
-                       maturity=on + dt.timedelta(days=loan.term_days))
+                       maturity=_rolled(loan, contractual, calendar),
+                       contractual_maturity=contractual)
+
+
+def _rolled(loan: Loan, day: dt.date, calendar: BusinessCalendar | None) -> dt.date:
+    if calendar is None:
+        return day
+    return calendar.roll(day, loan.product.maturity_roll)
 
 
 def activate(loan: Loan, on: dt.date) -> Loan:
     return _transition(loan, LoanStatus.ACTIVE, on)
 
 
-def extend(loan: Loan, requested_on: dt.date) -> Loan:
+def extend(loan: Loan, requested_on: dt.date, calendar: BusinessCalendar | None = None) -> Loan:
     """Move maturity by the product's extension days; interest continues to the new date."""
     policy = loan.product.extension
     if loan.status in (LoanStatus.ACTIVE, LoanStatus.EXTENDED):
@@ -225,10 +240,13 @@ def extend(loan: Loan, requested_on: dt.date) -> Loan:
         if requested_on >= loan.maturity:
             raise ExtensionTooLate(loan.loan_id, requested_on.isoformat(),
                                    loan.maturity.isoformat())
-    maturity = None if loan.maturity is None else loan.maturity + dt.timedelta(days=policy.days)
+    # an extension counts from the contractual date, and is rolled again
+    base = loan.contractual_maturity or loan.maturity
+    contractual = None if base is None else base + dt.timedelta(days=policy.days)
+    maturity = None if contractual is None else _rolled(loan, contractual, calendar)
     return _transition(loan, LoanStatus.EXTENDED, requested_on,
                        f"maturity moved to {maturity}", maturity=maturity,
-                       extensions=loan.extensions + 1)
+                       contractual_maturity=contractual, extensions=loan.extensions + 1)
 
 
 def mark_overdue(loan: Loan, on: dt.date) -> Loan:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
+from lending.calendar import CURRENCY_MARKETS, RollConvention
 from lending.daycount import DayCount
 from lending.errors import AmountOutOfRange, InvalidInput, InvalidProduct, TermOutOfRange
 from lending.interest import interest_for
@@ -28,6 +29,7 @@ from lending.waterfall import DEFAULT_ORDER, Bucket, check_order
 
 __all__ = [
     "DEFAULT_DPD_BUCKETS",
+    "MAX_ANNUAL_RATE",
     "MERCHANT_MICRO_LOAN",
     "PRODUCTS",
     "SUPPLY_CHAIN_LOAN",
@@ -36,6 +38,12 @@ __all__ = [
     "Fee",
     "LoanProduct",
 ]
+
+
+#: above this an annual rate is a typing error, not a product (a rate is a fraction: 0.10
+#: is 10 %; China's courts do not uphold loan pricing above four times the LPR, and 36 %
+#: is the usury line most markets draw)
+MAX_ANNUAL_RATE = Decimal("0.36")
 
 
 def _invalid(what: str, exc: InvalidInput) -> InvalidProduct:
@@ -157,10 +165,20 @@ class LoanProduct:
     non_performing_after_days: int = 90
     dpd_buckets: tuple[DpdBucket, ...] = DEFAULT_DPD_BUCKETS
     waterfall: tuple[Bucket, ...] = DEFAULT_ORDER
+    #: how a maturity falling on a day the market is closed moves (lending.calendar)
+    maturity_roll: RollConvention = RollConvention.NONE
+    #: the market whose business days apply; None: the currency's (CNY -> CN, ...)
+    market: str | None = None
+    #: 0 for a product built into the code; a product defined at run time counts from 1
+    #: (lending.catalogue), and a loan keeps the version it was booked under
+    version: int = 0
 
     def __post_init__(self) -> None:
         if not self.code or not self.name:
             raise InvalidProduct("a product needs a code and a name")
+        if len(self.code) > 40 or not self.code.replace("_", "").replace("-", "").isalnum():
+            raise InvalidProduct(f"product code {self.code!r} must be up to 40 letters, "
+                                 "digits, '_' or '-'")
         try:
             check_currency(self.currency)
             check_minor(self.min_amount_minor, "minimum amount", positive=True)
@@ -180,6 +198,13 @@ class LoanProduct:
             raise InvalidProduct(f"unknown day count {self.day_count!r}")
         if not isinstance(self.rounding, RoundingMode):
             raise InvalidProduct(f"unknown rounding mode {self.rounding!r}")
+        if not isinstance(self.maturity_roll, RollConvention):
+            raise InvalidProduct(f"unknown maturity roll {self.maturity_roll!r}")
+        for rate, what in ((self.annual_rate, "annual rate"),
+                           (self.penalty_annual_rate, "penalty annual rate")):
+            if rate > MAX_ANNUAL_RATE:
+                raise InvalidProduct(f"product {self.code!r}: {what} {rate} is above "
+                                     f"{MAX_ANNUAL_RATE} ({MAX_ANNUAL_RATE:%} a year)")
         if self.min_amount_minor > self.max_amount_minor:
             raise InvalidProduct(
                 f"product {self.code!r}: minimum amount {self.min_amount_minor} exceeds "
@@ -191,6 +216,10 @@ class LoanProduct:
                 f"maximum {self.max_term_days}"
             )
         _check_dpd_buckets(self.dpd_buckets)
+
+    @property
+    def calendar_market(self) -> str:
+        return self.market or CURRENCY_MARKETS.get(self.currency, self.currency[:2])
 
     # -- limits ------------------------------------------------------------------------
 

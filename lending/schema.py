@@ -108,6 +108,12 @@ loans = sa.Table(
     sa.Column("max_dpd", sa.Integer, nullable=False, server_default="0"),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    #: the version of its product the loan was booked under (None: booked before 0024,
+    #: under the product as built into the code)
+    sa.Column("product_version", sa.Integer),
+    #: start + term, before the product's roll convention moved it off a holiday;
+    #: `maturity` is the rolled date the loan is due on (None: booked before 0024)
+    sa.Column("contractual_maturity", sa.Date),
     sa.CheckConstraint(_in("status", _STATUSES), name="ck_lending_loans_status"),
     sa.CheckConstraint(
         "amount_minor > 0 AND requested_minor > 0 AND term_days > 0 AND extensions >= 0 "
@@ -200,4 +206,60 @@ settlement_offsets = sa.Table(
     sa.Column("payout_id", sa.String(120)),
     sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id")),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+
+# Loan products as data: every definition, change and retirement is a new row (the rows
+# are the audit trail); a loan names the (code, version) it was booked under.
+products = sa.Table(
+    "lending_products",
+    metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    #: new loans applied for on or after this day take this version
+    sa.Column("effective_from", sa.Date, nullable=False),
+    #: the product's terms (lending.catalogue.to_definition)
+    sa.Column("definition", JSONDoc, nullable=False),
+    sa.Column("changed_by", sa.String(120), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'retired')", name="ck_lending_products_status"),
+    sa.CheckConstraint("version > 0", name="ck_lending_products_version"),
+)
+
+# Official business-day lists loaded per market and year (public holidays, and working
+# weekend days such as China's make-up days); a loaded year replaces the holidays
+# package's data for that year.
+calendar_days = sa.Table(
+    "lending_calendar_days",
+    metadata,
+    sa.Column("market", sa.String(8), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("business_day", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("loaded_by", sa.String(120), nullable=False),
+    sa.Column("loaded_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_lending_calendar_days_year", "market", "year"),
+)
+
+# What became of money a borrower paid beyond what a loan owed (held in 2203): refunded
+# to their verified bank account by a payout, or applied to another of their loans.
+overpayment_moves = sa.Table(
+    "lending_overpayment_moves",
+    metadata,
+    sa.Column("id", sa.String(160), primary_key=True),
+    sa.Column("loan_id", sa.String(80), sa.ForeignKey("lending_loans.id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("moved_on", sa.Date, nullable=False),
+    sa.Column("target_loan_id", sa.String(80), sa.ForeignKey("lending_loans.id")),
+    sa.Column("payout_id", sa.String(120)),
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id"), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("kind IN ('refund', 'apply')", name="ck_lending_overpayment_kind"),
+    sa.CheckConstraint("amount_minor > 0", name="ck_lending_overpayment_amount"),
 )

@@ -33,6 +33,7 @@ from ledger import EntryRequest, JournalEntry
 from lending import lifecycle, store
 from lending.accrual import accrue_loan
 from lending.borrowers import get_borrower
+from lending.calendar import BusinessCalendar, calendar_for_roll
 from lending.config import DisbursementMode, LendingConfig, ensure_accounts
 from lending.errors import (
     IllegalTransition,
@@ -114,7 +115,8 @@ async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config
     await lock_borrower(conn, (await store.load(conn, loan_id, config)).loan.borrower_id)
     record = await store.load(conn, loan_id, config, for_update=True)
     acc = await _accounts(conn, record, config)
-    loan = lifecycle.disburse(record.loan, on)
+    loan = lifecycle.disburse(record.loan, on,
+                              await _calendar(conn, record, on, record.loan.term_days))
     await check_drawable(conn, record, on, config)
     principal = loan.amount_minor
     fee = loan.product.origination_fee_for(principal)
@@ -147,6 +149,14 @@ async def disburse_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config
     return Disbursement(saved, posted[0], principal - fee, acc.payable)
 
 
+async def _calendar(conn: AsyncConnection, record: LoanRecord, on: dt.date,
+                    days_ahead: int) -> BusinessCalendar | None:
+    """The business days a maturity up to `days_ahead` after `on` may be rolled over."""
+    product = record.loan.product
+    return await calendar_for_roll(conn, product.calendar_market, product.maturity_roll, on,
+                                   on + dt.timedelta(days=max(days_ahead, 0)))
+
+
 async def activate_loan(conn: AsyncConnection, loan_id: str, on: dt.date, config: LendingConfig,
                         *, payout_id: str | None = None, note: str = "") -> LoanRecord:
     """The money reached the borrower: disbursed -> active."""
@@ -165,7 +175,8 @@ async def extend_loan(conn: AsyncConnection, loan_id: str, on: dt.date,
     """Move maturity by the product's extension days (once, before maturity), charging the
     extension fee if the product has one."""
     record = await store.load(conn, loan_id, config, for_update=True)
-    loan = lifecycle.extend(record.loan, on)
+    ahead = ((record.loan.maturity or on) - on).days + record.loan.product.extension.days
+    loan = lifecycle.extend(record.loan, on, await _calendar(conn, record, on, ahead))
     fee = loan.product.extension_fee_for(record.principal_outstanding_minor)
     entry_id = None
     if fee:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 from lending.config import LendingConfig
-from lending.errors import ConcurrentUpdate, LoanNotFound
+from lending.errors import ConcurrentUpdate, InvalidInput, LoanNotFound
 from lending.interest import PrincipalChange
 from lending.lifecycle import Loan, LoanStatus, StatusChange
+from lending.products import LoanProduct
 from lending.schema import loan_events, loans, repayments
 
-__all__ = ["RUNNING", "LoanRecord", "load", "load_many", "principal_changes", "save", "utcnow"]
+__all__ = ["RUNNING", "LoanRecord", "load", "load_many", "principal_changes", "records", "save",
+           "utcnow"]
 
 #: statuses in which a loan has money out and accrues
 RUNNING = (LoanStatus.DISBURSED, LoanStatus.ACTIVE, LoanStatus.EXTENDED, LoanStatus.OVERDUE)
@@ -116,13 +118,25 @@ _FIGURES = (
 )
 
 
-def from_row(row: Any, config: LendingConfig) -> LoanRecord:
-    product = config.product(row.product_code)
+def from_row(row: Any, config: LendingConfig,
+             versions: Mapping[tuple[str, int], LoanProduct] | None = None) -> LoanRecord:
+    """The loan of a row, under the product version it was booked under (`versions`, from
+    lending.catalogue.product_versions; version 0 or none: the product built into the
+    code)."""
+    version = row.product_version or 0
+    if version:
+        product = (versions or {}).get((row.product_code, version))
+        if product is None:
+            raise InvalidInput(f"loan {row.id!r}: version {version} of product "
+                               f"{row.product_code!r} was not loaded")
+    else:
+        product = config.product(row.product_code)
     status = LoanStatus(row.status)
     loan = Loan(
         loan_id=row.id, borrower_id=row.borrower_id, product=product,
         amount_minor=row.amount_minor, term_days=row.term_days, applied_on=row.applied_on,
         status=status, disbursed_on=row.disbursed_on, maturity=row.maturity,
+        contractual_maturity=row.contractual_maturity or row.maturity,
         extensions=row.extensions, history=(StatusChange(status, row.status_on),),
     )
     return LoanRecord(loan=loan, version=row.version,
@@ -137,8 +151,20 @@ def _values(record: LoanRecord) -> dict[str, Any]:
         amount_minor=loan.amount_minor, term_days=loan.term_days, status=loan.status.value,
         status_on=loan.last_changed_on, applied_on=loan.applied_on,
         disbursed_on=loan.disbursed_on, maturity=loan.maturity, extensions=loan.extensions,
+        product_version=loan.product.version, contractual_maturity=loan.contractual_maturity,
     )
     return values
+
+
+async def records(conn: AsyncConnection, rows: Iterable[Any],
+                  config: LendingConfig) -> list[LoanRecord]:
+    """Loan rows as records, each under its product version (read once per version)."""
+    from lending.catalogue import product_versions  # catalogue reads products through store's callers
+
+    rows = list(rows)
+    keys = {(r.product_code, r.product_version) for r in rows if r.product_version}
+    versions = await product_versions(conn, keys) if keys else {}
+    return [from_row(r, config, versions) for r in rows]
 
 
 async def insert(conn: AsyncConnection, record: LoanRecord, *, actor: str = "system") -> None:
@@ -159,7 +185,7 @@ async def load(conn: AsyncConnection, loan_id: str, config: LendingConfig,
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise LoanNotFound(loan_id)
-    return from_row(row, config)
+    return (await records(conn, [row], config))[0]
 
 
 async def load_many(conn: AsyncConnection, where: Iterable[sa.ColumnElement[bool]],
@@ -168,8 +194,7 @@ async def load_many(conn: AsyncConnection, where: Iterable[sa.ColumnElement[bool
     if for_update and conn.dialect.name == "postgresql":
         # in id order, like every single-loan writer: no lock cycles
         query = query.with_for_update()
-    rows = await conn.execute(query)
-    return [from_row(r, config) for r in rows]
+    return await records(conn, await conn.execute(query), config)
 
 
 async def save(
