@@ -21,11 +21,13 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lending.borrowers import Borrower, borrower_data, get_borrower
+from lending.catalogue import product_for_new_loan
 from lending.config import LendingConfig
 from lending.creditline import CreditLine, credit_line
 from lending.errors import CreditLineExceeded
 from lending.lifecycle import LoanStatus
 from lending.money import format_minor
+from lending.products import LoanProduct
 from lending.store import LoanRecord
 
 __all__ = ["check_drawable", "line_for", "lock_borrower"]
@@ -38,9 +40,11 @@ async def lock_borrower(conn: AsyncConnection, borrower_id: str) -> Borrower:
 
 
 async def line_for(conn: AsyncConnection, borrower_id: str, product_code: str, on: dt.date,
-                   config: LendingConfig) -> CreditLine:
-    """The credit line from the borrower's data as it stands now, less their exposure."""
-    product = config.product(product_code)
+                   config: LendingConfig, *, product: LoanProduct | None = None) -> CreditLine:
+    """The credit line from the borrower's data as it stands now, less their exposure
+    (`product`: the version a loan was booked under; else the one new loans get on `on`)."""
+    if product is None:
+        product = await product_for_new_loan(conn, product_code, on, config)
     data = await borrower_data(conn, borrower_id, on, config)
     return credit_line(data, config.underwriting.line, product.max_amount_minor)
 
@@ -51,7 +55,8 @@ async def check_drawable(conn: AsyncConnection, record: LoanRecord, on: dt.date,
     in force on `on` less every other exposure of the borrower. The caller holds the
     borrower's lock. An approved loan is already counted in the exposure (reserved), so
     its own amount is taken out before comparing."""
-    line = await line_for(conn, record.loan.borrower_id, record.loan.product.code, on, config)
+    line = await line_for(conn, record.loan.borrower_id, record.loan.product.code, on, config,
+                          product=record.loan.product)
     own = record.loan.amount_minor if record.status is LoanStatus.APPROVED else 0
     room = line.limit_minor - (line.outstanding_minor - own)
     if record.loan.amount_minor > room:
