@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from moneyed import CurrencyDoesNotExist, Money, get_currency
@@ -30,8 +29,7 @@ from pydantic import (
 )
 
 import ledger
-
-_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
+from paycore.amounts import check_amount_text, money_of
 
 #: the range of dates and times the API takes (1970 to the end of 2199): wide enough for any
 #: booking, value date, loan or statement, and far enough from `datetime`'s year 9999 that
@@ -138,12 +136,7 @@ class MoneyIn(BaseModel):
     @field_validator("amount")
     @classmethod
     def _decimal_string(cls, value: str) -> str:
-        # fullmatch over ASCII digits: `$` would let "10.00\n" through, `\d` full-width
-        # and other scripts' digits
-        if not _AMOUNT.fullmatch(value):
-            raise ValueError("must be a decimal string of ASCII digits such as \"100.00\" "
-                             "(no sign, exponent, spaces or grouping)")
-        return value
+        return check_amount_text(value)  # the CLI reads amounts by the same rule
 
     @field_validator("currency")
     @classmethod
@@ -151,14 +144,7 @@ class MoneyIn(BaseModel):
         return known_currency(value)
 
     def to_money(self) -> Money:
-        try:
-            money = Money(Decimal(self.amount), self.currency)
-        except (InvalidOperation, ValueError) as exc:
-            raise ledger.InvalidAmount(f"{self.amount} {self.currency}: {exc}") from None
-        if money.amount <= 0:
-            raise ledger.InvalidAmount(f"{self.amount} {self.currency}: must be positive")
-        ledger.to_minor(money)  # refuses more precision than the currency allows
-        return money
+        return money_of(self.amount, self.currency)
 
 
 class Problem(BaseModel):

@@ -15,14 +15,15 @@ from paycore.commands import (
     lending,
     payments,
     payout_controls,
+    products,
     reconciliation,
     serve,
     service,
     staff,
 )
 
-MODULES = (payments, lending, reconciliation, serve, checkpoints, payout_controls, service,
-           staff)
+MODULES = (payments, lending, products, reconciliation, serve, checkpoints, payout_controls,
+           service, staff)
 
 
 def register_all(app: typer.Typer) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+import ledger
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement, settlement
+from paycore.amounts import money_of
 from paycore.runner import console, in_transaction, read_only, run
 
 CONFIG: LendingConfig = DEFAULT_CONFIG
@@ -43,10 +44,12 @@ def _date(value: str | None, what: str = "date") -> dt.date:
 
 
 def _money(value: str, currency: str) -> Money:
+    """An amount typed on the command line, read by the API's rule (paycore.amounts): the
+    same refusal, in the same words, as a request with that amount gets."""
     try:
-        return Money(Decimal(value), currency)
-    except (InvalidOperation, ValueError):
-        raise typer.BadParameter(f"{value!r} is not an amount") from None
+        return money_of(value, currency)
+    except ledger.LedgerError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def amt(units: int, currency: str) -> str:
@@ -135,10 +138,16 @@ def loans_apply(
     loan_id: str | None = typer.Option(None, "--id"),
 ) -> None:
     """Apply for a loan; the automatic decision and its reasons are printed (and stored)."""
-    prod = CONFIG.product(product)
-    request = lending.LoanApplication(borrower_id, product, _money(amount, prod.currency),
-                                      term_days, _date(on), loan_id=loan_id or "")
-    _print_decision(in_transaction(lambda conn: lending.apply_for_loan(conn, request, CONFIG)))
+    day = _date(on)
+
+    async def go(conn: AsyncConnection) -> lending.ApplicationResult:
+        # the product as it stands on the day (defined at run time or built in): an
+        # unknown or retired one is refused like any other bad input
+        prod = await lending.product_for_new_loan(conn, product, day, CONFIG)
+        request = lending.LoanApplication(borrower_id, product, _money(amount, prod.currency),
+                                          term_days, day, loan_id=loan_id or "")
+        return await lending.apply_for_loan(conn, request, CONFIG)
+    _print_decision(in_transaction(go))
 
 
 @loans_app.command("queue")
@@ -274,6 +283,7 @@ def statement_table(st: lending.LoanStatement) -> Table:
     rows = [
         ("status", f"{rec.status.value} ({st.bucket})"),
         ("principal", amt(loan.amount_minor, cur)),
+        ("product", f"{loan.product.code} v{loan.product.version}"),
         ("disbursed / maturity", f"{loan.disbursed_on or '-'} / {loan.maturity or '-'}"),
         ("extensions", str(loan.extensions)),
         ("days of interest accrued", str(st.days_accrued)),
@@ -291,6 +301,10 @@ def statement_table(st: lending.LoanStatement) -> Table:
         ("next due", f"{amt(st.due_at_maturity_minor, cur)} on {loan.maturity}"
          if rec.status in lending.RUNNING else "-"),
     ]
+    if loan.contractual_maturity and loan.contractual_maturity != loan.maturity:
+        rows.insert(3, ("rolled from", f"{loan.contractual_maturity} "
+                        f"({loan.product.maturity_roll.value}, {loan.product.calendar_market} "
+                        "closed)"))
     if rec.overpaid_minor:
         rows.append(("overpaid (held)", amt(rec.overpaid_minor, cur)))
     if rec.written_off_minor:

@@ -77,7 +77,7 @@ def test_lending_commands(sqlite_url, tmp_path):
     bad = runner.invoke(app, ["loans", "apply", "sup-9", "20000", "10", "--on", d(0)])
     assert bad.exit_code == 2 and "TermOutOfRange" in bad.output
     bad = runner.invoke(app, ["loans", "repay", "L1", "12,5", "--on", d(30)])
-    assert bad.exit_code == 2 and "not an amount" in bad.output
+    assert bad.exit_code == 2 and "must be a decimal string" in bad.output  # the API's words
     bad = runner.invoke(app, ["accrue", "--through", "yesterday"])
     assert bad.exit_code == 2 and "not a date" in bad.output
 
