@@ -225,11 +225,15 @@ async def blocked_or_done(db, task: asyncio.Task[object]) -> None:
         await asyncio.sleep(0.1)  # aiosqlite's thread sits in BEGIN IMMEDIATE meanwhile
         return
     async with db.connect() as watcher:
-        while not task.done():
+        for _ in range(1000):  # a bound, so a missed sighting cannot hang the test
+            if task.done():
+                return
             waiting = await watcher.scalar(sa.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND query ILIKE '%lending_borrowers%FOR UPDATE%' "
                 "AND datname = current_database()"))
+            # pg_stat_activity is a snapshot per transaction: end it to look again
+            await watcher.rollback()
             if waiting:
                 return
             await asyncio.sleep(0.01)
