@@ -27,7 +27,7 @@ import ledger
 from lending.calendar import RollConvention
 from lending.config import LendingConfig
 from lending.daycount import DayCount
-from lending.errors import InvalidInput, InvalidProduct
+from lending.errors import InvalidInput, InvalidProduct, ProductNotFound
 from lending.money import RoundingMode
 from lending.products import DpdBucket, ExtensionPolicy, Fee, LoanProduct
 from lending.schema import products as products_table
@@ -303,7 +303,7 @@ async def _current(conn: AsyncConnection, code: str, config: LendingConfig
         return from_definition(code, row.definition, row.version), row.version, row
     if code in config.products:
         return config.products[code], 0, None
-    raise InvalidInput(f"unknown loan product {code!r}")
+    raise ProductNotFound(code)
 
 
 async def change_product(conn: AsyncConnection, code: str, changes: Mapping[str, Any], *,

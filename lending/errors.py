@@ -194,6 +194,14 @@ class LoanNotFound(NotFound):
         super().__init__(f"no loan {loan_id!r}")
 
 
+class ProductNotFound(NotFound):
+    code = "product-not-found"
+
+    def __init__(self, product: str) -> None:
+        self.product = product
+        super().__init__(f"unknown loan product {product!r}")
+
+
 class DuplicateLoan(LendingError):
     code = "duplicate-loan"
 

@@ -26,6 +26,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "paycore.api.payments",
     "paycore.api.payout_controls",
     "paycore.api.lending",
+    "paycore.api.lending_products",
     "paycore.api.reconciliation",
     "paycore.api.events",
     "paycore.api.service",

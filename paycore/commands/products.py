@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import lending
 from lending import calendar as calendars
 from lending import catalogue
+from lending.errors import ProductNotFound
 from paycore.commands.lending import CONFIG, _date
 from paycore.runner import console, in_transaction, read_only
 
@@ -154,7 +155,7 @@ def products_show(code: str) -> None:
             history = [catalogue.ProductVersion(CONFIG.products[code], "active", dt.date.min,
                                                 "code", "built in", None)]
         if not history:
-            raise lending.InvalidInput(f"unknown loan product {code!r}")
+            raise ProductNotFound(code)
         return history
     for v in read_only(go):
         _print_version(v)
