@@ -4,7 +4,8 @@
   process, their own keys; the file is what the merchant holds);
 - the API: `paycore serve --workers W` on PostgreSQL, its banks read from that file
   (`PAYCORE_BANKS=gateways.sandbox.directory:banks`);
-- the customers: load processes (httpx, async), each with C concurrent customers, each
+- the customers: load processes (asyncio, a small HTTP/1.1 keep-alive client), each with
+  C concurrent customers, each
   customer doing checkouts one after another: POST /v1/payment-intents (API key,
   Idempotency-Key) -> the bank's pay page (follow the instruction, press Pay) -> the bank
   notifies the API -> GET the intent until it has succeeded (the shop's return page).
@@ -29,20 +30,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 HERE = Path(__file__).resolve().parent
@@ -68,68 +72,153 @@ def load_average() -> str:
 # ------------------------------------------------------------------------ the customers
 
 
+class Http1:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: the customers' browsers.
+    The load generator shares the machine's two cores with what it measures, so it must
+    cost little (httpx costs about four times as much CPU per request)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader,
+                                                     asyncio.StreamWriter]]] = {}
+
+    async def request(self, method: str, url: str, *, body: bytes = b"",
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}",
+                 f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        wire = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        idle = self._idle.setdefault((host, port), [])
+        for fresh in (False, True):
+            if idle and not fresh:
+                reader, writer = idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(wire)
+                status, content, keep = await self._response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+                writer.close()
+                if fresh:
+                    raise
+                continue
+            if keep:
+                idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, content
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split()[1])
+        fields = {}
+        for line in header_lines:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                fields[name.strip().lower()] = value.strip()
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                chunk = await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                chunks.append(chunk[:-2])
+            content = b"".join(chunks)
+        else:
+            content = await reader.readexactly(int(fields.get("content-length", "0")))
+        return status, content, fields.get("connection", "").lower() != "close"
+
+    async def close(self) -> None:
+        for pool in self._idle.values():
+            for _, writer in pool:
+                writer.close()
+
+
+_FORM_ACTION = re.compile(r'<form id="pay" method="post" action="([^"]+)"')
+
+
+async def pay_at_bank(browser: Http1, action: dict[str, Any], account: str) -> tuple[bool, str]:
+    """The customer's browser: follow the intent's next_action to the bank's pay page
+    (GET a redirect, or submit the auto-post form), then press Pay."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    if action["method"].upper() == "POST":
+        status, page = await browser.request("POST", action["url"], headers=form,
+                                             body=urlencode(action["fields"]).encode())
+    else:
+        status, page = await browser.request("GET", action["url"])
+    found = _FORM_ACTION.search(page.decode("utf-8", "replace"))
+    if status != 200 or found is None:
+        return False, f"pay page {status}: {page[:200]!r}"
+    status, answer = await browser.request(
+        "POST", urljoin(action["url"], html.unescape(found.group(1))), headers=form,
+        body=urlencode({"account": account, "action": "pay"}).encode())
+    return status == 200, f"pay {status}: {answer[:200]!r}"
+
+
 async def customers(base: str, key: str, banks: list[str], accounts: dict[str, str],
                     suppliers: int, callers: int, seconds: float, tag: str) -> dict[str, Any]:
     """One load process: `callers` customers checking out one after another for
     `seconds`. Latencies in seconds, per checkout."""
-    import httpx
-
-    from gateways.bank import PaymentInstruction
-    from gateways.sandbox.paypage import click_through
-
-    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
     create_t: list[float] = []
     whole_t: list[float] = []
     polls = Counter[str]()
     failures: list[str] = []
-    auth = {"Authorization": f"Bearer {key}"}
+    api_headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     stop_at = time.monotonic() + seconds
     counter = [0]
+    api, browser = Http1(), Http1()
 
-    async with httpx.AsyncClient(base_url=base, trust_env=False, limits=limits,
-                                 timeout=60) as api, \
-            httpx.AsyncClient(trust_env=False, limits=limits, timeout=60) as browser:
+    async def customer(n: int) -> None:
+        # customers arrive over the first second, not all in one instant
+        await asyncio.sleep(n / callers)
+        while time.monotonic() < stop_at:
+            i = counter[0]
+            counter[0] += 1
+            bank = banks[i % len(banks)]
+            body = {"order_id": f"{tag}-{i}", "supplier_id": f"sup-{i % suppliers:04d}",
+                    "bank": bank, "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
+                                             "currency": "CNY"}}
+            started = time.perf_counter()
+            status, answer = await api.request(
+                "POST", f"{base}/v1/payment-intents", body=json.dumps(body).encode(),
+                headers=api_headers | {"idempotency-key": f"{tag}-{i}"})
+            create_t.append(time.perf_counter() - started)
+            if status != 201:
+                failures.append(f"create {status}: {answer[:200]!r}")
+                continue
+            intent = json.loads(answer)
+            if intent.get("next_action") is None:  # the bank was not reached, or no answer
+                failures.append(f"intent {intent['id']} is {intent['status']}")
+                continue
+            paid, why = await pay_at_bank(browser, intent["next_action"], accounts[bank])
+            if not paid:
+                failures.append(why)
+                continue
+            # the shop's return page asks until the bank's notification has landed
+            for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
+                await asyncio.sleep(pause)
+                polls["get"] += 1
+                status, answer = await api.request(
+                    "GET", f"{base}/v1/payment-intents/{intent['id']}", headers=api_headers)
+                if status == 200 and json.loads(answer).get("status") == "succeeded":
+                    whole_t.append(time.perf_counter() - started)
+                    break
+            else:
+                failures.append(f"intent {intent['id']} not succeeded in time")
 
-        async def customer(n: int) -> None:
-            while time.monotonic() < stop_at:
-                i = counter[0]
-                counter[0] += 1
-                bank = banks[i % len(banks)]
-                body = {"order_id": f"{tag}-{i}", "supplier_id": f"sup-{i % suppliers:04d}",
-                        "bank": bank,
-                        "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
-                                   "currency": "CNY"}}
-                started = time.perf_counter()
-                r = await api.post("/v1/payment-intents", json=body,
-                                   headers=auth | {"Idempotency-Key": f"{tag}-{i}"})
-                create_t.append(time.perf_counter() - started)
-                if r.status_code != 201:
-                    failures.append(f"create {r.status_code}: {r.text[:200]}")
-                    continue
-                intent = r.json()
-                action = intent["next_action"]
-                paid = await click_through(browser, PaymentInstruction(
-                    method=action["method"], url=action["url"], fields=action["fields"]),
-                    account_number=accounts[bank])
-                if not paid.paid:
-                    failures.append(f"pay {paid.status_code}: {paid.text[:200]}")
-                    continue
-                # the shop's return page asks until the bank's notification has landed
-                for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
-                    await asyncio.sleep(pause)
-                    polls["get"] += 1
-                    got = await api.get(f"/v1/payment-intents/{intent['id']}", headers=auth)
-                    if got.json().get("status") == "succeeded":
-                        whole_t.append(time.perf_counter() - started)
-                        break
-                else:
-                    failures.append(f"intent {intent['id']} not succeeded in time")
-
-        wall_started = time.time()
-        cpu_started = time.process_time()
-        await asyncio.gather(*(customer(n) for n in range(callers)))
-        cpu = time.process_time() - cpu_started
-        wall_ended = time.time()
+    wall_started = time.time()
+    cpu_started = time.process_time()
+    await asyncio.gather(*(customer(n) for n in range(callers)))
+    cpu = time.process_time() - cpu_started
+    wall_ended = time.time()
+    await api.close()
+    await browser.close()
     return {"create": create_t, "whole": whole_t, "gets": polls["get"], "failures": failures,
             "started": wall_started, "ended": wall_ended, "cpu_seconds": cpu}
 
@@ -142,6 +231,12 @@ def customers_main(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------ the driver
+
+
+def copy_out(stream: Any, path: Path) -> None:
+    with path.open("w") as out:
+        for line in stream:
+            out.write(line)
 
 
 def free_port() -> int:
@@ -340,6 +435,11 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                 break
         if not ready:
             raise SystemExit("the sandbox banks did not start")
+        # the banks' later output (their warnings) goes to a file: a full pipe nobody reads
+        # would stop the banks' event loop at its next log line
+        banks_log = tmp / "banks.log"
+        threading.Thread(target=copy_out, args=(banks_proc.stdout, banks_log),
+                         daemon=True).start()
         bank_urls: dict[str, str] = ready["banks"]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -357,6 +457,17 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
               f"({args.workers} workers); load average {load_average()}", flush=True)
         results = []
         delivered = {code: 0 for code in bank_urls}
+        # a served API is warm: its pools connected, its statements prepared (not counted)
+        warm = subprocess.run(
+            [sys.executable, __file__, "--role", "customers", "--base", base, "--key", key,
+             "--banks", args.banks, "--accounts", json.dumps(ready["customers"]),
+             "--suppliers", str(args.suppliers), "--callers", "16", "--seconds", "3",
+             "--tag", "warm-up"], capture_output=True, text=True, cwd=ROOT, check=False)
+        if warm.returncode != 0:
+            raise SystemExit(f"the warm-up failed: {warm.stderr[-2000:]}")
+        asyncio.run(bank_deliveries(bank_urls, delivered))
+        for code, seen in asyncio.run(bank_deliveries(bank_urls, {})).items():
+            delivered[code] = seen["total"]
         for n_procs, callers in parse_loads(args.loads):
             label = f"{n_procs}x{callers}"
             loaders = [subprocess.Popen(
@@ -371,8 +482,8 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                                     else [api_proc.pid]):
                 servers[f"api-{w}"] = pid
             cpu_before = {name: cpu_seconds(pid) for name, pid in servers.items()}
-            # the API's pooled sessions: the backends alive at both ends (a backend that
-            # came or went in between is missed, so this is a lower bound)
+            # the API's pooled sessions (a backend that closed before the end is missed:
+            # a lower bound)
             pg_before = cpu_of(backends_of(plain, schema))
             busy_before = machine_busy()
             profiles = []
@@ -390,8 +501,8 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
             for _, _, spy in profiles:
                 spy.wait()
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in servers.items()}
-            pg_after = cpu_of(list(pg_before))
-            cpu["postgres"] = sum(pg_after[p] - pg_before[p] for p in pg_after)
+            pg_after = cpu_of(backends_of(plain, schema))
+            cpu["postgres"] = sum(pg_after[p] - pg_before.get(p, 0.0) for p in pg_after)
             busy_after = machine_busy()
             machine = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
             cpu["customers"] = sum(o["cpu_seconds"] for o in outs)

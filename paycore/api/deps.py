@@ -15,12 +15,14 @@ from paycore.api.problems import ApiProblem
 from paycore.api.settings import ApiSettings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+# async, though they await nothing: FastAPI runs a plain `def` dependency in a thread
+# pool, a hand-off to another thread (and back) on every request for an attribute read
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
