@@ -18,7 +18,7 @@ The loan becomes active when the payout is requested (the hold reserves the mone
 supplier, so no settlement can offset it); in balance mode it is active at once and the
 money waits on the supplier's marketplace balance.
 
-A disbursement payout that comes back (退票) is unwound by
+A disbursement payout that comes back (退票), fails or is withdrawn unsent is unwound by
 `unwind_returned_disbursements`: the loan goes back to approved, the disbursement and its
 interest are offset (lending.unwind_disbursement). It runs where such money could
 otherwise be used — before each supplier's settlement, in the same transaction — and
@@ -38,13 +38,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import gateways
 import lending
 from lending import DisbursementMode, LendingConfig
-from paycore.payout_controls import controls_from_env
 
 __all__ = ["DisbursementResult", "disburse", "unwind_returned_disbursements"]
 
 log = structlog.get_logger("paycore.disbursement")
 
 LOAN_DISBURSEMENT = "loan.disbursement"
+#: a disbursement payout in one of these never left the borrower with the money: returned
+#: by the beneficiary's bank, refused by ours, or withdrawn before sending (its account
+#: was no longer usable); the proceeds are back on the payable either way
+#: (payout states by value: reading gateways here would load it for 'paycore --help')
+_NEVER_RECEIVED = ("returned", "failed", "canceled")
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,11 @@ async def disburse(
     if mode is DisbursementMode.MARKETPLACE_BALANCE:
         d = await lending.disburse_loan(conn, loan_id, on, config, mode=mode)
         return DisbursementResult(d.loan, d, None)
-    controls = controls or controls_from_env()
+    if controls is None:
+        # imported here: it loads gateways, which 'paycore --help' never does
+        from paycore.payout_controls import controls_from_env
+
+        controls = controls_from_env()
     record = await lending.load_loan(conn, loan_id, config)
     borrower_id = record.loan.borrower_id
     account = await _account_for(conn, loan_id, borrower_id, account_id, controls)
@@ -135,8 +143,9 @@ async def disburse(
 async def unwind_returned_disbursements(conn: AsyncConnection, *,
                                         supplier_id: str | None = None,
                                         config: LendingConfig | None = None) -> list[str]:
-    """Every running loan whose disbursement payout came back goes back to approved
-    (lending.unwind_disbursement), dated the day the return was booked; in the caller's
+    """Every running loan whose disbursement payout came back (or failed, or was withdrawn
+    unsent) goes back to approved (lending.unwind_disbursement), dated the day the payout
+    reached that state; in the caller's
     transaction. Returns the loans unwound. A loan that has moved on since (repaid in
     part, extended) is left for a person: logged, and its payout's review item (opened
     with the return) stays open."""
@@ -150,7 +159,7 @@ async def unwind_returned_disbursements(conn: AsyncConnection, *,
     query = (sa.select(loans.c.id, payouts.c.id.label("payout_id"), payouts.c.failure_reason,
                        payouts.c.updated_at)
              .join(payouts, payouts.c.id == loans.c.payout_id)
-             .where(payouts.c.status == gateways.PayoutState.RETURNED.value,
+             .where(payouts.c.status.in_(_NEVER_RECEIVED),
                     payouts.c.purpose == LOAN_DISBURSEMENT,
                     loans.c.status.in_([s.value for s in lending.RUNNING]))
              .order_by(loans.c.id))

@@ -185,3 +185,25 @@ async def test_a_disbursement_beyond_the_line_is_a_problem_and_posts_nothing(api
     async with db.connect() as conn:
         assert (await ledger.verify(conn)).entries == entries
         assert (await lending.load_loan(conn, loan_id, CONFIG)).status.value == "approved"
+
+
+async def test_a_payout_disbursement_without_a_verified_account_is_a_problem_and_posts_nothing(
+        api, db, issue_key):
+    """Issue #15 follow-up: loan proceeds go only to the borrower's verified account in the
+    register; without one the loan stays approved and the answer says what to do."""
+    async with db.begin() as conn:
+        await good_borrower(conn, "sup-001")
+    borrower = await issue_key("sup-001", "lending:read", "lending:write")
+    r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
+        "amount": {"amount": "10000.00", "currency": "CNY"}, "term_days": 30,
+        "applied_on": DAY.isoformat()})
+    loan_id = r.json()["loan"]["id"]
+    async with db.connect() as conn:
+        entries = (await ledger.verify(conn)).entries
+    r = await api.post(f"/v1/lending/loans/{loan_id}/disbursement", headers=post_headers(borrower),
+                       json={"on": DAY.isoformat(), "mode": "payout"})
+    body = is_problem(r, 422, "beneficiary-account-not-usable")
+    assert "stays approved" in body["detail"] and "no bank account registered" in body["detail"]
+    async with db.connect() as conn:
+        assert (await ledger.verify(conn)).entries == entries
+        assert (await lending.load_loan(conn, loan_id, CONFIG)).status.value == "approved"

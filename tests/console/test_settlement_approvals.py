@@ -36,7 +36,7 @@ async def _settlement_payout(engine) -> str:
     return sup.payout_id
 
 
-async def test_payments_staff_approve_a_settlement_payout_in_the_console(console) -> None:
+async def test_payments_staff_approve_a_settlement_payout_in_the_console(console) -> None:  # noqa: F811
     engine, _, client = console
     payout_id = await _settlement_payout(engine)
     await login(client, "pay1")
@@ -59,7 +59,7 @@ async def test_payments_staff_approve_a_settlement_payout_in_the_console(console
     assert report.ok, report.summary()
 
 
-async def test_a_merchant_key_is_told_settlement_payouts_are_approved_by_staff(console) -> None:
+async def test_a_merchant_key_is_told_settlement_payouts_are_approved_by_staff(console) -> None:  # noqa: F811
     engine, _, client = console
     payout_id = await _settlement_payout(engine)
     async with engine.begin() as conn:

@@ -360,3 +360,23 @@ async def test_migration_0026_masks_old_numbers_and_drops_borrowers_plain_accoun
     assert "6222020200112233" not in str(dropped)
     assert borrower.id == "sup-001"
     await verify_ok(db)
+
+
+async def test_a_disbursement_payout_the_bank_refused_unwinds_the_loan_too(db):
+    payout = await _disbursed_by_payout(db, "RD4")
+    async with db.begin() as conn:
+        await conn.execute(gateways.schema.payouts.update().where(
+            gateways.schema.payouts.c.id == payout.id).values(
+            status=gateways.PayoutState.SUBMITTED.value, bank="restbank"))
+        await gateways.settle_payout(conn, payout.id, gateways.BankOutcome.FAILED,
+                                     reason="beneficiary account frozen", now=at(1))
+    # without the unwind the proceeds, back on the payable, would repay the loan they
+    # never funded; the settlement run unwinds it first
+    run = await settlement.run_settlement(db, "set-rd4", days(2), PAYOUT_CONFIG,
+                                          suppliers=["sup-001"], controls=CONTROLS)
+    [sup] = run.suppliers
+    assert sup.offset_minor == 0 and sup.available_minor == 0
+    loan = await _loan(db, "RD4")
+    assert loan.status is lending.LoanStatus.APPROVED and loan.interest_accrued_minor == 0
+    assert await posted(db, PORTFOLIO) == 0 and await posted(db, PAYABLE) == 0
+    await verify_ok(db)

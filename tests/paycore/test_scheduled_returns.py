@@ -34,7 +34,8 @@ async def test_the_default_schedules_find_a_returned_payout_nobody_was_told_of(d
         async with db.connect() as conn:
             [job] = await list_jobs(conn, kind="payouts.check_returns")
         assert job.status is JobStatus.SUCCEEDED
-        assert job.result == {"asked": 1, "booked": 1, "to_review": 0, "errors": 0}
+        assert job.result == {"asked": 1, "booked": 1, "to_review": 0, "errors": 0,
+                              "loans_unwound": 0}
         # tomorrow's run asks about it no more, and books nothing
         again = await gateways.check_payout_returns(db, env.banks)
         assert again.asked == 0 and again.booked == []
