@@ -3,7 +3,9 @@ refunds and payouts (DESIGN.md §4). The wire protocols live in `gateways.protoc
 bank adapters in `gateways.adapters`, the sandbox banks in `gateways.sandbox`.
 
 Service functions (what the HTTP API, the CLI, the demo and lending call). `banks` is a
-`BankDirectory` (bank code -> adapter, with circuit breakers and time-outs); `engine`
+`BankDirectory` (bank code -> adapter, with circuit breakers and time-outs; after
+`banks.share_breakers(engine)` the breakers are the database's, one per bank for every
+process: `gateways.breakers`); `engine`
 functions run their own transactions (bank I/O happens outside them); `conn` functions
 run in the caller's transaction.
 
