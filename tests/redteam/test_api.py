@@ -1,0 +1,78 @@
+"""Red team (issue #15 review): the API against a hostile merchant. Findings fail on
+today's main (xfail strict, the finding as reason); controls that held pass. SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import ledger
+from paycore.supplier_bindings import bind_supplier
+from tests.api.conftest import ENTRY_BODY, bearer
+
+
+async def _entries(db: AsyncEngine) -> int:
+    async with db.connect() as conn:
+        entries = ledger.metadata.tables["journal_entries"]
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(entries)))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (books wrong): the domain idempotency key is f'api:{merchant}:{key}' and both "
+    "merchant ids and Idempotency-Keys may contain ':', so merchant 'm' with key 'x:k1' and "
+    "merchant 'm:x' with key 'k1' name the same entry, refund or payout: the second is "
+    "answered 201 with the first merchant's record and nothing of its own is posted (or, "
+    "with another body, refused as a conflict it did not cause)"))
+async def test_two_merchants_never_share_a_domain_key(api, issue_key, db):
+    mallory = await issue_key("m", "payments:write")
+    victim = await issue_key("m:x", "payments:write")
+    first = await api.post("/v1/probe/entries", json=ENTRY_BODY,
+                           headers=bearer(mallory) | {"Idempotency-Key": "x:k1"})
+    assert first.status_code == 201, first.text
+    second = await api.post("/v1/probe/entries", json=ENTRY_BODY,
+                            headers=bearer(victim) | {"Idempotency-Key": "k1"})
+    assert second.status_code == 201, second.text
+    # each merchant's request is its own entry
+    assert second.json()["entry_id"] != first.json()["entry_id"]
+    assert await _entries(db) == 2
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (robustness): a JSON string with a lone UTF-16 surrogate escape ('\\ud800') is "
+    "valid JSON to Python but not UTF-8: a text field without a length or pattern (the "
+    "entry's metadata values and keys on POST /v1/ledger/entries; lending products' terms) "
+    "reaches the database and answers 500 on SQLite and PostgreSQL; the guard refuses only "
+    "'\\u0000', and pydantic refuses it only in constrained fields"))
+@pytest.mark.parametrize("metadata", ['{"note": "mugs \\ud800"}', '{"\\udfff": 1}'],
+                         ids=["value", "key"])
+async def test_a_lone_surrogate_in_an_entrys_metadata_is_a_422(api, issue_key, db, metadata):
+    key = await issue_key("treasury", "ledger:write")
+    raw = ('{"kind": "transfer.internal", "description": "sweep", "metadata": ' + metadata
+           + ', "postings": [' + json.dumps(_leg("1102.clearing.icbc", "debit")) + ", "
+           + json.dumps(_leg("2202.payable.s1", "credit")) + "]}")
+    r = await api.post("/v1/ledger/entries", content=raw.encode(),
+                       headers=bearer(key) | {"Idempotency-Key": "surrogate",
+                                              "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert await _entries(db) == 0
+
+
+def _leg(account: str, side: str) -> dict[str, object]:
+    return {"account": account, "side": side, "amount": {"amount": "25.00", "currency": "CNY"}}
+
+
+async def test_held_constrained_text_fields_refuse_a_lone_surrogate(api, issue_key, db):
+    """Held: a field with a length or pattern (here a bank account's holder name) is
+    refused by validation, 422, nothing written."""
+    async with db.begin() as conn:
+        await bind_supplier(conn, "m1", "sup-1", actor="user:ops")
+    key = await issue_key("m1", "payouts:write")
+    raw = '{"holder_name": "Silk \\udfff Co.", "account_number": "6222020200112233445"}'
+    r = await api.post("/v1/suppliers/sup-1/bank-accounts", content=raw.encode(),
+                       headers=bearer(key) | {"Idempotency-Key": "surrogate-2",
+                                              "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
