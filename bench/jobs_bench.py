@@ -55,7 +55,7 @@ async def accrual(pg_url: str, loans: int, workers: int, chunk: int) -> float:
         await paycore_db.upgrade(engine)
         await seed_loans(engine, loans, START)
         env = {**os.environ, "PAYCORE_DATABASE_URL": url, "PAYCORE_SCHEDULES": "none",
-               "PAYCORE_LOG_LEVEL": "WARNING", "PAYCORE_WORKER_POLL_SECONDS": "0.1",
+               "PAYCORE_LOG_LEVEL": "WARNING", "PAYCORE_WORKER_POLL_MS": "100",
                "PYTHONPATH": str(ROOT)}
         procs = [await asyncio.create_subprocess_exec(
             str(PAYCORE), "worker", "--concurrency", "1", env=env, cwd=str(ROOT))

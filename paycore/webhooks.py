@@ -77,7 +77,8 @@ class InvalidEndpoint(ValueError):
 class WebhookSettings:
     #: seconds to wait after the n-th failed attempt; after the last, the delivery fails
     backoff: tuple[int, ...] = DEFAULT_BACKOFF
-    timeout: float = 10.0
+    #: seconds for one delivery's whole HTTP exchange
+    timeout: int = 10
     #: deliveries sent at once by one dispatcher
     concurrency: int = 16
     batch: int = 500
@@ -92,7 +93,7 @@ class WebhookSettings:
         backoff = env.get("PAYCORE_WEBHOOK_BACKOFF")
         return cls(
             backoff=tuple(int(s) for s in backoff.split(",")) if backoff else DEFAULT_BACKOFF,
-            timeout=float(env.get("PAYCORE_WEBHOOK_TIMEOUT", "10")),
+            timeout=int(env.get("PAYCORE_WEBHOOK_TIMEOUT", "10")),
             concurrency=int(env.get("PAYCORE_WEBHOOK_CONCURRENCY", "16")),
             allow_private=env.get("PAYCORE_WEBHOOK_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"},
         )
@@ -347,14 +348,14 @@ def sign(body: bytes, secrets_: Sequence[str], timestamp: int) -> str:
 
 
 def verify_signature(header: str, body: bytes, secret: str, *, tolerance: int = 300,
-                     now: float | None = None) -> bool:
+                     now: int | None = None) -> bool:
     """What a merchant's receiver does: any `v1=` matching, `t` within `tolerance`."""
     fields = [p.split("=", 1) for p in header.split(",") if "=" in p]
     stamps = [v for k, v in fields if k == "t"]
     if len(stamps) != 1 or not stamps[0].isdigit():
         return False
     timestamp = int(stamps[0])
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
+    if abs((now if now is not None else int(time.time())) - timestamp) > tolerance:
         return False
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body,
                         hashlib.sha256).hexdigest()

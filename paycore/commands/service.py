@@ -43,8 +43,8 @@ def worker(concurrency: int = typer.Option(
     hand). Any number of workers, on any number of machines, share one database's queue."""
     from paycore.jobs import Worker, load_schedules
 
-    lease = dt.timedelta(seconds=float(os.environ.get("PAYCORE_JOB_LEASE_SECONDS", "30")))
-    poll = float(os.environ.get("PAYCORE_WORKER_POLL_SECONDS", "0.5"))
+    lease = dt.timedelta(seconds=int(os.environ.get("PAYCORE_JOB_LEASE_SECONDS", "30")))
+    poll = dt.timedelta(milliseconds=int(os.environ.get("PAYCORE_WORKER_POLL_MS", "500")))
 
     async def go(engine: AsyncEngine) -> int:
         w = Worker(engine, concurrency=concurrency, lease=lease, poll=poll,

@@ -25,7 +25,7 @@ from paycore.demo_acts.checkout import MERCHANT
 from paycore.demo_acts.context import DemoContext
 
 #: the demo's receiver is on loopback: allowed here, in code, never by a merchant's request
-SETTINGS = webhooks.WebhookSettings(allow_private=True, timeout=5.0)
+SETTINGS = webhooks.WebhookSettings(allow_private=True, timeout=5)
 SHOWN = 4
 
 

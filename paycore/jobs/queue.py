@@ -82,7 +82,7 @@ def job_from_row(r: Any) -> Job:
                r.started_at, r.finished_at, r.request_id)
 
 
-def backoff(attempts: int, *, base: float = 10.0, cap: float = 3600.0) -> dt.timedelta:
+def backoff(attempts: int, *, base: int = 10, cap: int = 3600) -> dt.timedelta:
     """How long a failed job waits before its next attempt: 10 s, 20 s, 40 s, ... ≤ 1 h."""
     return dt.timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
@@ -246,12 +246,12 @@ async def cancel(conn: AsyncConnection, job_id: int) -> Job | None:
     return job_from_row(row)
 
 
-async def queue_depth(conn: AsyncConnection) -> list[tuple[str, int, float]]:
-    """Per kind: jobs queued and due, and the age in seconds of the oldest of them."""
+async def queue_depth(conn: AsyncConnection) -> list[tuple[str, int, int]]:
+    """Per kind: jobs queued and due, and the age in whole seconds of the oldest of them."""
     now = utcnow()
     rows = await conn.execute(
         sa.select(jobs.c.kind, sa.func.count(), sa.func.min(jobs.c.run_after))
         .where(jobs.c.status == JobStatus.QUEUED.value, jobs.c.run_after <= now)
         .group_by(jobs.c.kind))
-    return [(kind, int(n), max(0.0, (now - oldest).total_seconds()))
+    return [(kind, int(n), max(0, (now - oldest) // dt.timedelta(seconds=1)))
             for kind, n, oldest in rows]

@@ -81,7 +81,8 @@ class JobContext:
 class Worker:
     def __init__(self, engine: AsyncEngine, *, name: str | None = None, concurrency: int = 4,
                  lease: dt.timedelta = dt.timedelta(seconds=30),
-                 schedules: ScheduleConfig | None = None, poll: float = 0.5,
+                 schedules: ScheduleConfig | None = None,
+                 poll: dt.timedelta = dt.timedelta(milliseconds=500),
                  kinds: tuple[str, ...] | None = None,
                  services: dict[str, Any] | None = None,
                  clock: Callable[[], dt.datetime] = queue.utcnow) -> None:
@@ -243,7 +244,7 @@ class Worker:
                 took = False
             if not took:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll)
+                    await asyncio.wait_for(stop.wait(), self.poll.total_seconds())
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         log.info("worker.stopped")

@@ -110,7 +110,7 @@ def _env(url: str, credentials: Path, api_base: str, tmp_path: Path) -> dict[str
             "PAYCORE_BANKS": "tests.gateways.sandbox_directory:banks", ENV: str(credentials),
             NOTIFY_ENV: f"{api_base}/v1/notifications", TIMEOUT_ENV: ADAPTER_TIMEOUT,
             "PAYCORE_ACCOUNT_KEYS": KEY_RING, "PAYCORE_SCHEDULES": str(schedules),
-            "PAYCORE_JOB_LEASE_SECONDS": "2", "PAYCORE_WORKER_POLL_SECONDS": "0.2",
+            "PAYCORE_JOB_LEASE_SECONDS": "2", "PAYCORE_WORKER_POLL_MS": "200",
             "PAYCORE_WEBHOOK_BACKOFF": ",".join(["1"] * 12), "PAYCORE_WEBHOOK_TIMEOUT": "2",
             "PAYCORE_WEBHOOK_ALLOW_PRIVATE": "1", "PAYCORE_LOG_LEVEL": "INFO",
             "PAYCORE_LOG_FORMAT": "json"}

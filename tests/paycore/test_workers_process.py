@@ -46,7 +46,7 @@ async def pg(tmp_path):
 
 async def _start_worker(url: str, schedules: Path) -> asyncio.subprocess.Process:
     env = {**os.environ, "PAYCORE_DATABASE_URL": url, "PAYCORE_SCHEDULES": str(schedules),
-           "PAYCORE_JOB_LEASE_SECONDS": "2", "PAYCORE_WORKER_POLL_SECONDS": "0.2",
+           "PAYCORE_JOB_LEASE_SECONDS": "2", "PAYCORE_WORKER_POLL_MS": "200",
            "PAYCORE_WEBHOOK_BACKOFF": "1,1,1,1,1,1,1,1", "PAYCORE_WEBHOOK_ALLOW_PRIVATE": "1",
            "PAYCORE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
            # the tests' key ring (tests/conftest.py): the endpoint's secret is sealed by it
