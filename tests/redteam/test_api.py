@@ -4,15 +4,23 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import gateways
 import ledger
+from gateways.store import transition
 from paycore.supplier_bindings import bind_supplier
 from tests.api.conftest import ENTRY_BODY, bearer
+from tests.gateways.core_helpers import cny, open_payable
+
+T0 = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
+CONTROLS = gateways.PayoutControls(cooling_off=dt.timedelta(hours=24),
+                                   approval_above={"CNY": 100_000})
 
 
 async def _entries(db: AsyncEngine) -> int:
@@ -76,3 +84,33 @@ async def test_held_constrained_text_fields_refuse_a_lone_surrogate(api, issue_k
                        headers=bearer(key) | {"Idempotency-Key": "surrogate-2",
                                               "Content-Type": "application/json"})
     assert r.status_code == 422, r.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (information leak): events no merchant should see are kept under the audience "
+    "'internal' (ledger.INTERNAL: every payout's events), and 'internal' is a valid "
+    "merchant id: a key issued to merchant 'internal' (paycore apikeys create internal ...) "
+    "reads, and its webhook endpoints receive, every payout of the marketplace — "
+    "suppliers, amounts, failure reasons. Loan events likewise go to the audience "
+    "<borrower id>, a namespace merchant ids share"))
+async def test_no_merchant_reads_the_marketplaces_internal_events(api, issue_key, db):
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="500.00")
+        account = await gateways.add_account(conn, "sup-001", holder_name="Hangzhou Silk Co.",
+                                             account_number="6222020200112233445",
+                                             actor="user:carol", now=T0)
+        await gateways.verify_account(conn, account.id, actor="user:bob", now=T0)
+        await gateways.request_supplier_payout(conn, gateways.SupplierPayoutRequest(
+            payout_id="po-secret", supplier_id="sup-001", account_id=account.id,
+            amount=cny("30.00"), requested_by="system:settlement", manual=False), CONTROLS,
+            now=T0 + dt.timedelta(days=2))
+        # the bank refuses it (as gateways.payouts settles a refusal: the move and its hold)
+        await transition(conn, "po-secret", gateways.PayoutState.REQUESTED,
+                         gateways.PayoutState.SUBMITTED, bank="icbc")
+        await transition(conn, "po-secret", gateways.PayoutState.SUBMITTED,
+                         gateways.PayoutState.FAILED, failure_reason="closed account")
+        await ledger.void_hold(conn, (await gateways.get_payout(conn, "po-secret")).hold_id)
+    key = await issue_key("internal", "events:read")
+    r = await api.get("/v1/events", headers=bearer(key))
+    assert r.status_code in (200, 403), r.text
+    assert "po-secret" not in r.text
