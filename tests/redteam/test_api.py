@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import gateways
 import ledger
 from gateways.store import transition
+from paycore.api import create_api_key
 from paycore.supplier_bindings import bind_supplier
 from tests.api.conftest import ENTRY_BODY, bearer
 from tests.gateways.core_helpers import cny, open_payable
@@ -114,3 +115,31 @@ async def test_no_merchant_reads_the_marketplaces_internal_events(api, issue_key
     r = await api.get("/v1/events", headers=bearer(key))
     assert r.status_code in (200, 403), r.text
     assert "po-secret" not in r.text
+
+
+async def _key(db: AsyncEngine, merchant: str, holder: str | None, *scopes: str) -> str:
+    async with db.begin() as conn:
+        return (await create_api_key(conn, merchant, scopes, holder=holder)).secret
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (money can leave): four eyes through the API compare key holders, and a key "
+    "without a holder is a person of its own (key:<id>); a key holder's name is compared "
+    "case by case. One person holding two holder-less keys, or keys for 'Alice' and "
+    "'alice', registers a supplier's account and verifies it (then requests and approves "
+    "the payout). A key that may verify or approve should name its holder, and names "
+    "should compare case-insensitively"))
+@pytest.mark.parametrize("holders", [(None, None), ("Alice", "alice")],
+                         ids=["no-holder", "holder-case"])
+async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
+    async with db.begin() as conn:
+        await bind_supplier(conn, "m1", "sup-1", actor="user:ops")
+    maker = await _key(db, "m1", holders[0], "payouts:write")
+    checker = await _key(db, "m1", holders[1], "payouts:approve")
+    r = await api.post("/v1/suppliers/sup-1/bank-accounts",
+                       json={"holder_name": "Mallory", "account_number": "6222999988887777"},
+                       headers=bearer(maker) | {"Idempotency-Key": "add-1"})
+    assert r.status_code == 201, r.text
+    r = await api.post(f"/v1/suppliers/sup-1/bank-accounts/{r.json()['id']}/verify",
+                       headers=bearer(checker) | {"Idempotency-Key": "verify-1"})
+    assert r.status_code == 403, r.text
