@@ -85,9 +85,11 @@ class AccrualPlan:
 
 
 def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], through: dt.date,
-                 config: LendingConfig) -> AccrualPlan | None:
+                 config: LendingConfig, *, key_suffix: str = "") -> AccrualPlan | None:
     """What accruing `record` through loan-day `through` posts, and the row after it;
-    None when there is nothing to do (not running, or already accrued through then)."""
+    None when there is nothing to do (not running, or already accrued through then).
+    `key_suffix` marks a re-accrual after a back-valued correction (lending.backvalue): the
+    day's first accrual was reversed, so its re-accrual is a new entry under a new key."""
     loan = record.loan
     if record.status not in RUNNING or loan.disbursed_on is None or loan.maturity is None:
         return None
@@ -122,7 +124,7 @@ def plan_accrual(record: LoanRecord, changes: tuple[PrincipalChange, ...], throu
         if i or p:
             # lean on purpose: the run writes one of these per loan per day
             entries.append(EntryRequest(
-                idempotency_key=f"loan.accrual:{record.id}:{day.isoformat()}",
+                idempotency_key=f"loan.accrual:{record.id}:{day.isoformat()}{key_suffix}",
                 kind="loan.accrual", effective_date=day,
                 postings=legs(cur, [(acc.interest_receivable, i), (acc.penalty_receivable, p)],
                               [(acc.interest_income, i), (acc.penalty_income, p)]),
@@ -174,18 +176,19 @@ def funding_entries(key: str, plans: Sequence[AccrualPlan], through: dt.date,
 
 
 async def accrue_loan(conn: AsyncConnection, record: LoanRecord, through: dt.date,
-                      config: LendingConfig) -> LoanRecord:
+                      config: LendingConfig, *, key_suffix: str = "",
+                      actor: str = "system") -> LoanRecord:
     """Catch one loan's accrual up through `through`, in the caller's transaction."""
     changes = (await store.principal_changes(conn, [record.id])).get(record.id, ())
-    plan = plan_accrual(record, changes, through, config)
+    plan = plan_accrual(record, changes, through, config, key_suffix=key_suffix)
     if plan is None:
         return record
     requests = [*plan.entries, *funding_entries(
-        f"loan.funding.accrual:{record.id}:{plan.after_day.isoformat()}..{through.isoformat()}",
-        [plan], through, config)]
+        f"loan.funding.accrual:{record.id}:{plan.after_day.isoformat()}..{through.isoformat()}"
+        f"{key_suffix}", [plan], through, config)]
     posted = await ledger.post_many(conn, requests) if requests else []
     return await store.save(conn, record, plan.after,
-                            note="past due" if plan.marked_overdue else "",
+                            note="past due" if plan.marked_overdue else "", actor=actor,
                             entry_id=posted[-1].id if posted else None)
 
 

@@ -32,6 +32,7 @@ import ledger
 from ledger import EntryRequest, JournalEntry
 from lending import lifecycle, store
 from lending.accrual import accrue_loan
+from lending.backvalue import BACK_VALUE_ACTOR, Rewind, record_reaccrual, rewind_accrual
 from lending.borrowers import get_borrower
 from lending.calendar import BusinessCalendar, calendar_for_roll
 from lending.config import DisbursementMode, LendingConfig, ensure_accounts
@@ -247,9 +248,12 @@ def _credit_legs(acc: Accounts, allocation: Allocation) -> list[tuple[str, int]]
 
 
 async def _prepare(conn: AsyncConnection, loan_id: str, on: dt.date,
-                   config: LendingConfig) -> LoanRecord:
+                   config: LendingConfig, *, back_value: str | None = None
+                   ) -> tuple[LoanRecord, Rewind | None]:
     """Load a loan that can take money on `on`, with its accrual caught up through `on`
-    (interest for exactly the days used)."""
+    (interest for exactly the days used). Money value-dated before the accrual already
+    run is taken when `back_value` says why: the accruals after `on` are reversed first
+    (lending.backvalue), and the caller re-accrues them once the money is applied."""
     record = await store.load(conn, loan_id, config, for_update=True)
     if record.status not in RUNNING:
         if record.loan.closed:
@@ -259,9 +263,13 @@ async def _prepare(conn: AsyncConnection, loan_id: str, on: dt.date,
         raise InvalidDate(f"loan {loan_id!r} was disbursed on {record.loan.disbursed_on}; "
                           f"it cannot be repaid on {on}")
     if record.accrued_through is not None and on < record.accrued_through:
-        raise InvalidDate(f"loan {loan_id!r} is accrued through {record.accrued_through}; a "
-                          f"repayment value-dated {on} would need that accrual reversed first")
-    return await accrue_loan(conn, record, on, config)
+        if back_value is None:
+            raise InvalidDate(f"loan {loan_id!r} is accrued through {record.accrued_through}; "
+                              f"money value-dated {on} is taken only as a repayment, which "
+                              "reverses and re-accrues the days after it")
+        rewind = await rewind_accrual(conn, record, on, reason=back_value, config=config)
+        return rewind.record, rewind
+    return await accrue_loan(conn, record, on, config), None
 
 
 def lifecycle_error(record: LoanRecord, target: str) -> Exception:
@@ -350,7 +358,9 @@ async def repay_loan(
     units = from_money(amount, record.currency)
     check_minor(units, "repayment amount", positive=True)
     await ensure_accounts(conn, config)
-    record = await _prepare(conn, loan_id, on, config)
+    record, rewind = await _prepare(
+        conn, loan_id, on, config,
+        back_value=f"repayment {repayment_id} value-dated {on} arrived after accrual had run")
     acc = await _accounts(conn, record, config)
     allocation = allocate(units, outstanding_buckets(record, on), record.loan.product.waterfall)
     debit = acc.repayment_clearing if source == "bank" else acc.payable
@@ -366,6 +376,11 @@ async def repay_loan(
     saved = await store.save(conn, record, after, entry_id=posted.id)
     await _record_repayment(conn, repayment_id, source, record, saved, allocation, on,
                             posted.id, None)
+    if rewind is not None:
+        # the days after the value date again, on the balance the money left
+        saved = await accrue_loan(conn, saved, rewind.accrued_through, config,
+                                  key_suffix=rewind.key_suffix, actor=BACK_VALUE_ACTOR)
+        await record_reaccrual(conn, rewind, saved)
     log.info("loan.repaid", loan_id=loan_id, amount_minor=units, source=source,
              status=saved.status.value, excess_minor=allocation.excess_minor)
     return Repayment(repayment_id, saved, allocation, posted)
@@ -418,7 +433,7 @@ async def apply_settlement_offset(
     for candidate in selected:
         if not left:
             break
-        record = await _prepare(conn, candidate.id, on, config)
+        record, _ = await _prepare(conn, candidate.id, on, config)
         acc = await _accounts(conn, record, config)
         if payable_account:
             acc.payable = payable_account
