@@ -68,6 +68,9 @@ class AccountOut(BaseModel):
     bank_name: str
     account_number: str = Field(description="masked: only the last four characters")
     status: str
+    status_reason: str | None = Field(
+        None, description="why the system took the account out of use (a payout to it came "
+                          "back): a second person must verify it again")
     created_by: str
     changed_by: str
     changed_at: dt.datetime
@@ -81,7 +84,8 @@ class AccountOut(BaseModel):
     def of(cls, a: gateways.BeneficiaryAccount, controls: gateways.PayoutControls) -> AccountOut:
         return cls(id=a.id, supplier_id=a.supplier_id, holder_name=a.holder_name,
                    bank_name=a.bank_name, account_number=a.masked_number, status=a.status.value,
-                   created_by=a.created_by, changed_by=a.changed_by, changed_at=a.changed_at,
+                   status_reason=a.status_reason, created_by=a.created_by,
+                   changed_by=a.changed_by, changed_at=a.changed_at,
                    verified_by=a.verified_by, verified_at=a.verified_at,
                    usable_from=a.usable_from(controls.cooling_off))
 

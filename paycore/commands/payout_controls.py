@@ -88,8 +88,10 @@ def list_(supplier: str | None = typer.Argument(None)) -> None:
         table.add_column(col)
     for a in found:
         usable = a.usable_from(cooling)
+        # a suspended account (a payout to it came back) says why beside its status
+        status = a.status.value + (f" ({a.status_reason})" if a.status_reason else "")
         table.add_row(a.id, a.supplier_id, a.holder_name, a.masked_number, a.bank_name,
-                      a.status.value, a.changed_by, a.verified_by or "",
+                      status, a.changed_by, a.verified_by or "",
                       f"{usable:%Y-%m-%d %H:%M}" if usable else "")
     console.print(table)
 

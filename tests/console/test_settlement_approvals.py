@@ -82,3 +82,22 @@ async def test_a_merchant_key_is_told_settlement_payouts_are_approved_by_staff(c
     async with engine.connect() as conn:
         payout = await gateways.get_payout(conn, payout_id)
     assert payout.status is gateways.PayoutState.PENDING_APPROVAL
+
+
+async def test_a_suspended_account_says_why_over_the_api(console) -> None:  # noqa: F811
+    """A payout to the account came back: the register shows it unverified, with the
+    bank's reason, to whoever may see the supplier's accounts."""
+    engine, _, client = console
+    async with engine.begin() as conn:
+        [account] = [a for a in await gateways.list_accounts(conn, "sup-p")
+                     if a.status is gateways.AccountState.VERIFIED]
+        await gateways.suspend_account(conn, account.id, reason="restbank: account closed",
+                                       payout_id="po-back-1")
+        await bind_supplier(conn, "m-bound", "sup-p", actor="user:ops")
+        reader = await create_api_key(conn, "m-bound", ["payouts:read"])
+    answer = await client.get("/v1/suppliers/sup-p/bank-accounts",
+                              headers={"Authorization": f"Bearer {reader.secret}"})
+    assert answer.status_code == 200, answer.text
+    [shown] = [a for a in answer.json()["data"] if a["id"] == account.id]
+    assert shown["status"] == "unverified" and shown["usable_from"] is None
+    assert "po-back-1" in shown["status_reason"] and "account closed" in shown["status_reason"]
