@@ -143,3 +143,26 @@ async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
     r = await api.post(f"/v1/suppliers/sup-1/bank-accounts/{r.json()['id']}/verify",
                        headers=bearer(checker) | {"Idempotency-Key": "verify-1"})
     assert r.status_code == 403, r.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (books wrong / money can leave): POST /v1/ledger/entries takes any kind, "
+    "including the domains' own ('payment.capture', 'payout.return', 'loan.*'), on any "
+    "account: a ledger:write key (an 'internal service') credits a supplier's payable as "
+    "'payment.capture', which lending counts as goods sold (lending.receivables: the "
+    "supplier's credit line grows) and the settlement run pays out. Kinds a domain reads "
+    "meaning into should be refused here (and accounts limited to the service's own)"))
+async def test_a_ledger_key_cannot_mint_sales_on_a_suppliers_payable(api, issue_key, db):
+    import lending
+
+    key = await issue_key("treasury", "ledger:write")
+    leg = {"amount": {"amount": "100000.00", "currency": "CNY"}}
+    body = {"kind": "payment.capture", "description": "sales",
+            "postings": [{"account": "1102.clearing.icbc", "side": "debit", **leg},
+                         {"account": "2202.payable.s1", "side": "credit", **leg}]}
+    r = await api.post("/v1/ledger/entries", json=body,
+                       headers=bearer(key) | {"Idempotency-Key": "mint-1"})
+    async with db.connect() as conn:
+        origins = await lending.payable_origins(conn, "2202.payable.s1")
+    assert origins.goods_minor == 0, (r.status_code, origins)
+    assert r.status_code == 422, r.text
