@@ -115,3 +115,19 @@ async def test_held_approval_rechecks_the_account_and_the_requester(db):
                                                    CONTROLS, now=LATER + dt.timedelta(days=3))
     assert await balance_minor(db, "2202.payable.sup-001") == (-50000, 30000, 0)
     await assert_books_prove(db)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING (money can leave): the register refuses a number another supplier registered "
+    "by a keyed hash of the number exactly as typed; an IBAN in lower case (banks read "
+    "IBANs case-insensitively) is another hash, so one bank account is registered for two "
+    "suppliers — the shared-account control ('how money is diverted') is bypassed"))
+async def test_an_iban_in_lower_case_is_the_same_account(db):
+    async with db.begin() as conn:
+        await gateways.add_account(conn, "sup-001", holder_name="Silk", actor="user:alice",
+                                   account_number="GB82WEST12345698765432", now=T0)
+    with pytest.raises(gateways.DuplicateAccount):
+        async with db.begin() as conn:
+            await gateways.add_account(conn, "sup-002", holder_name="Silk",
+                                       account_number="gb82west12345698765432",
+                                       actor="user:carol", now=T0)
