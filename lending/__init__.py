@@ -123,6 +123,12 @@ from lending.lifecycle import (
     write_off,
 )
 from lending.money import RoundingMode, format_minor, from_money, to_money
+from lending.overpayments import (
+    OverpaymentMove,
+    apply_overpayment,
+    overpayment_moves_of,
+    release_overpayment,
+)
 from lending.products import (
     DEFAULT_DPD_BUCKETS,
     MERCHANT_MICRO_LOAN,
@@ -232,6 +238,7 @@ __all__ = [
     "NotInReview",
     "OffsetResult",
     "Outcome",
+    "OverpaymentMove",
     "PayableOrigins",
     "PortfolioRow",
     "PrincipalChange",
@@ -258,6 +265,7 @@ __all__ = [
     "allocate",
     "apply",
     "apply_for_loan",
+    "apply_overpayment",
     "apply_settlement_offset",
     "approve",
     "borrower_data",
@@ -291,6 +299,7 @@ __all__ = [
     "metadata",
     "open_books",
     "outstanding_buckets",
+    "overpayment_moves_of",
     "parse_trade_csv",
     "payable_origins",
     "penalty_accrued_through",
@@ -306,6 +315,7 @@ __all__ = [
     "recover_loan",
     "refer_to_review",
     "register_borrower",
+    "release_overpayment",
     "repay",
     "repay_loan",
     "retire_product",

@@ -27,6 +27,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "paycore.api.payout_controls",
     "paycore.api.lending",
     "paycore.api.lending_products",
+    "paycore.api.lending_overpayments",
     "paycore.api.reconciliation",
     "paycore.api.events",
     "paycore.api.service",

@@ -273,6 +273,54 @@ def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None)
     console.print(f"loan {loan_id} {rec.status.value}: {amt(rec.recovered_minor, rec.currency)}")
 
 
+@loans_app.command("refund-overpayment")
+def loans_refund_overpayment(
+    loan_id: str, amount: str,
+    by: str = typer.Option(..., "--by", help="who asks for it: user:<name> (audited)"),
+    account: str | None = typer.Option(None, help="the borrower's account in the register "
+                                       "(default: their longest-verified usable one)"),
+    on: str | None = typer.Option(None),
+    move_id: str | None = typer.Option(None, "--id", help="idempotency key of the refund"),
+) -> None:
+    """Refund a loan's overpayment (held in 2203) to the borrower's verified bank account,
+    by a supplier payout (a second person approves it above the payout threshold)."""
+    from paycore.overpayments import refund_overpayment
+
+    day = _date(on)
+
+    async def go(conn: AsyncConnection) -> tuple[lending.LoanRecord, str, str]:
+        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        res = await refund_overpayment(conn, loan_id, _money(amount, rec.currency), day,
+                                       CONFIG, move_id=move_id or uuid.uuid4().hex, actor=by,
+                                       account_id=account)
+        return res.move.loan, res.payout.id, res.payout.status.value
+    rec, payout_id, status = in_transaction(go)
+    console.print(f"loan {loan_id}: refund payout {payout_id} ({status}); overpayment still "
+                  f"held {amt(rec.overpaid_minor, rec.currency)}")
+
+
+@loans_app.command("apply-overpayment")
+def loans_apply_overpayment(
+    loan_id: str, target_loan_id: str, amount: str,
+    by: str = typer.Option(..., "--by", help="who moves it (audited)"),
+    on: str | None = typer.Option(None),
+    move_id: str | None = typer.Option(None, "--id", help="idempotency key of the move"),
+) -> None:
+    """Apply a loan's overpayment to another loan of the same borrower (a repayment of that
+    loan by its waterfall)."""
+    day = _date(on)
+
+    async def go(conn: AsyncConnection) -> lending.OverpaymentMove:
+        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        return await lending.apply_overpayment(conn, loan_id, target_loan_id,
+                                               _money(amount, rec.currency), day, CONFIG,
+                                               move_id=move_id or uuid.uuid4().hex, actor=by)
+    move = in_transaction(go)
+    target = move.repayment.loan if move.repayment else None
+    console.print(f"loan {loan_id}: {amt(move.amount_minor, move.loan.currency)} applied to "
+                  f"{target_loan_id}" + (f" (now {target.status.value})" if target else ""))
+
+
 def statement_table(st: lending.LoanStatement) -> Table:
     rec, cur = st.loan, st.loan.currency
     loan = rec.loan
