@@ -24,6 +24,8 @@ import ledger
 
 DEFAULT_APPROVAL_ABOVE = "CNY:10000.00,USD:1500.00,EUR:1500.00,HKD:10000.00"
 DEFAULT_COOLING_OFF_HOURS = "24"
+#: beyond any sensible hold, and far inside what a timedelta can carry
+MAX_COOLING_OFF_HOURS = 87_600
 
 
 class PayoutSettingsError(gateways.InvalidPaymentRequest):
@@ -51,8 +53,16 @@ def controls_from_env(env: Mapping[str, str] | None = None) -> gateways.PayoutCo
     except InvalidOperation:
         raise PayoutSettingsError("PAYCORE_PAYOUT_COOLING_OFF_HOURS must be a number of "
                                   "hours") from None
+    # NaN and infinity are Decimals too: compared or converted they raise bare
+    # InvalidOperation/OverflowError (a 500 on every payout route), not this error
+    if not hours.is_finite():
+        raise PayoutSettingsError("PAYCORE_PAYOUT_COOLING_OFF_HOURS must be a number of "
+                                  "hours")
     if hours < 0:
         raise PayoutSettingsError("PAYCORE_PAYOUT_COOLING_OFF_HOURS must not be negative")
+    if hours > MAX_COOLING_OFF_HOURS:
+        raise PayoutSettingsError(f"PAYCORE_PAYOUT_COOLING_OFF_HOURS must be at most "
+                                  f"{MAX_COOLING_OFF_HOURS} (ten years)")
     return gateways.PayoutControls(
         cooling_off=dt.timedelta(seconds=int(hours * 3600)),
         approval_above=parse_thresholds(env.get("PAYCORE_PAYOUT_APPROVAL_ABOVE",
