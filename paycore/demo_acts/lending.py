@@ -10,7 +10,11 @@ date, and the accrual run goes day by day (as the nightly job would):
 * a second supplier's application goes to the manual review queue (a sales spike) and a
   risk officer approves it with a comment;
 * a third supplier's loan is extended once (a second extension is refused) and repaid by
-  bank transfer; their other loan goes overdue and accrues penalty.
+  bank transfer; their other loan goes overdue and accrues penalty;
+* the risk team defines a product at run time; a loan under it would mature on a day the
+  market is closed and is due on the next business day; a repayment value-dated three days
+  back arrives with this morning's statement and the days after it are reversed and
+  re-accrued; an overpayment is refunded to the borrower's verified account by a payout.
 """
 
 from __future__ import annotations
@@ -251,4 +255,95 @@ async def run(ctx: DemoContext) -> None:
     console.print(f"  {margin}")
     console.print("  loan book = ledger accounts: "
                   + ("[green]yes[/green]" if check.ok else f"[red]NO[/red] {check.differences}"))
+    await _risk_team(ctx, sup_a, sup_c, loans)
     ctx.shared["lending"] = {"loans": loans, "settlement_id": sid}
+
+
+#: the product the risk team defines in the demo, at run time (lending.catalogue)
+SHORT_TERMS = {
+    "name": "Short supply-chain loan", "currency": "CNY", "min_amount_minor": 100_000,
+    "max_amount_minor": 20_000_000, "min_term_days": 7, "max_term_days": 60,
+    "annual_rate": "0.09", "penalty_annual_rate": "0.135", "day_count": "ACT/ACT-ISDA",
+    "maturity_roll": "following", "extension": {"max_extensions": 1, "days": 15},
+}
+
+
+async def _closed_term(conn: AsyncConnection, on: dt.date) -> tuple[int, str]:
+    """A term of 7 to 60 days whose end falls on a day China's market is closed: a public
+    holiday if one is that near, else a weekend."""
+    cal = await lending.load_calendar(conn, "CN", {on.year, on.year + 1})
+    candidates = range(7, 61)
+    for term in candidates:
+        end = on + dt.timedelta(days=term)
+        if end in cal.holidays:
+            return term, cal.why_closed(end)
+    term = next(t for t in candidates if not cal.is_business_day(on + dt.timedelta(days=t)))
+    return term, cal.why_closed(on + dt.timedelta(days=term))
+
+
+async def _risk_team(ctx: DemoContext, sup_a: str, sup_c: str, loans: dict[str, str]) -> None:
+    from paycore.demo_acts.checkout import CONTROLS
+    from paycore.overpayments import refund_overpayment
+
+    engine, console, today = ctx.engine, ctx.console, ctx.day
+    ctx.step("The risk team runs lending: a product defined at run time, a holiday, late "
+             "money, an overpayment")
+    async with engine.begin() as conn:
+        v = await lending.define_product(conn, "short_sc", SHORT_TERMS, effective_from=today,
+                                         actor="user:risk.wang", reason="pilot for Q1",
+                                         config=CONFIG)
+    p = v.product
+    console.print(f"  $ paycore products define short_sc --file short_sc.json --by "
+                  f"user:risk.wang  ->  v{p.version}: {p.annual_rate} a year "
+                  f"{p.day_count.value}, {p.min_term_days}-{p.max_term_days} days, maturity "
+                  f"roll {p.maturity_roll.value} on the {p.calendar_market} calendar")
+    async with engine.begin() as conn:
+        await _feed(conn, sup_a, today)
+        term, why = await _closed_term(conn, today)
+        loan_id = f"loan-{sup_a}-short"
+        await lending.apply_for_loan(conn, LoanApplication(
+            sup_a, "short_sc", cny("5000.00"), term, today, loan_id=loan_id), CONFIG)
+        rec = (await lending.disburse_loan(conn, loan_id, today, CONFIG)).loan
+    console.print(f"  {loan_id}: 5,000.00 for {term} days under short_sc v{p.version}; "
+                  f"start + term = {rec.loan.contractual_maturity} ({why}): due "
+                  f"{rec.loan.maturity}, the next business day")
+
+    # the bank statement of this morning: sup_c paid 5,000.00 on loan D three days ago
+    d_id = loans["D"]
+    async with engine.connect() as conn:
+        before = await lending.load_loan(conn, d_id, CONFIG)
+    value_date = today - dt.timedelta(days=3)
+    async with engine.begin() as conn:
+        rep = await lending.repay_loan(conn, d_id, cny("5000.00"), value_date, CONFIG,
+                                       repayment_id=f"stmt-{d_id}-{value_date.isoformat()}")
+        st = await lending.loan_statement(conn, d_id, today, CONFIG)
+    after = rep.loan
+    console.print(f"  {d_id}: 5,000.00 value-dated {value_date} arrives with today's "
+                  f"statement, after accrual ran through {before.accrued_through}:")
+    for e in st.events:
+        if e.actor == "back-value":
+            console.print(f"      {e.note}")
+    console.print(f"      penalty accrued {_amt(before.penalty_accrued_minor)} -> "
+                  f"{_amt(after.penalty_accrued_minor)}, interest "
+                  f"{_amt(before.interest_accrued_minor)} -> "
+                  f"{_amt(after.interest_accrued_minor)} (append-only: reversals and "
+                  "re-accruals are new entries)")
+
+    # sup_a pays the short loan back at once, a round 5,050.00: 50.00 too much
+    async with engine.begin() as conn:
+        paid = await lending.repay_loan(conn, loan_id, cny("5050.00"), today, CONFIG,
+                                        repayment_id=f"bank-{loan_id}")
+        excess = paid.loan.overpaid_minor
+        refund = await refund_overpayment(conn, loan_id, lending.to_money(excess, "CNY"),
+                                          today, CONFIG, move_id=f"refund-{loan_id}",
+                                          actor="user:risk.wang", controls=CONTROLS)
+    status = refund.payout.status.value
+    if status == "pending_approval":
+        status = "a manual payout: waiting for a second person's approval"
+    console.print(f"  {loan_id} repaid with {_amt(excess)} too much (held in 2203); "
+                  f"refunded to {sup_a}'s verified account: payout {refund.payout.id} "
+                  f"({status}), overpayment held now {_amt(refund.move.loan.overpaid_minor)}")
+    async with engine.connect() as conn:
+        check = await lending.reconcile_with_ledger(conn, CONFIG)
+    console.print("  loan book = ledger accounts, after all of it: "
+                  + ("[green]yes[/green]" if check.ok else f"[red]NO[/red] {check.differences}"))

@@ -34,6 +34,15 @@ def test_demo_tells_the_story_and_proves_the_books(tmp_path, monkeypatch):
     # lending: automatic approval, manual review, a settlement offset that replays as nothing
     assert "manual_review" in out and "replayed=True, nothing posted" in out
     assert "loan book = ledger accounts: yes" in out
+    # the risk team (#20): a product defined at run time, a maturity rolled off a closed
+    # day, late money reversed and re-accrued, an overpayment refunded by a payout
+    def said(*words: str) -> bool:  # rich wraps long lines wherever the dates put them
+        return re.search(r"\s+".join(map(re.escape, words)), out) is not None
+    assert said("paycore", "products", "define", "short_sc") and said("the", "next",
+                                                                       "business", "day")
+    assert said("correction", "1:", "repayment") and said("re-accrued")
+    assert re.search(r"refunded\s+to\s+\S+\s+verified\s+account:\s+payout\s+ovp-", out)
+    assert said("loan", "book", "=", "ledger", "accounts,", "after", "all", "of", "it:", "yes")
     # reconciliation: re-import adds nothing; the one unknown line is explained, then resolved
     assert "nothing added" in out and "fully explained" in out
     assert "the difference is now 0.00 (explained)" in out
