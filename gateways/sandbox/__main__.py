@@ -44,7 +44,7 @@ async def serve_banks(codes: Sequence[str], directory: Path,
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
-    # uvloop when installed (the `serve` extra): the banks' own event loop costs less CPU
+    # uvloop when installed (a dependency; not on Windows): less CPU per event
     try:
         import uvloop
     except ImportError:
