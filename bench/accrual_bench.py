@@ -5,7 +5,9 @@ The loans are written straight into `lending_loans` (as if applied, approved and
 yesterday), one borrower per 100 loans; then `lending.run_accrual(engine, today)` posts one
 `loan.accrual` entry per loan through `ledger.post_many` in batches. Prints loans/s for the
 run and the re-run, checks the interest against the pure function and `ledger.verify`,
-times the automatic underwriting decision (`lending.apply_for_loan`), and measures plain
+times the automatic underwriting decision (`lending.apply_for_loan`) and a back-valued
+repayment on a loan with 90 days of accruals (issue #20: each reversed and re-accrued), and
+measures plain
 `ledger.post_many` on the same database as the baseline (ratio printed).
 
 Usage: .venv/bin/python bench/accrual_bench.py [--loans N] [--sqlite-loans N]
@@ -89,6 +91,49 @@ async def decision_times(engine: AsyncEngine, samples: int = 50) -> list[float]:
     return out
 
 
+async def backvalued_repayment(engine: AsyncEngine, days: int = 90) -> dict[str, Any]:
+    """One loan with `days` days of accruals posted; then a repayment value-dated on its
+    disbursement day arrives: every accrual is reversed (one entry each) and re-accrued on
+    the smaller balance (lending.backvalue). Wall time of that repayment, and of its replay
+    (which must post nothing)."""
+    now = dt.datetime.now(dt.UTC)
+    start = TODAY - dt.timedelta(days=days)
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(loans).values(
+            id="BV-1", borrower_id="b000000", product_code="supply_chain", currency="CNY",
+            requested_minor=2_000_000, amount_minor=2_000_000, term_days=120, status="active",
+            status_on=start, applied_on=start, disbursed_on=start,
+            maturity=start + dt.timedelta(days=120), extensions=0, disbursement_mode="balance",
+            payout_id=None, accrued_through=None, version=0, updated_at=now))
+        # the loan's principal on the books (the seeded loans skip disbursement entries)
+        await ledger.ensure_account(conn, ledger.AccountSpec(
+            "9903.bench.funding", "Bench funding", ledger.AccountType.LIABILITY, "CNY"))
+        principal = Money(Decimal("20000.00"), "CNY")
+        await ledger.post(conn, ledger.EntryRequest("bench:bv-disbursement", "bench", [
+            ledger.Posting("1301.loans.supply_chain", debit=principal),
+            ledger.Posting("9903.bench.funding", credit=principal)], effective_date=start))
+    async with engine.begin() as conn:
+        record = await lending.load_loan(conn, "BV-1", CONFIG)
+        record = await lending.accrue_loan(conn, record, TODAY, CONFIG)
+    amount = Money(Decimal("10000.00"), "CNY")
+    t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        rep = await lending.repay_loan(conn, "BV-1", amount, start, CONFIG,
+                                       repayment_id="bv-statement-1")
+    took = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        again = await lending.repay_loan(conn, "BV-1", amount, start, CONFIG,
+                                         repayment_id="bv-statement-1")
+    replay = time.perf_counter() - t0
+    return {"backvalued_days": days,
+            "backvalued_interest_before_minor": record.interest_accrued_minor,
+            "backvalued_interest_after_minor": rep.loan.interest_accrued_minor,
+            "backvalued_repayment_ms": round(took * 1000, 1),
+            "backvalued_replay_ms": round(replay * 1000, 1),
+            "backvalued_replay_posted_nothing": bool(again.entry and again.entry.replayed)}
+
+
 async def baseline(engine: AsyncEngine, n: int, batch: int) -> float:
     """Plain `ledger.post_many` of `n` two-leg entries in batches, on the same database:
     the ledger's own rate, which an accrual run (one entry per loan) cannot beat."""
@@ -127,6 +172,7 @@ async def measure(engine: AsyncEngine, n: int, batch: int, label: str) -> dict[s
         report = await ledger.verify(conn)
         verify_s = time.perf_counter() - t0
     times = await decision_times(engine)
+    late = await backvalued_repayment(engine)
     base_n = min(n, 20_000)
     base = await baseline(engine, base_n, batch)
     result = {
@@ -140,12 +186,17 @@ async def measure(engine: AsyncEngine, n: int, batch: int, label: str) -> dict[s
         "decision_ms_max": round(max(times) * 1000, 2),
         "baseline_post_many_entries_per_s": round(base),
         "ratio_run_to_post_many": round(first.loans / run_s / base, 2),
+        **late,
     }
     print(f"{label}: accrual run {n:,} loans in {run_s:.1f} s = {result['run_loans_per_s']:,} "
           f"loans/s ({first.entries:,} entries); re-run {rerun_s:.3f} s "
           f"({again.entries} entries); interest ok={result['interest_ok']}, "
           f"verify ok={report.ok}; decision median {result['decision_ms_median']} ms, "
           f"max {result['decision_ms_max']} ms")
+    print(f"{label}: back-valued repayment on a loan with {late['backvalued_days']} days of "
+          f"accruals (all reversed and re-accrued): {late['backvalued_repayment_ms']} ms; "
+          f"replay {late['backvalued_replay_ms']} ms "
+          f"(posted nothing={late['backvalued_replay_posted_nothing']})")
     print(f"{label}: baseline plain post_many {base:,.0f} entries/s ({base_n:,} entries); "
           f"ratio run/baseline: {result['ratio_run_to_post_many']}")
     return result

@@ -24,6 +24,7 @@ from lending.applications import (
     review,
     review_queue,
 )
+from lending.backvalue import correct_disbursement_date
 from lending.borrowers import (
     Borrower,
     TradeRecord,
@@ -270,6 +271,7 @@ __all__ = [
     "approve",
     "borrower_data",
     "change_product",
+    "correct_disbursement_date",
     "credit_line",
     "current_credit_line",
     "decide",

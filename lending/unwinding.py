@@ -112,6 +112,7 @@ async def unwind_disbursement(conn: AsyncConnection, loan_id: str, *, payout_id:
     posted = await ledger.post_many(conn, requests)
     loan = dataclasses.replace(
         record.loan, status=LoanStatus.APPROVED, disbursed_on=None, maturity=None,
+        contractual_maturity=None,
         history=(*record.loan.history, StatusChange(
             LoanStatus.APPROVED, max(on, record.loan.last_changed_on),
             f"payout {payout_id} came back ({reason}): approved, not disbursed")))

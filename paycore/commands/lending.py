@@ -321,6 +321,23 @@ def loans_apply_overpayment(
                   f"{target_loan_id}" + (f" (now {target.status.value})" if target else ""))
 
 
+@loans_app.command("correct-disbursement")
+def loans_correct_disbursement(
+    loan_id: str,
+    value_date: str = typer.Option(..., "--value-date", help="the day the bank paid it out"),
+    reason: str = typer.Option(..., help="why (stored with the correction)"),
+) -> None:
+    """The bank paid the loan out on another day than it was booked: its accruals are
+    reversed, its disbursement re-dated, its maturity counted again and its interest
+    re-accrued (all new entries; the statement's history says why)."""
+    day = _date(value_date, "--value-date")
+    rec = in_transaction(lambda conn: lending.correct_disbursement_date(
+        conn, loan_id, day, reason=reason, config=CONFIG))
+    console.print(f"loan {loan_id}: disbursed {rec.loan.disbursed_on}, matures "
+                  f"{rec.loan.maturity}; interest accrued "
+                  f"{amt(rec.interest_accrued_minor, rec.currency)}")
+
+
 def statement_table(st: lending.LoanStatement) -> Table:
     rec, cur = st.loan, st.loan.currency
     loan = rec.loan

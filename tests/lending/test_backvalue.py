@@ -135,3 +135,31 @@ async def test_money_before_a_repayment_already_applied_is_refused(db: AsyncEngi
     async with db.begin() as conn:
         with pytest.raises(InvalidDate, match="taken only as a repayment"):
             await lending.servicing._prepare(conn, "L", days(10), CONFIG)
+
+
+@pytest.mark.parametrize("config", [CONFIG, FUNDED], ids=["unfunded", "funded"])
+@pytest.mark.parametrize("shift", [-3, 2])
+async def test_a_disbursement_value_date_corrected_ends_where_the_right_date_would(
+    db: AsyncEngine, config: LendingConfig, shift: int
+) -> None:
+    """Booked on day 3; the bank's statement says the money left on day 3 + shift."""
+    async with db.begin() as conn:
+        await good_borrower(conn, "sup-a", config=config, on=days(3), imported_on=days(3))
+        await good_borrower(conn, "sup-b", config=config, on=days(3), imported_on=days(3))
+        await disbursed(conn, "RIGHT", supplier="sup-a", on=days(3 + shift), config=config)
+        await disbursed(conn, "WRONG", supplier="sup-b", on=days(3), config=config)
+    right = await accrue(db, "RIGHT", days(20), config)
+    await accrue(db, "WRONG", days(20), config)
+    async with db.begin() as conn:
+        fixed = await lending.correct_disbursement_date(
+            conn, "WRONG", days(3 + shift), reason="bank value date", config=config)
+    assert fixed.loan.disbursed_on == right.loan.disbursed_on
+    assert fixed.loan.maturity == right.loan.maturity
+    assert figures(fixed) == figures(right)
+    counted = await kinds(db, "WRONG")
+    assert counted["loan.disbursement.reversal"] == 1 and counted["loan.disbursement"] == 2
+    await verify_ok(db, config)
+    async with db.begin() as conn:   # again: nothing to do
+        same = await lending.correct_disbursement_date(
+            conn, "WRONG", days(3 + shift), reason="bank value date", config=config)
+    assert same.version == fixed.version
