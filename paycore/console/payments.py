@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from moneyed import Money
+from moneyed import CurrencyDoesNotExist, Money
 
 import gateways
 import ledger
@@ -178,11 +178,14 @@ async def request_payout(request: Request, session: StaffSession) -> Response:
     async def work(conn: Any) -> dict[str, Any]:
         if not reason:
             raise gateways.InvalidPaymentRequest("say why this payout is made")
+        currency = form.get("currency", "CNY").strip().upper()
         try:
-            amount = Money(Decimal(form.get("amount", "").replace(",", "")),
-                           form.get("currency", "CNY").upper())
+            amount = Money(Decimal(form.get("amount", "").replace(",", "")), currency)
         except (InvalidOperation, ValueError):
             raise gateways.InvalidPaymentRequest("the amount is not a number") from None
+        except CurrencyDoesNotExist:
+            raise gateways.InvalidPaymentRequest(
+                f"{currency[:8]!r} is not a currency code (e.g. CNY)") from None
         payout = await gateways.request_supplier_payout(conn, gateways.SupplierPayoutRequest(
             payout_id=payout_id, supplier_id=supplier, account_id=account_id, amount=amount,
             requested_by=session.user.actor, manual=True, purpose="manual",
