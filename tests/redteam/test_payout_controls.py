@@ -131,3 +131,42 @@ async def test_an_iban_in_lower_case_is_the_same_account(db):
             await gateways.add_account(conn, "sup-002", holder_name="Silk",
                                        account_number="gb82west12345698765432",
                                        actor="user:carol", now=T0)
+
+
+async def test_held_approve_and_reject_at_once_leave_one_decision(db):
+    """Held: an approval and a rejection racing (two sessions) leave exactly one decision,
+    and the reservation agrees with it (pending if approved, released if rejected)."""
+    import asyncio
+
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="500.00")
+        account = await gateways.add_account(conn, "sup-001", holder_name="Hangzhou Silk Co.",
+                                             account_number=NUMBER, actor="user:carol", now=T0)
+        await gateways.verify_account(conn, account.id, actor="user:bob", now=T0)
+        await gateways.request_supplier_payout(conn, ask("po-race", account.id), CONTROLS,
+                                               now=LATER)
+
+    async def approve() -> object:
+        async with db.begin() as conn:
+            return await gateways.approve_payout(conn, "po-race", actor="user:dave",
+                                                 controls=CONTROLS, now=LATER)
+
+    async def reject() -> object:
+        async with db.begin() as conn:
+            return await gateways.reject_payout(conn, "po-race", actor="user:erin",
+                                                reason="race", now=LATER)
+
+    outcomes = await asyncio.gather(approve(), reject(), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], gateways.PaymentError), outcomes
+    async with db.connect() as conn:
+        payout = await gateways.get_payout(conn, "po-race")
+        record = await gateways.find_supplier_payout(conn, "po-race")
+    assert record is not None
+    if payout.status is PayoutState.REQUESTED:
+        assert record.decision == "approved"
+        assert await balance_minor(db, "2202.payable.sup-001") == (-50000, 30000, 0)
+    else:
+        assert payout.status is PayoutState.CANCELED and record.decision == "rejected"
+        assert await balance_minor(db, "2202.payable.sup-001") == (-50000, 0, 0)
+    await assert_books_prove(db)
