@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from moneyed import Money
+from moneyed import CurrencyDoesNotExist, Money, get_currency
 
 import ledger
 
-__all__ = ["AMOUNT_RULE", "check_amount_text", "money_of"]
+__all__ = ["AMOUNT_RULE", "check_amount_text", "known_currency", "money_of"]
 
 # fullmatch over ASCII digits: `$` would let "10.00\n" through, `\d` full-width and other
 # scripts' digits
@@ -32,8 +32,22 @@ def check_amount_text(value: str) -> str:
     return value
 
 
+def known_currency(value: str) -> str:
+    """An ISO 4217 code paycore can book (it has a minor unit); ValueError otherwise."""
+    try:
+        get_currency(value)
+        ledger.minor_exponent(value)
+    except (CurrencyDoesNotExist, ledger.LedgerError, KeyError, ValueError):
+        raise ValueError(f"{value} is not an ISO 4217 currency paycore books") from None
+    return value
+
+
 def money_of(value: str, currency: str) -> Money:
     """The positive amount `value` of `currency` (`ledger.InvalidAmount` otherwise)."""
+    try:
+        known_currency(currency)
+    except ValueError as exc:
+        raise ledger.InvalidAmount(str(exc)) from None
     try:
         check_amount_text(value)
     except ValueError:

@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from moneyed import CurrencyDoesNotExist, Money, get_currency
+from moneyed import Money
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 import ledger
-from paycore.amounts import check_amount_text, money_of
+from paycore.amounts import check_amount_text, known_currency, money_of
 
 #: the range of dates and times the API takes (1970 to the end of 2199): wide enough for any
 #: booking, value date, loan or statement, and far enough from `datetime`'s year 9999 that
@@ -93,16 +93,6 @@ ApiDate = Annotated[dt.date, BeforeValidator(parse_date)]
 ApiDateTime = Annotated[dt.datetime, BeforeValidator(parse_datetime)]
 ApiDateOrDateTime = Annotated[dt.date | dt.datetime, BeforeValidator(parse_date_or_datetime)]
 
-
-
-def known_currency(value: str) -> str:
-    """An ISO 4217 code paycore can book (it has a minor unit)."""
-    try:
-        get_currency(value)
-        ledger.minor_exponent(value)
-    except (CurrencyDoesNotExist, ledger.LedgerError, KeyError, ValueError):
-        raise ValueError(f"{value} is not an ISO 4217 currency paycore books") from None
-    return value
 
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"]),

@@ -23,7 +23,7 @@ import ledger
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement, settlement
-from paycore.amounts import money_of
+from paycore.amounts import known_currency, money_of
 from paycore.runner import console, in_transaction, read_only, run
 
 CONFIG: LendingConfig = DEFAULT_CONFIG
@@ -70,6 +70,10 @@ def borrowers_register(
     """Register a borrower (opens their supplier payable if it does not exist). Loan
     proceeds paid out go to the borrower's verified account in the register: 'paycore
     beneficiaries add <borrower id>', verified by a second person."""
+    try:
+        known_currency(currency.upper())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     cap_units = None if cap is None else lending.from_money(_money(cap, currency.upper()))
     b = lending.Borrower(borrower_id, name, currency.upper(), _date(onboarded, "onboarded"),
                          kind=kind, credit_cap_minor=cap_units)
@@ -81,8 +85,13 @@ def borrowers_register(
 def borrowers_import(path: Path, on: str | None = typer.Option(None, help="import date")) -> None:
     """Import purchase orders, returns and settled sales from a CSV file
     (borrower_id,kind,ref,date,buyer,amount,currency); re-importing adds nothing."""
-    batches = lending.parse_trade_csv(path.read_text(encoding="utf-8"))
     day = _date(on)
+    try:
+        batches = lending.parse_trade_csv(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    except lending.LendingError as exc:
+        raise typer.BadParameter(f"{path}: {exc}") from None
 
     async def go(conn: AsyncConnection) -> dict[str, int]:
         return {b: await lending.import_trade_records(conn, b, rows, day, source="csv")

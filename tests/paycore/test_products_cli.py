@@ -134,3 +134,12 @@ def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
     assert "unknown loan product 'bad'" in refused("products", "show", "bad")
     assert "cannot read" in refused("products", "define", "x", "--file",
                                     str(tmp_path / "missing.json"), "--by", "a")
+    assert "cannot read" in refused("borrowers", "import", str(tmp_path / "missing.csv"))
+    terms.write_text("not,a,trade,file\n")
+    assert "lacks column(s)" in refused("borrowers", "import", str(terms))
+    assert "ABC is not an ISO 4217 currency" in refused(
+        "borrowers", "register", "x", "X", "--onboarded", "2024-01-01", "--currency", "ABC")
+    assert "no loan 'nope'" in refused("loans", "correct-disbursement", "nope",
+                                       "--value-date", "2026-09-01", "--reason", "bank")
+    assert "no loan 'nope'" in refused("loans", "refund-overpayment", "nope", "10",
+                                       "--by", "user:li")
