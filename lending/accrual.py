@@ -55,7 +55,8 @@ def terms_for(record: LoanRecord, changes: tuple[PrincipalChange, ...] = ()) -> 
         currency=p.currency, start=loan.disbursed_on, maturity=loan.maturity,
         principal_minor=principal, rate=p.annual_rate, day_count=p.day_count,
         rounding=p.rounding, penalty_rate=p.penalty_annual_rate,
-        non_performing_after_days=p.non_performing_after_days, principal_changes=later)
+        non_performing_after_days=p.non_performing_after_days, grace_days=p.grace_days,
+        principal_changes=later)
 
 
 _ACCOUNTS: dict[tuple[object, str], Accounts] = {}

@@ -44,7 +44,7 @@ log = structlog.get_logger("lending")
 CHANGEABLE = ("name", "min_amount_minor", "max_amount_minor", "min_term_days",
               "max_term_days", "annual_rate", "day_count", "rounding", "penalty_annual_rate",
               "origination_fee", "extension", "non_performing_after_days", "waterfall",
-              "maturity_roll", "market")
+              "maturity_roll", "market", "grace_days")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ def to_definition(p: LoanProduct) -> dict[str, Any]:
         "dpd_buckets": [[b.label, b.from_days, b.to_days] for b in p.dpd_buckets],
         "waterfall": [b.value for b in p.waterfall],
         "maturity_roll": p.maturity_roll.value, "market": p.market,
+        "grace_days": p.grace_days,
     }
 
 
@@ -175,6 +176,8 @@ def from_definition(code: str, data: Mapping[str, Any], version: int = 0) -> Loa
         kw["waterfall"] = tuple(_enum(Bucket, b, "waterfall bucket") for b in data["waterfall"])
     if "maturity_roll" in data:
         kw["maturity_roll"] = _enum(RollConvention, data["maturity_roll"], "maturity roll")
+    if "grace_days" in data:
+        kw["grace_days"] = _int(data["grace_days"], "grace_days")
     if data.get("market") is not None:
         kw["market"] = str(data["market"]).upper()
     return LoanProduct(**kw)

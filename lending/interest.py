@@ -127,6 +127,9 @@ class AccrualTerms:
     penalty_rate: Decimal = Decimal(0)
     #: penalty accrues for days past due 1..N; None means it never stops
     non_performing_after_days: int | None = None
+    #: days past due without penalty: penalty runs from maturity + grace (the loan is
+    #: past due, and counted so, from the day after maturity all the same)
+    grace_days: int = 0
     #: later changes of the outstanding principal (partial repayments), by date
     principal_changes: tuple[PrincipalChange, ...] = ()
 
@@ -139,6 +142,7 @@ class AccrualTerms:
             raise InvalidDate(f"maturity {self.maturity} must be after start {self.start}")
         if self.non_performing_after_days is not None:
             check_minor(self.non_performing_after_days, "non-performing threshold")
+        check_minor(self.grace_days, "grace days")
         previous = self.start
         for change in self.principal_changes:
             check_minor(change.principal_minor, "principal after a change")
@@ -214,16 +218,17 @@ def _last_accruing_day(terms: AccrualTerms) -> dt.date | None:
 
 
 def penalty_accrued_through(terms: AccrualTerms, loan_day: dt.date) -> int:
-    """Penalty interest on overdue principal for the nights from maturity to `loan_day`,
-    up to the non-performing threshold, rounded once."""
+    """Penalty interest on overdue principal for the nights from maturity (after any grace
+    days) to `loan_day`, up to the non-performing threshold, rounded once."""
     end = loan_day
     last = _last_accruing_day(terms)
     if last is not None:
         end = min(end, last)
-    if end <= terms.maturity:
+    begin = terms.maturity + dt.timedelta(days=terms.grace_days)
+    if end <= begin:
         return 0
     return interest_on_principal_days(
-        principal_days(terms, terms.maturity, end),
+        principal_days(terms, begin, end),
         terms.penalty_rate,
         terms.day_count,
         terms.rounding,

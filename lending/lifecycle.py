@@ -291,6 +291,7 @@ def accrual_terms(loan: Loan, principal_changes: tuple[PrincipalChange, ...] = (
         rounding=product.rounding,
         penalty_rate=product.penalty_annual_rate,
         non_performing_after_days=product.non_performing_after_days,
+        grace_days=product.grace_days,
         principal_changes=principal_changes,
     )
 

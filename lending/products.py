@@ -169,6 +169,8 @@ class LoanProduct:
     maturity_roll: RollConvention = RollConvention.NONE
     #: the market whose business days apply; None: the currency's (CNY -> CN, ...)
     market: str | None = None
+    #: days past due before penalty interest starts (paid within them, none is charged)
+    grace_days: int = 0
     #: 0 for a product built into the code; a product defined at run time counts from 1
     #: (lending.catalogue), and a loan keeps the version it was booked under
     version: int = 0
@@ -189,6 +191,7 @@ class LoanProduct:
             check_rate(self.penalty_annual_rate, "penalty annual rate")
             check_minor(self.non_performing_after_days, "non-performing threshold",
                         positive=True)
+            check_minor(self.grace_days, "grace days")
             check_order(self.waterfall)
         except InvalidInput as exc:
             raise _invalid(f"product {self.code!r}", exc) from None
@@ -198,6 +201,10 @@ class LoanProduct:
             raise InvalidProduct(f"unknown day count {self.day_count!r}")
         if not isinstance(self.rounding, RoundingMode):
             raise InvalidProduct(f"unknown rounding mode {self.rounding!r}")
+        if self.grace_days >= self.non_performing_after_days:
+            raise InvalidProduct(f"product {self.code!r}: {self.grace_days} grace days leave no "
+                                 f"penalty before the loan is non-performing after "
+                                 f"{self.non_performing_after_days} days")
         if not isinstance(self.maturity_roll, RollConvention):
             raise InvalidProduct(f"unknown maturity roll {self.maturity_roll!r}")
         for rate, what in ((self.annual_rate, "annual rate"),

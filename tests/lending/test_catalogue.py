@@ -162,3 +162,22 @@ async def test_a_built_in_product_changed_at_run_time(db: AsyncEngine) -> None:
     assert listed["merchant_micro"].product.version == 0
     record = await apply(db, "L-sc", product="supply_chain")
     assert record.loan.product.version == 1
+
+
+async def test_grace_days_hold_off_penalty_but_not_past_due(db: AsyncEngine) -> None:
+    async with db.begin() as conn:
+        await good_borrower(conn)
+    v = await define(db, grace_days=3, maturity_roll="none", day_count="ACT/365")
+    await apply(db, "L-g")
+    async with db.begin() as conn:
+        record = (await lending.disburse_loan(conn, "L-g", DAY, CONFIG)).loan
+        record = await lending.accrue_loan(conn, record, days(33), CONFIG)
+    # three days past due, in grace: overdue, no penalty
+    assert record.status is lending.LoanStatus.OVERDUE and record.penalty_accrued_minor == 0
+    async with db.begin() as conn:
+        record = await lending.accrue_loan(conn, record, days(35), CONFIG)
+    # two nights of penalty after the grace: 10,000.00 at 13.5 % ACT/365
+    assert record.penalty_accrued_minor == lending.interest_for(
+        1_000_000, v.product.penalty_annual_rate, 2, lending.DayCount.ACT_365, "CNY")
+    with pytest.raises(InvalidProduct, match="grace days leave no penalty"):
+        await define(db, code="g2", grace_days=90)
