@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 import structlog
@@ -36,6 +37,7 @@ from gateways.errors import (
     IllegalTransition,
     IntentNotFound,
     InvalidPaymentRequest,
+    NotFound,
 )
 from gateways.inquiries import Subject
 from gateways.limits import check_amount
@@ -43,6 +45,7 @@ from gateways.routing import BankDirectory
 from gateways.schema import payment_attempts, payment_intents
 from gateways.states import AttemptState, IntentState
 from gateways.store import (
+    attempt_from_row,
     find_attempt,
     find_intent,
     intent_from_row,
@@ -289,10 +292,28 @@ async def get_intent(conn: AsyncConnection, intent_id: str, *,
     return intent
 
 
+_CURRENT = payment_attempts.alias("current_attempt")
+
+
 async def get_checkout(conn: AsyncConnection, intent_id: str, *,
                        merchant_id: str | None = None) -> Checkout:
-    """The intent with its current attempt and the instruction for the checkout page."""
-    return await _checkout(conn, await get_intent(conn, intent_id, merchant_id=merchant_id))
+    """The intent with its current attempt and the instruction for the checkout page, read
+    in ONE statement (one snapshot, one round trip: a caller may run it in autocommit)."""
+    row = (await conn.execute(
+        sa.select(payment_intents, *[c.label(f"attempt_{c.name}") for c in _CURRENT.c])
+        .select_from(payment_intents.outerjoin(
+            _CURRENT, _CURRENT.c.id == payment_intents.c.current_attempt_id))
+        .where(payment_intents.c.id == intent_id))).first()
+    if row is None or (merchant_id is not None and row.merchant_id != merchant_id):
+        raise IntentNotFound(intent_id)
+    intent = intent_from_row(row)
+    assert intent.current_attempt_id is not None
+    if row.attempt_id is None:
+        raise NotFound(f"no payment attempt {intent.current_attempt_id!r}")
+    fields = row._mapping
+    attempt = attempt_from_row(SimpleNamespace(
+        **{c.name: fields[f"attempt_{c.name}"] for c in _CURRENT.c}))
+    return Checkout(intent, attempt, attempt.payment_instruction)
 
 
 async def list_attempts(conn: AsyncConnection, intent_id: str, *,

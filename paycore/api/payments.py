@@ -31,6 +31,7 @@ from paycore.api import ratelimit
 from paycore.api.auth import Principal, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection, Settings
 from paycore.api.models import MoneyIn, MoneyOut
+from paycore.api.oneshot import one_statement
 from paycore.api.problems import ApiProblem, NotFound, register_error
 from paycore.api.supplier_access import controls_of, require_binding
 from paycore.schema import api_payout_owners
@@ -267,7 +268,8 @@ class BankHealthList(BaseModel):
 
 
 async def _intent_out(engine: Engine, intent_id: str, merchant_id: str) -> IntentOut:
-    async with engine.connect() as conn:
+    # get_checkout is one statement: no BEGIN/ROLLBACK round trips around it
+    async with one_statement(engine) as conn:
         checkout = await gateways.get_checkout(conn, intent_id, merchant_id=merchant_id)
     return IntentOut.of(checkout, checkout.intent)
 
