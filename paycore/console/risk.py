@@ -18,6 +18,7 @@ from moneyed import Money
 import gateways
 import lending
 from lending.schema import borrowers, decisions, loans
+from lending.schema import products as product_versions
 from paycore import disbursement
 from paycore.console import audit
 from paycore.console.staff import Session
@@ -262,4 +263,32 @@ async def exposure(request: Request, session: StaffSession) -> Response:
             row["available"] = Amount(line.available_minor, line.currency)
             if line.limit_minor:
                 row["used"] = f"{Decimal(row['exposure'].minor * 100) / line.limit_minor:.1f} %"
+    return respond(request, session, "table_page.html", table, pr)
+
+
+@router.get("/products")
+async def products(request: Request, session: StaffSession) -> Response:
+    """Every version of every product defined or changed at run time (the audit trail of
+    the terms: who, when, why); changing them is 'paycore products' or the API."""
+    pr = PageRequest.of(request, "code")
+    c = product_versions.c
+    table = Table("products", "Loan products", [
+        Column("code", "Product", c.code), Column("version", "Version", c.version, numeric=True),
+        Column("status", "Status", c.status), Column("from", "For loans from", c.effective_from),
+        Column("rate", "Rate a year"), Column("basis", "Day count"),
+        Column("terms", "Term (days)"), Column("roll", "Maturity roll"),
+        Column("by", "Changed by", c.changed_by), Column("why", "Reason", c.reason)],
+        caption="Built-in products (version 0): " + ", ".join(sorted(CONFIG.products))
+        + ". A loan keeps the version it was booked under.")
+
+    def row(r: Any) -> dict[str, Any]:
+        d = r.definition
+        return {"code": r.code, "version": r.version, "status": r.status,
+                "from": r.effective_from, "rate": d.get("annual_rate"),
+                "basis": d.get("day_count"),
+                "terms": f"{d.get('min_term_days')}-{d.get('max_term_days')}",
+                "roll": d.get("maturity_roll"), "by": r.changed_by, "why": r.reason}
+    async with engine_of(request).connect() as conn:
+        await fill(conn, table, sa.select(product_versions), pr, row,
+                   tiebreak=[c.code, c.version])
     return respond(request, session, "table_page.html", table, pr)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import ledger
+import lending
 import reconciliation
 from paycore.api import ApiSettings, create_api_key, create_app
 from paycore.schema import console_audit
@@ -220,7 +221,8 @@ async def test_every_page_answers_and_the_books_as_of_a_day(console) -> None:
                  "/console/payments/banks/health", f"/console/payments/records/payouts/{seeded.payout_id}",
                  "/console/books", f"/console/books?as_of={TODAY - dt.timedelta(days=30)}",
                  "/console/books/accounts", "/console/books/accounts/2202.payable.sup-p",
-                 "/console/books/journal", "/console/charts", "/console/audit"):
+                 "/console/books/journal", "/console/charts", "/console/audit",
+                 "/console/risk/products"):
         response = await client.get(path)
         assert response.status_code == 200, (path, response.text[:500])
     books = await client.get("/console/books")
@@ -236,3 +238,18 @@ async def test_the_audit_trail_cannot_be_edited(console) -> None:
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         async with engine.begin() as conn:
             await conn.execute(sa.delete(console_audit))
+
+
+async def test_the_products_page_shows_every_version_with_who_and_why(console) -> None:
+    engine, _, client = console
+    async with engine.begin() as conn:
+        await lending.define_product(conn, "short_sc", {
+            "name": "Short", "currency": "CNY", "min_amount_minor": 100_000,
+            "max_amount_minor": 2_000_000, "min_term_days": 7, "max_term_days": 45,
+            "annual_rate": "0.09", "maturity_roll": "following"}, effective_from=TODAY,
+            actor="user:risk.wang", reason="pilot", config=lending.DEFAULT_CONFIG)
+    await login(client, "risk1")
+    page = await client.get("/console/risk/products")
+    assert page.status_code == 200
+    assert "short_sc" in page.text and "user:risk.wang" in page.text and "pilot" in page.text
+    assert "following" in page.text and "supply_chain" in page.text
