@@ -9,12 +9,12 @@ each convention gives, for the nights in [start, end), an integer *count* over a
 * **ACT/360**: actual nights over 360 (money-market convention for USD and EUR).
 * **ACT/ACT-ISDA** (2006 ISDA Definitions §4.16(b)): nights falling in a leap year count
   1/366, the others 1/365: the period is split at each 31 Dec. paycore follows ISDA, not
-  Apache Fineract's Actual/Actual for loans, which takes one year length for a whole
-  repayment period (so a period crossing 31 Dec is divided by a single year's days and the
-  two disagree exactly when a period spans a year end into or out of a leap year). ISDA's
-  rule makes the interest a sum over nights, each night's weight fixed by its own date:
-  that is what lets a daily accrual, a catch-up run and a back-valued re-accrual all sum
-  to the same period interest, wherever the period starts.
+  Apache Fineract's Actual/Actual for loans, whose test vectors differ from ISDA's for
+  periods that cross a year end (as issue #20 reports; paycore's tests do not reproduce
+  Fineract's figures, and we have not checked its source for the exact rule). The reason:
+  ISDA's rule makes the interest a sum over nights, each night's weight fixed by its own
+  date alone — which is what lets a daily accrual, a catch-up run and a back-valued
+  re-accrual all sum to the same period interest, wherever the period starts or is cut.
 * **30/360-US** (the SIA / "30U/360" variant of the bond basis, with the end-of-February
   rules): D1 the last day of February -> 30; D2 the last day of February and D1 was too ->
   30; D1 = 31 -> 30; D2 = 31 and D1 >= 30 -> 30. Without the February rules this is the

@@ -8,9 +8,10 @@ Sources of the vectors (each is cited where it is used):
   formulas, worked by hand on the dates that exercise each adjustment; and the SIA's
   "Standard Securities Calculation Methods" 30/360 end-of-February rules for 30/360-US.
 
-Where paycore and Apache Fineract part: Fineract's Actual/Actual for loans divides a whole
-period by one year's length, ISDA splits it at 31 Dec; paycore follows ISDA so that a
-period's interest is the sum of its nights' (test_act_act_is_a_sum_over_nights).
+Where paycore and Apache Fineract part: Fineract's Actual/Actual loan vectors differ from
+ISDA's for periods across a year end (issue #20); paycore follows ISDA, splitting a period
+at 31 Dec, so that a period's interest is the sum of its nights'
+(test_act_act_is_a_sum_over_nights).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def test_act_365_and_act_360_are_unchanged() -> None:
 
 
 def test_act_act_is_a_sum_over_nights() -> None:
-    """The difference from Fineract's period-wide year: 31 Dec 2023 -> 2 Jan 2024 is one
-    night of 2023 (1/365) and one of 2024 (1/366), not 2/366 or 2/365."""
+    """31 Dec 2023 -> 2 Jan 2024 is one night of 2023 (1/365) and one of 2024 (1/366): a
+    period across a year end is split there, not divided by one year's length."""
     assert fraction(DayCount.ACT_ACT_ISDA, D(2023, 12, 31), D(2024, 1, 2)) == (
         Fraction(1, 365) + Fraction(1, 366))
 
