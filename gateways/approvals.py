@@ -40,6 +40,7 @@ from gateways.beneficiaries import (
     FourEyesViolation,
     _check_actor,
     audit,
+    normalise_actor,
     reveal,
     usable_account,
 )
@@ -115,7 +116,7 @@ async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayout
                                   now: dt.datetime | None = None) -> Payout:
     """Record and reserve a supplier payout (see the module docstring), in the caller's
     transaction. The same request again returns the same payout."""
-    _check_actor(request.requested_by)
+    requested_by = _check_actor(request.requested_by)
     now = now or utcnow()
     existing = await find_supplier_payout(conn, request.payout_id)
     if existing is not None:
@@ -147,17 +148,17 @@ async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayout
             status=P.PENDING_APPROVAL.value, updated_at=now))
     await conn.execute(supplier_payouts.insert().values(
         payout_id=payout.id, supplier_id=request.supplier_id, account_id=request.account_id,
-        account_changed_at=account.changed_at, requested_by=request.requested_by,
+        account_changed_at=account.changed_at, requested_by=requested_by,
         approval_reason=reason, decided_by=None, decision=None, decided_at=None,
         created_at=now))
-    await audit(conn, actor=request.requested_by, action="payout.requested",
+    await audit(conn, actor=requested_by, action="payout.requested",
                 supplier_id=request.supplier_id, subject_id=payout.id, now=now,
                 details={"account_id": request.account_id, "amount_minor": payout.amount_minor,
                          "currency": payout.currency, "manual": request.manual,
                          "approval": reason or (f"covered by {request.prior_approval}"
                                                 if request.prior_approval else "not needed")})
     log.info("payout.supplier_requested", payout_id=payout.id, supplier_id=request.supplier_id,
-             account_id=request.account_id, requested_by=request.requested_by,
+             account_id=request.account_id, requested_by=requested_by,
              pending_approval=reason is not None)
     return await load_payout(conn, payout.id)
 
@@ -177,7 +178,7 @@ async def approve_payout(conn: AsyncConnection, payout_id: str, *, actor: str,
     """A second person approves: the payout becomes `requested` (the banks may have it).
     The account is checked again: changed, unverified or cooling off since the request,
     it is refused."""
-    _check_actor(actor)
+    actor = _check_actor(actor)
     now = now or utcnow()
     payout, record = await _pending(conn, payout_id)
     if record.decision == "approved" and payout.status is not P.PENDING_APPROVAL:
@@ -185,7 +186,7 @@ async def approve_payout(conn: AsyncConnection, payout_id: str, *, actor: str,
     if payout.status is not P.PENDING_APPROVAL:
         raise NotAwaitingApproval(f"payout {payout_id} is {payout.status.value}, not "
                                 "pending_approval")
-    if actor == record.requested_by:
+    if actor == normalise_actor(record.requested_by):
         raise FourEyesViolation(f"{actor} requested payout {payout_id}; someone else must "
                                 "approve it")
     account = await usable_account(conn, record.supplier_id, record.account_id,
@@ -211,7 +212,7 @@ async def reject_payout(conn: AsyncConnection, payout_id: str, *, actor: str, re
                         now: dt.datetime | None = None) -> Payout:
     """Refuse (or, by its requester, withdraw) a payout awaiting approval: canceled, its
     reservation released."""
-    _check_actor(actor)
+    actor = _check_actor(actor)
     if not reason.strip():
         raise InvalidPaymentRequest("say why the payout is rejected")
     now = now or utcnow()

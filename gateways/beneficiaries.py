@@ -3,10 +3,16 @@
 - `add_account` records an account `unverified` (number encrypted, keyed hash, last four);
   the same number twice for a supplier, or a number another supplier registered, is
   refused (a shared account is how money is diverted).
-- `verify_account` makes it `verified`, by an actor other than the one who added or last
-  changed it (four eyes; the database's CHECK holds the same rule).
+- `verify_account` makes it `verified`, by an actor other than the one who typed its number
+  (`number_entered_by`) and other than the one who last changed it (four eyes; the
+  database's CHECK holds the same rule): a cosmetic change by someone else never lets the
+  number's typist check her own number.
 - `change_account` sets new details: the account is `unverified` again and its cooling-off
-  starts over. `retire_account` takes it out of use.
+  starts over; a change that changes nothing is no change (nothing reset, nothing audited).
+  `retire_account` takes it out of use.
+- Account numbers are canonical before they are hashed or sealed (`canonical_number`: no
+  spaces, letters upper-case — banks read IBANs case-insensitively), so one bank account is
+  one hash however it was typed.
 - `suspend_account`: a payout to the account came back (退票: closed, wrong name): it is
   `unverified` again, with the bank's reason (`status_reason`), until a second person (not
   the one who entered its details) verifies it again or its details are changed; the
@@ -18,7 +24,8 @@
 
 Every change writes a row to `payout_control_audit` (append-only; never a number) in the
 same transaction. Actors are strings the caller authenticated: `user:<name>` or
-`key:<api key id>`.
+`key:<api key id>`, compared in one spelling (`normalise_actor`: trimmed, lower-case), so
+'user:Alice' and 'user:alice' are one person.
 """
 
 from __future__ import annotations
@@ -51,9 +58,11 @@ __all__ = [
     "add_account",
     "audit",
     "audit_trail",
+    "canonical_number",
     "change_account",
     "get_account",
     "list_accounts",
+    "normalise_actor",
     "rekey_accounts",
     "retire_account",
     "reveal",
@@ -119,6 +128,9 @@ class BeneficiaryAccount:
     verified_at: dt.datetime | None
     #: why the system took it out of use (a payout to it came back); None otherwise
     status_reason: str | None = None
+    #: who typed the account number now registered (on add, or on a change of the number):
+    #: never its verifier
+    number_entered_by: str = ""
 
     def usable_from(self, cooling_off: dt.timedelta) -> dt.datetime | None:
         """When payouts may start (None: not verified)."""
@@ -133,18 +145,34 @@ def _row(r: Any) -> BeneficiaryAccount:
         masked_number=mask("****" + r.account_last4), status=AccountState(r.status),
         key_id=r.key_id, created_by=r.created_by, created_at=r.created_at,
         changed_by=r.changed_by, changed_at=r.changed_at, verified_by=r.verified_by,
-        verified_at=r.verified_at, status_reason=r.status_reason)
+        verified_at=r.verified_at, status_reason=r.status_reason,
+        number_entered_by=r.number_entered_by)
+
+
+def normalise_actor(actor: str) -> str:
+    """The one spelling of an identity that four-eyes checks compare and the trail records:
+    trimmed, kind and name lower-case ('user:Alice ' is 'user:alice')."""
+    kind, sep, name = actor.strip().partition(":")
+    return f"{kind.strip().lower()}{sep}{name.strip().casefold()}"
 
 
 def _check_actor(actor: str) -> str:
-    if not _ACTOR.match(actor):
+    """The actor in its one spelling (`normalise_actor`), if well formed."""
+    normal = normalise_actor(actor)
+    if not _ACTOR.match(normal):
         raise InvalidPaymentRequest(f"actor {actor!r} must read user:<name>, key:<id> or "
                                     "system:<job>")
-    return actor
+    return normal
+
+
+def canonical_number(number: str) -> str:
+    """An account number as the bank reads it: no spaces, letters upper-case (an IBAN typed
+    in lower case is the same account). Hashed and sealed only in this form."""
+    return "".join(number.split()).upper()
 
 
 def _check_details(holder_name: str, number: str, bank_name: str) -> str:
-    number = number.replace(" ", "")
+    number = canonical_number(number)
     if not _NUMBER.match(number):
         raise InvalidPaymentRequest("an account number is 4 to 34 letters and digits")
     if not holder_name.strip() or len(holder_name) > 140 or len(bank_name) > 140:
@@ -200,7 +228,7 @@ async def add_account(conn: AsyncConnection, supplier_id: str, *, holder_name: s
                       account_number: str, bank_name: str = "", actor: str,
                       now: dt.datetime | None = None) -> BeneficiaryAccount:
     """Register a supplier's account, `unverified`."""
-    _check_actor(actor)
+    actor = _check_actor(actor)
     number = _check_details(holder_name, account_number, bank_name)
     keys = current_account_keys()
     await _refuse_duplicate(conn, keys, supplier_id, number)
@@ -210,7 +238,7 @@ async def add_account(conn: AsyncConnection, supplier_id: str, *, holder_name: s
         id=account_id, supplier_id=supplier_id, holder_name=holder_name.strip(),
         bank_name=bank_name.strip(), status=AccountState.UNVERIFIED.value, created_by=actor,
         created_at=now, changed_by=actor, changed_at=now, verified_by=None, verified_at=None,
-        updated_at=now, **_sealed(keys, account_id, number)))
+        number_entered_by=actor, updated_at=now, **_sealed(keys, account_id, number)))
     await audit(conn, actor=actor, action="account.added", supplier_id=supplier_id,
                 subject_id=account_id, now=now,
                 details={"holder_name": holder_name.strip(), "bank_name": bank_name.strip(),
@@ -254,20 +282,24 @@ async def verify_account(conn: AsyncConnection, account_id: str, *, actor: str,
                          supplier_id: str | None = None,
                          now: dt.datetime | None = None) -> BeneficiaryAccount:
     """The second person confirms the account (e.g. after the supplier confirmed a test
-    credit or a call-back on a known number). Not the one who added or last changed it."""
-    _check_actor(actor)
+    credit or a call-back on a known number). Not the one who typed its number, nor the one
+    who last changed it."""
+    actor = _check_actor(actor)
     account = await get_account(conn, account_id, supplier_id=supplier_id)
     if account.status is AccountState.VERIFIED:
         return account
     if account.status is not AccountState.UNVERIFIED:
         raise AccountNotUsable(f"account {account_id} is {account.status.value}")
-    if actor == account.changed_by:
-        raise FourEyesViolation(f"{actor} entered account {account_id}'s details; someone "
+    if actor == normalise_actor(account.number_entered_by):
+        raise FourEyesViolation(f"{actor} entered account {account_id}'s number; someone "
                                 "else must verify it")
+    if actor == normalise_actor(account.changed_by):
+        raise FourEyesViolation(f"{actor} last changed account {account_id}'s details; "
+                                "someone else must verify it")
     now = now or utcnow()
     await _set(conn, account, AccountState.UNVERIFIED, status=AccountState.VERIFIED.value,
                verified_by=actor, verified_at=now, status_reason=None, updated_at=now)
-    details = {"maker": account.changed_by}
+    details = {"maker": account.changed_by, "number_entered_by": account.number_entered_by}
     if account.status_reason:
         details["was"] = account.status_reason
     await audit(conn, actor=actor, action="account.verified", supplier_id=account.supplier_id,
@@ -280,8 +312,9 @@ async def change_account(conn: AsyncConnection, account_id: str, *, actor: str,
                          holder_name: str | None = None, account_number: str | None = None,
                          bank_name: str | None = None, supplier_id: str | None = None,
                          now: dt.datetime | None = None) -> BeneficiaryAccount:
-    """New details: the account is unverified again and its cooling-off starts over."""
-    _check_actor(actor)
+    """New details: the account is unverified again and its cooling-off starts over. Details
+    equal to the registered ones are no change: the account is returned as it is."""
+    actor = _check_actor(actor)
     account = await get_account(conn, account_id, supplier_id=supplier_id)
     if account.status is AccountState.RETIRED:
         raise AccountNotUsable(f"account {account_id} is retired; register a new one")
@@ -291,13 +324,20 @@ async def change_account(conn: AsyncConnection, account_id: str, *, actor: str,
     values: dict[str, Any] = {}
     details: dict[str, Any] = {"holder_name": name, "bank_name": bank,
                                "previous_status": account.status.value}
+    number = None
     if account_number is not None:
         number = _check_details(name, account_number, bank)
-        await _refuse_duplicate(conn, keys, account.supplier_id, number, except_id=account_id)
-        values.update(_sealed(keys, account_id, number))
-        details["account"] = mask(number)
+        if number == (await reveal(conn, account_id)).account_number:
+            number = None  # the number registered already: not a new number
     else:
         _check_details(name, "0000", bank)
+    if number is not None:
+        await _refuse_duplicate(conn, keys, account.supplier_id, number, except_id=account_id)
+        values.update(_sealed(keys, account_id, number), number_entered_by=actor)
+        details["account"] = mask(number)
+    elif (name.strip(), bank.strip()) == (account.holder_name, account.bank_name):
+        # nothing changes: no reset of the verification or the cooling-off, no audit row
+        return account
     now = now or utcnow()
     await _set(conn, account, account.status, holder_name=name.strip(), bank_name=bank.strip(),
                status=AccountState.UNVERIFIED.value, changed_by=actor, changed_at=now,
@@ -312,7 +352,7 @@ async def change_account(conn: AsyncConnection, account_id: str, *, actor: str,
 async def retire_account(conn: AsyncConnection, account_id: str, *, actor: str,
                          reason: str = "", supplier_id: str | None = None,
                          now: dt.datetime | None = None) -> BeneficiaryAccount:
-    _check_actor(actor)
+    actor = _check_actor(actor)
     account = await get_account(conn, account_id, supplier_id=supplier_id)
     if account.status is AccountState.RETIRED:
         return account
@@ -331,7 +371,7 @@ async def suspend_account(conn: AsyncConnection, account_id: str, *, reason: str
     """A payout to this account came back: unverified, with `reason`, until a second person
     verifies it again (or its details are changed). An account not verified now (changed
     since, or retired) is left as it is."""
-    _check_actor(actor)
+    actor = _check_actor(actor)
     account = await get_account(conn, account_id)
     if account.status is not AccountState.VERIFIED:
         return account
@@ -408,15 +448,19 @@ async def reveal(conn: AsyncConnection, account_id: str) -> Beneficiary:
 
 async def rekey_accounts(conn: AsyncConnection, *, actor: str,
                          now: dt.datetime | None = None) -> int:
-    """Re-encrypt (and re-hash) every account not under the newest key; returns how many.
-    The old keys may leave the ring afterwards."""
-    _check_actor(actor)
+    """Re-encrypt every account not under the newest key, and re-seal any whose number was
+    stored as typed rather than canonical (`canonical_number`: the duplicate check hashes
+    that form); returns how many. The old keys may leave the ring afterwards."""
+    actor = _check_actor(actor)
     keys = current_account_keys()
     now = now or utcnow()
-    rows = (await conn.execute(sa.select(beneficiary_accounts).where(
-        beneficiary_accounts.c.key_id != keys.current_id))).all()
-    for row in rows:
-        number = keys.decrypt(row.key_id, row.account_ciphertext, bound_to=row.id)
+    rows = []
+    for row in (await conn.execute(sa.select(beneficiary_accounts))).all():
+        typed = keys.decrypt(row.key_id, row.account_ciphertext, bound_to=row.id)
+        number = canonical_number(typed)
+        if row.key_id != keys.current_id or typed != number:
+            rows.append((row, number))
+    for row, number in rows:
         await conn.execute(beneficiary_accounts.update().where(
             beneficiary_accounts.c.id == row.id, beneficiary_accounts.c.key_id == row.key_id)
             .values(**_sealed(keys, row.id, number)))

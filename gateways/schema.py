@@ -290,10 +290,14 @@ beneficiary_accounts = sa.Table(
     #: back (it is `unverified` until a second person verifies it again); migration 0026
     sa.Column("status_reason", sa.String(500)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    #: who typed the account number now registered (on add, or a change of the number):
+    #: never its verifier, whoever changed other details since; migration 0029
+    sa.Column("number_entered_by", sa.String(120), nullable=False),
     sa.CheckConstraint("status IN ('unverified', 'verified', 'retired')",
                        name="ck_beneficiary_accounts_status"),
     sa.CheckConstraint("status <> 'verified' OR (verified_by IS NOT NULL "
-                       "AND verified_by <> changed_by)",
+                       "AND lower(verified_by) <> lower(changed_by) "
+                       "AND lower(verified_by) <> lower(number_entered_by))",
                        name="ck_beneficiary_accounts_four_eyes"),
     sa.Index("ix_beneficiary_accounts_supplier", "supplier_id", "status"),
     sa.Index("ix_beneficiary_accounts_hmac", "account_hmac"),

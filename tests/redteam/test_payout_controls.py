@@ -25,11 +25,6 @@ def ask(pid: str, account_id: str, amount: str = "300.00", *, by: str = "user:al
                                  amount=cny(amount), requested_by=by, manual=manual)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (money can leave): verify_account compares the verifier only with the last "
-    "changer (changed_by), and the CHECK does the same; a cosmetic or empty change by anyone "
-    "else (a bank-name typo fixed, or 'beneficiaries change ACCOUNT --as bob' with no "
-    "option) lets the person who typed the account number verify it herself"))
 @pytest.mark.parametrize("change", [{"bank_name": "ICBC Hangzhou"}, {}],
                          ids=["bank-name-fixed", "empty-change"])
 async def test_whoever_entered_the_number_never_verifies_it(db, change):
@@ -51,11 +46,6 @@ async def test_whoever_entered_the_number_never_verifies_it(db, change):
             await gateways.verify_account(conn, account.id, actor="user:mallory", now=T0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (money can leave): actors are compared as exact strings, so 'user:Alice' and "
-    "'user:alice' are two people; API key holders may be upper-case (paycore apikeys create "
-    "--holder Alice) while console staff names are lower-case, and the CLI's --as takes any "
-    "spelling: one person verifies her own entry"))
 async def test_a_name_in_another_case_is_the_same_person_when_verifying(db):
     async with db.begin() as conn:
         account = await gateways.add_account(conn, "sup-001", holder_name="Hangzhou Silk Co.",
@@ -65,9 +55,6 @@ async def test_a_name_in_another_case_is_the_same_person_when_verifying(db):
             await gateways.verify_account(conn, account.id, actor="user:Alice", now=T0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (money can leave): approve_payout compares approver and requester as exact "
-    "strings: the requester approves her own payout as 'user:ALICE'"))
 async def test_a_name_in_another_case_is_the_same_person_when_approving(db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
@@ -117,11 +104,6 @@ async def test_held_approval_rechecks_the_account_and_the_requester(db):
     await assert_books_prove(db)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (money can leave): the register refuses a number another supplier registered "
-    "by a keyed hash of the number exactly as typed; an IBAN in lower case (banks read "
-    "IBANs case-insensitively) is another hash, so one bank account is registered for two "
-    "suppliers — the shared-account control ('how money is diverted') is bypassed"))
 async def test_an_iban_in_lower_case_is_the_same_account(db):
     async with db.begin() as conn:
         await gateways.add_account(conn, "sup-001", holder_name="Silk", actor="user:alice",
