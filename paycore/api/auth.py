@@ -39,7 +39,7 @@ class Principal:
     @property
     def actor(self) -> str:
         """The identity that acts: `user:<holder>`, else `key:<key id>` (audit, four eyes)."""
-        return f"user:{self.holder}" if self.holder else f"key:{self.key_id}"
+        return keys.holder_actor(self.holder) or f"key:{self.key_id}"
 
     def can(self, scope: str) -> bool:
         return keys.grants(self.scopes, scope)

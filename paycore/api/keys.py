@@ -101,7 +101,7 @@ class ApiKey:
     @property
     def actor(self) -> str:
         """Who acts with this key, as the audit trail and four-eyes checks name them."""
-        return f"user:{self.holder}" if self.holder else f"key:{self.id}"
+        return holder_actor(self.holder) or f"key:{self.id}"
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,17 @@ class IssuedKey:
 
     key: ApiKey
     secret: str
+
+
+def normal_holder(holder: str) -> str:
+    """A key holder's one spelling (trimmed, lower-case, like staff usernames and
+    gateways.beneficiaries.normalise_actor): 'Alice' and 'alice' are one person."""
+    return holder.strip().casefold()
+
+
+def holder_actor(holder: str | None) -> str | None:
+    """The actor a holder acts as (`user:<holder>`, normalised), None without a holder."""
+    return f"user:{normal_holder(holder)}" if holder and holder.strip() else None
 
 
 def _digest(token: str) -> str:
@@ -129,6 +140,8 @@ async def create_api_key(conn: AsyncConnection, merchant_id: str, scopes: Sequen
         raise InvalidMerchant(f"merchant id {merchant_id!r} must be 1-64 characters of "
                               "letters, digits and . _ : -, starting with a letter or digit")
     granted = validate_scopes(scopes)
+    if holder is not None:
+        holder = normal_holder(holder)
     if holder is not None and not _MERCHANT.match(holder):
         raise InvalidMerchant(f"key holder {holder!r} must be 1-64 characters of letters, "
                               "digits and . _ : -")

@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,7 +48,28 @@ for _error, _status in (
 
 AccountWriter = Annotated[Principal, requires("payouts:write")]
 AccountReader = Annotated[Principal, requires("payouts:read")]
-Approver = Annotated[Principal, requires("payouts:approve")]
+
+
+class KeyWithoutHolder(ApiProblem):
+    """Refused before anything could change: the Idempotency-Key stays free."""
+
+    status, code, replayable = 403, "key-without-holder", False
+
+
+def _person(principal: Annotated[Principal, requires("payouts:approve")]) -> Principal:
+    """The checker is a person: a key without a holder is not one (two holder-less keys
+    would be two checkers however many people hold them)."""
+    if not principal.holder:
+        raise KeyWithoutHolder(
+            f"key {principal.key_id} names no holder: verifying an account or deciding a "
+            "payout is a second person's act, and four eyes compare the people behind "
+            "keys. Issue this person a key that names them: paycore apikeys create "
+            f"{principal.merchant_id} --scope payouts:approve --holder <their name>",
+            title="A key without a holder")
+    return principal
+
+
+Approver = Annotated[Principal, Depends(_person)]
 SupplierId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 RecordPath = Annotated[str, Path(max_length=64)]
 

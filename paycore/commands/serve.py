@@ -169,6 +169,12 @@ def apikeys_create(
     """Issue a key; its secret is printed once and never stored."""
     from paycore.api import keys  # the API package imports FastAPI: only when used
 
+    if keys.grants(scope, "payouts:approve") and not (holder and holder.strip()):
+        # four eyes compare the people behind keys: a checker's key must name one
+        errors.print("[red]HolderRequired[/red]: a key that may verify accounts or approve "
+                     "payouts (payouts:approve) belongs to one person: add --holder <name>")
+        raise typer.Exit(2)
+
     async def go(conn: AsyncConnection) -> keys.IssuedKey:
         return await keys.create_api_key(conn, merchant, scope, name=name, holder=holder)
     try:

@@ -122,13 +122,6 @@ async def _key(db: AsyncEngine, merchant: str, holder: str | None, *scopes: str)
         return (await create_api_key(conn, merchant, scopes, holder=holder)).secret
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (money can leave): four eyes through the API compare key holders, and a key "
-    "without a holder is a person of its own (key:<id>); a key holder's name is compared "
-    "case by case. One person holding two holder-less keys, or keys for 'Alice' and "
-    "'alice', registers a supplier's account and verifies it (then requests and approves "
-    "the payout). A key that may verify or approve should name its holder, and names "
-    "should compare case-insensitively"))
 @pytest.mark.parametrize("holders", [(None, None), ("Alice", "alice")],
                          ids=["no-holder", "holder-case"])
 async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
