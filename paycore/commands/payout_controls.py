@@ -1,6 +1,10 @@
 """Suppliers' bank accounts, merchant-supplier bindings, and payout approval, from the
-command line. Every command that changes something names the person acting (`--as`),
-recorded in the audit trail; four-eyes rules compare these names.
+command line. Every command that changes something names the person acting (`--as NAME`)
+and proves it: NAME is a console staff user (`paycore staff add`), whose password is
+prompted without echo (or read from PAYCORE_STAFF_PASSWORD, for scripts) and checked like
+a console login (argon2id; unknown, disabled and locked users refused; failures count
+towards the lock-out). The actor recorded, and compared by the four-eyes rules, is
+`user:<name>`; nobody acts as `system:` or as an API key from here.
 
     paycore beneficiaries add SUPPLIER --holder NAME [--bank NAME] --as USER   (number prompted)
     paycore beneficiaries list [SUPPLIER]
@@ -22,8 +26,10 @@ for it without echo, or reads PAYCORE_ACCOUNT_NUMBER.
 
 from __future__ import annotations
 
+import os
 import secrets
 from decimal import Decimal, InvalidOperation
+from typing import NoReturn
 
 import typer
 from moneyed import Money
@@ -33,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import gateways
 import ledger
 from paycore.commands.payments import payments_app
-from paycore.runner import console, in_transaction, read_only
+from paycore.runner import console, errors, in_transaction, read_only
 from paycore.supplier_bindings import bind_supplier, bound_suppliers, unbind_supplier
 
 
@@ -49,11 +55,40 @@ beneficiaries_app = typer.Typer(help="Suppliers' bank accounts: the only places 
 bindings_app = typer.Typer(help="Which suppliers a merchant's API keys may act for.",
                            no_args_is_help=True)
 
-ACTOR = typer.Option(..., "--as", help="who you are (recorded; four-eyes rules compare it)")
+ACTOR = typer.Option(..., "--as", help="who you are: a console staff user, password "
+                     "prompted (or PAYCORE_STAFF_PASSWORD); recorded, and compared by the "
+                     "four-eyes rules")
+
+
+def _refuse(message: str) -> NoReturn:
+    errors.print(f"[red]NotAuthenticated[/red]: {message}")
+    raise typer.Exit(2)
 
 
 def _actor(name: str) -> str:
-    return name if name.startswith(("user:", "system:")) else f"user:{name}"
+    """`--as NAME`, authenticated as the console staff user NAME: the actor `user:<name>`.
+    A person never acts as a system job or an API key (`system:`, `key:`)."""
+    from paycore.console import staff  # argon2 and the console's tables: only when used
+
+    kind, sep, rest = name.strip().partition(":")
+    if sep and kind.strip().lower() != "user":
+        _refuse(f"{name!r} is not a person: --as names a console staff user (paycore staff "
+                "list); system jobs and API keys do not act from the command line")
+    username = (rest if sep else kind).strip().casefold()
+    password = os.environ.get("PAYCORE_STAFF_PASSWORD") or str(typer.prompt(
+        f"password of staff user {username}", hide_input=True))
+
+    async def login(conn: AsyncConnection) -> staff.StaffUser | staff.LoginRefused:
+        try:
+            return await staff.authenticate(conn, username, password)
+        except staff.LoginRefused as exc:
+            return exc  # returned, not raised: the failure's count is committed
+    user = in_transaction(login)
+    if isinstance(user, staff.LoginRefused):
+        _refuse(f"{user} (--as {username}: a console staff user and their password)")
+    if user.role is staff.Role.VIEWER:
+        _refuse(f"staff user {username} is a viewer: viewers change nothing")
+    return user.actor
 
 
 def _print_account(a: gateways.BeneficiaryAccount) -> None:
@@ -69,9 +104,10 @@ def add(supplier: str, holder: str = typer.Option(..., help="the account holder'
                                    help="prompted without echo (or PAYCORE_ACCOUNT_NUMBER)"),
         as_: str = ACTOR) -> None:
     """Register a supplier's account, unverified."""
+    actor = _actor(as_)
     account = in_transaction(lambda conn: gateways.add_account(
         conn, supplier, holder_name=holder, account_number=number, bank_name=bank,
-        actor=_actor(as_)))
+        actor=actor))
     _print_account(account)
     console.print("  someone else must verify it: paycore beneficiaries verify "
                   f"{account.id} --as <name>")
@@ -99,8 +135,9 @@ def list_(supplier: str | None = typer.Argument(None)) -> None:
 @beneficiaries_app.command("verify")
 def verify(account: str, as_: str = ACTOR) -> None:
     """Verify an account someone else entered (after confirming it with the supplier)."""
+    actor = _actor(as_)
     done = in_transaction(lambda conn: gateways.verify_account(conn, account,
-                                                               actor=_actor(as_)))
+                                                               actor=actor))
     _print_account(done)
 
 
@@ -111,16 +148,18 @@ def change(account: str, holder: str | None = typer.Option(None),
                                            help="prompt for a new account number"),
            as_: str = ACTOR) -> None:
     """New details: unverified again, and the cooling-off starts over."""
+    actor = _actor(as_)
     number = typer.prompt("New account number", hide_input=True) if new_number else None
     done = in_transaction(lambda conn: gateways.change_account(
-        conn, account, actor=_actor(as_), holder_name=holder, bank_name=bank,
+        conn, account, actor=actor, holder_name=holder, bank_name=bank,
         account_number=number))
     _print_account(done)
 
 
 @beneficiaries_app.command("retire")
 def retire(account: str, reason: str = typer.Option(...), as_: str = ACTOR) -> None:
-    done = in_transaction(lambda conn: gateways.retire_account(conn, account, actor=_actor(as_),
+    actor = _actor(as_)
+    done = in_transaction(lambda conn: gateways.retire_account(conn, account, actor=actor,
                                                                reason=reason))
     _print_account(done)
 
@@ -129,9 +168,10 @@ def retire(account: str, reason: str = typer.Option(...), as_: str = ACTOR) -> N
 def rekey(as_: str = ACTOR) -> None:
     """Re-encrypt every account, and every webhook signing secret (the same key ring),
     under the newest key of PAYCORE_ACCOUNT_KEYS."""
+    actor = _actor(as_)
     from paycore import webhooks
 
-    count = in_transaction(lambda conn: gateways.rekey_accounts(conn, actor=_actor(as_)))
+    count = in_transaction(lambda conn: gateways.rekey_accounts(conn, actor=actor))
     sealed = in_transaction(webhooks.rekey_secrets)
     console.print(f"{count} accounts re-encrypted under key "
                   f"{gateways.current_account_keys().current_id}")
@@ -162,15 +202,17 @@ def audit(supplier: str | None = typer.Option(None), subject: str | None = typer
 
 @bindings_app.command("add")
 def bindings_add(merchant: str, supplier: str, as_: str = ACTOR) -> None:
+    actor = _actor(as_)
     made = in_transaction(lambda conn: bind_supplier(conn, merchant, supplier,
-                                                     actor=_actor(as_)))
+                                                     actor=actor))
     console.print(f"{merchant} -> {supplier}: {'bound' if made else 'already bound'}")
 
 
 @bindings_app.command("remove")
 def bindings_remove(merchant: str, supplier: str, as_: str = ACTOR) -> None:
+    actor = _actor(as_)
     done = in_transaction(lambda conn: unbind_supplier(conn, merchant, supplier,
-                                                       actor=_actor(as_)))
+                                                       actor=actor))
     console.print(f"{merchant} -> {supplier}: {'removed' if done else 'was not bound'}")
 
 
@@ -185,6 +227,7 @@ def request_payout(supplier: str, amount: str, currency: str,
                    payout_id: str | None = typer.Option(None, "--id"),
                    description: str = typer.Option(""), as_: str = ACTOR) -> None:
     """A manual payout from the supplier's payable: it waits for a second person."""
+    actor = _actor(as_)
     try:
         money = Money(Decimal(amount), currency.upper())
     except (InvalidOperation, ValueError, LookupError):
@@ -195,7 +238,7 @@ def request_payout(supplier: str, amount: str, currency: str,
     payout = in_transaction(lambda conn: gateways.request_supplier_payout(
         conn, gateways.SupplierPayoutRequest(
             payout_id=pid, supplier_id=supplier, account_id=account, amount=money,
-            requested_by=_actor(as_), manual=True, description=description), controls))
+            requested_by=actor, manual=True, description=description), controls))
     console.print(f"{payout.id}: {payout.amount.amount:,} {payout.currency} to "
                   f"{payout.beneficiary.name} ***{payout.beneficiary.account_number[-4:]}: "
                   f"[bold]{payout.status.value}[/bold]")
@@ -216,17 +259,19 @@ def pending() -> None:
 
 def approve(payout: str, as_: str = ACTOR) -> None:
     """Approve a payout someone else requested; `submit-payouts` then sends it."""
+    actor = _actor(as_)
     controls = controls_from_env()
 
     async def work(conn: AsyncConnection) -> gateways.Payout:
-        return await gateways.approve_payout(conn, payout, actor=_actor(as_), controls=controls)
+        return await gateways.approve_payout(conn, payout, actor=actor, controls=controls)
     done = in_transaction(work)
-    console.print(f"{done.id}: [bold]{done.status.value}[/bold] (approved by {_actor(as_)})")
+    console.print(f"{done.id}: [bold]{done.status.value}[/bold] (approved by {actor})")
 
 
 def reject(payout: str, reason: str = typer.Option(...), as_: str = ACTOR) -> None:
     """Reject a payout waiting for approval: canceled, its reservation released."""
-    done = in_transaction(lambda conn: gateways.reject_payout(conn, payout, actor=_actor(as_),
+    actor = _actor(as_)
+    done = in_transaction(lambda conn: gateways.reject_payout(conn, payout, actor=actor,
                                                               reason=reason))
     console.print(f"{done.id}: [bold]{done.status.value}[/bold] ({done.failure_reason})")
 

@@ -1,5 +1,6 @@
-"""Payout controls from the command line: every change names its person (`--as`), four
-eyes compare them, the number is never an argument nor printed; SQLite file."""
+"""Payout controls from the command line: every change names its person (`--as`, a console
+staff user who gives their password), four eyes compare them, the number is never an
+argument nor printed; SQLite file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from paycore.cli import app
 
 runner = CliRunner()
 NUMBER = "6222020200112233445"
+#: the console staff users of these tests, each with their own password
+STAFF = {name: f"{name}-secret-passphrase" for name in ("alice", "bob", "carol", "ops")}
 
 
 @pytest.fixture
@@ -21,6 +24,10 @@ def cli_db(tmp_path, monkeypatch):
     monkeypatch.setenv("PAYCORE_ACCOUNT_KEYS", "cli1:" + "A" * 43 + "=")
     monkeypatch.setenv("PAYCORE_PAYOUT_COOLING_OFF_HOURS", "0")
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    for name, password in STAFF.items():
+        added = runner.invoke(app, ["staff", "add", name, "--role", "payments"],
+                              env={"PAYCORE_STAFF_PASSWORD": password})
+        assert added.exit_code == 0, added.output
     for args in (["2202.payable.sup-9", "Payable", "liability", "CNY", "--limit",
                   "debits_must_not_exceed_credits"],
                  ["1102.clearing.bank", "Clearing", "asset", "CNY"]):
@@ -33,8 +40,14 @@ def cli_db(tmp_path, monkeypatch):
     assert runner.invoke(app, ["post", str(entries)]).exit_code == 0
 
 
-def cli(*args: str, number: str | None = None):
+def cli(*args: str, number: str | None = None, password: str | None = None):
+    """The command, run by the person `--as` names (their own password), unless
+    `password` says what the shell knows instead."""
     env = {"PAYCORE_ACCOUNT_NUMBER": number} if number else {}
+    if "--as" in args:
+        person = args[args.index("--as") + 1].strip().lower()
+        given = password if password is not None else STAFF.get(person, "not-a-password")
+        env["PAYCORE_STAFF_PASSWORD"] = given
     result = runner.invoke(app, list(args), env=env)
     assert NUMBER not in result.output
     return result
@@ -90,3 +103,34 @@ def test_bindings_and_rotation(cli_db, monkeypatch):
                 number=NUMBER)
     assert again.exit_code == 2 and account in again.output and "already has" in again.output
     assert "cli" in cli("beneficiaries", "new-key", "cli3").output
+
+
+def test_as_is_a_staff_user_who_proves_it(cli_db):
+    """--as is authenticated like a console login: an unknown name, a wrong password, a
+    disabled or locked user, a viewer, a system job or a key is refused, and nothing is
+    recorded."""
+    made = cli("beneficiaries", "add", "sup-9", "--holder", "Ningbo", "--as", "alice",
+               number=NUMBER)
+    account = re.search(r"(ba_[0-9a-f]+)", made.output).group(1)
+    assert runner.invoke(app, ["staff", "add", "vera", "--role", "viewer"],
+                         env={"PAYCORE_STAFF_PASSWORD": "vera-secret-passphrase"}
+                         ).exit_code == 0
+    for who, password in (("mallory", "mallory-secret-passphrase"), ("bob", STAFF["alice"]),
+                          ("system:settlement", STAFF["bob"]), ("key:abc123", STAFF["bob"]),
+                          ("vera", "vera-secret-passphrase")):
+        refused = cli("beneficiaries", "verify", account, "--as", who, password=password)
+        assert refused.exit_code == 2 and "NotAuthenticated" in refused.output, refused.output
+    # bob's password guessed wrong four more times (five in all) locks him out, even from
+    # his own password, until the lock-out ends
+    for _ in range(4):
+        assert cli("beneficiaries", "verify", account, "--as", "bob", password="guess").exit_code == 2
+    locked = cli("beneficiaries", "verify", account, "--as", "bob")
+    assert locked.exit_code == 2 and "NotAuthenticated" in locked.output
+    assert runner.invoke(app, ["staff", "disable", "carol"]).exit_code == 0
+    assert cli("beneficiaries", "verify", account, "--as", "carol").exit_code == 2
+    trail = cli("beneficiaries", "audit", "--subject", account).output
+    assert "account.verified" not in trail
+    # an operator who is a staff user verifies it (recorded as user:<name>)
+    done = cli("beneficiaries", "verify", account, "--as", "OPS")
+    assert done.exit_code == 0, done.output
+    assert "user:ops" in cli("beneficiaries", "audit", "--subject", account).output
