@@ -43,6 +43,11 @@ Payouts (checkout settlement, and lending's disbursements)
   from its own payable, maker-checker — settlement runs, manual payouts and loan
   disbursements alike. There is no public way to pay a beneficiary of the caller's
   choosing (`gateways.payout_records.record_payout`, the step underneath, is internal).
+- `before_supplier_payout(check)` — the application's check run first in every new
+  supplier payout (paycore: a returned loan disbursement is unwound before its payable
+  pays out); it refuses with `PayoutBlocked`. `after_payout_returned(hook)` — run as
+  each payout return is booked, in its transaction (paycore unwinds a returned loan
+  disbursement there).
 - `submit_payouts(engine, banks, *, payout_ids=None, limit=100) -> list[Payout]` — hand
   requested payouts to the banks in failover order (circuit-breaker aware).
 - `get_payout(conn, id)`, `list_payouts(conn, *, status=None, beneficiary_ref=None)`,
@@ -207,6 +212,7 @@ __all__ = [
     "PaymentInstruction",
     "PaymentIntent",
     "Payout",
+    "PayoutBlocked",
     "PayoutConflict",
     "PayoutNotFound",
     "PayoutRequest",
@@ -224,7 +230,9 @@ __all__ = [
     "SupplierTerms",
     "UnknownBank",
     "UnknownSupplier",
+    "after_payout_returned",
     "bank_health_report",
+    "before_supplier_payout",
     "book_payout_return",
     "cancel_intent",
     "cancel_payout",
@@ -312,6 +320,11 @@ from gateways.beneficiaries import (  # noqa: E402
     verify_account,
 )
 from gateways.beneficiaries import audit as record_control_event  # noqa: E402
+from gateways.payout_hooks import (  # noqa: E402
+    PayoutBlocked,
+    after_payout_returned,
+    before_supplier_payout,
+)
 
 __all__ += [
     "AccountKeys", "AccountKeysMissing", "AccountNotUsable", "AccountState",

@@ -46,6 +46,7 @@ from gateways.beneficiaries import (
 )
 from gateways.errors import InvalidPaymentRequest, PaymentError, PayoutConflict
 from gateways.payout_accounts import SupplierPayout, find_supplier_payout
+from gateways.payout_hooks import run_payout_checks
 from gateways.payout_records import record_payout
 from gateways.schema import payouts, supplier_payouts
 from gateways.states import PayoutState
@@ -128,6 +129,9 @@ async def request_supplier_payout(conn: AsyncConnection, request: SupplierPayout
     else:
         account = await usable_account(conn, request.supplier_id, request.account_id,
                                        cooling_off=controls.cooling_off, now=now)
+        # what the application owes elsewhere from this payable first (a returned loan
+        # disbursement is unwound), or PayoutBlocked (gateways.payout_hooks)
+        await run_payout_checks(conn, request.supplier_id)
     details = await reveal(conn, request.account_id)
     masked = Beneficiary(details.name, mask(details.account_number), details.bank_name)
     payout = await record_payout(conn, PayoutRequest(

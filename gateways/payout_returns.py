@@ -18,7 +18,9 @@ review; every booked return is a review item too, carrying the bank's reason (so
 must correct the beneficiary's details before the money is paid again). The register's
 account it went to is suspended in the same transaction (`suspend_account`): unverified,
 with the bank's reason, so no settlement run pays it again until a second person has
-verified it again.
+verified it again. Last, the application's return hooks run in the same transaction
+(`gateways.payout_hooks.after_payout_returned`; paycore unwinds a returned loan
+disbursement there).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import ledger
 from gateways import postings
 from gateways.beneficiaries import suspend_account
 from gateways.payout_accounts import find_supplier_payout
+from gateways.payout_hooks import run_return_hooks
 from gateways.payout_reviews import ReviewKind, open_payout_review
 from gateways.schema import payouts
 from gateways.states import PayoutState
@@ -129,6 +132,9 @@ async def book_payout_return(conn: AsyncConnection, payout_id: str, *, bank: str
         # the account it went to receives nothing more until a person has looked again
         await suspend_account(conn, record.account_id, reason=f"{bank}: {reason}",
                               payout_id=payout.id, now=now)
+    # what the application does with money that came back (paycore: a loan disbursement
+    # is unwound now, so its proceeds never sit on the payable to be paid out again)
+    await run_return_hooks(conn, await load_payout(conn, payout.id))
     log.warning("payout.returned", payout_id=payout.id, bank=bank,
                 bank_return_id=bank_return_id, reason=reason, source=source,
                 entry_id=str(entry.id))

@@ -15,7 +15,8 @@ the same entry, so it can neither be paid out again nor repay a loan it never fu
 The funding line's interest already accrued stays: the facility was drawn for those days.
 
 Only a loan nothing has happened to since it was paid out can be unwound so (nothing
-repaid, not extended, not written off); anything else is `CannotUnwind` for a person.
+repaid, not extended, not written off), and only while the returned money is still
+available on the payable; anything else is `CannotUnwind` for a person.
 `times_disbursed` numbers the disbursements of a loan, so a loan disbursed again after
 an unwind books under new idempotency keys.
 """
@@ -91,6 +92,17 @@ async def unwind_disbursement(conn: AsyncConnection, loan_id: str, *, payout_id:
     fee = record.loan.product.origination_fee_for(principal)
     interest, penalty = record.interest_accrued_minor, record.penalty_accrued_minor
     cur = record.currency
+    # the returned proceeds must still be on the payable to be taken off it: paid out
+    # again meanwhile (before this rule ran ahead of every payout), the shortfall is a
+    # person's to settle — not a ledger limit error that stops every other loan's unwind
+    on_payable = ledger.to_minor((await ledger.balance(conn, acc.payable)).available)
+    if on_payable < principal - fee:
+        raise CannotUnwind(
+            f"loan {loan_id}'s payout {payout_id} came back ({reason}), but only "
+            f"{ledger.from_minor(max(on_payable, 0), cur).amount} {cur} of its "
+            f"{ledger.from_minor(principal - fee, cur).amount} {cur} is still available on "
+            f"{acc.payable} (paid out or reserved again since): a person decides how to "
+            "settle it")
     earlier = await times_disbursed(conn, loan_id)
     requests = [entry(
         f"loan.disbursement.returned:{loan_id}:{payout_id}", "loan.disbursement.returned", on,

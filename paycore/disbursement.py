@@ -20,9 +20,14 @@ money waits on the supplier's marketplace balance.
 
 A disbursement payout that comes back (退票), fails or is withdrawn unsent is unwound by
 `unwind_returned_disbursements`: the loan goes back to approved, the disbursement and its
-interest are offset (lending.unwind_disbursement). It runs where such money could
-otherwise be used — before each supplier's settlement, in the same transaction — and
-after the banks are asked about returns and before the nightly accrual (paycore.jobs).
+interest are offset (lending.unwind_disbursement). A returned one is unwound the moment
+its return is booked (`unwind_on_return`, a gateways return hook). It also runs where such
+money could otherwise be used — before each supplier's settlement, in the same transaction — and
+after the banks are asked about returns and before the nightly accrual (paycore.jobs) —
+and first in every supplier payout (manual, settlement, disbursement): importing this
+module registers `refuse_payout_over_returned_proceeds` with gateways, so a payout can
+never take returned proceeds that are the lender's (paycore.payout_controls, loaded by
+every path that pays out, imports it).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ import gateways
 import lending
 from lending import DisbursementMode, LendingConfig
 
-__all__ = ["DisbursementResult", "disburse", "unwind_returned_disbursements"]
+__all__ = ["DisbursementResult", "disburse", "refuse_payout_over_returned_proceeds",
+           "unwind_on_return", "unwind_returned_disbursements"]
 
 log = structlog.get_logger("paycore.disbursement")
 
@@ -140,22 +146,12 @@ async def disburse(
     return DisbursementResult(loan, d, payout)
 
 
-async def unwind_returned_disbursements(conn: AsyncConnection, *,
-                                        supplier_id: str | None = None,
-                                        config: LendingConfig | None = None) -> list[str]:
-    """Every running loan whose disbursement payout came back (or failed, or was withdrawn
-    unsent) goes back to approved (lending.unwind_disbursement), dated the day the payout
-    reached that state; in the caller's
-    transaction. Returns the loans unwound. A loan that has moved on since (repaid in
-    part, extended) is left for a person: logged, and its payout's review item (opened
-    with the return) stays open."""
+def _returned(supplier_id: str | None, payout_id: str | None = None
+              ) -> sa.Select[tuple[str, str, str | None, dt.datetime]]:
+    """Running loans whose disbursement payout never reached the borrower."""
     from gateways.schema import payouts
     from lending.schema import loans
 
-    if config is None:
-        from paycore.commands.lending import CONFIG
-
-        config = CONFIG
     query = (sa.select(loans.c.id, payouts.c.id.label("payout_id"), payouts.c.failure_reason,
                        payouts.c.updated_at)
              .join(payouts, payouts.c.id == loans.c.payout_id)
@@ -165,16 +161,74 @@ async def unwind_returned_disbursements(conn: AsyncConnection, *,
              .order_by(loans.c.id))
     if supplier_id is not None:
         query = query.where(loans.c.borrower_id == supplier_id)
+    if payout_id is not None:
+        query = query.where(payouts.c.id == payout_id)
+    return query
+
+
+async def unwind_returned_disbursements(conn: AsyncConnection, *,
+                                        supplier_id: str | None = None,
+                                        payout_id: str | None = None,
+                                        config: LendingConfig | None = None) -> list[str]:
+    """Every running loan whose disbursement payout came back (or failed, or was withdrawn
+    unsent) goes back to approved (lending.unwind_disbursement), dated the day the payout
+    reached that state; in the caller's transaction. Returns the loans unwound.
+
+    Each loan in its own savepoint: one that cannot be unwound never stops the others
+    (nor the nightly accrual, nor a settlement run, which call this first). A loan that
+    has moved on since (repaid in part, extended), or whose returned proceeds are no
+    longer all on the payable, is left for a person: logged, and its payout's review item
+    (opened with the return) stays open; its supplier's payouts are refused meanwhile
+    (`refuse_payout_over_returned_proceeds`)."""
+    if config is None:
+        from paycore.commands.lending import CONFIG
+
+        config = CONFIG
     unwound: list[str] = []
-    for row in (await conn.execute(query)).all():
+    for row in (await conn.execute(_returned(supplier_id, payout_id))).all():
         try:
-            # refuses before writing anything: no savepoint needed
-            await lending.unwind_disbursement(
-                conn, row.id, payout_id=row.payout_id, on=row.updated_at.date(),
-                reason=row.failure_reason or "returned by the bank", config=config)
+            async with conn.begin_nested():
+                await lending.unwind_disbursement(
+                    conn, row.id, payout_id=row.payout_id, on=row.updated_at.date(),
+                    reason=row.failure_reason or "returned by the bank", config=config)
         except lending.CannotUnwind as exc:
             log.warning("loan.disbursement_return_not_unwound", loan_id=row.id,
                         payout_id=row.payout_id, why=str(exc))
             continue
+        except Exception as exc:  # one loan's trouble is that loan's alone
+            log.error("loan.disbursement_unwind_failed", loan_id=row.id,
+                      payout_id=row.payout_id, error=repr(exc), exc_info=True)
+            continue
         unwound.append(row.id)
     return unwound
+
+
+async def refuse_payout_over_returned_proceeds(conn: AsyncConnection, supplier_id: str, *,
+                                               config: LendingConfig | None = None) -> None:
+    """The check paycore runs before every supplier payout (gateways.payout_hooks): the
+    supplier's returned loan disbursements are unwound first, in the payout's transaction,
+    so their proceeds are off the payable before anything is paid from it; one that
+    cannot be unwound refuses the payout (`gateways.PayoutBlocked`) until a person has
+    settled that loan."""
+    await unwind_returned_disbursements(conn, supplier_id=supplier_id, config=config)
+    left = (await conn.execute(_returned(supplier_id))).all()
+    if left:
+        loans = ", ".join(f"loan {r.id} (payout {r.payout_id})" for r in left)
+        raise gateways.PayoutBlocked(
+            f"supplier {supplier_id}'s payable holds the returned proceeds of {loans}, which "
+            "could not be unwound (repaid or extended since, or paid out already): nothing "
+            "is paid from it until a person has settled the loan (see the payout review "
+            "queue)")
+
+
+async def unwind_on_return(conn: AsyncConnection, payout: gateways.Payout) -> None:
+    """The hook paycore runs as a payout's return is booked (gateways.payout_hooks): a
+    loan disbursement is unwound at once, in the return's transaction — its proceeds are
+    never available on the payable. One that cannot be unwound is logged and left to a
+    person (the return itself stands)."""
+    if payout.purpose == LOAN_DISBURSEMENT:
+        await unwind_returned_disbursements(conn, payout_id=payout.id)
+
+
+gateways.before_supplier_payout(refuse_payout_over_returned_proceeds)
+gateways.after_payout_returned(unwind_on_return)

@@ -22,6 +22,10 @@ from moneyed import Money
 import gateways
 import ledger
 
+# registers, with gateways, that a returned loan disbursement is unwound before its
+# supplier's payable pays out again: every path that pays out loads this module
+import paycore.disbursement  # noqa: F401
+
 DEFAULT_APPROVAL_ABOVE = "CNY:10000.00,USD:1500.00,EUR:1500.00,HKD:10000.00"
 DEFAULT_COOLING_OFF_HOURS = "24"
 #: beyond any sensible hold, and far inside what a timedelta can carry

@@ -18,7 +18,9 @@ For each supplier, in ONE transaction:
 A supplier without a usable account (none registered, unverified, cooling off, or
 suspended after a payout to it came back) keeps the remainder on its payable, with the
 reason in the result's `note`; the next run pays it. A loan disbursement to the supplier
-that came back is unwound before anything else (paycore.disbursement).
+that came back is unwound before anything else (paycore.disbursement); one that cannot
+be unwound (repaid since, or its proceeds gone) leaves that supplier unsettled, with the
+reason in `note`, for a person — the run goes on with the others.
 This module is where lending and gateways meet; neither imports the other.
 """
 
@@ -36,7 +38,7 @@ import gateways
 import ledger
 import lending
 from lending import LendingConfig
-from paycore.disbursement import unwind_returned_disbursements
+from paycore.disbursement import refuse_payout_over_returned_proceeds
 
 __all__ = ["SettlementRun", "SupplierSettlement", "payout_id_for",
            "run_settlement", "settle_supplier", "suppliers_with_payables"]
@@ -108,8 +110,17 @@ async def settle_supplier(
                                   done.available_minor, done.offset_minor, done.payout_minor,
                                   done.payout_id, replayed=True, note="already settled")
     # a loan disbursement that came back is unwound first: its money is back on the
-    # payable, and must neither repay the loan it never funded nor be paid out as sales
-    await unwind_returned_disbursements(conn, supplier_id=supplier_id, config=config)
+    # payable, and must neither repay the loan it never funded nor be paid out as sales.
+    # One that cannot be unwound leaves this supplier's payable untouched (no offset, no
+    # payout, nothing recorded: the next run settles it once a person has) — and the run
+    # goes on to the other suppliers
+    try:
+        await refuse_payout_over_returned_proceeds(conn, supplier_id, config=config)
+    except gateways.PayoutBlocked as exc:
+        log.warning("settlement.supplier_blocked", settlement_id=settlement_id,
+                    supplier_id=supplier_id, why=str(exc))
+        return SupplierSettlement(settlement_id, supplier_id, account.currency, 0, 0, 0,
+                                  None, note=f"not settled: {exc}")
     balance = await ledger.balance(conn, payable)
     available = max(0, ledger.to_minor(balance.available))
     offset = await lending.apply_settlement_offset(
