@@ -82,7 +82,14 @@ from ledger.lookups import (
     postings_after_query,
 )
 from ledger.money import from_minor, minor_exponent, to_minor
-from ledger.outbox import INTERNAL, OutboxEvent, outbox_events, record_event, sequence_events
+from ledger.outbox import (
+    INTERNAL,
+    INTERNAL_AUDIENCES,
+    OutboxEvent,
+    outbox_events,
+    record_event,
+    sequence_events,
+)
 from ledger.proof import trial_balance, verify
 from ledger.queries import balance, statement
 
@@ -115,6 +122,7 @@ from ledger.types import (
 
 __all__ = [
     "INTERNAL",
+    "INTERNAL_AUDIENCES",
     "Account",
     "AccountClosed",
     "AccountError",

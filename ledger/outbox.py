@@ -26,10 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.ids import new_entry_id
 from ledger.schema import Id, JSONDoc, UTCDateTime, metadata
 
-__all__ = ["INTERNAL", "OutboxEvent", "outbox_events", "record_event", "sequence_events"]
+__all__ = ["INTERNAL", "INTERNAL_AUDIENCES", "OutboxEvent", "outbox_events", "record_event",
+           "sequence_events"]
 
-#: the audience of events meant for the operator's own systems, not a merchant
-INTERNAL = "internal"
+#: the audience of events meant for the operator's own systems, not a merchant: `~` is no
+#: character a merchant id may hold, so no merchant's key or endpoint can ever be this one
+INTERNAL = "~internal"
+#: every audience that is the operator's: INTERNAL, and "internal", what it was before
+#: (rows written then keep it; readers treat both alike and never hand them to a merchant)
+INTERNAL_AUDIENCES = frozenset({INTERNAL, "internal"})
 
 outbox_events = sa.Table(
     "outbox_events",

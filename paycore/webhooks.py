@@ -288,9 +288,12 @@ async def rekey_secrets(conn: AsyncConnection) -> int:
 
 async def list_events(conn: AsyncConnection, audience: str, *, after: int = 0,
                       limit: int = 100) -> list[ledger.OutboxEvent]:
-    """The merchant's events after cursor `after` (an event's `seq`), oldest first."""
+    """The merchant's events after cursor `after` (an event's `seq`), oldest first (none
+    for the operator's own audiences: they are no merchant's, whatever its id)."""
     from ledger.outbox import event_from_row
 
+    if audience in ledger.INTERNAL_AUDIENCES:
+        return []
     e = ledger.outbox_events
     rows = await conn.execute(sa.select(e).where(e.c.audience == audience, e.c.seq > after)
                               .order_by(e.c.seq).limit(limit))
@@ -306,7 +309,7 @@ async def redeliver(conn: AsyncConnection, event_id: str, *, merchant_id: str | 
     if merchant_id is not None:
         query = query.where(e.c.audience == merchant_id)
     event = (await conn.execute(query)).first()
-    if event is None or event.seq is None:
+    if event is None or event.seq is None or event.audience in ledger.INTERNAL_AUDIENCES:
         return 0
     endpoints = await _subscribed(conn, event.audience, event.topic)
     count = 0
@@ -384,6 +387,8 @@ class DispatchReport:
 
 
 async def _subscribed(conn: AsyncConnection, audience: str, topic: str) -> list[str]:
+    if audience in ledger.INTERNAL_AUDIENCES:
+        return []  # no merchant's endpoint receives the operator's events
     rows = await conn.execute(sa.select(webhook_endpoints.c.id, webhook_endpoints.c.topics)
                               .where(webhook_endpoints.c.merchant_id == audience,
                                      webhook_endpoints.c.status == "enabled"))
@@ -427,16 +432,17 @@ async def _to_payout_owners(conn: AsyncConnection,
     """A payout's events are for the merchant that asked for it through the API
     (api_payout_owners), set before anyone can read them (they were just numbered)."""
     payouts = {e.object_id for e in events
-               if e.object_type == "payout" and e.audience == ledger.INTERNAL}
+               if e.object_type == "payout" and e.audience in ledger.INTERNAL_AUDIENCES}
     if not payouts:
         return events
-    owners = dict((await conn.execute(
+    rows = await conn.execute(
         sa.select(api_payout_owners.c.payout_id, api_payout_owners.c.merchant_id)
-        .where(api_payout_owners.c.payout_id.in_(payouts)))).tuples().all())
+        .where(api_payout_owners.c.payout_id.in_(payouts)))
+    owners: dict[str, str] = {r.payout_id: r.merchant_id for r in rows}
     out = []
     for e in events:
         owner = owners.get(e.object_id) if e.object_type == "payout" else None
-        if owner and e.audience == ledger.INTERNAL:
+        if owner and e.audience in ledger.INTERNAL_AUDIENCES:
             await conn.execute(ledger.outbox_events.update()
                                .where(ledger.outbox_events.c.id == e.id).values(audience=owner))
             e = dataclasses.replace(e, audience=owner)

@@ -35,15 +35,28 @@ async def read_connection(engine: Annotated[AsyncEngine, Depends(get_engine)],
         yield conn
 
 
+def domain_key(merchant_id: str, key: str) -> str:
+    """The domain's own idempotency key for a merchant's Idempotency-Key, one per pair.
+
+    `api:<merchant>:<key>` while the merchant id holds no `:` (everything up to the first
+    `:` after `api:` is the merchant, so two merchants never meet; and the keys of records
+    made before stay what they were). A merchant id with a `:` would be ambiguous there
+    (merchant `m`, key `x:k1` against merchant `m:x`, key `k1`), so it is written with its
+    length under another prefix: `api#<length>:<merchant>:<key>`."""
+    if ":" in merchant_id:
+        return f"api#{len(merchant_id)}:{merchant_id}:{key}"
+    return f"api:{merchant_id}:{key}"
+
+
 async def domain_idempotency_key(request: Request) -> str:
-    """`api:<merchant>:<Idempotency-Key>`: pass it to the domain function a POST calls, so
-    that even a retry after a lost response (or a crashed server) cannot act twice."""
+    """`domain_key(merchant, Idempotency-Key)`: pass it to the domain function a POST calls,
+    so that even a retry after a lost response (or a crashed server) cannot act twice."""
     key = request.scope.get("state", {}).get(IDEMPOTENCY_KEY)
     if not key:
         raise ApiProblem("this route needs an Idempotency-Key header",
                          code="idempotency-key-missing")
     principal: Principal = await principal_of(request.scope)
-    return f"api:{principal.merchant_id}:{key}"
+    return domain_key(principal.merchant_id, key)
 
 
 #: the application's engine; write with `ledger.transact(engine, work)` or

@@ -10,13 +10,21 @@ In order, each refusal a problem+json:
    *before* the body is read, so an unauthenticated client cannot make the server buffer
    anything, and an idempotent replay is never handed to a key without the route's scope;
 4. the body, read up to the cap (a streamed body is cut off past it: 413), then a NUL in it
-   — a raw byte, or JSON's `\\u0000` escape anywhere in the document, keys included: 422.
+   — a raw byte, or JSON's `\\u0000` escape anywhere in the document, keys included: 422;
+   then a JSON string (value or key, anywhere) holding a lone UTF-16 surrogate escape
+   (`\\ud800` without its pair): valid JSON to Python, but no UTF-8 text a database keeps:
+   422 `lone-surrogate`.
+
+A request no route takes (an unknown path, or a method the path does not have, OPTIONS
+included) has its body left unread: the 404 or 405 needs none, and no client can make the
+server buffer anything without a route that takes it.
 
 The body read here is handed on to the layers below, which read it as if from the client.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +40,19 @@ from paycore.api.problems import NO_REPLAY, ApiProblem, Forbidden, problem_respo
 
 #: JSON's escape for U+0000, not itself escaped (preceded by an even number of backslashes)
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+#: a JSON escape of a UTF-16 surrogate (D800-DFFF): the cheap test before the exact one
+_JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class LoneSurrogate(ApiProblem):
+    status, code, replayable = 422, "lone-surrogate", False
+
+    def __init__(self) -> None:
+        super().__init__("the body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff "
+                         "without its pair), which is no character; send the text as UTF-8 "
+                         "or as a complete surrogate pair")
+
 
 class NulByte(ApiProblem):
     status, code, replayable = 422, "nul-byte", False
@@ -133,6 +154,34 @@ def _refuse_nul_in_body(body: bytes) -> None:
         raise NulByte("body")
 
 
+def _is_text(value: object) -> bool:
+    """Whether every string in a JSON document (keys included) is text UTF-8 can hold."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_text(v) for v in value)
+    return True
+
+
+def _refuse_lone_surrogates(body: bytes) -> None:
+    # only a body that escapes a surrogate is decoded here (the route decodes it anyway);
+    # a body that is no JSON is left to the route, which says what is wrong with it
+    if not _JSON_SURROGATE.search(body):
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return
+    if not _is_text(document):
+        raise LoneSurrogate()
+
+
 async def read_capped(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -180,6 +229,8 @@ class RequestGuardMiddleware:
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         _refuse_nul_in_target(scope)
         gate = _gate_for(scope)
+        if gate is None:
+            return b""  # no route takes it (404, 405): its body is never read
         limit: int = scope["app"].state.settings.max_body_bytes
         if gate is not None and gate.max_body_size is not None:
             limit = min(limit, gate.max_body_size)
@@ -193,4 +244,5 @@ class RequestGuardMiddleware:
                     raise Forbidden(needed, list(principal.scopes))
         body = await read_capped(receive, limit)
         _refuse_nul_in_body(body)
+        _refuse_lone_surrogates(body)
         return body

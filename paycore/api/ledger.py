@@ -6,8 +6,15 @@ of books, so it is not filtered by merchant.
 that needs no other state through the coalescing write path: the app's `ledger.Coalescer`
 (started and closed with the app's lifespan) commits many callers' entries in one
 transaction and answers each with its own outcome once COMMIT returned. The entry's
-idempotency key is the request's (`api:<merchant>:<Idempotency-Key>`), so a retry after a
-lost answer is a replay, never a second entry."""
+idempotency key is the request's (`deps.domain_key`: `api:<merchant>:<Idempotency-Key>`),
+so a retry after a lost answer is a replay, never a second entry.
+
+The route posts only what no domain reads meaning into. Kinds of the domains' own families
+(`payment.*`, `payout.*`, `loan.*`, ...: lending counts `payment.capture` on a payable as
+goods sold, settlement pays it out) are refused, 422 `reserved-kind`; accounts are the
+internal services' own range (codes starting with `9`) and the prefixes the operator
+allows (`ApiSettings.ledger_accounts`, PAYCORE_LEDGER_API_ACCOUNTS), anything else 403
+`account-not-allowed`."""
 
 from __future__ import annotations
 
@@ -23,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import ledger
 from paycore.api import keys
 from paycore.api.auth import Principal, requires
-from paycore.api.deps import DomainIdempotencyKey, ReadConnection
+from paycore.api.deps import DomainIdempotencyKey, ReadConnection, Settings
+from paycore.api.idempotency import IDEMPOTENCY_KEY
 from paycore.api.models import ApiDate, ApiDateOrDateTime, MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem
 
@@ -57,6 +65,16 @@ Reader = Annotated[Principal, requires("ledger:read")]
 Poster = Annotated[Principal, requires("ledger:write")]
 #: the ledger keeps keys of up to 200 characters; the API adds `api:<merchant>:`
 _ENTRY_KEY_MAX = 200
+#: the first part of every kind a domain posts (gateways: payment.capture, payment.refund,
+#: payout, payout.return; lending: loan.*, lending; reconciliation: recon.write_off,
+#: recon.adjustment, bank.fee; paycore: settlement.*), and of their reversals
+#: (`<kind>.reversal`): an entry of one of these kinds through this route would be taken
+#: by the domains as their own
+RESERVED_KIND_FAMILIES = frozenset({
+    "payment", "payments", "refund", "refunds", "payout", "payouts", "loan", "loans",
+    "lending", "settlement", "recon", "reconciliation", "bank", "capture", "chargeback"})
+#: accounts in this range are the internal services' own: no domain opens one
+_SERVICE_RANGE = "9"
 AccountCode = Annotated[str, Path(description="chart-of-accounts code, e.g. 1102.clearing.icbc",
                                   max_length=120)]
 
@@ -289,9 +307,25 @@ class EntryIn(BaseModel):
     responses={503: {"description": "The write queue is full or closing, or the outcome "
                                     "is not confirmed: retry later with the same key"}})
 async def post_entry(body: EntryIn, _: Poster, key: DomainIdempotencyKey, request: Request,
-                     response: Response) -> EntryOut:
+                     response: Response, settings: Settings) -> EntryOut:
+    family = body.kind.replace(":", ".").split(".", 1)[0]
+    if family in RESERVED_KIND_FAMILIES:
+        raise ApiProblem(f"kind {body.kind!r} is reserved: '{family}.*' entries are the "
+                         "domains' own (the payment, payout, lending, reconciliation and "
+                         "settlement flows post them); use a kind of your service's own, "
+                         "e.g. 'transfer.internal'", status=422, code="reserved-kind",
+                         reserved_prefix=f"{family}.")
+    allowed = (_SERVICE_RANGE, *settings.ledger_accounts)
+    refused = sorted({leg.account for leg in body.postings
+                      if not leg.account.startswith(allowed)})
+    if refused:
+        raise ApiProblem(f"account(s) {', '.join(refused)} belong to the marketplace's "
+                         "domains; a ledger:write key posts to the internal services' "
+                         f"accounts ({_SERVICE_RANGE}xxx) and to the prefixes the operator "
+                         "allows (PAYCORE_LEDGER_API_ACCOUNTS)", status=403,
+                         code="account-not-allowed", accounts=refused)
     if len(key) > _ENTRY_KEY_MAX:
-        room = _ENTRY_KEY_MAX - (len(key) - len(key.split(":", 2)[2]))
+        room = _ENTRY_KEY_MAX - (len(key) - len(request.scope["state"][IDEMPOTENCY_KEY]))
         raise ApiProblem(f"the Idempotency-Key is too long for a ledger entry: at most {room} "
                          "characters for this API key's merchant", status=422,
                          code="idempotency-key-too-long")

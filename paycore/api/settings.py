@@ -28,6 +28,12 @@ class ApiSettings:
     #: bank sends it again later). Set it above a bank's peak rate from one address.
     notification_rate_limit: int = 1200
     notification_rate_window_seconds: int = 60
+    #: account-code prefixes a `ledger:write` key may post to through POST
+    #: /v1/ledger/entries besides the internal services' own range (codes starting with
+    #: 9, which no domain uses); every other account is a domain's (supplier payables,
+    #: loans, clearing...) and refused unless listed here. PAYCORE_LEDGER_API_ACCOUNTS,
+    #: comma-separated, e.g. "1102.clearing.,9"; empty by default
+    ledger_accounts: tuple[str, ...] = ()
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -50,6 +56,8 @@ class ApiSettings:
             notification_rate_window_seconds=int(env.get(
                 "PAYCORE_API_NOTIFICATION_RATE_WINDOW_SECONDS",
                 str(cls.notification_rate_window_seconds))),
+            ledger_accounts=tuple(p.strip() for p in env.get(
+                "PAYCORE_LEDGER_API_ACCOUNTS", "").split(",") if p.strip()),
             log_format=base.log_format,
             log_level=base.log_level,
         )

@@ -34,6 +34,7 @@ from paycore.console.web import (
     respond,
     session_of,
     settings_of,
+    storable_text,
 )
 from paycore.schema import console_audit
 
@@ -75,6 +76,7 @@ async def login_page(request: Request, next: str = "/console", error: str = "") 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
+    storable_text(form)
     sent, expected = form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)
     if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
         raise Refused("the sign-in form has no valid CSRF token: open the sign-in page again")

@@ -154,9 +154,33 @@ async def session_of(request: Request) -> Session:
     return session
 
 
+def storable_text(form: Any) -> None:
+    """Refuse a form with a field no database keeps: a NUL (`%00`; PostgreSQL's text cannot
+    hold one) or a lone surrogate (no UTF-8). Checked before anything is read or recorded,
+    so neither the action nor its audit row meets the database with it."""
+    for name, value in form.multi_items():
+        for text in (name, value) if isinstance(value, str) else (name,):
+            if "\x00" in text:
+                raise Refused(f"the form's field {_printable(name)!r} contains a NUL "
+                              "character (U+0000), which no field accepts: remove it and "
+                              "send the form again", status=422)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Refused(f"the form's field {_printable(name)!r} contains a character "
+                              "that is no text (a lone surrogate): remove it and send the "
+                              "form again", status=422) from None
+
+
+def _printable(name: str) -> str:
+    return name.replace("\x00", "").encode("utf-8", "replace").decode()[:40]
+
+
 async def checked_form(request: Request, session: Session) -> dict[str, str]:
-    """The form's fields, once its CSRF token is the session's (else refused, recorded)."""
+    """The form's fields, once its CSRF token is the session's (else refused, recorded) and
+    every field is text the database keeps (else refused)."""
     form = await request.form()
+    storable_text(form)
     sent = form.get("csrf_token")
     if not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
         await audit.record_refusal(engine_of(request), actor=session.user.actor,

@@ -1,5 +1,7 @@
 """POST /v1/ledger/entries (scope ledger:write): internal services post entries through
-the app's coalescing write path (`ledger.Coalescer`), on SQLite and PostgreSQL."""
+the app's coalescing write path (`ledger.Coalescer`), on SQLite and PostgreSQL. The
+domains' own kinds are refused, and accounts are the services' own (9xxx) and the
+prefixes the operator allows (here, for most tests, clearing and payables)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,18 @@ import sqlalchemy as sa
 
 import ledger
 from paycore.api.ledger import coalescer_of
-from tests.api.conftest import bearer, is_problem
-from tests.ledger.chart import cny
+from tests.api.conftest import bearer, is_problem, make_app
+from tests.ledger.chart import cny, open_chart
 
 URL = "/v1/ledger/entries"
+#: what the operator of these tests lets the internal service post to
+ALLOWED = ("1102.clearing.", "2202.payable.")
+
+
+@pytest.fixture
+async def app(db):
+    await open_chart(db)
+    return make_app(db, ledger_accounts=ALLOWED)
 
 
 def leg(account: str, side: str, amount: str) -> dict[str, Any]:
@@ -120,3 +130,46 @@ async def test_the_app_lifespan_opens_and_settles_the_write_queue(app, db, issue
         assert coalescer_of(app).entries == 12
     with pytest.raises(ledger.CoalescerClosed):
         await coalescer_of(app).submit(ledger.EntryRequest("after", "x", []))
+
+
+@pytest.mark.parametrize("kind", ["payment.capture", "payment.capture.reversal", "payout.return",
+                                  "payout", "loan.accrual", "recon.write_off", "bank.fee",
+                                  "settlement.supplier", "refund:x"])
+async def test_the_domains_own_kinds_are_refused(api, db, issue_key, kind):
+    key = await issue_key("treasury", "ledger:write")
+    r = await api.post(URL, json=transfer("1.00") | {"kind": kind}, headers=headers(key, kind))
+    body = is_problem(r, 422, "reserved-kind")
+    family = kind.replace(":", ".").split(".")[0]
+    assert body["reserved_prefix"] == family + "." and f"'{family}.*'" in body["detail"]
+    async with db.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM journal_entries")) == 0
+
+
+async def test_by_default_only_the_services_own_accounts_take_entries(db, issue_key):
+    await open_chart(db)
+    async with db.begin() as conn:
+        for code in ("9101.service.float", "9102.service.suspense"):
+            await ledger.open_account(conn, ledger.AccountSpec(code, code, ledger.AccountType.ASSET,
+                                                               "CNY"))
+    transport = httpx.ASGITransport(app=make_app(db))  # no PAYCORE_LEDGER_API_ACCOUNTS
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        key = await issue_key("treasury", "ledger:write")
+        r = await client.post(URL, json=transfer("1.00"), headers=headers(key, "payable"))
+        body = is_problem(r, 403, "account-not-allowed")
+        assert body["accounts"] == ["1102.clearing.icbc", "2202.payable.s1"]
+        r = await client.post(URL, json=transfer("1.00", debit="9101.service.float",
+                                                 credit="9102.service.suspense"),
+                              headers=headers(key, "own"))
+        assert r.status_code == 201, r.text
+    async with db.connect() as conn:
+        assert (await ledger.balance(conn, "2202.payable.s1")).posted == cny("0.00")
+        assert (await ledger.balance(conn, "9101.service.float")).posted == cny("1.00")
+
+
+def test_the_allowed_accounts_come_from_the_environment(monkeypatch):
+    from paycore.api import ApiSettings
+
+    monkeypatch.setenv("PAYCORE_LEDGER_API_ACCOUNTS", " 1102.clearing., 2202.payable.s1 ,")
+    assert ApiSettings.from_env().ledger_accounts == ("1102.clearing.", "2202.payable.s1")
+    monkeypatch.delenv("PAYCORE_LEDGER_API_ACCOUNTS")
+    assert ApiSettings.from_env().ledger_accounts == ()

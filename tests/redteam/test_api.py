@@ -30,12 +30,6 @@ async def _entries(db: AsyncEngine) -> int:
         return int(await conn.scalar(sa.select(sa.func.count()).select_from(entries)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (books wrong): the domain idempotency key is f'api:{merchant}:{key}' and both "
-    "merchant ids and Idempotency-Keys may contain ':', so merchant 'm' with key 'x:k1' and "
-    "merchant 'm:x' with key 'k1' name the same entry, refund or payout: the second is "
-    "answered 201 with the first merchant's record and nothing of its own is posted (or, "
-    "with another body, refused as a conflict it did not cause)"))
 async def test_two_merchants_never_share_a_domain_key(api, issue_key, db):
     mallory = await issue_key("m", "payments:write")
     victim = await issue_key("m:x", "payments:write")
@@ -50,12 +44,6 @@ async def test_two_merchants_never_share_a_domain_key(api, issue_key, db):
     assert await _entries(db) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (robustness): a JSON string with a lone UTF-16 surrogate escape ('\\ud800') is "
-    "valid JSON to Python but not UTF-8: a text field without a length or pattern (the "
-    "entry's metadata values and keys on POST /v1/ledger/entries; lending products' terms) "
-    "reaches the database and answers 500 on SQLite and PostgreSQL; the guard refuses only "
-    "'\\u0000', and pydantic refuses it only in constrained fields"))
 @pytest.mark.parametrize("metadata", ['{"note": "mugs \\ud800"}', '{"\\udfff": 1}'],
                          ids=["value", "key"])
 async def test_a_lone_surrogate_in_an_entrys_metadata_is_a_422(api, issue_key, db, metadata):
@@ -87,13 +75,6 @@ async def test_held_constrained_text_fields_refuse_a_lone_surrogate(api, issue_k
     assert r.status_code == 422, r.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (information leak): events no merchant should see are kept under the audience "
-    "'internal' (ledger.INTERNAL: every payout's events), and 'internal' is a valid "
-    "merchant id: a key issued to merchant 'internal' (paycore apikeys create internal ...) "
-    "reads, and its webhook endpoints receive, every payout of the marketplace — "
-    "suppliers, amounts, failure reasons. Loan events likewise go to the audience "
-    "<borrower id>, a namespace merchant ids share"))
 async def test_no_merchant_reads_the_marketplaces_internal_events(api, issue_key, db):
     async with db.begin() as conn:
         await open_payable(conn, "sup-001", funded="500.00")
@@ -138,13 +119,6 @@ async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
     assert r.status_code == 403, r.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (books wrong / money can leave): POST /v1/ledger/entries takes any kind, "
-    "including the domains' own ('payment.capture', 'payout.return', 'loan.*'), on any "
-    "account: a ledger:write key (an 'internal service') credits a supplier's payable as "
-    "'payment.capture', which lending counts as goods sold (lending.receivables: the "
-    "supplier's credit line grows) and the settlement run pays out. Kinds a domain reads "
-    "meaning into should be refused here (and accounts limited to the service's own)"))
 async def test_a_ledger_key_cannot_mint_sales_on_a_suppliers_payable(api, issue_key, db):
     import lending
 

@@ -4,8 +4,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.console.test_console_http import _env, console, csrf, login
 
 __all__ = ["_env", "console"]
@@ -28,11 +26,6 @@ async def test_an_unknown_currency_in_the_console_is_named(console):
     assert "error=" in r.headers["location"] and "QQQ" in r.headers["location"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (robustness): the API guard refuses NUL bytes, but the console's forms are "
-    "urlencoded ('%00' is no raw NUL in the body) and reach the database: on PostgreSQL "
-    "the payout request (and its refusal's audit row) fail with a 500; the console should "
-    "refuse NUL in any form field as the API does"))
 async def test_a_nul_in_a_console_form_is_refused(console):
     _, _, client = console
     token = await _payments_form(client)
