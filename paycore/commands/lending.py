@@ -285,7 +285,8 @@ def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None)
 @loans_app.command("refund-overpayment")
 def loans_refund_overpayment(
     loan_id: str, amount: str,
-    by: str = typer.Option(..., "--by", help="who asks for it: user:<name> (audited)"),
+    by: str = typer.Option(..., "--by", help="who asks for it: a console staff user, "
+                           "password prompted (or PAYCORE_STAFF_PASSWORD); audited"),
     account: str | None = typer.Option(None, help="the borrower's account in the register "
                                        "(default: their longest-verified usable one)"),
     on: str | None = typer.Option(None),
@@ -293,14 +294,17 @@ def loans_refund_overpayment(
 ) -> None:
     """Refund a loan's overpayment (held in 2203) to the borrower's verified bank account,
     by a supplier payout (a second person approves it above the payout threshold)."""
+    from paycore.commands.payout_controls import authenticated_actor
     from paycore.overpayments import refund_overpayment
 
     day = _date(on)
+    # the requester four eyes compare with the approver: proven, not claimed
+    actor = authenticated_actor(by)
 
     async def go(conn: AsyncConnection) -> tuple[lending.LoanRecord, str, str]:
         rec = await lending.load_loan(conn, loan_id, CONFIG)
         res = await refund_overpayment(conn, loan_id, _money(amount, rec.currency), day,
-                                       CONFIG, move_id=move_id or uuid.uuid4().hex, actor=by,
+                                       CONFIG, move_id=move_id or uuid.uuid4().hex, actor=actor,
                                        account_id=account)
         return res.move.loan, res.payout.id, res.payout.status.value
     rec, payout_id, status = in_transaction(go)

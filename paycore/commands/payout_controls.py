@@ -65,7 +65,7 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _actor(name: str) -> str:
+def authenticated_actor(name: str) -> str:
     """`--as NAME`, authenticated as the console staff user NAME: the actor `user:<name>`.
     A person never acts as a system job or an API key (`system:`, `key:`)."""
     from paycore.console import staff  # argon2 and the console's tables: only when used
@@ -75,8 +75,14 @@ def _actor(name: str) -> str:
         _refuse(f"{name!r} is not a person: --as names a console staff user (paycore staff "
                 "list); system jobs and API keys do not act from the command line")
     username = (rest if sep else kind).strip().casefold()
-    password = os.environ.get("PAYCORE_STAFF_PASSWORD") or str(typer.prompt(
-        f"password of staff user {username}", hide_input=True))
+    password = os.environ.get("PAYCORE_STAFF_PASSWORD")
+    if not password:
+        try:
+            password = str(typer.prompt(f"password of staff user {username}",
+                                        hide_input=True))
+        except typer.Abort:  # no terminal to ask on, or ^C/^D
+            _refuse(f"no password given for staff user {username} (prompted, or "
+                    "PAYCORE_STAFF_PASSWORD)")
 
     async def login(conn: AsyncConnection) -> staff.StaffUser | staff.LoginRefused:
         try:
@@ -89,6 +95,9 @@ def _actor(name: str) -> str:
     if user.role is staff.Role.VIEWER:
         _refuse(f"staff user {username} is a viewer: viewers change nothing")
     return user.actor
+
+
+_actor = authenticated_actor
 
 
 def _print_account(a: gateways.BeneficiaryAccount) -> None:

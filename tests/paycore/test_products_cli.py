@@ -141,5 +141,12 @@ def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
         "borrowers", "register", "x", "X", "--onboarded", "2024-01-01", "--currency", "ABC")
     assert "no loan 'nope'" in refused("loans", "correct-disbursement", "nope",
                                        "--value-date", "2026-09-01", "--reason", "bank")
-    assert "no loan 'nope'" in refused("loans", "refund-overpayment", "nope", "10",
-                                       "--by", "user:li")
+    # a refund is a payout request: its requester is a staff user who gives their password
+    staff = {"PAYCORE_STAFF_PASSWORD": "li-secret-passphrase"}
+    assert runner.invoke(app, ["staff", "add", "li", "--role", "finance"], env=staff
+                         ).exit_code == 0
+    assert "NotAuthenticated" in refused("loans", "refund-overpayment", "nope", "10",
+                                         "--by", "user:li")
+    result = runner.invoke(app, ["loans", "refund-overpayment", "nope", "10", "--by", "li"],
+                           env=staff)
+    assert result.exit_code == 2 and "no loan 'nope'" in result.output, result.output

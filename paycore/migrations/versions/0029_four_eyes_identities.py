@@ -112,8 +112,9 @@ def _normalise_accounts(bind: sa.Connection, now: dt.datetime) -> None:
     withdrawn = []
     for row in bind.execute(sa.select(accounts)).all():
         entered = typed.get(row.id) or _normal(row.created_by)
-        values = {'created_by': _normal(row.created_by), 'changed_by': _normal(row.changed_by),
-                  'verified_by': _normal(row.verified_by), 'number_entered_by': entered}
+        values: dict[str, object] = {
+            'created_by': _normal(row.created_by), 'changed_by': _normal(row.changed_by),
+            'verified_by': _normal(row.verified_by), 'number_entered_by': entered}
         if row.status == 'verified' and values['verified_by'] in (entered,
                                                                   values['changed_by']):
             values.update(status='unverified', verified_by=None, verified_at=None,
