@@ -64,8 +64,10 @@ async def test_a_merchant_key_is_told_settlement_payouts_are_approved_by_staff(c
     payout_id = await _settlement_payout(engine)
     async with engine.begin() as conn:
         await bind_supplier(conn, "m-bound", "sup-p", actor="user:ops")
-        bound = await create_api_key(conn, "m-bound", ["payouts:approve", "payouts:read"])
-        other = await create_api_key(conn, "m-other", ["payouts:approve", "payouts:read"])
+        bound = await create_api_key(conn, "m-bound", ["payouts:approve", "payouts:read"],
+                                     holder="wang")
+        other = await create_api_key(conn, "m-other", ["payouts:approve", "payouts:read"],
+                                     holder="zhao")
     answer = await client.post(f"/v1/payouts/{payout_id}/approve",
                                headers={"Authorization": f"Bearer {bound.secret}",
                                         "Idempotency-Key": "approve-1"})
