@@ -79,11 +79,20 @@ class SettlementRun:
 
 
 def payout_id_for(settlement_id: str, supplier_id: str) -> str:
-    """Our payout id (the bank's end-to-end id): at most 64 characters, stable."""
+    """Our payout id (the bank's end-to-end id): at most 64 characters, stable, and one per
+    (settlement, supplier) pair.
+
+    `<settlement>-<supplier>` when the settlement id holds no `-` (the supplier is all after
+    the first `-`, so two pairs never meet) and that fits. Otherwise `s-a` + `b` and `s` +
+    `a-b` would both read `s-a-b` (the second supplier's payout a conflict that stopped the
+    run), so the id is `stl-` and a digest of both ids with the settlement's length; `stl`
+    is no settlement id of the first form, so the two forms never meet either. A supplier
+    already settled keeps the payout id its settlement record holds, whichever form."""
     raw = f"{settlement_id}-{supplier_id}"
-    if len(raw) <= 64:
+    if "-" not in settlement_id and settlement_id != "stl" and len(raw) <= 64:
         return raw
-    return "settle-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+    pair = f"{len(settlement_id)}:{settlement_id}:{supplier_id}"
+    return "stl-" + hashlib.sha256(pair.encode()).hexdigest()[:40]
 
 
 async def settle_supplier(

@@ -394,3 +394,18 @@ async def test_notifications_are_rate_limited_per_source_across_workers(db):
         assert r.status_code != 429
         for c in [*clients, other]:
             await c.aclose()
+
+
+async def test_a_request_no_route_takes_has_its_body_left_unread(app, issue_key):
+    """Before any key is checked, an unknown path or a method the path lacks (OPTIONS
+    included) must not make the server buffer a body: it answers 404/405 unread."""
+    writer = await issue_key("m1", "reconciliation:write")
+    for method, path, status in (("POST", "/v1/nowhere", 404), ("PUT", "/no/such/page", 404),
+                                 ("OPTIONS", "/v1/reconciliation/bank-accounts/icbc", 405),
+                                 ("DELETE", "/v1/ledger/trial-balance", 405)):
+        for headers in ([], [(b"authorization", f"Bearer {writer}".encode())]):
+            got, body, read = await _asgi(
+                app, method, path, [*headers, (b"content-type", b"application/json"),
+                                    (b"content-length", str(200 << 20).encode())],
+                [b"x" * (1 << 20)] * 200)
+            assert (got, read) == (status, 0), (method, path, got, read, body[:200])

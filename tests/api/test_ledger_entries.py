@@ -6,6 +6,7 @@ prefixes the operator allows (here, for most tests, clearing and payables)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -173,3 +174,29 @@ def test_the_allowed_accounts_come_from_the_environment(monkeypatch):
     assert ApiSettings.from_env().ledger_accounts == ("1102.clearing.", "2202.payable.s1")
     monkeypatch.delenv("PAYCORE_LEDGER_API_ACCOUNTS")
     assert ApiSettings.from_env().ledger_accounts == ()
+
+
+@pytest.mark.parametrize("text", ["\\ud83d\\ude00 mugs", "\\\\ud800 is how JSON escapes it"],
+                         ids=["surrogate-pair", "escaped-backslash"])
+async def test_text_that_only_looks_like_a_lone_surrogate_is_taken(api, issue_key, text):
+    """The guard refuses lone surrogates (tests/redteam), not a pair, nor a literal
+    backslash-u in the text."""
+    key = await issue_key("treasury", "ledger:write")
+    body = transfer("1.00")
+    raw = json.dumps(body | {"metadata": {"note": "@"}}).replace('"@"', f'"{text}"')
+    r = await api.post(URL, content=raw.encode(), headers=headers(key, text[:8]) | {
+        "Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["metadata"]["note"] == json.loads(f'"{text}"')
+
+
+async def test_each_merchants_entry_key_is_its_own(api, issue_key):
+    """`api:<merchant>:<key>` is kept for merchant ids without ':' (keys of records made
+    before stay the same); a merchant id with ':' is written with its length."""
+    plain = await issue_key("m", "ledger:write")
+    coloned = await issue_key("m:x", "ledger:write")
+    first = await api.post(URL, json=transfer("1.00"), headers=headers(plain, "x:k1"))
+    second = await api.post(URL, json=transfer("1.00"), headers=headers(coloned, "k1"))
+    assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
+    assert first.json()["idempotency_key"] == "api:m:x:k1"
+    assert second.json()["idempotency_key"] == "api#3:m:x:k1"

@@ -14,6 +14,7 @@ import ledger
 import lending
 from gateways.payout_records import record_payout  # the bank mechanics, under the controls
 from paycore import disbursement, settlement
+from tests.gateways.core_helpers import open_payable
 from tests.lending.book import (
     CONFIG,
     approved,
@@ -167,3 +168,28 @@ async def test_settlement_under_the_threshold_is_requested_without_approval(db):
         payout = await gateways.get_payout(conn, sup.payout_id)
     assert sup.payout_minor == 1_500_000 and payout.status is gateways.PayoutState.REQUESTED
     await verify_ok(db)
+
+
+def test_a_payout_id_names_one_settlement_and_one_supplier():
+    """`<settlement>-<supplier>` read two ways when the settlement id holds a '-': 's-a'
+    with 'b' and 's' with 'a-b' were both 's-a-b' (the second a PayoutConflict that
+    stopped the run). Ids without a '-' keep the readable form they always had."""
+    pairs = [("s-a", "b"), ("s", "a-b"), ("s", "a"), ("stl", "x"), ("settle-2026-05-01", "sup-1"),
+             ("settle-2026-05", "01-sup-1"), ("x" * 40, "y" * 30), ("x" * 41, "y" * 29)]
+    ids = [settlement.payout_id_for(s, p) for s, p in pairs]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) <= 64 for i in ids)
+    assert settlement.payout_id_for("2026q2", "sup-001") == "2026q2-sup-001"
+    assert settlement.payout_id_for("s-a", "b") == settlement.payout_id_for("s-a", "b")
+
+
+async def test_two_runs_whose_ids_once_met_both_pay_out(db):
+    async with db.begin() as conn:
+        for supplier, number in (("b", "6222020200112233401"), ("a-b", "6222020200112233402")):
+            await open_payable(conn, supplier, funded="100.00")
+            await verified_account(conn, supplier, number)
+    first = await settlement.run_settlement(db, "s-a", days(1), CONFIG, suppliers=["b"])
+    second = await settlement.run_settlement(db, "s", days(1), CONFIG, suppliers=["a-b"])
+    [one], [two] = first.suppliers, second.suppliers
+    assert one.payout_id and two.payout_id and one.payout_id != two.payout_id
+    assert (one.payout_minor, two.payout_minor) == (10_000, 10_000)

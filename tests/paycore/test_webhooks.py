@@ -234,3 +234,35 @@ async def test_no_endpoint_is_registered_without_a_key_ring(db):
         with pytest.raises(gateways.AccountKeysMissing):
             await webhooks.create_endpoint(conn, "m-1", "https://shop.example/hooks",
                                            settings=FAST)
+
+
+async def test_the_operators_events_reach_no_merchant_whatever_its_id(db):
+    """Internal events are kept under ledger.INTERNAL ('~internal', no merchant id can be
+    it); rows written before under 'internal' (a valid merchant id) are served to no one,
+    and a payout's event of either goes to the merchant that asked for it, if one did."""
+    import datetime as dt
+
+    from paycore.schema import api_payout_owners
+
+    async with db.begin() as conn:
+        for audience in (ledger.INTERNAL, "internal"):
+            await ledger.record_event(conn, topic="payout.failed", object_type="payout",
+                                      object_id=f"po-{audience}", audience=audience,
+                                      payload={"id": f"po-{audience}"})
+        await ledger.record_event(conn, topic="payout.failed", object_type="payout",
+                                  object_id="po-asked", audience="internal", payload={})
+        await conn.execute(api_payout_owners.insert().values(
+            payout_id="po-asked", merchant_id="m-1", created_at=dt.datetime.now(dt.UTC)))
+        for merchant in ("internal", "~internal"):
+            await webhooks.create_endpoint(conn, merchant, "http://127.0.0.1:9/hook",
+                                           settings=FAST)
+    assert ledger.INTERNAL == "~internal"
+    async with db.begin() as conn:
+        assert await webhooks.fan_out(conn) == (3, 0)  # no delivery to either endpoint
+        assert await webhooks.list_events(conn, "internal") == []
+        assert await webhooks.list_events(conn, ledger.INTERNAL) == []
+        assert [e.object_id for e in await webhooks.list_events(conn, "m-1")] == ["po-asked"]
+        internal = (await conn.scalars(sa.select(ledger.outbox_events.c.id).where(
+            ledger.outbox_events.c.object_id == "po-internal"))).one()
+        assert await webhooks.redeliver(conn, internal, merchant_id="internal") == 0
+        assert await webhooks.redeliver(conn, internal) == 0
