@@ -4,7 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from tests.console.test_console_http import _env, console, csrf, login
+from tests.console.test_console_http import _env, audit_rows, console, csrf, login
 
 __all__ = ["_env", "console"]
 
@@ -34,3 +34,17 @@ async def test_a_nul_in_a_console_form_is_refused(console):
         "currency": "CNY", "reason": "why\x00not"})
     assert r.status_code in (303, 422), r.text[:300]
     assert "%00" not in r.headers.get("location", "")
+
+
+async def test_a_nul_in_the_sign_in_form_is_refused_and_nothing_recorded(console):
+    """The sign-in form is read before anyone is known: a NUL in the user name would reach
+    the refusal's audit row (and PostgreSQL) — it is refused first, 422, a page saying why."""
+    engine, _, client = console
+    page = await client.get("/console/login")
+    token = csrf(page)
+    before = len(await audit_rows(engine))
+    r = await client.post("/console/login", data={
+        "username": "pay1\x00", "password": "x", "csrf_token": token, "next": "/console"})
+    assert r.status_code == 422, r.text[:300]
+    assert "NUL" in r.text
+    assert len(await audit_rows(engine)) == before
