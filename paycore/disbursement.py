@@ -24,10 +24,10 @@ interest are offset (lending.unwind_disbursement). A returned one is unwound the
 its return is booked (`unwind_on_return`, a gateways return hook). It also runs where such
 money could otherwise be used — before each supplier's settlement, in the same transaction — and
 after the banks are asked about returns and before the nightly accrual (paycore.jobs) —
-and first in every supplier payout (manual, settlement, disbursement): importing this
-module registers `refuse_payout_over_returned_proceeds` with gateways, so a payout can
-never take returned proceeds that are the lender's (paycore.payout_controls, loaded by
-every path that pays out, imports it).
+and first in every supplier payout (manual, settlement, disbursement):
+`install_payout_hooks` registers both with gateways (paycore.payout_controls, loaded by
+every path that pays out, calls it), so a payout can never take returned proceeds that
+are the lender's.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ import gateways
 import lending
 from lending import DisbursementMode, LendingConfig
 
-__all__ = ["DisbursementResult", "disburse", "refuse_payout_over_returned_proceeds",
-           "unwind_on_return", "unwind_returned_disbursements"]
+__all__ = ["DisbursementResult", "disburse", "install_payout_hooks",
+           "refuse_payout_over_returned_proceeds", "unwind_on_return",
+           "unwind_returned_disbursements"]
 
 log = structlog.get_logger("paycore.disbursement")
 
@@ -230,5 +231,10 @@ async def unwind_on_return(conn: AsyncConnection, payout: gateways.Payout) -> No
         await unwind_returned_disbursements(conn, payout_id=payout.id)
 
 
-gateways.before_supplier_payout(refuse_payout_over_returned_proceeds)
-gateways.after_payout_returned(unwind_on_return)
+def install_payout_hooks() -> None:
+    """Register both hooks with gateways (once, however often called). Called as
+    paycore.payout_controls is imported — by every path that pays out or books returns
+    (the API, the console, the CLI and the worker whenever account keys are configured) —
+    not as this module is: reading gateways here would load it for 'paycore --help'."""
+    gateways.before_supplier_payout(refuse_payout_over_returned_proceeds)
+    gateways.after_payout_returned(unwind_on_return)

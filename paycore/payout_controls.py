@@ -21,10 +21,7 @@ from moneyed import Money
 
 import gateways
 import ledger
-
-# registers, with gateways, that a returned loan disbursement is unwound before its
-# supplier's payable pays out again: every path that pays out loads this module
-import paycore.disbursement  # noqa: F401
+from paycore.disbursement import install_payout_hooks
 
 DEFAULT_APPROVAL_ABOVE = "CNY:10000.00,USD:1500.00,EUR:1500.00,HKD:10000.00"
 DEFAULT_COOLING_OFF_HOURS = "24"
@@ -82,3 +79,8 @@ def install_account_keys(env: Mapping[str, str] | None = None) -> bool:
         return False
     gateways.use_account_keys(gateways.AccountKeys.from_spec(spec))
     return True
+
+
+# a returned loan disbursement is unwound as its return is booked, and before its
+# supplier's payable pays out again: every path that pays out loads this module
+install_payout_hooks()

@@ -45,9 +45,11 @@ PAYOUT_CONFIG = dataclasses.replace(CONFIG, disbursement=DisbursementMode.PAYOUT
 
 @pytest.fixture(autouse=True)
 def _lending_config_of_the_process(monkeypatch):
-    """The hooks paycore runs inside gateways (a return booked, a payout asked for) unwind
-    with the process's lending configuration: here the tests' (no funding line)."""
+    """The hooks paycore runs inside gateways (a return booked, a payout asked for),
+    installed as every paying process does (paycore.payout_controls), unwind with the
+    process's lending configuration: here the tests' (no funding line)."""
     import paycore.commands.lending
+    import paycore.payout_controls  # installs the hooks
 
     monkeypatch.setattr(paycore.commands.lending, "CONFIG", CONFIG)
 
