@@ -182,18 +182,25 @@ def loans_decide(
     loan_id: str,
     outcome: str = typer.Argument(..., help="approve or decline"),
     comment: str = typer.Option(..., help="the officer's reason (stored)"),
-    officer: str = typer.Option(..., help="who decides"),
+    officer: str = typer.Option(..., help="who decides: a console staff user of the risk "
+                                "role, who gives their password (prompted, or "
+                                "PAYCORE_STAFF_PASSWORD)"),
     amount: str | None = typer.Option(None, help="approve a smaller amount"),
     on: str | None = typer.Option(None),
 ) -> None:
     """A risk officer approves or declines a queued application, with a comment."""
     if outcome not in ("approve", "decline"):
         raise typer.BadParameter("approve or decline")
+    from paycore.commands.payout_controls import authenticated_actor
+
+    # an approval stands in for the payout's approval at disbursement: the officer is a
+    # proved person of the risk team, as in the console, never a name typed on trust
+    actor = authenticated_actor(officer, roles=frozenset({"risk"}))
 
     async def go(conn: AsyncConnection) -> lending.LoanRecord:
         rec = await lending.load_loan(conn, loan_id, CONFIG)
         money = None if amount is None else _money(amount, rec.currency)
-        return await lending.review(conn, loan_id, officer=officer,
+        return await lending.review(conn, loan_id, officer=actor,
                                     approve=outcome == "approve", comment=comment,
                                     on=_date(on), config=CONFIG, amount=money)
     rec = in_transaction(go)

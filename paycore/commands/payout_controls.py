@@ -65,9 +65,10 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def authenticated_actor(name: str) -> str:
+def authenticated_actor(name: str, *, roles: frozenset[str] | None = None) -> str:
     """`--as NAME`, authenticated as the console staff user NAME: the actor `user:<name>`.
-    A person never acts as a system job or an API key (`system:`, `key:`)."""
+    A person never acts as a system job or an API key (`system:`, `key:`); with `roles`,
+    only a staff user of one of those roles acts."""
     from paycore.console import staff  # argon2 and the console's tables: only when used
 
     kind, sep, rest = name.strip().partition(":")
@@ -94,6 +95,9 @@ def authenticated_actor(name: str) -> str:
         _refuse(f"{user} (--as {username}: a console staff user and their password)")
     if user.role is staff.Role.VIEWER:
         _refuse(f"staff user {username} is a viewer: viewers change nothing")
+    if roles is not None and user.role.value not in roles:
+        _refuse(f"staff user {username} is {user.role.value}: this decision is for "
+                f"{' or '.join(sorted(roles))} staff")
     return user.actor
 
 

@@ -51,11 +51,25 @@ def test_lending_commands(sqlite_url, tmp_path):
     out = ok("loans", "apply", "sup-9", "20000", "30", "--id", "L2", "--on", d(10))
     assert "manual_review" in out and "data-stale" in out
     assert "L2" in ok("loans", "queue")
-    out = ok("loans", "decide", "L2", "decline", "--comment", "stale figures", "--officer",
-             "risk.li", "--on", d(10))
-    assert "declined" in out
+    # the officer is a risk staff user who proves it; a typed name alone decides nothing
+    staff = {"PAYCORE_STAFF_PASSWORD": "risk-li-passphrase-1"}
+    assert runner.invoke(app, ["staff", "add", "risk.li", "--role", "risk"],
+                         env=staff).exit_code == 0
+    assert runner.invoke(app, ["staff", "add", "pay.wu", "--role", "payments"],
+                         env={"PAYCORE_STAFF_PASSWORD": "pay-wu-passphrase-22"}).exit_code == 0
+    decide = ["loans", "decide", "L2", "decline", "--comment", "stale figures", "--on", d(10)]
+    wrong = runner.invoke(app, [*decide, "--officer", "risk.li"],
+                          env={"PAYCORE_STAFF_PASSWORD": "not-her-password"})
+    assert wrong.exit_code == 2 and "risk.li" in wrong.output
+    not_risk = runner.invoke(app, [*decide, "--officer", "pay.wu"],
+                             env={"PAYCORE_STAFF_PASSWORD": "pay-wu-passphrase-22"})
+    assert not_risk.exit_code == 2 and "risk" in not_risk.output
+    assert "L2" in ok("loans", "queue")
+    result = runner.invoke(app, [*decide, "--officer", "risk.li"], env=staff)
+    assert result.exit_code == 0, result.output
+    assert "declined" in result.output
     out = ok("loans", "decisions", "L2", "--inputs")
-    assert "manual_review by underwriting" in out and "decline by risk.li" in out
+    assert "manual_review by underwriting" in out and "decline by user:risk.li" in out
     assert "monthly_settled_sales_minor" in out
 
     assert "active" in ok("loans", "disburse", "L1", "--on", d(0))
