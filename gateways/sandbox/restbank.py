@@ -341,7 +341,6 @@ class RestBankSandbox(SandboxBank):
             event_type = f"refund.{data.status.value}"
         else:
             # a return's facts carry the return's id; the payout keeps its own
-            # a return's facts carry the return's id; the payout keeps its own
             data = rb.Payout(**{**view.__dict__, "payout_reference": facts.reference,
                                 "id": txn.bank_txn_id if facts.returned else facts.bank_txn_id,
                                 "amount_minor": facts.amount_minor,
