@@ -1,7 +1,7 @@
 """ledger: the checkpoint log (`ledger_checkpoints`), one append-only row per signed checkpoint
 
 Revision ID: 0020
-Revises: 0019
+Revises: 0018
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 from ledger import ddl
 
 revision = '0020'
-down_revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
