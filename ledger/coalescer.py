@@ -23,9 +23,9 @@ after COMMIT returned:
 
 The batch is adaptive: the writer takes everything queued (up to `max_batch`); while
 callers are many it waits up to `max_wait_us` microseconds for as many entries as the
-last batch had, so a busy writer commits full batches and an idle one commits a lone entry at once. Writes that
-must commit with domain state (a capture with its intent) keep using `post` in the
-caller's transaction. Several processes each run their own coalescer against the same
+last batch had, so a busy writer commits full batches and an idle one commits a lone entry
+at once. Writes that must commit with domain state (a capture with its intent) keep using
+`post` in the caller's transaction. Several processes each run their own coalescer against the same
 database; the ledger's row locks order them.
 """
 
