@@ -15,6 +15,7 @@ is written owner-only (0600), as a deployment keeps its merchant keys.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib
 import json
 import os
@@ -26,12 +27,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from gateways.adapters._http import Duration
 from gateways.protocols import RsaIdentity, Sm2PrivateKey
 from gateways.protocols.sm2 import Sm2PublicKey
 from gateways.routing import BankDirectory
 from gateways.sandbox.base import SandboxBank
 
-__all__ = ["DIRECTORY_ENV", "NOTIFY_ENV", "banks", "read_directory", "write_directory"]
+__all__ = ["DIRECTORY_ENV", "NOTIFY_ENV", "banks", "directory_from", "read_directory",
+           "write_directory"]
 
 DIRECTORY_ENV = "PAYCORE_SANDBOX_DIRECTORY"
 NOTIFY_ENV = "PAYCORE_NOTIFY_BASE_URL"
@@ -113,6 +116,16 @@ def read_directory(path: Path) -> dict[str, Any]:
             for code, entry in described.items()}
 
 
+def directory_from(path: Path, *, notify_base_url: str | None = None,
+                   timeout: Duration = dt.timedelta(seconds=5)) -> BankDirectory:
+    """Adapters for the sandbox banks in the directory file at `path`."""
+    adapters = [_load(_ADAPTERS[code])(credentials, code=code, timeout=timeout)
+                for code, credentials in read_directory(path).items()]
+    if notify_base_url:
+        return BankDirectory(adapters, notify_base_url=notify_base_url)
+    return BankDirectory(adapters)
+
+
 def banks() -> BankDirectory:
     """PAYCORE_BANKS factory: adapters for the sandbox banks in the directory file
     (`PAYCORE_SANDBOX_DIRECTORY`), notifying `PAYCORE_NOTIFY_BASE_URL`."""
@@ -121,9 +134,4 @@ def banks() -> BankDirectory:
     except KeyError:
         raise ValueError(f"{DIRECTORY_ENV} must name the sandbox banks' directory file "
                          "(python -m gateways.sandbox banks --directory FILE)") from None
-    adapters = [_load(_ADAPTERS[code])(credentials, code=code, timeout=5.0)
-                for code, credentials in read_directory(path).items()]
-    notify = os.environ.get(NOTIFY_ENV)
-    if notify:
-        return BankDirectory(adapters, notify_base_url=notify)
-    return BankDirectory(adapters)
+    return directory_from(path, notify_base_url=os.environ.get(NOTIFY_ENV))

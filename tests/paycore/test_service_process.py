@@ -65,7 +65,7 @@ MERCHANT, SUPPLIER = "m-1", "sup-001"
 SETTINGS = SandboxSettings(hang_seconds=6.0, late_notify_seconds=0.2, slow_seconds=1.0,
                            retry_delays=(0.05, 0.2, 0.5, 1.0, 2.0),
                            opening_balance_minor=100_000_000)
-ADAPTER_TIMEOUT = "3.0"
+ADAPTER_TIMEOUT = "3000"  # ms
 KEY_RING = "test1:" + base64.b64encode(bytes(range(32))).decode()  # tests/conftest.py's
 SCHEDULES = ("schedules:\n  janitor: {every: 1}\n  payouts.submit: {every: 1}\n"
              "  webhooks.dispatch: {every: 1, max_attempts: 5}\n")
