@@ -91,9 +91,10 @@ def to_definition(p: LoanProduct) -> dict[str, Any]:
 
 
 def _decimal(value: Any, what: str) -> Decimal:
-    if isinstance(value, float):
+    # a binary float is refused with the rest: only exact decimals and whole numbers
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise InvalidProduct(f"{what} must be given as a decimal string (e.g. '0.10'), "
-                             "not a binary float")
+                             f"not a binary float or any other kind of value: {value!r}")
     try:
         return Decimal(str(value))
     except InvalidOperation:

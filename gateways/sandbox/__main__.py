@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import signal
 import sys
@@ -63,15 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "PAYCORE_BANKS=gateways.sandbox.directory:banks)")
     run.add_argument("--banks", default=",".join(BANK_CODES),
                      help=f"comma-separated bank codes (default {','.join(BANK_CODES)})")
-    run.add_argument("--retry-delays", default="0.05,0.2,0.5,1.0,2.0",
-                     help="seconds between notification retries")
+    run.add_argument("--retry-delays-ms", dest="retry_delays", default="50,200,500,1000,2000",
+                     help="milliseconds between notification retries")
     args = parser.parse_args(argv)
     codes = [c.strip() for c in args.banks.split(",") if c.strip()]
     unknown = [c for c in codes if c not in BANK_CODES]
     if unknown or not codes:
         parser.error(f"unknown bank(s) {', '.join(unknown) or '(none given)'}; "
                      f"known: {', '.join(BANK_CODES)}")
-    delays = tuple(float(d) for d in args.retry_delays.split(",") if d.strip())
+    delays = tuple(dt.timedelta(milliseconds=int(d)) for d in args.retry_delays.split(",")
+                   if d.strip())
     with contextlib.suppress(KeyboardInterrupt):
         _run(serve_banks(codes, args.directory, SandboxSettings(retry_delays=delays)))
     return 0

@@ -536,8 +536,8 @@ class SandboxBank:
         return JSONResponse({"bank": self.code, "total": len(self.notifier.deliveries), "deliveries": [
             {"reference": d.reference, "kind": d.kind, "attempt": d.attempt,
              "status_code": d.status_code, "acknowledged": d.acknowledged, "note": d.note,
-             "error": d.error, "elapsed_ms": None if d.elapsed_seconds is None
-             else round(d.elapsed_seconds * 1000, 3)}
+             "error": d.error, "elapsed_ms": None if d.elapsed is None
+             else round(d.elapsed / dt.timedelta(milliseconds=1), 3)}
             for d in self.notifier.deliveries[after:]]})
 
     async def _drain_endpoint(self, request: Request) -> Response:

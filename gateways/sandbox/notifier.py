@@ -50,7 +50,7 @@ class Delivery:
     error: str | None = None
     #: the round trip of this delivery: POSTed to the merchant's answer read (the
     #: merchant's notification handling as the bank sees it)
-    elapsed_seconds: float | None = None
+    elapsed: dt.timedelta | None = None
 
 
 Build = Callable[[bool], Outgoing]
@@ -191,6 +191,6 @@ class Notifier:
             reference=pending.reference, kind=pending.kind, url=pending.url, attempt=attempt,
             body=outgoing.body, headers=dict(outgoing.headers), status_code=status,
             acknowledged=acknowledged, sent_at=sent_at, note=note, error=error,
-            elapsed_seconds=time.perf_counter() - started,
+            elapsed=dt.timedelta(seconds=time.perf_counter() - started),
         ))
         return acknowledged
