@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -17,6 +18,10 @@ from moneyed import Money
 
 import gateways
 import lending
+from lending import catalogue
+from lending.calendar import RollConvention
+from lending.daycount import DayCount
+from lending.money import check_currency
 from lending.schema import borrowers, decisions, loans
 from lending.schema import products as product_versions
 from paycore import disbursement
@@ -269,7 +274,13 @@ async def exposure(request: Request, session: StaffSession) -> Response:
 @router.get("/products")
 async def products(request: Request, session: StaffSession) -> Response:
     """Every version of every product defined or changed at run time (the audit trail of
-    the terms: who, when, why); changing them is 'paycore products' or the API."""
+    the terms: who, when, why), and for the risk team the forms that define, change and
+    retire one (the same catalogue as 'paycore products' and the API)."""
+    return await _products_page(request, session)
+
+
+async def _products_page(request: Request, session: Session, *, status: int = 200,
+                         error: str = "", sent: dict[str, str] | None = None) -> Response:
     pr = PageRequest.of(request, "code")
     c = product_versions.c
     table = Table("products", "Loan products", [
@@ -288,7 +299,148 @@ async def products(request: Request, session: StaffSession) -> Response:
                 "basis": d.get("day_count"),
                 "terms": f"{d.get('min_term_days')}-{d.get('max_term_days')}",
                 "roll": d.get("maturity_roll"), "by": r.changed_by, "why": r.reason}
+    today = today_local(settings_of(request).timezone)
     async with engine_of(request).connect() as conn:
         await fill(conn, table, sa.select(product_versions), pr, row,
                    tiebreak=[c.code, c.version])
-    return respond(request, session, "table_page.html", table, pr)
+        if pr.export:
+            return respond(request, session, "table_page.html", table, pr)
+        current = [v for v in await lending.products_now(conn, CONFIG, today) if not v.retired]
+    return render(request, "risk_products.html", session, status=status, table=table,
+                  error=error, sent=sent or {}, today=today,
+                  codes=sorted(v.product.code for v in current),
+                  day_counts=[d.value for d in DayCount],
+                  rolls=[r.value for r in RollConvention])
+
+
+def _text(form: dict[str, str], name: str) -> str:
+    return form.get(name, "").strip()
+
+
+def _whole(form: dict[str, str], name: str, what: str) -> int | None:
+    text = _text(form, name).replace(",", "")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise lending.InvalidInput(f"{what} must be a whole number, got {text!r}") from None
+
+
+def _minor(form: dict[str, str], name: str, what: str, currency: str) -> int | None:
+    """An amount typed in the currency's units (`1,000.50`), as exact minor units."""
+    text = _text(form, name).replace(",", "")
+    if not text:
+        return None
+    try:
+        return lending.from_money(Money(Decimal(text), currency), currency)
+    except (InvalidOperation, ValueError):
+        raise lending.InvalidInput(f"{what} is not an amount in {currency}: {text!r}") from None
+
+
+def _day(form: dict[str, str], today: dt.date) -> dt.date:
+    text = _text(form, "effective_from")
+    if not text:
+        return today
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise lending.InvalidInput(f"the first day must be a date (YYYY-MM-DD), got {text!r}"
+                                   ) from None
+
+
+def _terms(form: dict[str, str]) -> dict[str, Any]:
+    """The define form's fields as the catalogue's terms; rates stay decimal strings and
+    amounts exact minor units, and an empty optional field is left to the defaults."""
+    currency = _text(form, "currency").upper()
+    if not currency:
+        raise lending.InvalidInput("choose the product's currency (e.g. CNY)")
+    currency = check_currency(currency)
+    terms: dict[str, Any] = {
+        "name": _text(form, "name") or None, "currency": currency,
+        "min_amount_minor": _minor(form, "min_amount", "the smallest amount", currency),
+        "max_amount_minor": _minor(form, "max_amount", "the largest amount", currency),
+        "min_term_days": _whole(form, "min_term_days", "the shortest term"),
+        "max_term_days": _whole(form, "max_term_days", "the longest term"),
+        "annual_rate": _text(form, "annual_rate") or None,
+    }
+    for field in ("day_count", "maturity_roll", "market"):
+        if _text(form, field):
+            terms[field] = _text(form, field)
+    if _text(form, "penalty_annual_rate"):
+        terms["penalty_annual_rate"] = _text(form, "penalty_annual_rate")
+    grace = _whole(form, "grace_days", "the grace days")
+    if grace is not None:
+        terms["grace_days"] = grace
+    fee_rate = _text(form, "fee_rate")
+    fee_fixed = _minor(form, "fee_fixed", "the fixed fee", currency)
+    if fee_rate or fee_fixed is not None:
+        terms["origination_fee"] = {"rate": fee_rate or "0", "fixed_minor": fee_fixed or 0}
+    return terms
+
+
+def _changes(text: str) -> dict[str, Any]:
+    """`field=value` lines, as the CLI's --set: JSON when it parses, else the text;
+    decimals stay strings, never binary floats."""
+    changes: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise lending.InvalidInput(f"{line.strip()!r}: expected field=value, one a line")
+        try:
+            changes[name.strip()] = json.loads(value.strip(), parse_float=str)
+        except ValueError:
+            changes[name.strip()] = value.strip()
+    return changes
+
+
+@router.post("/products/{what}")
+async def product_action(request: Request, what: str, session: StaffSession) -> Response:
+    """Define, change or retire a product: the catalogue's call and its console_audit row
+    in one transaction; the catalogue's refusal shown on the page (422), nothing written."""
+    if what not in ("define", "change", "retire"):
+        return render(request, "error.html", session, status=404,
+                      message=f"no product action {what!r}")
+    form = await checked_form(request, session)
+    code = _text(form, "code")
+    action, subject = f"product.{what}", f"product:{code}"
+    reason = _text(form, "reason")
+    await may_act(request, session, "risk", action, subject)
+    today = today_local(settings_of(request).timezone)
+    user = session.user
+    engine = engine_of(request)
+    try:
+        if not code:
+            raise lending.InvalidInput("give the product's code")
+        if not reason:
+            raise lending.InvalidInput("say why: a product change needs a reason")
+        day = _day(form, today)
+        async with engine.begin() as conn:
+            if what == "define":
+                saved = await lending.define_product(
+                    conn, code, _terms(form), effective_from=day, actor=user.actor,
+                    reason=reason, config=CONFIG)
+            elif what == "change":
+                saved = await lending.change_product(
+                    conn, code, _changes(form.get("changes", "")), effective_from=day,
+                    actor=user.actor, reason=reason, config=CONFIG)
+            else:
+                saved = await lending.retire_product(conn, code, effective_from=day,
+                                                     actor=user.actor, reason=reason,
+                                                     config=CONFIG)
+            await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
+                               subject=subject, reason=reason,
+                               details={"version": saved.product.version,
+                                        "status": saved.status,
+                                        "effective_from": str(saved.effective_from),
+                                        "terms": catalogue.to_definition(saved.product)})
+    except lending.LendingError as exc:
+        await audit.record_refusal(engine, actor=user.actor, role=user.role.value,
+                                   action=action, subject=subject, reason=reason, why=str(exc))
+        return await _products_page(request, session, status=422, error=str(exc),
+                                    sent={**form, "form": what})
+    return redirect("/console/risk/products",
+                    f"{code} version {saved.product.version} ({saved.status}) from "
+                    f"{saved.effective_from}")

@@ -261,7 +261,8 @@ PAGES = ["/console", "/console/risk/queue", "/console/risk/loans", "/console/ris
          "/console/finance/report", "/console/payments", "/console/payments?kind=payouts",
          "/console/payments/approvals/queue", "/console/payments/banks/health",
          "/console/books", "/console/books/accounts", "/console/books/journal",
-         "/console/books/accounts/2202.payable.sup-p", "/console/charts", "/console/audit"]
+         "/console/books/accounts/2202.payable.sup-p", "/console/charts", "/console/audit",
+         "/console/risk/products"]
 
 
 def test_every_page_passes_axe_and_is_photographed(open_as, browser, console) -> None:
@@ -280,6 +281,12 @@ def test_every_page_passes_axe_and_is_photographed(open_as, browser, console) ->
         if results.violations_count:
             found[path] = [f"{v['id']}: {v['help']} ({len(v['nodes'])})"
                            for v in results.response["violations"]]
+    risk = open_as("risk1")  # the products page's define/change/retire forms
+    risk.goto("/console/risk/products")
+    shot(risk, console, "console_risk_products_forms")
+    results = axe.run(risk)
+    if results.violations_count:
+        found["/console/risk/products (risk)"] = [v["id"] for v in results.response["violations"]]
     context = browser.new_context(base_url=console.base)
     login = context.new_page()
     login.goto("/console/login")
