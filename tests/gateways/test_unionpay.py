@@ -43,7 +43,13 @@ from gateways.protocols.unionpay import (
 
 MER_ID = "777290058110048"
 NOW = dt.datetime(2024, 5, 1, 0, 30, tzinfo=dt.UTC)  # txnTime of the test orders
-AT = dt.datetime.now(dt.UTC)  # verification time, inside the test certificates' validity
+
+
+def at() -> dt.datetime:
+    """The verification time: now, read when the test runs — the session's test
+    certificates are valid from five minutes before they were made, which in a long run
+    is well after this module was imported."""
+    return dt.datetime.now(dt.UTC)
 
 
 def consume(**overrides: object) -> ConsumeRequest:
@@ -133,7 +139,7 @@ def test_consume_fields_follow_acp(merchant_signer: Signer, merchant_identity: R
 
 
 def test_consume_round_trip(merchant_signer: Signer, bank_side: Verifier) -> None:
-    bank_side.verify(merchant_signer.sign(consume().fields()), now=AT)
+    bank_side.verify(merchant_signer.sign(consume().fields()), now=at())
 
 
 @pytest.mark.parametrize(
@@ -147,13 +153,13 @@ def test_tampered_field_is_refused(
     signed = merchant_signer.sign(consume().fields())
     signed[name] = value
     with pytest.raises(SignatureInvalid, match="does not match"):
-        bank_side.verify(signed, now=AT)
+        bank_side.verify(signed, now=at())
 
 
 def test_added_field_is_refused(merchant_signer: Signer, bank_side: Verifier) -> None:
     signed = merchant_signer.sign(consume().fields()) | {"reqReserved": "extra"}
     with pytest.raises(SignatureInvalid):
-        bank_side.verify(signed, now=AT)
+        bank_side.verify(signed, now=at())
 
 
 def test_stripped_or_garbled_signature_is_refused(
@@ -162,10 +168,10 @@ def test_stripped_or_garbled_signature_is_refused(
     signed = merchant_signer.sign(consume().fields())
     for bad in ["", "   ", "not base64!", base64.b64encode(b"\x00" * 256).decode()]:
         with pytest.raises(SignatureInvalid):
-            bank_side.verify(signed | {"signature": bad}, now=AT)
+            bank_side.verify(signed | {"signature": bad}, now=at())
     del signed["signature"]
     with pytest.raises(SignatureInvalid, match="no signature"):
-        bank_side.verify(signed, now=AT)
+        bank_side.verify(signed, now=at())
 
 
 def test_signature_by_another_key_under_the_merchants_cert_id_is_refused(
@@ -173,19 +179,19 @@ def test_signature_by_another_key_under_the_merchants_cert_id_is_refused(
 ) -> None:
     forged = Signer(forger_identity).sign(consume().fields())
     with pytest.raises(SignatureInvalid, match="no trusted certificate"):
-        bank_side.verify(forged, now=AT)
+        bank_side.verify(forged, now=at())
     # Claiming the merchant's certId does not help: the key does not match the certificate.
     forged_claim = dict(forged) | {"certId": merchant_identity.cert_id}
     forged_claim.pop("signature")
     forged_claim["signature"] = Signer(forger_identity).sign(forged_claim)["signature"]
     with pytest.raises(SignatureInvalid):
-        bank_side.verify(forged_claim, now=AT)
+        bank_side.verify(forged_claim, now=at())
 
 
 def test_unsupported_sign_method_is_refused(merchant_signer: Signer, bank_side: Verifier) -> None:
     signed = merchant_signer.sign(consume().fields()) | {"signMethod": "11"}
     with pytest.raises(SignatureInvalid, match="signMethod"):
-        bank_side.verify(signed, now=AT)
+        bank_side.verify(signed, now=at())
 
 
 def test_expired_certificate_is_refused(merchant_signer: Signer, bank_side: Verifier) -> None:
@@ -239,7 +245,7 @@ def test_auto_submit_form_carries_the_signed_fields_intact(
     reader.feed(page)
     assert reader.action == "https://gateway.test.95516.com/gateway/api/frontTransReq.do"
     assert reader.fields == signed
-    bank_side.verify(reader.fields, now=AT)
+    bank_side.verify(reader.fields, now=at())
 
 
 def test_auto_submit_form_escapes_values() -> None:
@@ -255,7 +261,7 @@ def test_auto_submit_form_escapes_values() -> None:
 
 def test_back_notification_round_trip(bank_signer: Signer, merchant_side: Verifier) -> None:
     body = encode_form(bank_signer.sign(notice_fields())).encode()
-    notice = parse_back_notification(body, merchant_side, now=AT)
+    notice = parse_back_notification(body, merchant_side, now=at())
     assert notice.succeeded
     assert notice.amount == Money("123.45", "CNY")
     assert notice.txn_amt == 12345
@@ -267,7 +273,7 @@ def test_back_notification_round_trip(bank_signer: Signer, merchant_side: Verifi
 
 def test_failed_payment_notification(bank_signer: Signer, merchant_side: Verifier) -> None:
     body = encode_form(bank_signer.sign(notice_fields(respCode="61", respMsg="余额不足")))
-    assert not parse_back_notification(body, merchant_side, now=AT).succeeded
+    assert not parse_back_notification(body, merchant_side, now=at()).succeeded
 
 
 def test_notification_with_tampered_amount_is_refused(
@@ -275,7 +281,7 @@ def test_notification_with_tampered_amount_is_refused(
 ) -> None:
     body = encode_form(bank_signer.sign(notice_fields())).replace("txnAmt=12345", "txnAmt=1")
     with pytest.raises(SignatureInvalid):
-        parse_back_notification(body, merchant_side, now=AT)
+        parse_back_notification(body, merchant_side, now=at())
 
 
 def test_notification_signed_with_an_untrusted_embedded_certificate_is_refused(
@@ -283,7 +289,7 @@ def test_notification_signed_with_an_untrusted_embedded_certificate_is_refused(
 ) -> None:
     forged = Signer(forger_identity, embed_certificate=True).sign(notice_fields())
     with pytest.raises(SignatureInvalid, match="neither pinned nor issued"):
-        parse_back_notification(encode_form(forged), merchant_side, now=AT)
+        parse_back_notification(encode_form(forged), merchant_side, now=at())
 
 
 def test_notification_with_a_swapped_certificate_is_refused(
@@ -294,7 +300,7 @@ def test_notification_with_a_swapped_certificate_is_refused(
     other = Signer(unionpay_root, embed_certificate=False).sign(notice_fields())
     forged = other | {"signPubKeyCert": signed["signPubKeyCert"]}
     with pytest.raises(SignatureInvalid, match="does not match"):
-        parse_back_notification(encode_form(forged), merchant_side, now=AT)
+        parse_back_notification(encode_form(forged), merchant_side, now=at())
 
 
 def test_pinned_bank_certificate_also_verifies(
@@ -302,7 +308,7 @@ def test_pinned_bank_certificate_also_verifies(
 ) -> None:
     pinned = Verifier(certificates=[bank_identity.certificate])
     body = encode_form(bank_signer.sign(notice_fields()))
-    assert parse_back_notification(body, pinned, now=AT).succeeded
+    assert parse_back_notification(body, pinned, now=at()).succeeded
 
 
 @pytest.mark.parametrize(
@@ -311,7 +317,7 @@ def test_pinned_bank_certificate_also_verifies(
 )
 def test_malformed_form_bodies(body: bytes, merchant_side: Verifier) -> None:
     with pytest.raises(MalformedMessage):
-        parse_back_notification(body, merchant_side, now=AT)
+        parse_back_notification(body, merchant_side, now=at())
 
 
 def test_signed_notification_missing_fields_is_malformed(
@@ -320,17 +326,17 @@ def test_signed_notification_missing_fields_is_malformed(
     fields = notice_fields()
     del fields["queryId"]
     with pytest.raises(MalformedMessage, match="queryId"):
-        parse_back_notification(encode_form(bank_signer.sign(fields)), merchant_side, now=AT)
+        parse_back_notification(encode_form(bank_signer.sign(fields)), merchant_side, now=at())
     bad_amount = notice_fields(txnAmt="12.34")
     with pytest.raises(MalformedMessage, match="txnAmt"):
-        parse_back_notification(encode_form(bank_signer.sign(bad_amount)), merchant_side, now=AT)
+        parse_back_notification(encode_form(bank_signer.sign(bad_amount)), merchant_side, now=at())
 
 
 def test_non_cny_notification_amount_is_not_silently_cny(
     bank_signer: Signer, merchant_side: Verifier
 ) -> None:
     body = encode_form(bank_signer.sign(notice_fields(currencyCode="840")))
-    notice = parse_back_notification(body, merchant_side, now=AT)
+    notice = parse_back_notification(body, merchant_side, now=at())
     assert notice.currency_code == "840"
     with pytest.raises(AmountNotAccepted):
         _ = notice.amount
@@ -389,17 +395,17 @@ def test_query_request_fields(merchant_signer: Signer, bank_side: Verifier) -> N
     fields = QueryRequest(mer_id=MER_ID, order_id="ORDER20240501001", txn_time=NOW).fields()
     assert fields["txnType"] == "00" and fields["txnSubType"] == "00"
     assert fields["txnTime"] == "20240501083000" and "txnAmt" not in fields
-    bank_side.verify(merchant_signer.sign(fields), now=AT)
+    bank_side.verify(merchant_signer.sign(fields), now=at())
 
 
 def test_query_response_still_processing(bank_signer: Signer, merchant_side: Verifier) -> None:
     answer = encode_response_string(
         bank_signer.sign(notice_fields(respCode="00", origRespCode="05", origRespMsg="处理中"))
     )
-    result = parse_query_response(answer, merchant_side, now=AT)
+    result = parse_query_response(answer, merchant_side, now=at())
     assert result.still_processing and result.status is TxnStatus.PROCESSING
     done = encode_response_string(bank_signer.sign(notice_fields(origRespCode="00")))
-    succeeded = parse_query_response(done, merchant_side, now=AT)
+    succeeded = parse_query_response(done, merchant_side, now=at())
     assert succeeded.status is TxnStatus.SUCCEEDED and succeeded.txn_amt == 12345
 
 
@@ -409,7 +415,7 @@ def test_query_response_tampered_orig_resp_code_is_refused(
     answer = encode_response_string(bank_signer.sign(notice_fields(origRespCode="05")))
     with pytest.raises(SignatureInvalid):
         parse_query_response(answer.replace("origRespCode=05", "origRespCode=00"), merchant_side,
-                             now=AT)
+                             now=at())
 
 
 # ---------------------------------------------------------------------------- refund
@@ -425,7 +431,7 @@ def test_refund_references_the_original_query_id(
     fields = request.fields()
     assert fields["txnType"] == "04" and fields["origQryId"] == "782405010830001234567"
     assert fields["txnAmt"] == "2345"
-    bank_side.verify(merchant_signer.sign(fields), now=AT)
+    bank_side.verify(merchant_signer.sign(fields), now=at())
     with pytest.raises(ValueError, match="queryId"):
         RefundRequest(
             mer_id=MER_ID, order_id="REFUND20240501001", orig_qry_id=" ", txn_time=NOW,
@@ -445,7 +451,7 @@ def test_refund_answer(
         bank_signer.sign({"respCode": code, "respMsg": "x", "queryId": "1234567890",
                           "merId": MER_ID, "orderId": "REFUND20240501001", "txnType": "04"})
     )
-    assert parse_back_trans_response(answer, merchant_side, now=AT).status is status
+    assert parse_back_trans_response(answer, merchant_side, now=at()).status is status
 
 
 def test_payout_request_encrypts_the_account_number(
@@ -461,7 +467,7 @@ def test_payout_request_encrypts_the_account_number(
     )
     assert "6222020200112233" not in repr(request)
     fields = merchant_signer.sign(request.fields())
-    bank_side.verify(fields, now=AT)
+    bank_side.verify(fields, now=at())
     assert fields["txnType"] == "12" and fields["bizType"] == "000401"
     assert fields["encryptCertId"] == bank_identity.cert_id
     assert "6222020200112233" not in encode_form(fields)
