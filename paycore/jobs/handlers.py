@@ -174,7 +174,7 @@ async def accrual_chunk(ctx: JobContext) -> Result:
         if parent_id is not None:
             await _add_to_parent(conn, parent_id, part)
         done += part.loans
-        ctx.progress(done)
+        await ctx.progress_in(conn, done)
 
     result = await lending.run_accrual(
         ctx.engine, through, _lending_config(), batch_size=int(payload.get("batch_size", 1000)),

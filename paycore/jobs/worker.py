@@ -69,6 +69,14 @@ class JobContext:
         """Recorded with the next heartbeat (`paycore jobs list` shows it)."""
         self.progress_done, self.progress_total = done, total
 
+    async def progress_in(self, conn: AsyncConnection, done: int) -> None:
+        """Record progress in the caller's transaction, with the work it counts (and renew
+        the lease): a fast chunk's progress is exact even before any heartbeat runs."""
+        self.progress_done = done
+        if not await queue.heartbeat(conn, self.job.id, self.worker, self.lease,
+                                     progress_done=done):
+            raise JobLost(f"job {self.job.id} is no longer held by {self.worker}")
+
     async def complete_in(self, conn: AsyncConnection, result: Result = None, *,
                           status: JobStatus = JobStatus.SUCCEEDED) -> None:
         """Finish the job in the caller's transaction, so the job's last effect and its
