@@ -1,5 +1,5 @@
-"""gateways's tables (SQLAlchemy Core), in a `MetaData` of its own; the migrations in
-`paycore/migrations/versions` build them (keep the two in step: tests/paycore/test_migrations.py).
+"""gateways's tables (SQLAlchemy Core), in a `MetaData` of its own; migration
+`paycore/migrations/versions/0003_gateways.py` builds them (keep the two in step).
 
 Money is integer minor units beside an ISO 4217 code. Status columns are the state
 machines' values (`gateways.states`); every change of them is a compare-and-set.

@@ -1,6 +1,6 @@
 """PostgreSQL: journal entries in one round trip, inside the caller's transaction: a batch
-through `ledger_post_entries` (its live text in `ledger.ddl`), one entry (every `post`)
-through `ledger_post_entry` (`ledger.ddl_post_entry`).
+through `ledger_post_entries` (migration 0002, DDL in `ledger.ddl`), one entry (every
+`post`) through `ledger_post_entry` (migration 0014, `ledger.ddl_post_entry`).
 
 What needs no database stays here: validating each request (`Draft.from_request`) and
 the JSON pieces of its hashes (`ledger.chain`). The function does the rest under the locks
@@ -115,7 +115,7 @@ def _missing_accounts(draft: Draft, found_ids: set[int], found_codes: set[str]) 
 
 
 async def post_entry(raw: Any, draft: Draft) -> JournalEntry | uuid.UUID:
-    """One draft through `ledger_post_entry` (ledger.ddl_post_entry): typed arguments, no JSON to
+    """One draft through `ledger_post_entry` (migration 0014): typed arguments, no JSON to
     read, and a fraction of the batch function's statements and expressions, which
     PostgreSQL prepares again in every transaction."""
     metadata, _, request_head, request_tail, middle, tail = _shared_parts(draft)

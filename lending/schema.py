@@ -1,5 +1,5 @@
 """lending's tables (SQLAlchemy Core), in a `MetaData` of its own; migrations in
-`paycore/migrations/versions` build them.
+`paycore/migrations/versions/0004_lending.py` build them.
 
 Amounts are BIGINT minor units of the loan's currency. A loan's running figures (principal
 repaid, interest accrued and paid, ...) live on its row beside its status and a `version`;
