@@ -186,6 +186,7 @@ DECLARE
   n_entries int; n_legs int; legs_json text; entry_effective_date date; today date;
   booked_text text; shortfall bigint; worst_account int; net_balance bigint;
   first_currency text; first_currency_sum bigint; mixed_currencies boolean; imbalances text[];
+  has_limit boolean;
 BEGIN
   -- the batch comes as one JSON text, [[entry, ...], [leg, ...]]: a single parameter is far
   -- cheaper for the client to send than seventeen arrays. One sort per list, under all
@@ -317,13 +318,12 @@ BEGIN
       entry_hash_heads[e] || request_hashes[e] || entry_hash_middles[e] || '"'
       || to_char(entry_effective_date, 'YYYY-MM-DD') || '","' || booked_text || '"'
       || entry_hash_tails[e], 'UTF8')), 'hex');
-    worst_account := NULL;
     IF entry_leg_counts[e] < 2 THEN
       o_status := 'too-few-postings'; o_failed := e; o_detail := ARRAY[entry_leg_counts[e]::text];
       RETURN;
     END IF;
     first_currency := leg_currencies[first_leg]; first_currency_sum := 0;
-    mixed_currencies := false; imbalances := NULL;
+    mixed_currencies := false; imbalances := NULL; has_limit := false;
     FOR i IN first_leg..last_leg LOOP
       k := leg_account_places[i];
       IF leg_entries[i] IS DISTINCT FROM e THEN  -- a malformed batch, never a caller's mistake
@@ -357,9 +357,7 @@ BEGIN
       o_seqs[i] := account_seqs[k]; o_balances[i] := net_balance;
       posting_hashes[i] := account_chain_heads[k];
       o_codes[i] := account_codes[k];
-      IF account_limits[k] IS NOT NULL THEN
-        worst_account := 0;
-      END IF;
+      has_limit := has_limit OR account_limits[k] IS NOT NULL;
     END LOOP;
     -- balanced per currency; an entry in one currency needs no query
     IF mixed_currencies THEN
@@ -374,7 +372,7 @@ BEGIN
     IF imbalances IS NOT NULL THEN
       o_status := 'unbalanced'; o_failed := e; o_detail := imbalances; RETURN;
     END IF;
-    IF worst_account IS NOT NULL THEN
+    IF has_limit THEN
       -- limits after each entry; the first account in id order that broke one is named
       worst_account := NULL;
       FOR i IN first_leg..last_leg LOOP
@@ -427,8 +425,8 @@ BEGIN
                   account_seqs, account_chain_heads) AS x(id, lane, pd, pc, s, h)
      WHERE b.account_id = x.id AND b.lane = x.lane;
   ELSIF false = ANY (o_replayed) THEN
-    -- one statement: both statement triggers would fire at its end, when every posting's
-    -- entry exists and every entry has its postings; replayed entries' legs are left out
+    -- one statement: the entries, their postings (a replayed entry's legs left out) and
+    -- the balance rows the batch moved
     WITH written_entries AS (
       INSERT INTO journal_entries (id, idempotency_key, request_hash, kind, description,
                                    effective_date, booked_at, external_ref, metadata, hash)
