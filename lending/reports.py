@@ -159,39 +159,6 @@ class BookPoint:
 _CLOSED = ("repaid", "recovered")
 
 
-def _history_select(day: dt.date, since: dt.date, later_repaid: sa.CTE, extended: sa.CTE,
-                    written: sa.CTE) -> sa.Select[tuple[object, ...]]:
-    """One day's book grouped by what its bucket depends on (product version, currency,
-    written off or not, maturity then): the loans disbursed by `day` and not closed by it,
-    each with its principal then = principal now + principal repaid after `day`."""
-    l = loans.c  # noqa: E741
-    off = sa.and_(written.c.on.is_not(None), written.c.on <= day)
-    # a maturity moved by an extension after `day` was still ahead of `day` (extensions are
-    # granted before maturity): current then, whatever the maturity now
-    maturity = sa.case((sa.and_(extended.c.last.is_not(None), extended.c.last > day), None),
-                       else_=l.maturity)
-    repaid_after = (sa.select(later_repaid.c.loan_id,
-                              sa.func.sum(later_repaid.c.principal).label("after"))
-                    .where(later_repaid.c.paid_on > day).group_by(later_repaid.c.loan_id)
-                    .subquery())
-    amount = sa.case((off, l.written_off_minor),
-                     else_=l.amount_minor - l.principal_repaid_minor
-                     + sa.func.coalesce(repaid_after.c.after, 0))
-    flag = sa.case((off, 1), else_=0)
-    return (sa.select(sa.literal(day, sa.Date).label("day"), l.product_code, l.product_version,
-                      l.currency, flag.label("written_off"), maturity.label("maturity"),
-                      sa.func.count().label("n"), sa.func.sum(amount).label("principal"))
-            .select_from(loans.outerjoin(repaid_after, repaid_after.c.loan_id == l.id)
-                         .outerjoin(extended, extended.c.loan_id == l.id)
-                         .outerjoin(written, written.c.loan_id == l.id))
-            .where(l.disbursed_on <= day,
-                   sa.or_(l.status.in_([s.value for s in RUNNING]),
-                          l.status == LoanStatus.WRITTEN_OFF.value,
-                          sa.and_(l.status.in_(_CLOSED), l.status_on > day)),
-                   sa.or_(l.status.in_([s.value for s in RUNNING]), l.status_on >= since))
-            .group_by(l.product_code, l.product_version, l.currency, flag, maturity))
-
-
 async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
                             config: LendingConfig) -> list[BookPoint]:
     """The book by days-past-due bucket on each of `days` (past days; a few, e.g. weekly
@@ -204,45 +171,74 @@ async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
     - its days past due are counted from the maturity it had then: a maturity moved by an
       extension granted after that day was still ahead (extensions come before maturity).
 
-    One statement for all days; the loans closed before the first day are not read."""
+    Two statements whatever the number of days: the loans grouped by what their bucket on
+    any day depends on (product version, currency, maturity, disbursement, closing,
+    write-off and last extension dates), and the principal repaid after the first day by
+    the same groups and value date; each day is then summed from the groups. Loans closed
+    before the first day are not read."""
     if not days:
         return []
-    since = min(days)
-    r = repayments.c
-    later_repaid = (sa.select(r.loan_id, r.paid_on, r.principal_minor.label("principal"))
-                    .where(r.paid_on > since, r.principal_minor != 0).cte("later_repaid"))
-    e = loan_events.c
-    extended = (sa.select(e.loan_id, sa.func.max(e.event_on).label("last"))
-                .where(e.to_status == LoanStatus.EXTENDED.value, e.event_on > since)
-                .group_by(e.loan_id).cte("extended_after"))
+    points = sorted(set(days))
+    since, until = points[0], points[-1]
+    l, e = loans.c, loan_events.c  # noqa: E741
+    running = [s.value for s in RUNNING]
     written = (sa.select(e.loan_id, sa.func.min(e.event_on).label("on"))
                .where(e.to_status == LoanStatus.WRITTEN_OFF.value)
-               .group_by(e.loan_id).cte("written_off_on"))
-    query = sa.union_all(*[_history_select(day, since, later_repaid, extended, written)
-                           for day in sorted(set(days))])
-    rows = (await conn.execute(query)).all()
+               .group_by(e.loan_id).subquery("written_off_on"))
+    extended = (sa.select(e.loan_id, sa.func.max(e.event_on).label("last"))
+                .where(e.to_status == LoanStatus.EXTENDED.value, e.event_on > since)
+                .group_by(e.loan_id).subquery("extended_after"))
+    keys = [l.product_code, l.product_version, l.currency, l.maturity, l.disbursed_on,
+            sa.case((l.status.in_(_CLOSED), l.status_on), else_=None).label("closed_on"),
+            sa.func.coalesce(written.c.on, sa.case(
+                (l.status == LoanStatus.WRITTEN_OFF.value, l.status_on), else_=None))
+            .label("written_on"),
+            extended.c.last.label("extended_on")]
+    source = (loans.outerjoin(written, written.c.loan_id == l.id)
+              .outerjoin(extended, extended.c.loan_id == l.id))
+    where = [l.disbursed_on.is_not(None), l.disbursed_on <= until,
+             sa.or_(l.status.in_([*running, LoanStatus.WRITTEN_OFF.value]),
+                    sa.and_(l.status.in_(_CLOSED), l.status_on > since))]
+    groups = (await conn.execute(
+        sa.select(*keys, sa.func.count().label("n"),
+                  sa.func.sum(l.amount_minor - l.principal_repaid_minor).label("principal"),
+                  sa.func.sum(l.written_off_minor).label("written_off"))
+        .select_from(source).where(*where).group_by(*keys))).all()
+    r = repayments.c
+    later: dict[tuple[object, ...], list[tuple[dt.date, int]]] = {}
+    for row in await conn.execute(
+            sa.select(*keys, r.paid_on, sa.func.sum(r.principal_minor).label("repaid"))
+            .select_from(source.join(repayments, r.loan_id == l.id))
+            .where(*where, r.paid_on > since, r.principal_minor != 0)
+            .group_by(*keys, r.paid_on)):
+        later.setdefault(tuple(row[:len(keys)]), []).append((row.paid_on, int(row.repaid)))
     from lending.catalogue import product_versions
 
-    keys = {(row.product_code, row.product_version) for row in rows if row.product_version}
-    versions = await product_versions(conn, keys) if keys else {}
+    wanted = {(g.product_code, g.product_version) for g in groups if g.product_version}
+    versions = await product_versions(conn, wanted) if wanted else {}
     fallback = next(iter(config.products.values()))
-    out: dict[dt.date, dict[str, dict[str, list[int]]]] = {d: {} for d in sorted(set(days))}
-    for row in rows:
-        day = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(str(row.day))
-        product = (versions.get((row.product_code, row.product_version))
-                   or config.products.get(row.product_code) or fallback)
+    out: dict[dt.date, dict[str, dict[str, list[int]]]] = {d: {} for d in points}
+    for g in groups:
+        product = (versions.get((g.product_code, g.product_version))
+                   or config.products.get(g.product_code) or fallback)
         labels = ["current", *(b.label for b in product.dpd_buckets), "written off"]
-        book = out[day].setdefault(row.currency, {})
-        for label in labels:
-            book.setdefault(label, [0, 0])
-        if row.written_off:
-            label = "written off"
-        else:
-            dpd = max(0, (day - row.maturity).days) if row.maturity is not None else 0
-            bucket = product.dpd_bucket(dpd)
-            label = "current" if bucket is None else bucket.label
-        book[label][0] += int(row.n)
-        book[label][1] += int(row.principal or 0)
+        repaid_later = later.get(tuple(g[:len(keys)]), [])
+        for day in points:
+            if g.disbursed_on > day or (g.closed_on is not None and g.closed_on <= day):
+                continue
+            book = out[day].setdefault(g.currency, {})
+            for label in labels:
+                book.setdefault(label, [0, 0])
+            if g.written_on is not None and g.written_on <= day:
+                label, amount = "written off", int(g.written_off or 0)
+            else:
+                amount = int(g.principal or 0) + sum(v for on, v in repaid_later if on > day)
+                ahead = g.extended_on is not None and g.extended_on > day
+                dpd = 0 if ahead or g.maturity is None else max(0, (day - g.maturity).days)
+                bucket = product.dpd_bucket(dpd)
+                label = "current" if bucket is None else bucket.label
+            book[label][0] += int(g.n)
+            book[label][1] += amount
     return [BookPoint(day, {cur: {k: (v[0], v[1]) for k, v in b.items()}
                             for cur, b in books.items()}) for day, books in out.items()]
 
