@@ -1,21 +1,31 @@
 """The coalescing write path (`ledger.Coalescer.submit`) against the raw-asyncpg ceiling
 (../shared/bench/pg_ceiling.py), run in the same invocation, on PostgreSQL.
 
-Workloads (each for --seconds, after an untimed warm-up):
+Workloads (each for --seconds, after an untimed warm-up), on 10,000 accounts opened and then
+analyzed (VACUUM ANALYZE, as an operator does after a bulk load: the write functions' plans
+are made from the statistics, and without them they read every account on each call):
   * submit, uniform: 32 callers (asyncio tasks) in one process, each looping
         entry = await coalescer.submit(EntryRequest(...))
     i.e. each awaiting its own durable entry (answered after its batch's COMMIT), two
     postings between two random distinct accounts (uniform over --accounts accounts);
-  * submit, hot account: the same, every entry crediting one account.
+  * submit, hot account: the same, every entry crediting one account (of one lane);
+  * submit, uniform, 128 callers in one process;
+  * submit, uniform, 2 processes x 32 callers (each process its own coalescer), started
+    together;
+  * post_many: one caller, `ledger.post_many` with 1000 entries per transaction (the engine
+    under `submit`).
+Each submit workload prints its rate, its transactions and their mean size, and the p50 and
+p99 latency of one `submit` (queued to answered).
+
 The ceiling's comparable figures are its one-round-trip ones (a server-side function per
-entry, autocommit): `rpc_uniform_32_clients` and `rpc_hot_32_clients`. Goals (issue #16):
-uniform >= 2x, hot account >= 5x.
+entry, autocommit), `rpc_uniform_32_clients` and `rpc_hot_32_clients`, and its batched one,
+`batched_1000`. Goals (issue #16): uniform >= 2x, hot account >= 5x, post_many >= 0.8x.
 
 Then `ledger.verify` proves the books, and each ratio is printed as
 `ratio <name>: <number>`; the last line is one JSON object with every figure.
 
 Usage: .venv/bin/python bench/submit_bench.py [--seconds N] [--accounts N] [--pg-url URL]
-                                              [--skip-ceiling]
+                                              [--skip-ceiling] [--writers N]
 """
 
 from __future__ import annotations
@@ -24,14 +34,20 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
+import statistics
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 from ledger_bench import (  # (this directory: the scripts run from here)
     DEFAULT_PG_URL,
     asyncpg_url,
+    batched,
     check_books,
     open_accounts,
     plain_dsn,
@@ -47,18 +63,29 @@ from paycore import db as paycore_db
 from paycore.logging import configure_logging
 from paycore.startup_heap import freeze_startup_heap
 
+HERE = Path(__file__).resolve()
 SCHEMA = "bench_submit"
 CALLERS = 32
+MANY_CALLERS = 128
+PROCESSES = 2
+BATCH = 1000
 CURRENCY = "USD"
 WARM_UP = 1.0
+POOL_SIZE = 8
 RATIOS = {
     # name: (ours, the ceiling's, goal)
     "submit_uniform_32": ("submit_uniform_32", "rpc_uniform_32_clients", 2.0),
     "submit_hot_32": ("submit_hot_32", "rpc_hot_32_clients", 5.0),
+    "post_many_1000": ("post_many_1000", "batched_1000", 0.8),
 }
 
 _keys = itertools.count()
-_run = f"{random.getrandbits(32):08x}"
+_run = f"{random.getrandbits(32):08x}-{os.getpid()}"
+
+
+def engine_of(pg_url: str) -> AsyncEngine:
+    return ledger.create_engine(pg_url, connect_args={"server_settings": {
+        "search_path": SCHEMA}}, pool_size=POOL_SIZE, max_overflow=0)
 
 
 async def fresh_engine(pg_url: str) -> AsyncEngine:
@@ -68,10 +95,19 @@ async def fresh_engine(pg_url: str) -> AsyncEngine:
         await conn.execute(f"CREATE SCHEMA {SCHEMA}")
     finally:
         await conn.close()
-    engine = ledger.create_engine(pg_url, connect_args={"server_settings": {
-        "search_path": SCHEMA}}, pool_size=4, max_overflow=0)
+    engine = engine_of(pg_url)
     await paycore_db.upgrade(engine)
     return engine
+
+
+async def analyze(pg_url: str) -> None:
+    """VACUUM ANALYZE the accounts just opened (as ledger_bench.settle_pg does): a plan
+    made before any statistics exist reads every account on each call."""
+    conn = await asyncpg.connect(plain_dsn(pg_url), server_settings={"search_path": SCHEMA})
+    try:
+        await conn.execute("VACUUM ANALYZE accounts, account_balances")
+    finally:
+        await conn.close()
 
 
 def request(debit: int, credit: int, rng: random.Random) -> EntryRequest:
@@ -81,10 +117,13 @@ def request(debit: int, credit: int, rng: random.Random) -> EntryRequest:
 
 
 async def callers(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *,
-                  hot: bool) -> float:
-    """`CALLERS` tasks, each submitting one entry at a time and awaiting it."""
+                  hot: bool, n: int = CALLERS,
+                  latencies: list[int] | None = None) -> float:
+    """`n` tasks, each submitting one entry at a time and awaiting it; each submit's
+    latency (microseconds) into `latencies`."""
     done = 0
     stop = time.monotonic() + seconds
+    clock = time.perf_counter_ns
 
     async def caller(seed: int) -> None:
         nonlocal done
@@ -94,23 +133,85 @@ async def callers(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *
                 debit, credit = rng.choice(ids[1:]), ids[0]
             else:
                 debit, credit = rng.sample(ids, 2)
-            await coalescer.submit(request(debit, credit, rng))
+            entry = request(debit, credit, rng)
+            t = clock()
+            await coalescer.submit(entry)
+            if latencies is not None:
+                latencies.append((clock() - t) // 1000)
             done += 1
 
     started = time.monotonic()
-    await asyncio.gather(*(caller(seed) for seed in range(CALLERS)))
+    await asyncio.gather(*(caller(seed) for seed in range(n)))
     return done / (time.monotonic() - started)
 
 
+def percentiles(latencies: list[int]) -> str:
+    if len(latencies) < 2:
+        return "no latencies"
+    cuts = statistics.quantiles(latencies, n=100)
+    return f"p50 {cuts[49] / 1000:.1f} ms, p99 {cuts[98] / 1000:.1f} ms"
+
+
 async def workload(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *,
-                   hot: bool, label: str) -> float:
+                   hot: bool, label: str, n: int = CALLERS) -> tuple[float, list[int]]:
     batches, entries = coalescer.batches, coalescer.entries
-    rate = await callers(coalescer, ids, seconds, hot=hot)
-    n = coalescer.batches - batches
-    mean = (coalescer.entries - entries) / n if n else 0
-    print(f"{label}: {rate:8.0f} entries/s ({n} transactions, {mean:.1f} entries each)",
-          flush=True)
-    return rate
+    latencies: list[int] = []
+    rate = await callers(coalescer, ids, seconds, hot=hot, n=n, latencies=latencies)
+    k = coalescer.batches - batches
+    mean = (coalescer.entries - entries) / k if k else 0
+    print(f"{label}: {rate:8.0f} entries/s ({k} transactions, {mean:.1f} entries each; "
+          f"{percentiles(latencies)}; load {os.getloadavg()[0]:.1f})", flush=True)
+    return rate, latencies
+
+
+async def account_ids(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.scalars(sa.text(
+            "SELECT id FROM accounts WHERE code LIKE 'bench:%' ORDER BY id"))).all())
+
+
+async def child(pg_url: str, seconds: float, start_at: float, writers: int | None) -> None:
+    """One of the processes of the 2 x 32 workload: warm up, wait for the common start,
+    submit for `seconds`, print one JSON line (rate, count, latencies)."""
+    engine = engine_of(pg_url)
+    try:
+        ids = await account_ids(engine)
+        coalescer = ledger.Coalescer(engine, **({"writers": writers} if writers else {}))
+        await callers(coalescer, ids, WARM_UP, hot=False)
+        freeze_startup_heap()
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        latencies: list[int] = []
+        batches, entries = coalescer.batches, coalescer.entries
+        rate = await callers(coalescer, ids, seconds, hot=False, latencies=latencies)
+        await coalescer.close()
+        print(json.dumps({"rate": rate, "latencies": latencies,
+                          "batches": coalescer.batches - batches,
+                          "entries": coalescer.entries - entries}), flush=True)
+    finally:
+        await engine.dispose()
+
+
+async def processes(pg_url: str, seconds: float, writers: int | None) -> tuple[float, list[int]]:
+    """`PROCESSES` processes of `CALLERS` callers each, each its own coalescer, together."""
+    start_at = time.time() + WARM_UP + 4
+    argv = [sys.executable, str(HERE), "--child", "--pg-url", pg_url,
+            "--seconds", str(seconds), "--start-at", str(start_at)]
+    if writers:
+        argv += ["--writers", str(writers)]
+    procs = [await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+             for _ in range(PROCESSES)]
+    outs = [await p.communicate() for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit("a submitting process failed")
+    results = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
+    latencies = [x for r in results for x in r["latencies"]]
+    rate = sum(r["rate"] for r in results)
+    k = sum(r["batches"] for r in results)
+    mean = sum(r["entries"] for r in results) / k if k else 0
+    print(f"ledger.submit postgresql, uniform, {PROCESSES} processes x {CALLERS} callers: "
+          f"{rate:8.0f} entries/s ({k} transactions, {mean:.1f} entries each; "
+          f"{percentiles(latencies)}; load {os.getloadavg()[0]:.1f})", flush=True)
+    return rate, latencies
 
 
 async def main() -> int:
@@ -121,26 +222,49 @@ async def main() -> int:
                         help="accounts to spread entries over (default 10,000, the ceiling's)")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="the coalescer's writers (default: its own default)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("json", "WARNING", force=True)
     pg_url = asyncpg_url(args.pg_url)
+    if args.child:
+        await child(pg_url, args.seconds, args.start_at, args.writers)
+        return 0
+    options = {"writers": args.writers} if args.writers else {}
 
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     engine = await fresh_engine(pg_url)
     figures: dict[str, float] = {}
+    latency: dict[str, str] = {}
     try:
         t = time.monotonic()
-        ids = await open_accounts(engine, args.accounts)
+        ids = await open_accounts(engine, args.accounts, parallel=4)
+        await analyze(pg_url)
         print(f"opened {len(ids)} accounts in {time.monotonic() - t:.1f} s", flush=True)
-        coalescer = ledger.Coalescer(engine)
+        coalescer = ledger.Coalescer(engine, **options)
         await callers(coalescer, ids, WARM_UP, hot=False)  # untimed: plans, pool, caches
         freeze_startup_heap()
-        figures["submit_uniform_32"] = await workload(
-            coalescer, ids, args.seconds, hot=False,
-            label=f"ledger.submit postgresql, uniform, {CALLERS} callers")
-        figures["submit_hot_32"] = await workload(
-            coalescer, ids, args.seconds, hot=True,
-            label=f"ledger.submit postgresql, one hot account, {CALLERS} callers")
+        for name, hot, n, label in [
+            ("submit_uniform_32", False, CALLERS, f"uniform, {CALLERS} callers"),
+            ("submit_hot_32", True, CALLERS, f"one hot account, {CALLERS} callers"),
+            (f"submit_uniform_{MANY_CALLERS}", False, MANY_CALLERS,
+             f"uniform, {MANY_CALLERS} callers"),
+        ]:
+            figures[name], lat = await workload(
+                coalescer, ids, args.seconds, hot=hot, n=n,
+                label=f"ledger.submit postgresql, {label}")
+            latency[name] = percentiles(lat)
         await coalescer.close()
+        name = f"submit_uniform_{PROCESSES}x{CALLERS}"
+        figures[name], lat = await processes(pg_url, args.seconds, args.writers)
+        latency[name] = percentiles(lat)
+        await batched(engine, ids, BATCH, WARM_UP)  # untimed
+        figures["post_many_1000"], _ = await batched(engine, ids, BATCH, args.seconds)
+        print(f"ledger.post_many postgresql, {BATCH}/transaction, 1 caller: "
+              f"{figures['post_many_1000']:8.0f} entries/s (load {os.getloadavg()[0]:.1f})",
+              flush=True)
         ok = print_check("postgresql", await check_books(engine))
     finally:
         await engine.dispose()
@@ -152,7 +276,9 @@ async def main() -> int:
             ratios[name] = figures[ours] / ceiling[theirs]
             print(f"ratio {name}: {ratios[name]:.2f}  (ceiling {theirs} = "
                   f"{ceiling[theirs]:.0f} entries/s; goal >= {goal:g})", flush=True)
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     print(json.dumps({"submit": {k: round(v) for k, v in figures.items()},
+                      "latency": latency,
                       "ceiling": {k: round(v) for k, v in ceiling.items()},
                       "ratios": {k: round(v, 2) for k, v in ratios.items()}}))
     return 0 if ok else 1

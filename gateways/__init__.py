@@ -57,6 +57,9 @@ Janitor, operators and health
 - `list_in_review(conn)`, `list_inquiries(conn)`, `list_rejections(conn, *, limit, reason)`.
 - `run_janitor(engine, banks, *, now=None, limit=200, max_tries=8) -> JanitorReport` —
   status inquiries on a back-off schedule, expiry, manual review after `max_tries`.
+- `inquire_now(engine, banks, subject, subject_id) -> AskedNow` — one unknown attempt,
+  refund or payout asked about at once, as the janitor's pass asks (the console's "ask the
+  bank now").
 - `bank_health_report(banks)`, `save_bank_health(conn, banks)`, `load_bank_health(conn)`;
   `save_bank_certificates(conn, banks)`, `load_bank_certificates(conn)` — the banks'
   certificates and their expiry (`CertificateStatus.warning(now)`: 30 days ahead).
@@ -129,7 +132,13 @@ from gateways.errors import (
 )
 from gateways.health import bank_health_report, load_bank_health, save_bank_health
 from gateways.inquiries import Inquiry
-from gateways.janitor import DEFAULT_MAX_TRIES, JanitorReport, run_janitor
+from gateways.janitor import (
+    DEFAULT_MAX_TRIES,
+    AskedNow,
+    JanitorReport,
+    inquire_now,
+    run_janitor,
+)
 from gateways.limits import AmountNotSupported, BankLimits, check_amount, limits_of, taking
 from gateways.notifications import handle_notification
 from gateways.payout_returns import ReturnApplied, ReturnCheck, book_payout_return
@@ -176,6 +185,7 @@ from gateways.types import (
 __all__ = [
     "DEFAULT_MAX_TRIES",
     "AmountNotSupported",
+    "AskedNow",
     "Attempt",
     "AttemptState",
     "BankDirectory",
@@ -246,6 +256,7 @@ __all__ = [
     "get_refund",
     "get_supplier_terms",
     "handle_notification",
+    "inquire_now",
     "limits_of",
     "list_attempts",
     "list_in_review",

@@ -36,7 +36,7 @@ from gateways.bank import (
     RefundStatus,
 )
 from gateways.checkout import expire_intents
-from gateways.errors import ConcurrentTransition
+from gateways.errors import ConcurrentTransition, InvalidPaymentRequest, NotFound
 from gateways.inquiries import Inquiry, Subject
 from gateways.routing import BankDirectory
 from gateways.schema import inquiries as inquiries_table
@@ -45,7 +45,7 @@ from gateways.schema import payouts as payouts_table
 from gateways.states import AttemptState, PayoutState, RefundState
 from gateways.store import find_attempt, find_payout, find_refund, load_intent, transition, utcnow
 
-__all__ = ["JanitorReport", "run_janitor", "schedule_stranded"]
+__all__ = ["AskedNow", "JanitorReport", "inquire_now", "run_janitor", "schedule_stranded"]
 
 log = structlog.get_logger("gateways.janitor")
 DEFAULT_MAX_TRIES = 8
@@ -91,6 +91,64 @@ async def run_janitor(engine: AsyncEngine, banks: BankDirectory, *,
              postponed=report.postponed, to_review=report.to_review,
              expired=len(report.expired))
     return report
+
+
+@dataclass(frozen=True)
+class AskedNow:
+    """What one inquiry asked on demand did: the janitor's result ("settled", "postponed",
+    "to_review" or "raced"), what the bank answered (the inquiry's last outcome), and the
+    record's status before and after."""
+
+    result: str
+    bank: str
+    answer: str | None
+    status_before: str
+    status_after: str
+    tries: int
+
+
+async def inquire_now(engine: AsyncEngine, banks: BankDirectory, subject: Subject,
+                      subject_id: str, *, now: dt.datetime | None = None,
+                      max_tries: int = DEFAULT_MAX_TRIES) -> AskedNow:
+    """Ask the bank about one attempt, refund or payout in `unknown` now, not at its next
+    scheduled check: its inquiry is opened (or brought forward) in the janitor's schedule
+    and run exactly as a janitor's pass runs it (`_inquire`: the recorded bank call, the
+    answer settled, postponed with a try counted, or sent to review after `max_tries`), so
+    the inquiry history shows it like any other. Only an unknown outcome is asked about."""
+    now = now or utcnow()
+    table = _SUBJECT_TABLES[subject]
+    async with engine.begin() as conn:
+        row = (await conn.execute(sa.select(table.c.status, table.c.bank).where(
+            table.c.id == subject_id))).first()
+        if row is None:
+            raise NotFound(f"no {subject.value} {subject_id}")
+        if row.status != "unknown":
+            raise InvalidPaymentRequest(
+                f"{subject.value} {subject_id} is {row.status}, not unknown: only an unknown "
+                "outcome is asked about")
+        if row.bank is None:
+            raise InvalidPaymentRequest(f"{subject.value} {subject_id} was never sent to a bank")
+        await inquiries.schedule(conn, subject, subject_id, row.bank, now, now)
+    async with engine.connect() as conn:
+        q = (await conn.execute(sa.select(inquiries_table).where(
+            inquiries_table.c.subject == subject.value,
+            inquiries_table.c.subject_id == subject_id))).one()
+    inquiry = Inquiry(q.id, subject, q.subject_id, q.bank, q.status, q.tries, q.next_check_at,
+                      q.last_outcome)
+    try:
+        result = await _inquire(engine, banks, inquiry, now, max_tries)
+    except ConcurrentTransition:
+        result = "raced"  # a notification settled it meanwhile
+    async with engine.connect() as conn:
+        after = (await conn.execute(sa.select(table.c.status).where(
+            table.c.id == subject_id))).scalar_one()
+        asked = (await conn.execute(sa.select(inquiries_table).where(
+            inquiries_table.c.subject == subject.value,
+            inquiries_table.c.subject_id == subject_id))).one()
+    log.info("janitor.asked_now", subject=subject.value, subject_id=subject_id,
+             bank=inquiry.bank, result=result, status=after)
+    return AskedNow(result, inquiry.bank, asked.last_outcome, row.status, str(after),
+                    int(asked.tries))
 
 
 #: how long a record may sit in flight without an inquiry before the janitor asks about it

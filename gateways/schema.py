@@ -91,6 +91,8 @@ payment_attempts = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("settled_at", UTCDateTime()),
     sa.UniqueConstraint("bank", "bank_txn_id", name="uq_payment_attempts_bank_txn"),
+    # the console's attempts in unknown or review, newest first (migration 0031)
+    sa.Index("ix_payment_attempts_status_updated", "status", "updated_at"),
 )
 
 refunds = sa.Table(
@@ -116,6 +118,7 @@ refunds = sa.Table(
     sa.Column("settled_at", UTCDateTime()),
     sa.CheckConstraint("amount_minor > 0", name="ck_refunds_amount"),
     sa.UniqueConstraint("bank", "bank_txn_id", name="uq_refunds_bank_txn"),
+    sa.Index("ix_refunds_status_updated", "status", "updated_at"),  # 0031
 )
 
 payouts = sa.Table(
@@ -152,6 +155,11 @@ payouts = sa.Table(
     sa.Column("settled_at", UTCDateTime()),
     sa.CheckConstraint("amount_minor > 0", name="ck_payouts_amount"),
     sa.Index("ix_payouts_status_created", "status", "created_at"),
+    # the console's payouts in unknown or review, newest first (migration 0031)
+    sa.Index("ix_payouts_status_updated", "status", "updated_at"),
+    sa.Index("ix_payouts_review_updated", "updated_at",
+             postgresql_where=sa.text("review_reason IS NOT NULL"),
+             sqlite_where=sa.text("review_reason IS NOT NULL")),
 )
 
 # Notifications applied: one row per bank transaction, the dedupe key.

@@ -21,10 +21,9 @@ import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import chain, merkle
@@ -39,6 +38,9 @@ from ledger.schema import (
     postings,
 )
 from ledger.signing import SigningKey, check_signature
+
+if TYPE_CHECKING:  # `cryptography` is imported by ledger.signing when a key is used
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 CHECKPOINT_FORMAT = "paycore.checkpoint/1"
 PROOF_FORMAT = "paycore.account-proof/1"

@@ -4,7 +4,10 @@
 transaction (an API transfer, an import line, an accrual, an internal service's entry) and
 waits for it. One writer task per coalescer (per process) takes what is queued, posts it
 with `post_each` in one transaction, and answers each caller with its own outcome only
-after COMMIT returned:
+after COMMIT returned. On PostgreSQL a batch is one round trip: the write function is
+called outside any transaction block, so the server commits it before it answers (no
+BEGIN and COMMIT to wait for); a refusal wrote nothing and the rest of the batch goes
+again in a call of its own, as it would in one transaction:
 
 - each entry's outcome is what posting the entries one by one with `post` in queue order
   would have given: a refusal refuses that entry alone, limits are checked entry by entry
@@ -12,8 +15,10 @@ after COMMIT returned:
   and a replay (or an `IdempotencyConflict` if the requests differ);
 - a failed transaction (deadlock, serialization failure, lost connection, a key another
   process took first) is run again whole, a bounded number of times; idempotency keys make
-  the re-run a replay of whatever an earlier attempt may have committed. An entry whose
-  COMMIT outcome stays unknown gets `SubmitOutcomeUnknown`, never an acknowledgement;
+  the re-run a replay of whatever an earlier attempt may have committed, and an entry
+  keeps its id from attempt to attempt on PostgreSQL, so a replay of that id is the
+  caller's own post. An entry whose COMMIT outcome stays unknown gets
+  `SubmitOutcomeUnknown`, never an acknowledgement;
 - an error that is neither a refusal nor a lost connection (the database refusing one
   entry's data) splits the batch in halves until it is that entry's alone;
 - a caller cancelled while waiting does not take its entry back: once queued, it is posted
@@ -42,9 +47,11 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledger import fastpath
 from ledger.engine import is_retryable
-from ledger.entries import post_each
+from ledger.entries import Draft, load_entries, post_each
 from ledger.errors import CoalescerClosed, LedgerError, SubmitOutcomeUnknown, SubmitQueueFull
+from ledger.ids import new_entry_id_texts
 from ledger.types import EntryRequest, JournalEntry
 
 log = structlog.get_logger("ledger.coalescer")
@@ -59,6 +66,8 @@ class _Queued:
     #: the entry id an earlier attempt wrote this request under, when that attempt's COMMIT
     #: failed and may nonetheless have happened (a replay of this id is then our own post)
     maybe_posted: uuid.UUID | None = field(default=None)
+    #: PostgreSQL: the id its entry gets, the same in every call and attempt (text)
+    entry_id: str | None = field(default=None)
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -75,12 +84,6 @@ def connection_lost(exc: BaseException) -> bool:
         return True
     return type(orig).__name__ in {"ConnectionDoesNotExistError", "InterfaceError",
                                    "InternalClientError"}
-
-
-def _quiet(future: asyncio.Future[JournalEntry]) -> None:
-    """A cancelled caller's outcome, read so that asyncio does not report it unread."""
-    if not future.cancelled():
-        future.exception()
 
 
 class Coalescer:
@@ -141,12 +144,9 @@ class Coalescer:
             self._enough.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._write(), name="ledger-coalescer")
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # the entry stays queued and is posted exactly once; nobody waits for it now
-            future.add_done_callback(_quiet)
-            raise
+        # a cancelled caller cancels its future, not its entry: the entry stays queued and
+        # is posted exactly once, and the writer answers nobody for it
+        return await future
 
     # -- the writer ---------------------------------------------------------------------
 
@@ -197,28 +197,45 @@ class Coalescer:
         finally:
             self._enough = None
 
+    def _one_round_trip(self) -> bool:
+        """PostgreSQL: each call of the write function is a transaction of its own."""
+        dialect = getattr(self.engine, "dialect", None)
+        return getattr(dialect, "name", None) == "postgresql"
+
     async def _settle(self, batch: list[_Queued]) -> list[Outcome]:
         """Each entry's outcome, once known: committed, refused, or not acknowledged."""
         failure: BaseException | None = None
+        one_round_trip = self._one_round_trip()
         for attempt in range(1, self.attempts + 1):
             committing = False
             written: list[tuple[_Queued, uuid.UUID]] = []
             try:
-                async with self.engine.begin() as conn:
-                    outcomes = await post_each(conn, [q.request for q in batch])
-                    written = [(q, o.id) for q, o in zip(batch, outcomes, strict=True)
-                               if isinstance(o, JournalEntry) and not o.replayed]
-                    committing = True
+                if one_round_trip:  # (each call answers after its own COMMIT)
+                    outcomes = await self._post_committed(batch)
+                else:
+                    async with self.engine.begin() as conn:
+                        outcomes = await post_each(conn, [q.request for q in batch])
+                        written = [(q, o.id) for q, o in zip(batch, outcomes, strict=True)
+                                   if isinstance(o, JournalEntry) and not o.replayed]
+                        committing = True
                 # COMMIT returned: now, and only now, the entries are the callers'
                 self.batches += 1
-                self.entries += len(written)
+                self.entries += sum(1 for o in outcomes
+                                    if isinstance(o, JournalEntry) and not o.replayed)
                 return [self._own(q, o) for q, o in zip(batch, outcomes, strict=True)]
             except Exception as exc:
                 failure = exc
-                if committing:  # COMMIT failed: it may have happened all the same
+                lost = connection_lost(exc)
+                if one_round_trip and lost:
+                    # the call in flight may have committed, under the ids it was sent with
+                    for queued in batch:
+                        if queued.entry_id is not None:
+                            queued.maybe_posted = uuid.UUID(queued.entry_id)
+                elif committing and not one_round_trip:
+                    # COMMIT failed: it may have happened all the same
                     for queued, entry_id in written:
                         queued.maybe_posted = entry_id
-                elif not (is_retryable(exc) or connection_lost(exc)):
+                elif not (is_retryable(exc) or lost):
                     # neither a refusal nor a lost connection, before COMMIT: nothing was
                     # written; find the entry it belongs to, so it fails that entry alone
                     if len(batch) > 1:
@@ -227,12 +244,46 @@ class Coalescer:
                                 *await self._settle(batch[half:])]
                     return [self._unsettled(batch[0], exc)]
                 log.warning("ledger.coalescer.batch_failed", attempt=attempt,
-                            entries=len(batch), at_commit=committing, error=repr(exc))
+                            entries=len(batch), at_commit=committing or (one_round_trip and lost),
+                            error=repr(exc))
                 if attempt < self.attempts:
                     delay_ms = self.base_delay_ms * 2 ** (attempt - 1)
                     await asyncio.sleep((delay_ms + random.randrange(delay_ms + 1)) / 1000)
         assert failure is not None
         return [self._unsettled(q, failure) for q in batch]
+
+    async def _post_committed(self, batch: list[_Queued]) -> list[JournalEntry | LedgerError]:
+        """PostgreSQL, one round trip a batch: `post_each`'s outcomes, each call of the write
+        function outside any transaction block, so that it commits before it answers (no
+        BEGIN and no COMMIT to wait for). A refusal wrote nothing and the rest go again,
+        as in one transaction; each entry keeps its id from call to call, so a call whose
+        answer was lost is known by its ids when the retry finds them."""
+        out: list[JournalEntry | LedgerError | None] = [None] * len(batch)
+        drafts: list[Draft] = []
+        at: list[int] = []  # each draft's place in the batch
+        for n, queued in enumerate(batch):
+            try:
+                drafts.append(Draft.from_request(queued.request))
+            except LedgerError as exc:
+                out[n] = exc
+                continue
+            at.append(n)
+        if drafts:
+            fresh = [batch[n] for n in at if batch[n].entry_id is None]
+            for queued, entry_id in zip(fresh, new_entry_id_texts(len(fresh)), strict=True):
+                queued.entry_id = entry_id
+            async with self.engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                written = await fastpath.post_each(
+                    raw, drafts, [batch[n].entry_id or "" for n in at])
+                for n, x in zip(at, written, strict=True):
+                    if isinstance(x, JournalEntry):  # committed: its own if a retry finds it
+                        batch[n].maybe_posted = x.id
+                replays = [x for x in written if isinstance(x, uuid.UUID)]
+                loaded = {e.id: e for e in await load_entries(conn, replays, replayed=True)}
+            for n, x in zip(at, written, strict=True):
+                out[n] = loaded[x] if isinstance(x, uuid.UUID) else x
+        return [x for x in out if x is not None]
 
     @staticmethod
     def _own(queued: _Queued, outcome: JournalEntry | LedgerError) -> Outcome:

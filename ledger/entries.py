@@ -42,12 +42,22 @@ class Leg(NamedTuple):
     currency: str
 
 
+#: the largest amount and account id the books keep: their columns are signed 64-bit
+#: integers on both databases (a larger one reached the driver and failed there, with
+#: another error on each write path)
+BIGINT_MAX = 2**63 - 1
+
+
 def legs_from_postings(idempotency_key: str, items: Iterable[Posting]) -> list[Leg]:
-    """Validate postings on their own: one side each, positive, exact, balanced per currency."""
+    """Validate postings on their own: one side each, positive, exact, within the books'
+    64-bit integers, balanced per currency."""
     legs: list[Leg] = []
     for p in items:
         if not isinstance(p, Posting):
             raise InvalidRequest(f"entry {idempotency_key!r}: expected Posting, got {p!r}")
+        if isinstance(p.account, int) and not -BIGINT_MAX - 1 <= p.account <= BIGINT_MAX:
+            raise InvalidRequest(f"entry {idempotency_key!r}: {p.account} is not an account id "
+                                 "(ids are 64-bit integers)")
         if (p.debit is None) == (p.credit is None):
             raise InvalidRequest(
                 f"entry {idempotency_key!r}: a posting to {p.account!r} needs exactly one of "
@@ -60,6 +70,11 @@ def legs_from_postings(idempotency_key: str, items: Iterable[Posting]) -> list[L
             raise InvalidAmount(
                 f"entry {idempotency_key!r}: posting to {p.account!r} must be positive, "
                 f"got {money.amount} {money.currency.code}"
+            )
+        if units > BIGINT_MAX:
+            raise InvalidAmount(
+                f"entry {idempotency_key!r}: posting to {p.account!r} of {money.amount} "
+                f"{money.currency.code} is more than the books keep ({BIGINT_MAX} minor units)"
             )
         legs.append(Leg(p.account, units if p.debit is not None else -units, money.currency.code))
     require_balanced(idempotency_key, legs)

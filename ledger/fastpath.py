@@ -64,24 +64,30 @@ async def post_batch(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry | u
 
 
 async def post_each(
-    raw: Any, drafts: Sequence[Draft]
+    raw: Any, drafts: Sequence[Draft], entry_ids: Sequence[str] | None = None,
 ) -> list[JournalEntry | uuid.UUID | LedgerError]:
     """`post_entries`, each draft with its own outcome, as if posted one by one in order:
     a refused draft (the function wrote nothing and the transaction stays usable) gets its
     error and the rest go again without it, so each later draft sees the books without
     it. An unknown account refuses every draft that names one. A batch without refusals
-    costs one call; each refusal one more."""
+    costs one call; each refusal one more.
+
+    `entry_ids` (text, one per draft) are the ids a new entry gets, the same in every call
+    (the coalescer's, so that it knows what an unanswered call may have written); new ones
+    per call without them. Outside a transaction each call commits on its own: a refusal
+    wrote nothing, so the next call sees the same books but for other writers' entries."""
     out: list[JournalEntry | uuid.UUID | LedgerError | None] = [None] * len(drafts)
     live = list(range(len(drafts)))
     while live:
         batch = [drafts[i] for i in live]
+        ids = None if entry_ids is None else [entry_ids[i] for i in live]
         if len(batch) == 1:
             try:
-                out[live[0]] = await post_entry(raw, batch[0])
+                out[live[0]] = await post_entry(raw, batch[0], None if ids is None else ids[0])
             except LedgerError as exc:
                 out[live[0]] = exc
             break
-        row = await raw.fetchrow(POST_ENTRIES, _batch(batch))
+        row = await raw.fetchrow(POST_ENTRIES, _batch(batch, ids))
         status = row["o_status"]
         if status == "posted":
             for i, written in zip(live, _written(batch, row), strict=True):
@@ -114,12 +120,15 @@ def _missing_accounts(draft: Draft, found_ids: set[int], found_codes: set[str]) 
     return [*ids, *codes]
 
 
-async def post_entry(raw: Any, draft: Draft) -> JournalEntry | uuid.UUID:
+async def post_entry(raw: Any, draft: Draft, entry_id: str | None = None,
+                     ) -> JournalEntry | uuid.UUID:
     """One draft through `ledger_post_entry` (migration 0014): typed arguments, no JSON to
     read, and a fraction of the batch function's statements and expressions, which
-    PostgreSQL prepares again in every transaction."""
+    PostgreSQL prepares again in every transaction. `entry_id`: the new entry's id (text;
+    a new one without it)."""
     metadata, _, request_head, request_tail, middle, tail = _shared_parts(draft)
-    [entry_id] = new_entry_id_texts(1)
+    if entry_id is None:
+        [entry_id] = new_entry_id_texts(1)
     ids: list[int | None] = []
     codes: list[str | None] = []
     for leg in draft.legs:
@@ -177,14 +186,16 @@ def _shared_parts(d: Draft) -> tuple[str, str | None, str, str, str, str]:
     return (metadata, *parts)
 
 
-def _batch(drafts: Sequence[Draft]) -> str:
+def _batch(drafts: Sequence[Draft], entry_ids: Sequence[str] | None = None) -> str:
     """One JSON text, [[entry, ...], [leg, ...]], the field order ledger_post_entries reads;
-    a leg ends with its entry's place in the batch (from 1)."""
+    a leg ends with its entry's place in the batch (from 1). `entry_ids`: the new entries'
+    ids (text; new ones without them)."""
     entries: list[list[Any]] = []
     legs: list[list[Any]] = []
     head_of, shared_parts = chain.entry_head, _shared_parts
-    for n, (d, entry_id) in enumerate(zip(drafts, new_entry_id_texts(len(drafts)), strict=True),
-                                      start=1):
+    if entry_ids is None:
+        entry_ids = new_entry_id_texts(len(drafts))
+    for n, (d, entry_id) in enumerate(zip(drafts, entry_ids, strict=True), start=1):
         metadata, effective, request_head, request_tail, middle, tail = shared_parts(d)
         entries.append([
             d.idempotency_key, entry_id, d.kind, d.description, effective, d.external_ref,

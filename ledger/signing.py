@@ -5,6 +5,9 @@ checkpoint names the key that signed it and a verifier picks that key from the p
 keys it trusts: after a rotation the old public key stays trusted, and the checkpoints it
 signed stay verifiable. The private key lives in a file outside the database; nothing
 here reads files, the caller hands over PEM bytes.
+
+`cryptography` is imported by the functions that use a key, not with this module: every
+`import ledger` would otherwise load it (a `paycore balance` never signs anything).
 """
 
 from __future__ import annotations
@@ -14,15 +17,20 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from ledger.errors import CheckpointError
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
 
 def key_id(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:32]
 
@@ -33,10 +41,15 @@ class SigningKey:
 
     @classmethod
     def generate(cls) -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
     def from_pem(cls, pem: bytes) -> SigningKey:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             key = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
@@ -51,11 +64,15 @@ class SigningKey:
         return key_id(self.private.public_key())
 
     def private_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.private.private_bytes(serialization.Encoding.PEM,
                                           serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption())
 
     def public_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.private.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -64,6 +81,9 @@ class SigningKey:
 
 
 def public_key_from_pem(pem: bytes, where: str = "public key") -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
@@ -81,6 +101,8 @@ def trusted_keys(keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey
 def check_signature(trusted: Mapping[str, Ed25519PublicKey], signer: str, message: bytes,
                     signature: str, what: str) -> None:
     """Raise CheckpointError unless `signature` over `message` is by trusted key `signer`."""
+    from cryptography.exceptions import InvalidSignature
+
     public = trusted.get(signer)
     if public is None:
         known = ", ".join(sorted(trusted)) or "none"

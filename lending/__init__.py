@@ -142,10 +142,12 @@ from lending.products import (
 )
 from lending.receivables import GOODS_KINDS, PayableOrigins, payable_origins
 from lending.reports import (
+    BookPoint,
     LedgerCheck,
     LoanStatement,
     PortfolioRow,
     loan_statement,
+    portfolio_history,
     portfolio_report,
     reconcile_with_ledger,
 )
@@ -188,6 +190,7 @@ __all__ = [
     "Application",
     "ApplicationResult",
     "Band",
+    "BookPoint",
     "Borrower",
     "BorrowerData",
     "BorrowerNotFound",
@@ -306,6 +309,7 @@ __all__ = [
     "payable_origins",
     "penalty_accrued_through",
     "plan_accrual",
+    "portfolio_history",
     "portfolio_report",
     "principal_days",
     "product_for_new_loan",

@@ -20,8 +20,8 @@ from lending.postings import Accounts
 from lending.schema import loan_events, loans, repayments
 from lending.store import RUNNING, LoanRecord
 
-__all__ = ["LedgerCheck", "LoanStatement", "PortfolioRow", "loan_statement",
-           "portfolio_report", "reconcile_with_ledger"]
+__all__ = ["BookPoint", "LedgerCheck", "LoanStatement", "PortfolioRow", "loan_statement",
+           "portfolio_history", "portfolio_report", "reconcile_with_ledger"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,104 @@ async def portfolio_report(conn: AsyncConnection, on: dt.date,
         row.penalty_minor += record.penalty_outstanding_minor
         row.fees_minor += record.fees_outstanding_minor
     return {cur: list(rows.values()) for cur, rows in out.items()}
+
+
+@dataclass(frozen=True)
+class BookPoint:
+    """The loan book on one past day, as it stood that day: per currency and bucket, the
+    loans and their principal outstanding then."""
+
+    day: dt.date
+    #: currency -> bucket label -> (loans, principal outstanding minor units), buckets in
+    #: their order ("current", the products' buckets, "written off")
+    buckets: Mapping[str, Mapping[str, tuple[int, int]]]
+
+
+_CLOSED = ("repaid", "recovered")
+
+
+async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
+                            config: LendingConfig) -> list[BookPoint]:
+    """The book by days-past-due bucket on each of `days` (past days; a few, e.g. weekly
+    over the last 90 days), each day as it stood then — not today's book aged again:
+
+    - a loan counts from its disbursement, and stops counting the day it was repaid or
+      recovered (its status date); one written off shows as written off from that day;
+    - its principal then is today's plus the principal repaid after that day (the
+      repayments' value dates);
+    - its days past due are counted from the maturity it had then: a maturity moved by an
+      extension granted after that day was still ahead (extensions come before maturity).
+
+    Two statements whatever the number of days: the loans grouped by what their bucket on
+    any day depends on (product version, currency, maturity, disbursement, closing,
+    write-off and last extension dates), and the principal repaid after the first day by
+    the same groups and value date; each day is then summed from the groups. Loans closed
+    before the first day are not read."""
+    if not days:
+        return []
+    points = sorted(set(days))
+    since, until = points[0], points[-1]
+    l, e = loans.c, loan_events.c  # noqa: E741
+    running = [s.value for s in RUNNING]
+    written = (sa.select(e.loan_id, sa.func.min(e.event_on).label("on"))
+               .where(e.to_status == LoanStatus.WRITTEN_OFF.value)
+               .group_by(e.loan_id).subquery("written_off_on"))
+    extended = (sa.select(e.loan_id, sa.func.max(e.event_on).label("last"))
+                .where(e.to_status == LoanStatus.EXTENDED.value, e.event_on > since)
+                .group_by(e.loan_id).subquery("extended_after"))
+    keys = [l.product_code, l.product_version, l.currency, l.maturity, l.disbursed_on,
+            sa.case((l.status.in_(_CLOSED), l.status_on), else_=None).label("closed_on"),
+            sa.func.coalesce(written.c.on, sa.case(
+                (l.status == LoanStatus.WRITTEN_OFF.value, l.status_on), else_=None))
+            .label("written_on"),
+            extended.c.last.label("extended_on")]
+    source = (loans.outerjoin(written, written.c.loan_id == l.id)
+              .outerjoin(extended, extended.c.loan_id == l.id))
+    where = [l.disbursed_on.is_not(None), l.disbursed_on <= until,
+             sa.or_(l.status.in_([*running, LoanStatus.WRITTEN_OFF.value]),
+                    sa.and_(l.status.in_(_CLOSED), l.status_on > since))]
+    groups = (await conn.execute(
+        sa.select(*keys, sa.func.count().label("n"),
+                  sa.func.sum(l.amount_minor - l.principal_repaid_minor).label("principal"),
+                  sa.func.sum(l.written_off_minor).label("written_off"))
+        .select_from(source).where(*where).group_by(*keys))).all()
+    r = repayments.c
+    later: dict[tuple[object, ...], list[tuple[dt.date, int]]] = {}
+    for row in await conn.execute(
+            sa.select(*keys, r.paid_on, sa.func.sum(r.principal_minor).label("repaid"))
+            .select_from(source.join(repayments, r.loan_id == l.id))
+            .where(*where, r.paid_on > since, r.principal_minor != 0)
+            .group_by(*keys, r.paid_on)):
+        later.setdefault(tuple(row[:len(keys)]), []).append((row.paid_on, int(row.repaid)))
+    from lending.catalogue import product_versions
+
+    wanted = {(g.product_code, g.product_version) for g in groups if g.product_version}
+    versions = await product_versions(conn, wanted) if wanted else {}
+    fallback = next(iter(config.products.values()))
+    out: dict[dt.date, dict[str, dict[str, list[int]]]] = {d: {} for d in points}
+    for g in groups:
+        product = (versions.get((g.product_code, g.product_version))
+                   or config.products.get(g.product_code) or fallback)
+        labels = ["current", *(b.label for b in product.dpd_buckets), "written off"]
+        repaid_later = later.get(tuple(g[:len(keys)]), [])
+        for day in points:
+            if g.disbursed_on > day or (g.closed_on is not None and g.closed_on <= day):
+                continue
+            book = out[day].setdefault(g.currency, {})
+            for label in labels:
+                book.setdefault(label, [0, 0])
+            if g.written_on is not None and g.written_on <= day:
+                label, amount = "written off", int(g.written_off or 0)
+            else:
+                amount = int(g.principal or 0) + sum(v for on, v in repaid_later if on > day)
+                ahead = g.extended_on is not None and g.extended_on > day
+                dpd = 0 if ahead or g.maturity is None else max(0, (day - g.maturity).days)
+                bucket = product.dpd_bucket(dpd)
+                label = "current" if bucket is None else bucket.label
+            book[label][0] += int(g.n)
+            book[label][1] += amount
+    return [BookPoint(day, {cur: {k: (v[0], v[1]) for k, v in b.items()}
+                            for cur, b in books.items()}) for day, books in out.items()]
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,11 @@ loans = sa.Table(
     ),
     sa.Index("ix_lending_loans_borrower", "borrower_id", "status"),
     sa.Index("ix_lending_loans_status", "status", "accrued_through"),
+    # the console's loan book by due date, due this week, overdue (migration 0031)
+    sa.Index("ix_lending_loans_maturity", "maturity", "id"),
+    # covers the console's book by product and bucket and exposure per borrower (0031)
+    sa.Index("ix_lending_loans_book", "status", "borrower_id", "product_code", "currency",
+             "maturity", "amount_minor", "principal_repaid_minor"),
 )
 
 # Every status change of a loan, in order: the audit trail of the lifecycle.

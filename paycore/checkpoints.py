@@ -22,12 +22,14 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from typing import TYPE_CHECKING
 
 import ledger
+
+if TYPE_CHECKING:  # cryptography loads with the first key read (ledger.signing)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 DEFAULT_DIRECTORY = Path("checkpoints")
 

@@ -7,17 +7,22 @@ import json
 import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-import yaml
 from moneyed import Money
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from paycore import checkpoints, commands, db, render
+from paycore import commands, db
 from paycore.runner import console, in_transaction, read_only, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# Start-up (#18): `paycore --help` and `paycore balance` import this module, every command
+# module and the ledger. What only some commands use (YAML, rich's tables, the checkpoint
+# files' crypto, the domains' packages, the web stack) is imported inside those commands;
+# tests/paycore/test_cli_startup.py holds the list of what stays out.
 
 T = TypeVar("T")
 
@@ -44,6 +49,8 @@ def db_upgrade() -> None:
 def accounts_list(owner: str | None = typer.Option(None, help="owner reference"),
                   prefix: str | None = typer.Option(None, help="code prefix")) -> None:
     """List accounts with their balances."""
+    from rich.table import Table
+
     async def go(conn: AsyncConnection) -> list[tuple[ledger.Account, ledger.Balance]]:
         found = await ledger.list_accounts(conn, owner_ref=owner, code_prefix=prefix)
         return [(a, await ledger.balance(conn, a.id)) for a in found]
@@ -111,6 +118,8 @@ def entry_from_document(doc: dict[str, Any]) -> ledger.EntryRequest:
 @app.command("post")
 def post(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
     """Post the entries in a JSON or YAML file (one entry or a list), all or nothing."""
+    import yaml
+
     raw = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
     docs = raw if isinstance(raw, list) else [raw]
     requests = [entry_from_document(d) for d in docs]
@@ -139,6 +148,8 @@ def account_statement(account: str,
               start: str = typer.Option(..., "--from", help="first day, YYYY-MM-DD"),
               end: str = typer.Option(..., "--to", help="last day, YYYY-MM-DD")) -> None:
     """Opening balance, postings with running balance, closing balance."""
+    from paycore import render  # rich's tables
+
     ref: ledger.AccountRef = int(account) if account.isdigit() else account
     st = read_only(lambda conn: ledger.statement(
         conn, ref, dt.date.fromisoformat(start), dt.date.fromisoformat(end)))
@@ -148,6 +159,8 @@ def account_statement(account: str,
 @app.command("trial-balance")
 def trial_balance(as_json: bool = typer.Option(False, "--json")) -> None:
     """Balances by account and type, per currency; debits must equal credits."""
+    from paycore import render  # rich's tables
+
     tb = read_only(ledger.trial_balance)
     if as_json:
         console.print_json(json.dumps({
@@ -175,6 +188,8 @@ def verify(
 ) -> None:
     """Recompute every balance and hash chain from the postings, and hold the books against
     each signed checkpoint given; exit 1 on a discrepancy."""
+    from paycore import checkpoints
+
     async def go(conn: AsyncConnection) -> ledger.VerifyReport:
         if not checkpoint:
             return await ledger.verify(conn)

@@ -6,30 +6,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+import ledger
 
 if TYPE_CHECKING:  # Alembic is imported by the functions that migrate, not by every command
     from alembic.config import Config
-
-import gateways
-import ledger
-import lending
-import reconciliation
-from paycore import schema
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def all_metadata() -> tuple[sa.MetaData, ...]:
-    """Every package's tables, for Alembic and for the schema-matches-migrations test."""
+    """Every package's tables, for Alembic and for the schema-matches-migrations test.
+    The domains are imported here, not with this module: every CLI command reads
+    `paycore.db`, and `paycore balance` needs none of them."""
+    import gateways
+    import lending
+    import reconciliation
+    from paycore import schema
+
     return (ledger.metadata, gateways.metadata, lending.metadata, reconciliation.metadata,
             schema.metadata)
 
 
 def __getattr__(name: str) -> tuple[sa.MetaData, ...]:
-    # `ALL_METADATA` is computed when read, not when this module is imported: the CLI
-    # imports `gateways` lazily (see `paycore.lazy_imports`), and reading its tables here
-    # at import would load it for every command
+    # `ALL_METADATA` is computed when read, not when this module is imported: reading
+    # every domain's tables at import would load them all for every CLI command
     if name == "ALL_METADATA":
         return all_metadata()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

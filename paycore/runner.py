@@ -9,34 +9,40 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-import gateways
 import ledger
-import lending
-import reconciliation
-from paycore import db, lazy_imports
+from paycore import db
 from paycore.logging import configure_logging
 from paycore.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 T = TypeVar("T")
+
+#: (package, its base errors) of each domain whose errors a person caused and can act on
+DOMAIN_ERRORS = (
+    ("lending", ("LendingError",)),
+    ("reconciliation", ("StatementError", "ReconciliationError")),
+    ("gateways", ("PaymentError",)),
+)
+
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors a person caused and can act on: one red line on stderr, exit code 2.
-    Each domain adds its base error here. A function, read when an error is raised, so
-    that the CLI does not import every domain (see `paycore.lazy_imports`) to start."""
-    found: tuple[type[Exception], ...] = (
-        ledger.LedgerError, lending.LendingError, reconciliation.StatementError,
-        reconciliation.ReconciliationError,
-    )
-    # a command that never loaded gateways cannot have raised its errors: asking for its
-    # base class would import every bank adapter to print a ledger error
-    if lazy_imports.loaded("gateways"):
-        found += (gateways.PaymentError,)
+    Each domain adds its base error here. Read when an error is raised, and only from the
+    domains already imported: a command imports the domain it uses (`paycore balance`
+    imports neither lending, reconciliation nor gateways' bank adapters), and a domain
+    never imported cannot have raised its errors."""
+    found: tuple[type[Exception], ...] = (ledger.LedgerError,)
+    for package, names in DOMAIN_ERRORS:
+        module = sys.modules.get(package)
+        found += tuple(cls for cls in (getattr(module, name, None) for name in names)
+                       if isinstance(cls, type) and issubclass(cls, Exception))
     return found
 
 # a pipe or a CI log gets wide tables rather than rich's 80-column default
@@ -51,8 +57,7 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
     configure_logging(settings.log_format, level)
     if os.environ.get("PAYCORE_ACCOUNT_KEYS"):
         # imported only then: it imports gateways (every bank adapter), which most
-        # commands never touch (see paycore.lazy_imports); without the variable it
-        # installs nothing anyway
+        # commands never touch; without the variable it installs nothing anyway
         from paycore.payout_controls import install_account_keys
 
         install_account_keys()

@@ -114,6 +114,8 @@ statement_lines = sa.Table(
     sa.CheckConstraint("status IN ('open', 'matched', 'resolved')", name="ck_recon_lines_status"),
     sa.Index("ix_recon_lines_open", "bank_account_id", "status", "booking_date"),
     sa.Index("ix_recon_lines_e2e", "bank_account_id", "end_to_end_id"),
+    # a statement's unmatched lines, counted on the console's statements page (0031)
+    sa.Index("ix_recon_lines_statement_status", "statement_id", "status"),
 )
 
 book_items = sa.Table(
@@ -224,6 +226,7 @@ exceptions = sa.Table(
     sa.CheckConstraint("kind IN ('statement_line', 'book_item')", name="ck_recon_exceptions_kind"),
     sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_recon_exceptions_status"),
     sa.Index("ix_recon_exceptions_open", "bank_account_id", "status", "date"),
+    sa.Index("ix_recon_exceptions_status_date", "status", "date", "id"),  # 0031
 )
 
 audit = sa.Table(

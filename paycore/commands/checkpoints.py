@@ -10,15 +10,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 import ledger
 from paycore import checkpoints
 from paycore.runner import console, errors, run
+
+if TYPE_CHECKING:  # cryptography loads with the first key read (ledger.signing)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 ledger_app = typer.Typer(help="Signed checkpoints of the books, and one account's proof.",
                          no_args_is_help=True)

@@ -24,6 +24,7 @@ import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement, settlement
 from paycore.amounts import known_currency, money_of
+from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
 
 CONFIG: LendingConfig = DEFAULT_CONFIG
@@ -183,19 +184,19 @@ def loans_decide(
     outcome: str = typer.Argument(..., help="approve or decline"),
     comment: str = typer.Option(..., help="the officer's reason (stored)"),
     officer: str = typer.Option(..., help="who decides: a console staff user of the risk "
-                                "role, who gives their password (prompted, or "
-                                "PAYCORE_STAFF_PASSWORD)"),
+                                "role, who gives their password (prompted without echo, "
+                                "or PAYCORE_STAFF_PASSWORD)"),
     amount: str | None = typer.Option(None, help="approve a smaller amount"),
     on: str | None = typer.Option(None),
 ) -> None:
     """A risk officer approves or declines a queued application, with a comment."""
     if outcome not in ("approve", "decline"):
         raise typer.BadParameter("approve or decline")
-    from paycore.commands.payout_controls import authenticated_actor
+    from paycore.commands.actor import authenticated_actor
 
     # an approval stands in for the payout's approval at disbursement: the officer is a
     # proved person of the risk team, as in the console, never a name typed on trust
-    actor = authenticated_actor(officer, roles=frozenset({"risk"}))
+    actor = authenticated_actor(officer, area="risk")
 
     async def go(conn: AsyncConnection) -> lending.LoanRecord:
         rec = await lending.load_loan(conn, loan_id, CONFIG)
@@ -292,8 +293,8 @@ def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None)
 @loans_app.command("refund-overpayment")
 def loans_refund_overpayment(
     loan_id: str, amount: str,
-    by: str = typer.Option(..., "--by", help="who asks for it: a console staff user, "
-                           "password prompted (or PAYCORE_STAFF_PASSWORD); audited"),
+    as_: str = actor_option(extra=" (the payout's requester, whom four eyes compare "
+                            "with its approver)"),
     account: str | None = typer.Option(None, help="the borrower's account in the register "
                                        "(default: their longest-verified usable one)"),
     on: str | None = typer.Option(None),
@@ -301,12 +302,12 @@ def loans_refund_overpayment(
 ) -> None:
     """Refund a loan's overpayment (held in 2203) to the borrower's verified bank account,
     by a supplier payout (a second person approves it above the payout threshold)."""
-    from paycore.commands.payout_controls import authenticated_actor
+    from paycore.commands.actor import authenticated_actor
     from paycore.overpayments import refund_overpayment
 
     day = _date(on)
     # the requester four eyes compare with the approver: proven, not claimed
-    actor = authenticated_actor(by)
+    actor = authenticated_actor(as_)
 
     async def go(conn: AsyncConnection) -> tuple[lending.LoanRecord, str, str]:
         rec = await lending.load_loan(conn, loan_id, CONFIG)
@@ -322,19 +323,31 @@ def loans_refund_overpayment(
 @loans_app.command("apply-overpayment")
 def loans_apply_overpayment(
     loan_id: str, target_loan_id: str, amount: str,
-    by: str = typer.Option(..., "--by", help="who moves it (audited)"),
+    as_: str = actor_option("finance"),
     on: str | None = typer.Option(None),
     move_id: str | None = typer.Option(None, "--id", help="idempotency key of the move"),
 ) -> None:
     """Apply a loan's overpayment to another loan of the same borrower (a repayment of that
-    loan by its waterfall)."""
+    loan by its waterfall). A finance (or controller) staff user moves it."""
+    from paycore.commands.actor import authenticated_user, record_decision
+
     day = _date(on)
+    user = authenticated_user(as_, area="finance")
+    key = move_id or uuid.uuid4().hex
 
     async def go(conn: AsyncConnection) -> lending.OverpaymentMove:
         rec = await lending.load_loan(conn, loan_id, CONFIG)
-        return await lending.apply_overpayment(conn, loan_id, target_loan_id,
+        move = await lending.apply_overpayment(conn, loan_id, target_loan_id,
                                                _money(amount, rec.currency), day, CONFIG,
-                                               move_id=move_id or uuid.uuid4().hex, actor=by)
+                                               move_id=key, actor=user.actor)
+        if not move.replayed:
+            await record_decision(conn, user, action="overpayment.apply",
+                                  subject=f"loan:{loan_id}", reason="",
+                                  details={"target_loan_id": target_loan_id,
+                                           "amount_minor": move.amount_minor,
+                                           "currency": move.loan.currency, "move_id": key,
+                                           "value_date": str(day)})
+        return move
     move = in_transaction(go)
     target = move.repayment.loan if move.repayment else None
     console.print(f"loan {loan_id}: {amt(move.amount_minor, move.loan.currency)} applied to "

@@ -12,7 +12,7 @@
     paycore payments rejections [--limit N]             notifications that changed nothing
     paycore payments health                             circuit breakers and certificates
     paycore payments check-returns [--payout ID] [--days N]  ask the banks about returns
-    paycore payments resolve-payout-review ID --by NAME --note TEXT
+    paycore payments resolve-payout-review ID --as USER --note TEXT   (payments staff)
 
 Commands that talk to banks (janitor, submit-payouts) need a `BankDirectory`: set
 `PAYCORE_BANKS=module:function` to a function returning one (the deployment's bank
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import gateways
 import ledger
+from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
 
 payments_app = typer.Typer(help="Checkout payments, refunds, payouts, janitor, bank health.",
@@ -234,11 +235,23 @@ def review() -> None:
 
 @payments_app.command("resolve-payout-review")
 def resolve_payout_review(review_id: int,
-                          by: str = typer.Option(..., help="who looked into it"),
+                          as_: str = actor_option("payments"),
                           note: str = typer.Option(..., help="what was found and done")) -> None:
-    """Close a payout review item (a return, a mismatch, a contradiction) with a note."""
-    done = in_transaction(lambda conn: gateways.resolve_payout_review(
-        conn, review_id, by=by, note=note))
+    """Close a payout review item (a return, a mismatch, a contradiction) with a note. A
+    payments staff user closes it, proved by their password, as on the console."""
+    from paycore.commands.actor import authenticated_user, record_decision
+
+    user = authenticated_user(as_, area="payments")
+
+    async def work(conn: AsyncConnection) -> gateways.PayoutReview:
+        review = await gateways.resolve_payout_review(conn, review_id, by=user.actor,
+                                                      note=note)
+        # the row the console's payments page writes for the same decision
+        await record_decision(conn, user, action="payout-review.resolve",
+                              subject=f"payout-review:{review_id}", reason=note,
+                              details={"payout_id": review.payout_id})
+        return review
+    done = in_transaction(work)
     console.print(f"payout review {done.id} ({done.payout_id}) resolved by {done.resolved_by}")
 
 

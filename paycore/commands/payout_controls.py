@@ -26,10 +26,8 @@ for it without echo, or reads PAYCORE_ACCOUNT_NUMBER.
 
 from __future__ import annotations
 
-import os
 import secrets
 from decimal import Decimal, InvalidOperation
-from typing import NoReturn
 
 import typer
 from moneyed import Money
@@ -38,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import gateways
 import ledger
+from paycore.commands.actor import actor_option, authenticated_actor
 from paycore.commands.payments import payments_app
-from paycore.runner import console, errors, in_transaction, read_only
+from paycore.runner import console, in_transaction, read_only
 from paycore.supplier_bindings import bind_supplier, bound_suppliers, unbind_supplier
 
 
@@ -55,50 +54,7 @@ beneficiaries_app = typer.Typer(help="Suppliers' bank accounts: the only places 
 bindings_app = typer.Typer(help="Which suppliers a merchant's API keys may act for.",
                            no_args_is_help=True)
 
-ACTOR = typer.Option(..., "--as", help="who you are: a console staff user, password "
-                     "prompted (or PAYCORE_STAFF_PASSWORD); recorded, and compared by the "
-                     "four-eyes rules")
-
-
-def _refuse(message: str) -> NoReturn:
-    errors.print(f"[red]NotAuthenticated[/red]: {message}")
-    raise typer.Exit(2)
-
-
-def authenticated_actor(name: str, *, roles: frozenset[str] | None = None) -> str:
-    """`--as NAME`, authenticated as the console staff user NAME: the actor `user:<name>`.
-    A person never acts as a system job or an API key (`system:`, `key:`); with `roles`,
-    only a staff user of one of those roles acts."""
-    from paycore.console import staff  # argon2 and the console's tables: only when used
-
-    kind, sep, rest = name.strip().partition(":")
-    if sep and kind.strip().lower() != "user":
-        _refuse(f"{name!r} is not a person: --as names a console staff user (paycore staff "
-                "list); system jobs and API keys do not act from the command line")
-    username = (rest if sep else kind).strip().casefold()
-    password = os.environ.get("PAYCORE_STAFF_PASSWORD")
-    if not password:
-        try:
-            password = str(typer.prompt(f"password of staff user {username}",
-                                        hide_input=True))
-        except typer.Abort:  # no terminal to ask on, or ^C/^D
-            _refuse(f"no password given for staff user {username} (prompted, or "
-                    "PAYCORE_STAFF_PASSWORD)")
-
-    async def login(conn: AsyncConnection) -> staff.StaffUser | staff.LoginRefused:
-        try:
-            return await staff.authenticate(conn, username, password)
-        except staff.LoginRefused as exc:
-            return exc  # returned, not raised: the failure's count is committed
-    user = in_transaction(login)
-    if isinstance(user, staff.LoginRefused):
-        _refuse(f"{user} (--as {username}: a console staff user and their password)")
-    if user.role is staff.Role.VIEWER:
-        _refuse(f"staff user {username} is a viewer: viewers change nothing")
-    if roles is not None and user.role.value not in roles:
-        _refuse(f"staff user {username} is {user.role.value}: this decision is for "
-                f"{' or '.join(sorted(roles))} staff")
-    return user.actor
+ACTOR = actor_option(extra=", and compared by the four-eyes rules")
 
 
 _actor = authenticated_actor

@@ -1,23 +1,30 @@
 """Loan products and business-day calendars, run by the risk team without a developer.
 
-    paycore products define CODE --file TERMS.json|yaml --by NAME --reason TEXT [--from DATE]
-    paycore products change CODE --set annual_rate=0.11 [--set ...] --by NAME --reason TEXT
-    paycore products retire CODE --by NAME --reason TEXT [--from DATE]
+    paycore products define CODE --file TERMS.json|yaml --as USER --reason TEXT [--from DATE]
+    paycore products change CODE --set annual_rate=0.11 [--set ...] --as USER --reason TEXT
+    paycore products retire CODE --as USER --reason TEXT [--from DATE]
     paycore products list [--on DATE]
     paycore products show CODE              (every version: who, when, why, what)
-    paycore calendar load CN 2027 FILE --by NAME   (the official list for a year)
+    paycore calendar load CN 2027 FILE --as USER   (the official list for a year)
     paycore calendar show CN 2027           (the days closed, and weekends worked)
 
 Every change is a new version (lending.catalogue); a loan keeps the version it was booked
 under. Bad input gets the message the API gives, never a traceback.
+
+Who changes a product or a calendar is a console staff user of the risk role who gives
+their password (`--as`, paycore.commands.actor), as on the console's products page: the
+risk team owns the terms it underwrites against (issue #20), and a calendar moves
+maturities. Each change is recorded with them as `user:<name>` in the product's history
+(or the calendar's `loaded_by`) and in the console's audit trail.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -27,8 +34,12 @@ import lending
 from lending import calendar as calendars
 from lending import catalogue
 from lending.errors import ProductNotFound
+from paycore.commands.actor import actor_option, authenticated_user, record_decision
 from paycore.commands.lending import CONFIG, _date
 from paycore.runner import console, in_transaction, read_only
+
+if TYPE_CHECKING:
+    from paycore.console.staff import StaffUser
 
 products_app = typer.Typer(help="Loan products: define, change, retire, list, show.",
                            no_args_is_help=True)
@@ -70,6 +81,22 @@ def _value(text: str) -> Any:
         return text
 
 
+def _audited(user: StaffUser, what: str, code: str, reason: str,
+             work: Callable[[AsyncConnection], Awaitable[catalogue.ProductVersion]]
+             ) -> Callable[[AsyncConnection], Awaitable[catalogue.ProductVersion]]:
+    """The catalogue's call and its row in the console's audit trail, in one transaction
+    (the console's products page records the same action, subject and details)."""
+    async def go(conn: AsyncConnection) -> catalogue.ProductVersion:
+        saved = await work(conn)
+        await record_decision(conn, user, action=f"product.{what}", subject=f"product:{code}",
+                              reason=reason,
+                              details={"version": saved.product.version, "status": saved.status,
+                                       "effective_from": str(saved.effective_from),
+                                       "terms": catalogue.to_definition(saved.product)})
+        return saved
+    return go
+
+
 def _print_version(v: catalogue.ProductVersion) -> None:
     p = v.product
     fmt = lending.format_minor
@@ -85,14 +112,16 @@ def _print_version(v: catalogue.ProductVersion) -> None:
 def products_define(
     code: str,
     file: Path = typer.Option(..., "--file", help=_TERMS_HELP),  # noqa: B008
-    by: str = typer.Option(..., "--by", help="who defines it (stored)"),
+    as_: str = actor_option("risk"),
     reason: str = typer.Option("", help="why (stored)"),
     effective: str | None = typer.Option(None, "--from", help="first application day"),
 ) -> None:
     """Define a new product (version 1)."""
     terms, day = _terms(file), _date(effective)
-    v = in_transaction(lambda conn: catalogue.define_product(
-        conn, code, terms, effective_from=day, actor=by, reason=reason, config=CONFIG))
+    user = authenticated_user(as_, area="risk")
+    v = in_transaction(_audited(user, "define", code, reason, lambda conn: (
+        catalogue.define_product(conn, code, terms, effective_from=day, actor=user.actor,
+                                 reason=reason, config=CONFIG))))
     _print_version(v)
 
 
@@ -100,7 +129,7 @@ def products_define(
 def products_change(
     code: str,
     sets: list[str] = typer.Option(..., "--set", help="FIELD=VALUE, repeatable"),  # noqa: B008
-    by: str = typer.Option(..., "--by"),
+    as_: str = actor_option("risk"),
     reason: str = typer.Option("", help="why (stored)"),
     effective: str | None = typer.Option(None, "--from", help="first application day"),
 ) -> None:
@@ -112,22 +141,26 @@ def products_change(
             raise typer.BadParameter(f"--set {item!r}: expected FIELD=VALUE")
         changes[name.strip()] = _value(text)
     day = _date(effective)
-    v = in_transaction(lambda conn: catalogue.change_product(
-        conn, code, changes, effective_from=day, actor=by, reason=reason, config=CONFIG))
+    user = authenticated_user(as_, area="risk")
+    v = in_transaction(_audited(user, "change", code, reason, lambda conn: (
+        catalogue.change_product(conn, code, changes, effective_from=day, actor=user.actor,
+                                 reason=reason, config=CONFIG))))
     _print_version(v)
 
 
 @products_app.command("retire")
 def products_retire(
     code: str,
-    by: str = typer.Option(..., "--by"),
+    as_: str = actor_option("risk"),
     reason: str = typer.Option(..., help="why (stored)"),
     effective: str | None = typer.Option(None, "--from", help="first day without new loans"),
 ) -> None:
     """No new loans from --from on; loans already booked run to their end."""
     day = _date(effective)
-    v = in_transaction(lambda conn: catalogue.retire_product(
-        conn, code, effective_from=day, actor=by, reason=reason, config=CONFIG))
+    user = authenticated_user(as_, area="risk")
+    v = in_transaction(_audited(user, "retire", code, reason, lambda conn: (
+        catalogue.retire_product(conn, code, effective_from=day, actor=user.actor,
+                                 reason=reason, config=CONFIG))))
     _print_version(v)
 
 
@@ -168,7 +201,7 @@ def products_show(code: str) -> None:
 @calendar_app.command("load")
 def calendar_load(
     market: str, year: int, file: Path,
-    by: str = typer.Option(..., "--by", help="who loads it (stored)"),
+    as_: str = actor_option("risk"),
 ) -> None:
     """Load a year's official list (lines 'YYYY-MM-DD,holiday|working[,name]'); it
     replaces the holidays package's data for that year and any list loaded before."""
@@ -176,10 +209,15 @@ def calendar_load(
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
+    user = authenticated_user(as_, area="risk")
 
     async def go(conn: AsyncConnection) -> int:
         days = calendars.parse_official_list(text, year)
-        return await calendars.load_official_year(conn, market, year, days, actor=by)
+        n = await calendars.load_official_year(conn, market, year, days, actor=user.actor)
+        await record_decision(conn, user, action="calendar.load",
+                              subject=f"calendar:{market.upper()}:{year}", reason="",
+                              details={"file": file.name, "days": n})
+        return n
     n = in_transaction(go)
     console.print(f"{market.upper()} {year}: {n} day(s) loaded")
 

@@ -4,7 +4,11 @@
     paycore statement import FILE --account BANK [--format camt.053] [--csv-profile P.yaml]
     paycore reconcile --account BANK --date 2026-11-22
     paycore exceptions list [--account BANK] [--status open|resolved|all] [--json]
-    paycore exceptions resolve ID --by NAME --reason TEXT (--match X... | --adjust ACCOUNT | --write-off)
+    paycore exceptions resolve ID --as USER --reason TEXT (--match X... | --adjust ACCOUNT | --write-off)
+
+Resolving an exception posts to the books (a match, an adjustment, a write-off): USER is a
+console staff user of the finance or controller role who gives their password, as on the
+console's finance pages (paycore.commands.actor).
     paycore recon report --account BANK --date 2026-11-22 [--format table|json|csv]
 """
 
@@ -26,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 import reconciliation
+from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
 
 statement_app = typer.Typer(help="Bank statements.", no_args_is_help=True)
@@ -216,7 +221,7 @@ def exceptions_list(account: str | None = typer.Option(None, help="only this ban
 
 def exceptions_resolve(
     exception_id: int = typer.Argument(...),
-    by: str = typer.Option(..., help="who resolves it"),
+    as_: str = actor_option("finance"),
     reason: str = typer.Option(..., help="why"),
     match: Annotated[list[str] | None, typer.Option(
         help="counterparts: book items ACCOUNT_ID:SEQ for a line, line ids for an item")] = None,
@@ -227,19 +232,35 @@ def exceptions_resolve(
     chosen = sum((bool(match), adjust is not None, write_off))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of --match, --adjust, --write-off")
+    from paycore.commands.actor import authenticated_user, record_decision
+
+    user = authenticated_user(as_, area="finance")
+    how = "match" if match else "adjust" if adjust is not None else "write_off"
 
     async def work(conn: AsyncConnection) -> Any:
         if match:
-            return await reconciliation.resolve_by_match(conn, exception_id, counterparts=match,
-                                                         actor=by, reason=reason)
+            match_id = await reconciliation.resolve_by_match(
+                conn, exception_id, counterparts=match, actor=user.actor, reason=reason)
+        elif adjust is not None:
+            match_id = await reconciliation.post_adjustment(
+                conn, exception_id, counter_account=adjust, actor=user.actor, reason=reason)
+        else:
+            match_id = await reconciliation.write_off(conn, exception_id, actor=user.actor,
+                                                      reason=reason)
+        # the row the console's finance page writes for the same decision
+        details = {"match_id": str(match_id)}
+        if match:
+            details["counterpart"] = ",".join(match)
         if adjust is not None:
-            return await reconciliation.post_adjustment(conn, exception_id,
-                                                        counter_account=adjust, actor=by,
-                                                        reason=reason)
-        return await reconciliation.write_off(conn, exception_id, actor=by, reason=reason)
+            details["counter_account"] = adjust
+        await record_decision(conn, user, action=f"exception.{how}",
+                              subject=f"recon-exception:{exception_id}", reason=reason,
+                              details=details)
+        return match_id
 
     match_id = in_transaction(work)
-    console.print(f"exception {exception_id} resolved (match {match_id}) by {by}: {reason}")
+    console.print(f"exception {exception_id} resolved (match {match_id}) by {user.actor}: "
+                  f"{reason}")
 
 
 # -- report ------------------------------------------------------------------------------

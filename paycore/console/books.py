@@ -6,6 +6,7 @@ its time-ordered ids), so a ledger of millions of postings stays fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from typing import Annotated
@@ -58,10 +59,11 @@ async def statements(request: Request, session: StaffSession) -> Response:
     cutoff = end_of_local_day(as_of, zone)
     period_start = end_of_local_day(since - dt.timedelta(days=1), zone)
     async with engine_of(request).connect() as conn:
-        tb = await ledger.trial_balance_as_of(conn, None if as_of >= today else cutoff)
-        sheets = await ledger.balance_sheet(conn, None if as_of >= today else cutoff)
-        incomes = await ledger.income_statement(conn, period_start,
-                                                None if as_of >= today else cutoff)
+        # one trial balance as of the day serves all three statements
+        end = None if as_of >= today else cutoff
+        tb = await ledger.trial_balance_as_of(conn, end)
+        sheets = await ledger.balance_sheet(conn, end, trial=tb)
+        incomes = await ledger.income_statement(conn, period_start, end, closing=tb)
         checkpoint = (await conn.execute(sa.select(ledger_checkpoints).order_by(
             ledger_checkpoints.c.taken_at.desc()).limit(1))).first()
         last_verify = (await conn.execute(sa.select(console_audit).where(
@@ -146,10 +148,22 @@ async def account(request: Request, code: str, session: StaffSession) -> Respons
                      "time). The balance after is the posting's lane's running balance (one "
                      "lane: the account's)."))
         sign = 1 if found.type.debit_normal else -1
-        await fill(conn, table, sa.select(
+        query = sa.select(
             p.account_seq, p.amount, p.currency, p.booked_at, p.effective_date, p.balance_after,
             p.entry_id, e.kind, e.description).join(
-            journal_entries, journal_entries.c.id == p.entry_id).where(p.account_id == found.id),
+            journal_entries, journal_entries.c.id == p.entry_id).where(p.account_id == found.id)
+        shown = pr
+        if not pr.export:
+            # the page's sequence numbers first, from the (account_id, account_seq) index
+            # alone; only those rows meet their entries (an OFFSET over the join read and
+            # joined every skipped posting: page 500 of a hot account took ~400 ms)
+            keys = (sa.select(p.account_seq).where(p.account_id == found.id)
+                    .order_by(p.account_seq.desc() if pr.direction == "desc"
+                              else p.account_seq.asc())
+                    .limit(pr.per_page + 1).offset((pr.page - 1) * pr.per_page))
+            query = query.where(p.account_seq.in_(keys.scalar_subquery()))
+            pr = dataclasses.replace(pr, page=1)  # the cut is made: fill takes the first rows
+        await fill(conn, table, query,
             pr, lambda r: {
                 "seq": r.account_seq, "booked": r.booked_at, "value": r.effective_date,
                 "kind": r.kind, "description": r.description,
@@ -157,6 +171,7 @@ async def account(request: Request, code: str, session: StaffSession) -> Respons
                 "credit": Amount(-r.amount, r.currency) if r.amount < 0 else "",
                 "lane_balance": Amount(sign * r.balance_after, r.currency),
                 "entry": Link(str(r.entry_id)[:13] + "…", f"/console/books/entries/{r.entry_id}")})
+        table.page, pr = shown.page, shown
     return respond(request, session, "books_account.html", table, pr, account=found,
                    balance=bal, Amount=Amount)
 

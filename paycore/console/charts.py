@@ -1,5 +1,6 @@
 """Charts where people would rather look than read, drawn on the server as SVG (no
-script, nothing fetched): the loan book by days-past-due bucket week by week, the daily
+script, nothing fetched): the loan book by days-past-due bucket week by week over the
+last 90 days, each week as it stood then (lending.portfolio_history), the daily
 match rate of each bank account, and each bank's payment success rate and latency."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from reconciliation.schema import statement_lines
 
 router = APIRouter(prefix="/console/charts", include_in_schema=False)
 StaffSession = Annotated[Session, Depends(session_of)]
-WEEKS = 6
+#: the loan book chart: a point a week over the last 90 days
+WEEKS = 13
 DAYS = 14
 SUCCESS = ("succeeded", "captured")
 
@@ -32,20 +34,19 @@ SUCCESS = ("succeeded", "captured")
 async def charts(request: Request, session: StaffSession) -> Response:
     today = today_local(settings_of(request).timezone)
     async with engine_of(request).connect() as conn:
-        # the loan book at each of the last weeks' ends, aged as of that day
+        # the loan book at each week's end over the last 90 days, each as it stood then
+        days = [today - dt.timedelta(days=7 * w) for w in range(WEEKS - 1, -1, -1)]
         book: list[tuple[str, list[tuple[str, Decimal]]]] = []
-        book_rows: list[tuple[str, str, str, str]] = []
-        for w in range(WEEKS - 1, -1, -1):
-            day = today - dt.timedelta(days=7 * w)
-            report = await lending.portfolio_report(conn, day, lending.DEFAULT_CONFIG)
+        book_rows: list[tuple[str, str, str, int, str]] = []
+        for point in await lending.portfolio_history(conn, days, lending.DEFAULT_CONFIG):
             values: dict[str, Decimal] = defaultdict(Decimal)
-            for cur, buckets in report.items():
-                for b in buckets:
-                    if b.total_minor:
-                        amount = Decimal(ledger.from_minor(b.total_minor, cur).amount)
-                        values[f"{b.bucket} {cur}"] += amount
-                        book_rows.append((str(day), b.bucket, cur, f"{amount:,}"))
-            book.append((str(day), sorted(values.items())))
+            for cur, buckets in point.buckets.items():
+                for label, (n, minor) in buckets.items():
+                    if n:
+                        amount = Decimal(ledger.from_minor(minor, cur).amount)
+                        values[f"{label} {cur}"] += amount
+                        book_rows.append((str(point.day), label, cur, n, f"{amount:,}"))
+            book.append((str(point.day), sorted(values.items())))
         # daily match rate per bank account
         since = today - dt.timedelta(days=DAYS)
         banks = {b.id: b.code for b in await reconciliation.list_bank_accounts(conn)}
@@ -91,7 +92,8 @@ async def charts(request: Request, session: StaffSession) -> Response:
         bank_rows.append((bank, ok, failed, f"{rate:.1f} %", p50, p95))
     return render(
         request, "charts.html", session,
-        book_chart=svg_bars(book, title="Loan book by days-past-due bucket, week by week"),
+        book_chart=svg_bars(book, title="Loan book (principal outstanding) by days-past-due "
+                            "bucket, each week as it stood then"),
         book_rows=book_rows,
         match_chart=svg_bars(sorted(by_day.items()), title="Daily match rate per bank account",
                              unit=" %"),

@@ -22,6 +22,7 @@ from moneyed import CurrencyDoesNotExist, Money
 
 import gateways
 import ledger
+from gateways.inquiries import Subject
 from gateways.schema import (
     bank_calls,
     bank_notifications,
@@ -29,6 +30,7 @@ from gateways.schema import (
     payment_attempts,
     payouts,
     refunds,
+    supplier_payouts,
 )
 from paycore.console import audit
 from paycore.console.staff import Session
@@ -52,6 +54,7 @@ from paycore.payout_controls import controls_from_env
 router = APIRouter(prefix="/console/payments", include_in_schema=False)
 StaffSession = Annotated[Session, Depends(session_of)]
 KINDS = {"attempts": payment_attempts, "refunds": refunds, "payouts": payouts}
+_SUBJECTS = {"attempts": Subject.ATTEMPT, "refunds": Subject.REFUND, "payouts": Subject.PAYOUT}
 STUCK = ("unknown", "review")
 
 
@@ -104,19 +107,66 @@ async def record(request: Request, kind: str, record_id: str, session: StaffSess
                   Amount=Amount)
 
 
+@router.post("/records/{kind}/{record_id}/inquire")
+async def ask_the_bank(request: Request, kind: str, record_id: str,
+                       session: StaffSession) -> Response:
+    """Ask the bank about an attempt, refund or payout in `unknown` now: the janitor's own
+    status inquiry (gateways.inquire_now), so the inquiry history shows it and the record
+    is settled, postponed or sent to review exactly as a janitor's pass would; who asked,
+    when, and what the bank said go to the audit trail. Payments staff only."""
+    form = await checked_form(request, session)
+    subject = _SUBJECTS.get(kind)
+    if subject is None:
+        return render(request, "error.html", session, status=404, message=f"no such list {kind}")
+    action, target = "payment.inquire", f"{subject.value}:{record_id}"
+    reason = form.get("reason", "").strip() or "asked the bank from the console"
+    await may_act(request, session, "payments", action, target)
+    user, engine = session.user, engine_of(request)
+    back = f"/console/payments/records/{kind}/{record_id}"
+    banks = getattr(request.app.state, "banks", None)
+    try:
+        if not isinstance(banks, gateways.BankDirectory):
+            raise gateways.InvalidPaymentRequest(
+                "this console process has no bank directory (PAYCORE_BANKS): the janitor "
+                "asks the banks")
+        asked = await gateways.inquire_now(engine, banks, subject, record_id)
+    except gateways.PaymentError as exc:
+        await audit.record_refusal(engine, actor=user.actor, role=user.role.value,
+                                   action=action, subject=target, reason=reason, why=str(exc))
+        return redirect(back + "?" + urlencode({"error": str(exc)}))
+    async with engine.begin() as conn:
+        await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
+                           subject=target, reason=reason, details={
+                               "bank": asked.bank, "result": asked.result,
+                               "answer": asked.answer, "status_before": asked.status_before,
+                               "status_after": asked.status_after, "tries": asked.tries})
+    return redirect(back, f"asked {asked.bank}: {asked.answer or asked.result}; the "
+                          f"{subject.value} is now {asked.status_after}")
+
+
 @router.get("/approvals/queue")
 async def approvals(request: Request, session: StaffSession, note: str = "",
                     error: str = "") -> Response:
+    pr = PageRequest.of(request, "requested")
+    sp = supplier_payouts.c
     async with engine_of(request).connect() as conn:
-        pending = await gateways.list_pending_approval(conn, limit=200)
-        accounts = [a for a in await gateways.list_accounts(conn)
-                    if a.status is gateways.AccountState.UNVERIFIED]
-        usable = [a for a in await gateways.list_accounts(conn)
-                  if a.status is gateways.AccountState.VERIFIED]
+        # the payouts waiting, oldest first, a page at a time: one query (the payout and its
+        # request side by side), not two per payout
+        rows = (await conn.execute(
+            sa.select(payouts.c.id, payouts.c.amount_minor, payouts.c.currency, sp.supplier_id,
+                      sp.requested_by, sp.approval_reason, sp.created_at)
+            .join(payouts, payouts.c.id == sp.payout_id)
+            .where(payouts.c.status == gateways.PayoutState.PENDING_APPROVAL.value)
+            .order_by(sp.created_at, sp.payout_id)
+            .limit(pr.per_page + 1).offset((pr.page - 1) * pr.per_page))).all()
+        every = await gateways.list_accounts(conn)
         reviews = await gateways.list_payout_reviews(conn)
+    accounts = [a for a in every if a.status is gateways.AccountState.UNVERIFIED]
+    usable = [a for a in every if a.status is gateways.AccountState.VERIFIED]
+    pending = [(r, r) for r in rows[:pr.per_page]]
     return render(request, "payments_approvals.html", session, pending=pending,
                   accounts=accounts, usable=usable, reviews=reviews, Amount=Amount,
-                  note=note, error=error)
+                  note=note, error=error, page=pr.page, has_next=len(rows) > pr.per_page)
 
 
 async def _act(request: Request, session: StaffSession, action: str, subject: str,

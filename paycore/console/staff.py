@@ -39,6 +39,15 @@ class Role(enum.StrEnum):
     VIEWER = "viewer"
 
 
+#: which roles may act in which area: on the console's pages and by the command line's
+#: `--as` (paycore.commands.actor); every staff role may read every page
+ACTORS: dict[str, frozenset[Role]] = {
+    "risk": frozenset({Role.RISK}),
+    "finance": frozenset({Role.FINANCE, Role.CONTROLLER}),
+    "payments": frozenset({Role.PAYMENTS}),
+}
+
+
 class StaffError(Exception):
     """A staff-user operation that cannot be done; the message says why."""
 

@@ -39,12 +39,8 @@ LOGIN_CSRF_COOKIE = "paycore_console_login"
 MAX_PER_PAGE = 200
 EXPORT_LIMIT = 100_000
 
-#: which roles may act in which area; every staff role may read every page
-ACTORS: dict[str, frozenset[Role]] = {
-    "risk": frozenset({Role.RISK}),
-    "finance": frozenset({Role.FINANCE, Role.CONTROLLER}),
-    "payments": frozenset({Role.PAYMENTS}),
-}
+#: which roles may act in which area (shared with the command line's `--as`)
+ACTORS = staff.ACTORS
 
 
 @dataclass(frozen=True)

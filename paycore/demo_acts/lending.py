@@ -293,8 +293,9 @@ async def _risk_team(ctx: DemoContext, sup_a: str, sup_c: str, loans: dict[str, 
                                          actor="user:risk.wang", reason="pilot for Q1",
                                          config=CONFIG)
     p = v.product
-    console.print(f"  $ paycore products define short_sc --file short_sc.json --by "
-                  f"user:risk.wang  ->  v{p.version}: {p.annual_rate} a year "
+    # on the command line the risk officer proves who they are (a staff user's password)
+    console.print(f"  $ paycore products define short_sc --file short_sc.json --as "
+                  f"risk.wang --reason 'pilot for Q1'  ->  v{p.version}: {p.annual_rate} a year "
                   f"{p.day_count.value}, {p.min_term_days}-{p.max_term_days} days, maturity "
                   f"roll {p.maturity_roll.value} on the {p.calendar_market} calendar")
     async with engine.begin() as conn:

@@ -187,11 +187,40 @@ class FlakyCommits:
             await transaction.commit()
 
 
+class LostAnswers:
+    """PostgreSQL, where each call of the write function commits before it answers (no
+    transaction block): the first `times` calls lose their connection after the server
+    committed (`committed=True`), or before it ran them."""
+
+    def __init__(self, times: int, *, committed: bool) -> None:
+        self.times, self.committed = times, committed
+        self.post_each = ledger.fastpath.post_each
+
+    async def __call__(self, raw: Any, drafts: Any, entry_ids: Any = None) -> Any:
+        if self.times > 0:
+            self.times -= 1
+            if self.committed:
+                await self.post_each(raw, drafts, entry_ids)
+            raise ConnectionResetError("connection lost before the answer")
+        return await self.post_each(raw, drafts, entry_ids)
+
+
+def flaky(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, *, times: int,
+          committed: bool) -> Any:
+    """The engine for a coalescer whose first `times` transactions commit (or not) and
+    lose their answer: at COMMIT on SQLite, at the write function's call on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        monkeypatch.setattr(ledger.fastpath, "post_each", LostAnswers(times, committed=committed))
+        return engine
+    return FlakyCommits(engine, times=times, committed=committed)
+
+
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
-async def test_a_commit_whose_outcome_was_lost_is_settled_by_the_retry(db, committed):
+async def test_a_commit_whose_outcome_was_lost_is_settled_by_the_retry(db, committed,
+                                                                       monkeypatch):
     await open_chart(db)
-    flaky = FlakyCommits(db, times=1, committed=committed)
-    coalescer = ledger.Coalescer(flaky, base_delay_ms=1)  # type: ignore[arg-type]
+    coalescer = ledger.Coalescer(flaky(db, monkeypatch, times=1, committed=committed),
+                                 base_delay_ms=1)
     outcomes = await submit_all(coalescer, [capture(f"c-{n}", "1.00", "0") for n in range(4)]
                                 + [payout("p", "99.00")])
     await coalescer.close()
@@ -202,10 +231,10 @@ async def test_a_commit_whose_outcome_was_lost_is_settled_by_the_retry(db, commi
     assert (await verified(db)).entries == 4
 
 
-async def test_a_commit_that_keeps_failing_acknowledges_nothing(db):
+async def test_a_commit_that_keeps_failing_acknowledges_nothing(db, monkeypatch):
     await open_chart(db)
-    flaky = FlakyCommits(db, times=3, committed=True)
-    coalescer = ledger.Coalescer(flaky, attempts=3, base_delay_ms=1)  # type: ignore[arg-type]
+    coalescer = ledger.Coalescer(flaky(db, monkeypatch, times=3, committed=True), attempts=3,
+                                 base_delay_ms=1)
     outcomes = await submit_all(coalescer, [capture(f"c-{n}", "1.00", "0") for n in range(3)])
     await coalescer.close()
     # committed, but the writer never heard so: no caller is told it was posted

@@ -20,6 +20,7 @@ from tests.conftest import PG_URL, drop_schema, make_engine
 
 runner = CliRunner()
 DAY = dt.date(2026, 9, 1)
+RISK_PASSWORD = "risk-team-long-passphrase"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -35,6 +36,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path,
            else PG_URL + "?options=" + quote(f"-csearch_path={schema}"))
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
+    # the risk team's staff users, who prove who they are (one password for the test's)
+    monkeypatch.setenv("PAYCORE_STAFF_PASSWORD", RISK_PASSWORD)
+    for name in ("risk.wang", "risk.li"):
+        assert runner.invoke(app, ["staff", "add", name, "--role", "risk"]).exit_code == 0
     try:
         yield url
     finally:
@@ -73,17 +78,17 @@ def borrower(tmp_path: Path) -> None:
 def test_products_at_run_time_and_a_rolled_maturity(database: str, tmp_path: Path) -> None:
     terms = tmp_path / "short.json"
     terms.write_text(json.dumps(TERMS))
-    out = ok("products", "define", "short", "--file", str(terms), "--by", "risk:wang",
+    out = ok("products", "define", "short", "--file", str(terms), "--as", "risk.wang",
              "--reason", "pilot", "--from", "2026-01-01")
     assert "short v1" in out
     out = ok("products", "change", "short", "--set", "annual_rate=0.11", "--set",
-             "day_count=ACT/ACT-ISDA", "--by", "risk:li", "--reason", "cost of funds",
+             "day_count=ACT/ACT-ISDA", "--as", "risk.li", "--reason", "cost of funds",
              "--from", "2026-08-01")
     assert "short v2" in out and "0.11" in out
     listed = ok("products", "list", "--on", DAY.isoformat())
     assert "short" in listed and "ACT/ACT-ISDA" in listed and "supply_chain" in listed
     shown = ok("products", "show", "short")
-    assert "by risk:wang" in shown and "pilot" in shown and "by risk:li" in shown
+    assert "by user:risk.wang" in shown and "pilot" in shown and "by user:risk.li" in shown
 
     borrower(tmp_path)
     out = ok("loans", "apply", "sup-9", "10000", "30", "--product", "short", "--id", "L1",
@@ -94,7 +99,7 @@ def test_products_at_run_time_and_a_rolled_maturity(database: str, tmp_path: Pat
     # 1 Sep + 30 days = 1 Oct (National Day): due on 8 Oct, the next business day
     assert "2026-10-08" in statement and "2026-10-01" in statement
 
-    ok("products", "retire", "short", "--by", "risk:li", "--reason", "pilot over",
+    ok("products", "retire", "short", "--as", "risk.li", "--reason", "pilot over",
        "--from", "2026-09-02")
     assert "retired" in refused("loans", "apply", "sup-9", "10000", "30", "--product",
                                 "short", "--on", "2026-09-03")
@@ -104,13 +109,13 @@ def test_calendar_load_and_show(database: str, tmp_path: Path) -> None:
     official = tmp_path / "cn2027.csv"
     official.write_text("# State Council list\n2027-02-06,working,make-up day\n"
                         "2027-02-08,holiday,Spring Festival\n")
-    assert "2 day(s) loaded" in ok("calendar", "load", "CN", "2027", str(official), "--by",
-                                   "ops:zhao")
+    assert "2 day(s) loaded" in ok("calendar", "load", "CN", "2027", str(official), "--as",
+                                   "risk.li")
     shown = ok("calendar", "show", "CN", "2027")
     assert "2027-02-06" in shown and "worked weekend" in shown and "Spring Festival" in shown
     official.write_text("2027-02-30,holiday\n")
     assert "line 1: '2027-02-30' is not a date" in refused("calendar", "load", "CN", "2027",
-                                                          str(official), "--by", "ops:zhao")
+                                                          str(official), "--as", "risk.li")
 
 
 def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
@@ -127,13 +132,13 @@ def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
     terms = tmp_path / "bad.json"
     terms.write_text(json.dumps({**TERMS, "min_term_days": 60}))
     assert "minimum term 60 days exceeds maximum 45" in refused(
-        "products", "define", "bad", "--file", str(terms), "--by", "risk:wang")
+        "products", "define", "bad", "--file", str(terms), "--as", "risk.wang")
     terms.write_text(json.dumps({**TERMS, "annual_rate": "1.5"}))
     assert "above 0.36" in refused("products", "define", "bad", "--file", str(terms),
-                                   "--by", "risk:wang")
+                                   "--as", "risk.wang")
     assert "unknown loan product 'bad'" in refused("products", "show", "bad")
     assert "cannot read" in refused("products", "define", "x", "--file",
-                                    str(tmp_path / "missing.json"), "--by", "a")
+                                    str(tmp_path / "missing.json"), "--as", "a")
     assert "cannot read" in refused("borrowers", "import", str(tmp_path / "missing.csv"))
     terms.write_text("not,a,trade,file\n")
     assert "lacks column(s)" in refused("borrowers", "import", str(terms))
@@ -146,7 +151,7 @@ def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
     assert runner.invoke(app, ["staff", "add", "li", "--role", "finance"], env=staff
                          ).exit_code == 0
     assert "NotAuthenticated" in refused("loans", "refund-overpayment", "nope", "10",
-                                         "--by", "user:li")
-    result = runner.invoke(app, ["loans", "refund-overpayment", "nope", "10", "--by", "li"],
+                                         "--as", "user:li")
+    result = runner.invoke(app, ["loans", "refund-overpayment", "nope", "10", "--as", "li"],
                            env=staff)
     assert result.exit_code == 2 and "no loan 'nope'" in result.output, result.output

@@ -20,6 +20,9 @@ def cli_db(tmp_path, monkeypatch):
     monkeypatch.setenv("PAYCORE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite")
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    # the finance clerk who resolves exceptions: a console staff user with a password
+    monkeypatch.setenv("PAYCORE_STAFF_PASSWORD", "li-wei-long-passphrase")
+    assert runner.invoke(app, ["staff", "add", "li.wei", "--role", "finance"]).exit_code == 0
 
 
 def _ok(args: list[str]) -> str:
@@ -40,9 +43,9 @@ def test_import_reconcile_resolve_report(cli_db, tmp_path) -> None:
     listed = json.loads(_ok(["exceptions", "list", "--account", "icbc", "--json"]))
     assert sorted(e["amount_minor"] for e in listed) == [-300, 10_000]
     fee = next(e for e in listed if e["amount_minor"] == -300)
-    out = _ok(["exceptions", "resolve", str(fee["id"]), "--by", "li.wei", "--reason", "SMS fee",
+    out = _ok(["exceptions", "resolve", str(fee["id"]), "--as", "li.wei", "--reason", "SMS fee",
                "--write-off"])
-    assert "resolved" in out
+    assert "resolved" in out and "by user:li.wei" in out
     report = json.loads(_ok(["recon", "report", "--account", "icbc", "--date", str(D),
                              "--format", "json"]))
     # bank 147.00; books know only the written-off fee (-3.00)
