@@ -1,6 +1,6 @@
 """baseline: the whole schema, every package's tables, indexes, constraints, triggers and
 functions, and on PostgreSQL the ledger's writer role and its grants, as the migrations up
-to 0029 built it (squashed: nothing has been released).
+to 0031 built it (squashed: nothing has been released).
 
 The SQL is frozen here, written by `paycore/migrations/freeze_baseline.py`; nothing in
 this file reads the code, so editing `ledger/` (or anything else) cannot change what this
@@ -8,17 +8,17 @@ revision builds. A live function's text also stands in `ledger/ddl*.py`, and
 tests/paycore/test_migrations.py fails when the two differ: changing a function means a
 new migration.
 
-Databases: its revision id is 0029, the head it replaces, so a database built by exactly
+Databases: its revision id is 0031, the head it replaces, so a database built by exactly
 that chain is current. A database at any older revision of the old chain cannot be
 upgraded (those revisions are gone): build it anew. Downgrade drops everything this
 revision made, except the cluster-wide roles (other schemas may use them).
 
-Revision ID: 0029
+Revision ID: 0031
 Revises:
 """
 from alembic import op
 
-revision = '0029'
+revision = '0031'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -1689,7 +1689,9 @@ END $$""",
     r"""CREATE INDEX ix_lending_calendar_days_year ON lending_calendar_days USING btree (market, year)""",
     r"""CREATE INDEX ix_lending_decisions_loan_id ON lending_decisions USING btree (loan_id)""",
     r"""CREATE INDEX ix_lending_loan_events_loan_id ON lending_loan_events USING btree (loan_id)""",
+    r"""CREATE INDEX ix_lending_loans_book ON lending_loans USING btree (status, borrower_id, product_code, currency, maturity, amount_minor, principal_repaid_minor)""",
     r"""CREATE INDEX ix_lending_loans_borrower ON lending_loans USING btree (borrower_id, status)""",
+    r"""CREATE INDEX ix_lending_loans_maturity ON lending_loans USING btree (maturity, id)""",
     r"""CREATE INDEX ix_lending_loans_status ON lending_loans USING btree (status, accrued_through)""",
     r"""CREATE INDEX ix_lending_overpayment_moves_loan_id ON lending_overpayment_moves USING btree (loan_id)""",
     r"""CREATE INDEX ix_lending_repayments_loan_id ON lending_repayments USING btree (loan_id)""",
@@ -1697,26 +1699,32 @@ END $$""",
     r"""CREATE INDEX ix_outbox_events_audience_seq ON outbox_events USING btree (audience, seq)""",
     r"""CREATE INDEX ix_outbox_events_object ON outbox_events USING btree (object_type, object_id)""",
     r"""CREATE INDEX ix_payment_attempts_intent_id ON payment_attempts USING btree (intent_id)""",
+    r"""CREATE INDEX ix_payment_attempts_status_updated ON payment_attempts USING btree (status, updated_at)""",
     r"""CREATE INDEX ix_payment_intents_merchant_created ON payment_intents USING btree (merchant_id, created_at)""",
     r"""CREATE INDEX ix_payment_intents_status_expires ON payment_intents USING btree (status, expires_at)""",
     r"""CREATE INDEX ix_payout_control_audit_subject ON payout_control_audit USING btree (subject_id, id)""",
     r"""CREATE INDEX ix_payout_reviews_payout_id ON payout_reviews USING btree (payout_id)""",
     r"""CREATE INDEX ix_payout_reviews_status_created ON payout_reviews USING btree (status, created_at)""",
     r"""CREATE INDEX ix_payouts_beneficiary_ref ON payouts USING btree (beneficiary_ref)""",
+    r"""CREATE INDEX ix_payouts_review_updated ON payouts USING btree (updated_at) WHERE (review_reason IS NOT NULL)""",
     r"""CREATE INDEX ix_payouts_status_created ON payouts USING btree (status, created_at)""",
+    r"""CREATE INDEX ix_payouts_status_updated ON payouts USING btree (status, updated_at)""",
     r"""CREATE INDEX ix_recon_audit_account ON recon_audit USING btree (bank_account_id, at)""",
     r"""CREATE INDEX ix_recon_exceptions_open ON recon_exceptions USING btree (bank_account_id, status, date)""",
+    r"""CREATE INDEX ix_recon_exceptions_status_date ON recon_exceptions USING btree (status, date, id)""",
     r"""CREATE INDEX ix_recon_items_entry ON recon_book_items USING btree (entry_id)""",
     r"""CREATE INDEX ix_recon_items_open_amount ON recon_book_items USING btree (account_id, status, amount_minor)""",
     r"""CREATE INDEX ix_recon_items_open_date ON recon_book_items USING btree (account_id, status, effective_date)""",
     r"""CREATE INDEX ix_recon_items_ref ON recon_book_items USING btree (external_ref)""",
     r"""CREATE INDEX ix_recon_lines_e2e ON recon_statement_lines USING btree (bank_account_id, end_to_end_id)""",
     r"""CREATE INDEX ix_recon_lines_open ON recon_statement_lines USING btree (bank_account_id, status, booking_date)""",
+    r"""CREATE INDEX ix_recon_lines_statement_status ON recon_statement_lines USING btree (statement_id, status)""",
     r"""CREATE INDEX ix_recon_match_items_match_id ON recon_match_items USING btree (match_id)""",
     r"""CREATE INDEX ix_recon_match_lines_match_id ON recon_match_lines USING btree (match_id)""",
     r"""CREATE INDEX ix_recon_matches_account ON recon_matches USING btree (bank_account_id, created_at)""",
     r"""CREATE INDEX ix_recon_statements_account_closing ON recon_statements USING btree (bank_account_id, closing_date)""",
     r"""CREATE INDEX ix_refunds_intent_id ON refunds USING btree (intent_id)""",
+    r"""CREATE INDEX ix_refunds_status_updated ON refunds USING btree (status, updated_at)""",
     r"""CREATE INDEX ix_staff_sessions_username ON staff_sessions USING btree (username)""",
     r"""CREATE INDEX ix_supplier_payouts_supplier_id ON supplier_payouts USING btree (supplier_id)""",
     r"""CREATE INDEX ix_webhook_deliveries_due ON webhook_deliveries USING btree (status, next_attempt_at)""",
@@ -2776,6 +2784,14 @@ END""",
 )""",
     r"""CREATE INDEX ix_beneficiary_accounts_supplier ON beneficiary_accounts (supplier_id, status)""",
     r"""CREATE INDEX ix_beneficiary_accounts_hmac ON beneficiary_accounts (account_hmac)""",
+    r"""CREATE INDEX ix_recon_lines_statement_status ON recon_statement_lines (statement_id, status)""",
+    r"""CREATE INDEX ix_payment_attempts_status_updated ON payment_attempts (status, updated_at)""",
+    r"""CREATE INDEX ix_refunds_status_updated ON refunds (status, updated_at)""",
+    r"""CREATE INDEX ix_payouts_status_updated ON payouts (status, updated_at)""",
+    r"""CREATE INDEX ix_lending_loans_maturity ON lending_loans (maturity, id)""",
+    r"""CREATE INDEX ix_lending_loans_book ON lending_loans (status, borrower_id, product_code, currency, maturity, amount_minor, principal_repaid_minor)""",
+    r"""CREATE INDEX ix_recon_exceptions_status_date ON recon_exceptions (status, date, id)""",
+    r"""CREATE INDEX ix_payouts_review_updated ON payouts (updated_at) WHERE review_reason IS NOT NULL""",
 ]
 
 POSTGRESQL_DOWNGRADE = [
