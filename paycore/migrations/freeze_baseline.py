@@ -20,14 +20,18 @@ any other package, so editing the code can never change what an old revision bui
 - Downgrade: drops every table, function and grant the upgrade made (roles stay: they are
   shared by every schema of the cluster).
 
-The baseline's revision id is the head it replaces (0029 when 0001..0029 were squashed), so
-a database built by exactly that chain is current, and a migration written against that
-head applies on top. To fold newer migrations in (e.g. 0030 written against 0029): run
-this script with them in place, check the diff of `baseline.py`, delete them. `--check`
-writes nothing and exits 1 if `baseline.py` is not what the chain builds (a fixed point:
-run on the baseline alone it must reproduce itself). Needs `pg_dump` of the server's
-major version on PATH and PAYCORE_TEST_PG_URL (or --pg-url) naming a database it may
-create and drop a schema in.
+The baseline's revision id is the head it replaces (0031: 0001..0029 and 0031 were
+squashed; there was no 0019 or 0030), so a database built by exactly that chain is
+current, and a migration written against that head applies on top. To fold newer
+migrations in (e.g. 0032 written against 0031): run this script with them in place (the
+baseline takes the new head's id; `--revision` names another), check the diff of
+`baseline.py`, delete them. `--check` writes nothing and exits 1 if `baseline.py` is not
+what the chain builds (a fixed point: run on the baseline alone it must reproduce itself).
+
+PostgreSQL's CHECKs of the form `varchar_column IN (...)` are written back as the IN list
+(see _VARCHAR_IN_LIST): pg_dump's text of them parses into a different expression. Needs
+`pg_dump` of the server's major version on PATH and PAYCORE_TEST_PG_URL (or --pg-url)
+naming a database it may create and drop a schema in.
 """
 
 from __future__ import annotations
