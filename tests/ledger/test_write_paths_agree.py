@@ -358,7 +358,11 @@ async def by_post_each(engine: AsyncEngine, requests: Sequence[EntryRequest], _:
 
 async def by_submit(engine: AsyncEngine, requests: Sequence[EntryRequest], max_batch: int,
                     ) -> list[Outcome]:
-    coalescer = ledger.Coalescer(engine, max_batch=max_batch)
+    # one writer (the default): with several, batches run at once and postings to an
+    # account in several lanes take the order of their commits, not the queue's (the
+    # coalescer keeps queue order only for one-lane accounts); with every session on one
+    # lane here, that shows as other sequence numbers and running balances
+    coalescer = ledger.Coalescer(engine, max_batch=max_batch, writers=1)
     try:
         got = await asyncio.gather(*(coalescer.submit(r) for r in requests),
                                    return_exceptions=True)
