@@ -287,7 +287,7 @@ def driver(args: argparse.Namespace) -> None:
             [sys.executable, __file__, "--role", "api", "--port", str(port), "--out", str(out),
              "--trail", "1"], env=env, cwd=ROOT, text=True)
         procs.append(api_proc)
-        asyncio.run(cb.wait_ready(base, time.monotonic() + 60))
+        asyncio.run(cb.wait_ready(base, time.monotonic() + 180))
         banks = args.banks.split(",")
 
         def run(n: int, tag: str) -> dict[str, Any]:

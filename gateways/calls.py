@@ -23,6 +23,8 @@ from gateways.store import utcnow
 
 __all__ = ["latest_call", "note_bank_ref", "record_call", "record_call_in"]
 
+_INSERT = bank_calls.insert()
+
 
 async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
                       bank: BankGateway, *, now: dt.datetime | None = None) -> BankCall:
@@ -50,10 +52,10 @@ async def record_call_in(conn: AsyncConnection, subject: Subject, subject_id: st
             bank_calls.c.subject == subject.value,
             bank_calls.c.subject_id == subject_id))).scalar()
     attempt_no = (last or 0) + 1
-    await conn.execute(bank_calls.insert().values(
-        subject=subject.value, subject_id=subject_id, attempt_no=attempt_no,
-        bank=bank.code, bank_order_id=bank_order_id, placed_at=placed_at,
-        created_at=placed_at, updated_at=placed_at))
+    await conn.execute(_INSERT, {
+        "subject": subject.value, "subject_id": subject_id, "attempt_no": attempt_no,
+        "bank": bank.code, "bank_order_id": bank_order_id, "placed_at": placed_at,
+        "created_at": placed_at, "updated_at": placed_at})
     return BankCall(reference=subject_id, placed_at=placed_at,
                     bank_order_id=bank_order_id, attempt_no=attempt_no)
 

@@ -184,6 +184,8 @@ _INSERT_INTENT = payment_intents.insert().from_select(
         "status", "description", "current_attempt_id", "created_at", "updated_at",
         "expires_at")]).where(supplier_terms.c.supplier_id == sa.bindparam("supplier_id")))
 
+_INSERT_ATTEMPT = payment_attempts.insert()
+
 #: created (or failed, for a retry) -> pending, answered with the intent's row
 _PENDING_INTENT = (payment_intents.update()
                    .where(payment_intents.c.id == sa.bindparam("intent_id"),
@@ -197,10 +199,10 @@ _PENDING_INTENT = (payment_intents.update()
 
 async def _insert_attempt(conn: AsyncConnection, attempt_id: str, intent_id: str,
                           bank: BankGateway, units: int, currency: str, now: dt.datetime) -> None:
-    await conn.execute(payment_attempts.insert().values(
-        id=attempt_id, intent_id=intent_id, bank=bank.code, bank_merchant_id=bank.merchant_id,
-        status=A.CREATED.value, amount_minor=units, currency=currency, created_at=now,
-        updated_at=now))
+    await conn.execute(_INSERT_ATTEMPT, {
+        "id": attempt_id, "intent_id": intent_id, "bank": bank.code,
+        "bank_merchant_id": bank.merchant_id, "status": A.CREATED.value,
+        "amount_minor": units, "currency": currency, "created_at": now, "updated_at": now})
 
 
 def _create(order: PaymentOrder) -> Callable[[BankGateway], Awaitable[PaymentInstruction]]:

@@ -222,17 +222,21 @@ async def _record(conn: AsyncConnection, note: BankNotification) -> None:
 
 async def _record_new(conn: AsyncConnection, note: BankNotification) -> bool:
     """`_record` unless this bank transaction is recorded already: True if written."""
-    insert = (postgresql.insert(bank_notifications) if conn.dialect.name == "postgresql"
-              else sqlite.insert(bank_notifications))
-    made = (await conn.execute(insert.values(
-        bank=note.bank, bank_txn_id=note.bank_txn_id, kind=note.kind.value,
-        reference=note.reference, outcome=note.outcome.value,
-        amount_minor=ledger.to_minor(note.amount), currency=note.amount.currency.code,
-        merchant_id=note.merchant_id, occurred_at=note.occurred_at, received_at=utcnow(),
-        details=dict(note.details),
-    ).on_conflict_do_nothing(index_elements=["bank", "bank_txn_id"])
-        .returning(bank_notifications.c.id))).first()
+    made = (await conn.execute(_RECORD_NEW[conn.dialect.name == "postgresql"], {
+        "bank": note.bank, "bank_txn_id": note.bank_txn_id, "kind": note.kind.value,
+        "reference": note.reference, "outcome": note.outcome.value,
+        "amount_minor": ledger.to_minor(note.amount), "currency": note.amount.currency.code,
+        "merchant_id": note.merchant_id, "occurred_at": note.occurred_at,
+        "received_at": utcnow(), "details": dict(note.details)})).first()
     return made is not None
+
+
+#: by "is PostgreSQL": the recording INSERT that does nothing for a known bank transaction
+_RECORD_NEW = {
+    pg: (postgresql.insert(bank_notifications) if pg else sqlite.insert(bank_notifications))
+    .on_conflict_do_nothing(index_elements=["bank", "bank_txn_id"])
+    .returning(bank_notifications.c.id)
+    for pg in (True, False)}
 
 
 async def _ask_soon(conn: AsyncConnection, subject: Subject, subject_id: str, bank: str,

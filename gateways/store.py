@@ -48,22 +48,51 @@ async def transition(conn: AsyncConnection, record_id: str, current: StrEnum, ta
     states.require(record_id, current, target, why)
     table = _TABLES[type(current)]
     topic = _TOPICS.get((type(current), target.value))
-    update = (table.update()
-              .where(table.c.id == record_id, table.c.status == current.value)
-              .values(status=target.value, updated_at=now or utcnow(), **values))
-    if topic is None and not returning:
-        done = await conn.execute(update)
+    values = {"status": target.value, "updated_at": now or utcnow(), **values}
+    answer = topic is not None or returning
+    if any(isinstance(v, sa.ClauseElement) for v in values.values()):
+        update = (table.update()
+                  .where(table.c.id == record_id, table.c.status == current.value)
+                  .values(**values))
+        params: dict[str, Any] = {}
+        if answer:
+            update = update.returning(*table.c)
+    else:  # plain values: the statement built once per shape, the values bound
+        update = _update_of(table, tuple(sorted(values)), answer)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params |= {"b_id": record_id, "b_current": current.value}
+    if not answer:
+        done = await conn.execute(update, params)
         if done.rowcount != 1:
             raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
                                        target.value)
         return None
-    row = (await conn.execute(update.returning(*table.c))).first()
+    row = (await conn.execute(update, params)).first()
     if row is None:
         raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
                                    target.value)
     if topic is not None:
         await _record_event(conn, topic, type(current), row)
     return row if returning else None
+
+
+_UPDATES: dict[tuple[str, tuple[str, ...], bool], Any] = {}
+
+
+def _update_of(table: sa.Table, columns: tuple[str, ...], returning: bool) -> Any:
+    """`UPDATE table SET <columns> WHERE id = :b_id AND status = :b_current`, built once per
+    (table, columns set, RETURNING or not): the shapes are the code's, a handful."""
+    key = (table.name, columns, returning)
+    found = _UPDATES.get(key)
+    if found is None:
+        found = (table.update()
+                 .where(table.c.id == sa.bindparam("b_id"),
+                        table.c.status == sa.bindparam("b_current"))
+                 .values({c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}))
+        if returning:
+            found = found.returning(*table.c)
+        _UPDATES[key] = found
+    return found
 
 
 #: the moves merchants and other systems are told about: an event in the outbox, written
