@@ -29,7 +29,7 @@ end. `--profile DIR` records each process with py-spy (`pip install py-spy`) dur
 
 Usage: .venv/bin/python bench/checkout_bench.py [--workers 2] [--loads 1x1,1x100,1x128,2x32]
        [--seconds 15] [--suppliers 100] [--banks restbank,unionpay,smbank]
-       [--open 0.5,0.8] [--ceiling-seconds 3] [--skip-ceiling] [--profile DIR]
+       [--open 0.5,0.8] [--open-rates R1,R2] [--ceiling-seconds 3] [--skip-ceiling] [--profile DIR]
        [--pg-url URL]
 """
 
@@ -525,6 +525,9 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                 rate = round(capacity * fraction, 1)
                 if rate > 0:
                     yield 1, 0, rate, f"open{round(100 * fraction)}pct"
+            # and at fixed rates, the same in every run (to compare two builds)
+            for rate in (float(r) for r in args.open_rates.split(",") if r.strip()):
+                yield 1, 0, rate, f"open{rate:g}".replace(".", "_") + "ps"
 
         for n_procs, callers, rate, label in planned():
             loaders = [subprocess.Popen(
@@ -647,6 +650,8 @@ def main() -> None:
     parser.add_argument("--open", default="0.5,0.8",
                         help="open-loop loads after the closed ones: arrival rates as "
                              "fractions of the best closed-loop checkouts/s (empty: none)")
+    parser.add_argument("--open-rates", default="",
+                        help="open-loop loads at these arrival rates (checkouts/s), e.g. 2,3")
     parser.add_argument("--rate", type=float, default=0,
                         help="(customers process) open-loop arrivals per second")
     parser.add_argument("--suppliers", type=int, default=100)
