@@ -21,6 +21,9 @@ HEAVY = (
     # the domains a balance does not touch, and what they import
     "gateways", "lending", "reconciliation", "cryptography", "gmssl", "httpx", "lxml",
     "ofxparse", "bs4", "mt940", "bai2", "yaml",
+    # the ledger's modules a balance does not read (ledger's `_LAZY`)
+    "ledger.checkpoints", "ledger.signing", "ledger.proof", "ledger.financial_statements",
+    "ledger.holds", "ledger.lookups", "ledger.outbox", "ledger.coalescer",
     # paycore's modules for some commands only
     "paycore.console", "paycore.api", "paycore.demo", "paycore.disbursement",
     "paycore.settlement", "paycore.payout_controls", "paycore.supplier_bindings",
@@ -122,3 +125,19 @@ def test_disbursement_modes_offered_are_lendings(env) -> None:
     assert refused["code"] == 2, refused
     assert "'cash' is not one of balance, payout" in " ".join(str(refused["stderr"]).split())
 
+
+def test_every_public_ledger_name_resolves() -> None:
+    # `ledger` loads some of its modules when one of their names is first read (its
+    # `_LAZY`): every name it exports must still resolve, to the object its module defines
+    code = ("import importlib, sys, ledger\n"
+            "assert 'ledger.checkpoints' not in sys.modules\n"
+            "for name in ledger.__all__:\n"
+            "    value = getattr(ledger, name)\n"
+            "    module = ledger._LAZY_NAMES.get(name)\n"
+            "    if module:\n"
+            "        assert value is getattr(importlib.import_module(module), name), name\n"
+            "assert 'ledger.checkpoints' in sys.modules\n"
+            "print('ok', len(ledger.__all__))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.stdout.startswith("ok"), done.stderr
