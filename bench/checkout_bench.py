@@ -10,6 +10,13 @@
   Idempotency-Key) -> the bank's pay page (follow the instruction, press Pay) -> the bank
   notifies the API -> GET the intent until it has succeeded (the shop's return page).
 
+Closed loop and open loop. With 100 customers in a closed loop (each starts its next
+checkout when the last one is done), Little's law ties latency to throughput: p99 under
+100 ms would need ~1000 checkouts/s. So after the closed loops come open loops
+(`--open 0.5,0.8`): customers arriving at a fixed rate, that fraction of the best
+closed-loop checkouts/s just measured, each doing one checkout — the latency a customer
+feels at a realistic load below saturation.
+
 Loads are given as `--loads 1x1,1x100,1x128,2x32` (load processes x customers each). For
 each load it prints checkouts/s (succeeded checkouts over the load's wall time) and the
 p50/p99 of create (client side), of notify (the bank's POST of its notification to the
@@ -22,7 +29,8 @@ end. `--profile DIR` records each process with py-spy (`pip install py-spy`) dur
 
 Usage: .venv/bin/python bench/checkout_bench.py [--workers 2] [--loads 1x1,1x100,1x128,2x32]
        [--seconds 15] [--suppliers 100] [--banks restbank,unionpay,smbank]
-       [--ceiling-seconds 3] [--skip-ceiling] [--profile DIR] [--pg-url URL]
+       [--open 0.5,0.8] [--open-rates R1,R2] [--ceiling-seconds 3] [--skip-ceiling] [--profile DIR]
+       [--pg-url URL]
 """
 
 from __future__ import annotations
@@ -162,9 +170,12 @@ async def pay_at_bank(browser: Http1, action: dict[str, Any], account: str) -> t
 
 
 async def customers(base: str, key: str, banks: list[str], accounts: dict[str, str],
-                    suppliers: int, callers: int, seconds: float, tag: str) -> dict[str, Any]:
-    """One load process: `callers` customers checking out one after another for
-    `seconds`. Latencies in seconds, per checkout."""
+                    suppliers: int, callers: int, seconds: float, tag: str,
+                    limit: int | None = None, rate: float = 0) -> dict[str, Any]:
+    """One load process. Closed loop (`rate` 0): `callers` customers checking out one after
+    another for `seconds` (or until `limit` checkouts have started). Open loop (`rate` >
+    0): a new customer arrives every 1/`rate` seconds for `seconds`, whatever became of
+    the earlier ones, and does one checkout. Latencies in seconds, per checkout."""
     create_t: list[float] = []
     whole_t: list[float] = []
     polls = Counter[str]()
@@ -174,59 +185,87 @@ async def customers(base: str, key: str, banks: list[str], accounts: dict[str, s
     counter = [0]
     api, browser = Http1(), Http1()
 
+    async def checkout(i: int) -> None:
+        bank = banks[i % len(banks)]
+        body = {"order_id": f"{tag}-{i}", "supplier_id": f"sup-{i % suppliers:04d}",
+                "bank": bank, "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
+                                         "currency": "CNY"}}
+        started = time.perf_counter()
+        status, answer = await api.request(
+            "POST", f"{base}/v1/payment-intents", body=json.dumps(body).encode(),
+            headers=api_headers | {"idempotency-key": f"{tag}-{i}"})
+        create_t.append(time.perf_counter() - started)
+        if status != 201:
+            failures.append(f"create {status}: {answer[:200]!r}")
+            return
+        intent = json.loads(answer)
+        if intent.get("next_action") is None:  # the bank was not reached, or no answer
+            failures.append(f"intent {intent['id']} is {intent['status']}")
+            return
+        paid, why = await pay_at_bank(browser, intent["next_action"], accounts[bank])
+        if not paid:
+            failures.append(why)
+            return
+        # the shop's return page asks until the bank's notification has landed
+        for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
+            await asyncio.sleep(pause)
+            polls["get"] += 1
+            status, answer = await api.request(
+                "GET", f"{base}/v1/payment-intents/{intent['id']}", headers=api_headers)
+            if status == 200 and json.loads(answer).get("status") == "succeeded":
+                whole_t.append(time.perf_counter() - started)
+                return
+        failures.append(f"intent {intent['id']} not succeeded in time")
+
     async def customer(n: int) -> None:
         # customers arrive over the first second, not all in one instant
         await asyncio.sleep(n / callers)
-        while time.monotonic() < stop_at:
+        while time.monotonic() < stop_at and (limit is None or counter[0] < limit):
             i = counter[0]
             counter[0] += 1
-            bank = banks[i % len(banks)]
-            body = {"order_id": f"{tag}-{i}", "supplier_id": f"sup-{i % suppliers:04d}",
-                    "bank": bank, "amount": {"amount": str(Decimal(100 + i % 900) / 100 + 1),
-                                             "currency": "CNY"}}
-            started = time.perf_counter()
-            status, answer = await api.request(
-                "POST", f"{base}/v1/payment-intents", body=json.dumps(body).encode(),
-                headers=api_headers | {"idempotency-key": f"{tag}-{i}"})
-            create_t.append(time.perf_counter() - started)
-            if status != 201:
-                failures.append(f"create {status}: {answer[:200]!r}")
-                continue
-            intent = json.loads(answer)
-            if intent.get("next_action") is None:  # the bank was not reached, or no answer
-                failures.append(f"intent {intent['id']} is {intent['status']}")
-                continue
-            paid, why = await pay_at_bank(browser, intent["next_action"], accounts[bank])
-            if not paid:
-                failures.append(why)
-                continue
-            # the shop's return page asks until the bank's notification has landed
-            for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
-                await asyncio.sleep(pause)
-                polls["get"] += 1
-                status, answer = await api.request(
-                    "GET", f"{base}/v1/payment-intents/{intent['id']}", headers=api_headers)
-                if status == 200 and json.loads(answer).get("status") == "succeeded":
-                    whole_t.append(time.perf_counter() - started)
-                    break
+            await checkout(i)
+
+    lag = 0.0
+
+    async def arrivals() -> None:
+        # one arrival every 1/rate s on a fixed schedule (not after the last one finished):
+        # a slow answer does not slow the arrivals, as with real customers
+        nonlocal lag
+        tasks = []
+        first = time.monotonic()
+        i = 0
+        while True:
+            due = first + i / rate
+            if due >= stop_at:
+                break
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
             else:
-                failures.append(f"intent {intent['id']} not succeeded in time")
+                lag = max(lag, now - due)
+            tasks.append(asyncio.create_task(checkout(i)))
+            i += 1
+        await asyncio.gather(*tasks)
 
     wall_started = time.time()
     cpu_started = time.process_time()
-    await asyncio.gather(*(customer(n) for n in range(callers)))
+    if rate > 0:
+        await arrivals()
+    else:
+        await asyncio.gather(*(customer(n) for n in range(callers)))
     cpu = time.process_time() - cpu_started
     wall_ended = time.time()
     await api.close()
     await browser.close()
     return {"create": create_t, "whole": whole_t, "gets": polls["get"], "failures": failures,
-            "started": wall_started, "ended": wall_ended, "cpu_seconds": cpu}
+            "started": wall_started, "ended": wall_ended, "cpu_seconds": cpu,
+            "arrival_lag_max": lag}
 
 
 def customers_main(args: argparse.Namespace) -> None:
     result = asyncio.run(customers(args.base, args.key, args.banks.split(","),
                                    json.loads(args.accounts), args.suppliers, args.callers,
-                                   args.seconds, args.tag))
+                                   args.seconds, args.tag, rate=args.rate))
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -365,9 +404,17 @@ def run_ceiling(pg_url: str, seconds: float) -> dict[str, float]:
         raise SystemExit(f"ceiling script not found at {CEILING}")
     print(f"ceiling: {CEILING} ({seconds:g} s per workload), load average {load_average()}",
           flush=True)
-    proc = subprocess.run([sys.executable, str(CEILING),
-                           pg_url.replace("postgresql+asyncpg://", "postgresql://"),
-                           str(seconds)], capture_output=True, text=True, check=False)
+    for _ in range(3):
+        # the ceiling works in a schema of its own that another bench on this machine may
+        # be rebuilding at the same moment (its tables dropped under it): run it again
+        proc = subprocess.run([sys.executable, str(CEILING),
+                               pg_url.replace("postgresql+asyncpg://", "postgresql://"),
+                               str(seconds)], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            break
+        print(f"  ceiling | failed ({proc.stderr.strip().splitlines()[-1:]}); again",
+              flush=True)
+        time.sleep(5)
     for line in proc.stdout.splitlines()[:-1]:
         print(f"  ceiling | {line}", flush=True)
     if proc.returncode != 0:
@@ -452,10 +499,10 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                                      "--workers", str(args.workers)], env=env, cwd=ROOT,
                                     text=True)
         procs.append(api_proc)
-        asyncio.run(wait_ready(base, time.monotonic() + 60))
+        asyncio.run(wait_ready(base, time.monotonic() + 180))
         print(f"banks pid {banks_proc.pid} {bank_urls}; API pid {api_proc.pid} at {base} "
               f"({args.workers} workers); load average {load_average()}", flush=True)
-        results = []
+        results: list[dict[str, Any]] = []
         delivered = {code: 0 for code in bank_urls}
         # a served API is warm: its pools connected, its statements prepared (not counted)
         warm = subprocess.run(
@@ -468,14 +515,28 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
         asyncio.run(bank_deliveries(bank_urls, delivered))
         for code, seen in asyncio.run(bank_deliveries(bank_urls, {})).items():
             delivered[code] = seen["total"]
-        for n_procs, callers in parse_loads(args.loads):
-            label = f"{n_procs}x{callers}"
+        def planned() -> Any:
+            # closed loops first; then open loops at fractions of the best closed-loop
+            # throughput just measured (read lazily: `results` is filled by then)
+            for n_procs, callers in parse_loads(args.loads):
+                yield n_procs, callers, 0.0, f"{n_procs}x{callers}"
+            capacity = max((r["checkouts_per_second"] for r in results), default=0.0)
+            for fraction in (float(f) for f in args.open.split(",") if f.strip()):
+                rate = round(capacity * fraction, 1)
+                if rate > 0:
+                    yield 1, 0, rate, f"open{round(100 * fraction)}pct"
+            # and at fixed rates, the same in every run (to compare two builds)
+            for rate in (float(r) for r in args.open_rates.split(",") if r.strip()):
+                yield 1, 0, rate, f"open{rate:g}".replace(".", "_") + "ps"
+
+        for n_procs, callers, rate, label in planned():
             loaders = [subprocess.Popen(
                 [sys.executable, __file__, "--role", "customers", "--base", base, "--key", key,
                  "--banks", args.banks, "--accounts", json.dumps(ready["customers"]),
                  "--suppliers", str(args.suppliers),
                  "--callers", str(callers), "--seconds", str(args.seconds),
-                 "--tag", f"{label}-{p}"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                 "--rate", str(rate), "--tag", f"{label}-{p}"], stdout=subprocess.PIPE,
+                text=True, cwd=ROOT)
                 for p in range(n_procs)]
             servers = {"banks": banks_proc.pid}
             for w, pid in enumerate(children_of(api_proc.pid) if args.workers > 1
@@ -519,6 +580,10 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
             whole = [t for o in outs for t in o["whole"]]
             wall = max(o["ended"] for o in outs) - min(o["started"] for o in outs)
             row = {"load": label, "customers": n_procs * callers, "checkouts": len(whole),
+                   # open loop: the arrival rate offered (checkouts/s), and how late the
+                   # load process ever was in starting an arrival (it shares the cores)
+                   "offered_per_second": rate,
+                   "arrival_lag_max_ms": ms(max(o.get("arrival_lag_max", 0.0) for o in outs)),
                    "checkouts_per_second": round(len(whole) / wall, 1),
                    "create_p50_ms": ms(pct(create, 0.5)), "create_p99_ms": ms(pct(create, 0.99)),
                    "notify_p50_ms": ms(pct(notify, 0.5)), "notify_p99_ms": ms(pct(notify, 0.99)),
@@ -535,7 +600,10 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                 for failure in o["failures"][:3]:
                     print(f"  failure: {failure}", flush=True)
             results.append(row)
-            print(f"{label:>6} ({n_procs} process(es) x {callers} customers): "
+            who = (f"open loop, {rate} arrivals/s offered, arrival lag max "
+                   f"{row['arrival_lag_max_ms']} ms" if rate else
+                   f"{n_procs} process(es) x {callers} customers")
+            print(f"{label:>6} ({who}): "
                   f"{row['checkouts_per_second']:7.1f} checkouts/s | create p50 "
                   f"{row['create_p50_ms']} p99 {row['create_p99_ms']} ms | notify p50 "
                   f"{row['notify_p50_ms']} p99 {row['notify_p99_ms']} ms | checkout p50 "
@@ -579,6 +647,13 @@ def main() -> None:
     parser.add_argument("--loads", default="1x1,1x100,1x128,2x32",
                         help="load processes x customers each, comma-separated")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load")
+    parser.add_argument("--open", default="0.5,0.8",
+                        help="open-loop loads after the closed ones: arrival rates as "
+                             "fractions of the best closed-loop checkouts/s (empty: none)")
+    parser.add_argument("--open-rates", default="",
+                        help="open-loop loads at these arrival rates (checkouts/s), e.g. 2,3")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="(customers process) open-loop arrivals per second")
     parser.add_argument("--suppliers", type=int, default=100)
     parser.add_argument("--banks", default="restbank,unionpay,smbank")
     parser.add_argument("--ceiling-seconds", type=float, default=3)
@@ -598,7 +673,10 @@ def main() -> None:
         return
     figures = driver(args)
     for row in figures["loads"]:
-        print(f"load {row['load']}: {row['checkouts_per_second']} checkouts/s, create p50/p99 "
+        offered = (f" ({row['offered_per_second']}/s offered)" if row["offered_per_second"]
+                   else "")
+        print(f"load {row['load']}{offered}: {row['checkouts_per_second']} checkouts/s, "
+              f"create p50/p99 "
               f"{row['create_p50_ms']}/{row['create_p99_ms']} ms, notify p50/p99 "
               f"{row['notify_p50_ms']}/{row['notify_p99_ms']} ms")
     for name, value in figures.get("ceiling", {}).items():

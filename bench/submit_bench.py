@@ -8,7 +8,9 @@ are made from the statistics, and without them they read every account on each c
         entry = await coalescer.submit(EntryRequest(...))
     i.e. each awaiting its own durable entry (answered after its batch's COMMIT), two
     postings between two random distinct accounts (uniform over --accounts accounts);
-  * submit, hot account: the same, every entry crediting one account (of one lane);
+  * submit, hot account: the same, every entry crediting one account (of one lane), and
+    again crediting one account of 16 lanes, as paycore opens its hot accounts (with one
+    writer the coalescer posts to one lane of it; with --writers N, to up to N);
   * submit, uniform, 128 callers in one process;
   * submit, uniform, 2 processes x 32 callers (each process its own coalescer), started
     together;
@@ -76,6 +78,7 @@ RATIOS = {
     # name: (ours, the ceiling's, goal)
     "submit_uniform_32": ("submit_uniform_32", "rpc_uniform_32_clients", 2.0),
     "submit_hot_32": ("submit_hot_32", "rpc_hot_32_clients", 5.0),
+    "submit_hot_16_lanes_32": ("submit_hot_16_lanes_32", "rpc_hot_32_clients", 5.0),
     "post_many_1000": ("post_many_1000", "batched_1000", 0.8),
 }
 
@@ -117,10 +120,10 @@ def request(debit: int, credit: int, rng: random.Random) -> EntryRequest:
 
 
 async def callers(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *,
-                  hot: bool, n: int = CALLERS,
+                  hot: int | None, n: int = CALLERS,
                   latencies: list[int] | None = None) -> float:
-    """`n` tasks, each submitting one entry at a time and awaiting it; each submit's
-    latency (microseconds) into `latencies`."""
+    """`n` tasks, each submitting one entry at a time and awaiting it (each crediting the
+    account `hot`, if given); each submit's latency (microseconds) into `latencies`."""
     done = 0
     stop = time.monotonic() + seconds
     clock = time.perf_counter_ns
@@ -129,8 +132,8 @@ async def callers(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *
         nonlocal done
         rng = random.Random(seed)
         while time.monotonic() < stop:
-            if hot:
-                debit, credit = rng.choice(ids[1:]), ids[0]
+            if hot is not None:
+                debit, credit = rng.choice(ids[1:]), hot
             else:
                 debit, credit = rng.sample(ids, 2)
             entry = request(debit, credit, rng)
@@ -153,7 +156,7 @@ def percentiles(latencies: list[int]) -> str:
 
 
 async def workload(coalescer: ledger.Coalescer, ids: list[int], seconds: float, *,
-                   hot: bool, label: str, n: int = CALLERS) -> tuple[float, list[int]]:
+                   hot: int | None, label: str, n: int = CALLERS) -> tuple[float, list[int]]:
     batches, entries = coalescer.batches, coalescer.entries
     latencies: list[int] = []
     rate = await callers(coalescer, ids, seconds, hot=hot, n=n, latencies=latencies)
@@ -177,12 +180,12 @@ async def child(pg_url: str, seconds: float, start_at: float, writers: int | Non
     try:
         ids = await account_ids(engine)
         coalescer = ledger.Coalescer(engine, **({"writers": writers} if writers else {}))
-        await callers(coalescer, ids, WARM_UP, hot=False)
+        await callers(coalescer, ids, WARM_UP, hot=None)
         freeze_startup_heap()
         await asyncio.sleep(max(0.0, start_at - time.time()))
         latencies: list[int] = []
         batches, entries = coalescer.batches, coalescer.entries
-        rate = await callers(coalescer, ids, seconds, hot=False, latencies=latencies)
+        rate = await callers(coalescer, ids, seconds, hot=None, latencies=latencies)
         await coalescer.close()
         print(json.dumps({"rate": rate, "latencies": latencies,
                           "batches": coalescer.batches - batches,
@@ -233,6 +236,7 @@ async def main() -> int:
         await child(pg_url, args.seconds, args.start_at, args.writers)
         return 0
     options = {"writers": args.writers} if args.writers else {}
+    print(f"coalescer: {options or 'defaults'}", flush=True)
 
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     engine = await fresh_engine(pg_url)
@@ -241,17 +245,24 @@ async def main() -> int:
     try:
         t = time.monotonic()
         ids = await open_accounts(engine, args.accounts, parallel=4)
+        async with engine.begin() as conn:
+            hot16 = (await ledger.open_account(conn, ledger.AccountSpec(
+                "bench:hot16", "bench hot account in 16 lanes", ledger.AccountType.LIABILITY,
+                CURRENCY, lanes=16))).id
         await analyze(pg_url)
         print(f"opened {len(ids)} accounts in {time.monotonic() - t:.1f} s", flush=True)
         coalescer = ledger.Coalescer(engine, **options)
-        await callers(coalescer, ids, WARM_UP, hot=False)  # untimed: plans, pool, caches
+        await callers(coalescer, ids, WARM_UP, hot=None)  # untimed: plans, pool, caches
         freeze_startup_heap()
-        for name, hot, n, label in [
-            ("submit_uniform_32", False, CALLERS, f"uniform, {CALLERS} callers"),
-            ("submit_hot_32", True, CALLERS, f"one hot account, {CALLERS} callers"),
-            (f"submit_uniform_{MANY_CALLERS}", False, MANY_CALLERS,
+        workloads: list[tuple[str, int | None, int, str]] = [
+            ("submit_uniform_32", None, CALLERS, f"uniform, {CALLERS} callers"),
+            ("submit_hot_32", ids[0], CALLERS, f"one hot account, {CALLERS} callers"),
+            ("submit_hot_16_lanes_32", hot16, CALLERS,
+             f"one hot account of 16 lanes, {CALLERS} callers"),
+            (f"submit_uniform_{MANY_CALLERS}", None, MANY_CALLERS,
              f"uniform, {MANY_CALLERS} callers"),
-        ]:
+        ]
+        for name, hot, n, label in workloads:
             figures[name], lat = await workload(
                 coalescer, ids, args.seconds, hot=hot, n=n,
                 label=f"ledger.submit postgresql, {label}")

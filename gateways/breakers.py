@@ -37,6 +37,8 @@ __all__ = ["Admission", "SharedBreakers"]
 
 log = structlog.get_logger("gateways.breakers")
 
+_READ = sa.select(bank_health).where(bank_health.c.bank == sa.bindparam("bank"))
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -90,8 +92,10 @@ class SharedBreakers:
     async def _admit(self, bank: str, local: CircuitBreaker) -> Admission:
         now = self._now()
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(bank_health)
-                                      .where(bank_health.c.bank == bank))).first()
+            if self.engine.dialect.name == "postgresql":
+                # one read standing alone: no BEGIN and ROLLBACK round trips around it
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await conn.execute(_READ, {"bank": bank})).first()
         if row is None:
             await self._ensure(bank)
             _mirror(local, BreakerState.CLOSED, 0, None, None)
@@ -129,8 +133,8 @@ class SharedBreakers:
 
     async def record_success(self, admission: Admission, local: CircuitBreaker) -> None:
         local.record_success()
-        if admission.local:
-            return
+        if admission.local or (admission.probe is None and admission.failures <= 0):
+            return  # a closed breaker that counted no failures: nothing to write
         h = bank_health.c
         now = self._now()
         try:

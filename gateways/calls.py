@@ -23,6 +23,8 @@ from gateways.store import utcnow
 
 __all__ = ["latest_call", "note_bank_ref", "record_call", "record_call_in"]
 
+_INSERT = bank_calls.insert()
+
 
 async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
                       bank: BankGateway, *, now: dt.datetime | None = None) -> BankCall:
@@ -37,19 +39,23 @@ async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
 
 
 async def record_call_in(conn: AsyncConnection, subject: Subject, subject_id: str,
-                         bank: BankGateway, *, now: dt.datetime | None = None) -> BankCall:
+                         bank: BankGateway, *, now: dt.datetime | None = None,
+                         first: bool = False) -> BankCall:
     """`record_call` in the caller's transaction (e.g. the one that creates what the call is
-    about): the caller must commit it before sending anything."""
+    about): the caller must commit it before sending anything. `first`: the subject was
+    made in this very transaction, so this is its first call (no read for the last one;
+    were it not the first, the unique (subject, id, attempt_no) would refuse it)."""
     placed_at = whole_seconds(now or utcnow())
     bank_order_id = bank.bank_order_id(subject_id)
-    last = (await conn.execute(sa.select(sa.func.max(bank_calls.c.attempt_no)).where(
-        bank_calls.c.subject == subject.value,
-        bank_calls.c.subject_id == subject_id))).scalar()
+    last = None if first else (await conn.execute(
+        sa.select(sa.func.max(bank_calls.c.attempt_no)).where(
+            bank_calls.c.subject == subject.value,
+            bank_calls.c.subject_id == subject_id))).scalar()
     attempt_no = (last or 0) + 1
-    await conn.execute(bank_calls.insert().values(
-        subject=subject.value, subject_id=subject_id, attempt_no=attempt_no,
-        bank=bank.code, bank_order_id=bank_order_id, placed_at=placed_at,
-        created_at=placed_at, updated_at=placed_at))
+    await conn.execute(_INSERT, {
+        "subject": subject.value, "subject_id": subject_id, "attempt_no": attempt_no,
+        "bank": bank.code, "bank_order_id": bank_order_id, "placed_at": placed_at,
+        "created_at": placed_at, "updated_at": placed_at})
     return BankCall(reference=subject_id, placed_at=placed_at,
                     bank_order_id=bank_order_id, attempt_no=attempt_no)
 

@@ -38,11 +38,12 @@ from gateways.errors import (
     IntentNotFound,
     InvalidPaymentRequest,
     NotFound,
+    UnknownSupplier,
 )
 from gateways.inquiries import Subject
 from gateways.limits import check_amount
 from gateways.routing import BankDirectory
-from gateways.schema import payment_attempts, payment_intents
+from gateways.schema import payment_attempts, payment_intents, supplier_terms
 from gateways.states import AttemptState, IntentState
 from gateways.store import (
     attempt_from_row,
@@ -54,7 +55,6 @@ from gateways.store import (
     transition,
     utcnow,
 )
-from gateways.terms import get_supplier_terms
 from gateways.types import Attempt, Checkout, IntentRequest, PaymentIntent
 
 __all__ = [
@@ -137,20 +137,25 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
     bank = banks.get(request.bank)
 
     async def record(conn: AsyncConnection) -> BankCall:
-        await get_supplier_terms(conn, request.supplier_id)
+        # the intent is written only for a supplier with terms: one INSERT ... SELECT FROM
+        # supplier_terms, which inserts nothing (UnknownSupplier) for any other
+        made = await conn.execute(_INSERT_INTENT, {
+            "id": intent_id, "merchant_id": request.merchant_id, "order_id": request.order_id,
+            "supplier_id": request.supplier_id, "amount_minor": units,
+            "currency": request.amount.currency.code, "bank": request.bank,
+            "status": IS.CREATED.value, "description": request.description,
+            "current_attempt_id": attempt_id, "created_at": now, "updated_at": now,
+            "expires_at": now + request.expires_in})
+        if made.rowcount != 1:
+            raise UnknownSupplier(request.supplier_id)
         await postings.ensure_payment_accounts(conn, request.bank, request.supplier_id,
                                                request.amount.currency.code)
-        await conn.execute(payment_intents.insert().values(
-            id=intent_id, merchant_id=request.merchant_id, order_id=request.order_id,
-            supplier_id=request.supplier_id, amount_minor=units,
-            currency=request.amount.currency.code, bank=request.bank, status=IS.CREATED.value,
-            description=request.description, current_attempt_id=attempt_id,
-            created_at=now, updated_at=now, expires_at=now + request.expires_in))
         await _insert_attempt(conn, attempt_id, intent_id, bank, units,
                               request.amount.currency.code, now)
         # the call the bank is about to get, committed with the attempt (one commit, not
         # two) and before the bank hears of it: the txnTime any inquiry names
-        return await calls.record_call_in(conn, Subject.ATTEMPT, attempt_id, bank, now=now)
+        return await calls.record_call_in(conn, Subject.ATTEMPT, attempt_id, bank, now=now,
+                                          first=True)
 
     try:
         # the same order again is found by the unique (merchant, order id) it breaks, not
@@ -171,12 +176,33 @@ async def create_intent(engine: AsyncEngine, banks: BankDirectory,
     return await _send_attempt(engine, banks, intent_id, attempt_id, order, request.bank, call)
 
 
+_INSERT_INTENT = payment_intents.insert().from_select(
+    ["id", "merchant_id", "order_id", "supplier_id", "amount_minor", "currency", "bank",
+     "status", "description", "current_attempt_id", "created_at", "updated_at", "expires_at"],
+    sa.select(*[sa.bindparam(name, type_=payment_intents.c[name].type) for name in (
+        "id", "merchant_id", "order_id", "supplier_id", "amount_minor", "currency", "bank",
+        "status", "description", "current_attempt_id", "created_at", "updated_at",
+        "expires_at")]).where(supplier_terms.c.supplier_id == sa.bindparam("supplier_id")))
+
+_INSERT_ATTEMPT = payment_attempts.insert()
+
+#: created (or failed, for a retry) -> pending, answered with the intent's row
+_PENDING_INTENT = (payment_intents.update()
+                   .where(payment_intents.c.id == sa.bindparam("intent_id"),
+                          payment_intents.c.status.in_(sa.bindparam("from_states",
+                                                                    expanding=True)))
+                   .values(status=IS.PENDING.value,
+                           updated_at=sa.bindparam("now",
+                                                   type_=payment_intents.c.updated_at.type))
+                   .returning(*payment_intents.c))
+
+
 async def _insert_attempt(conn: AsyncConnection, attempt_id: str, intent_id: str,
                           bank: BankGateway, units: int, currency: str, now: dt.datetime) -> None:
-    await conn.execute(payment_attempts.insert().values(
-        id=attempt_id, intent_id=intent_id, bank=bank.code, bank_merchant_id=bank.merchant_id,
-        status=A.CREATED.value, amount_minor=units, currency=currency, created_at=now,
-        updated_at=now))
+    await conn.execute(_INSERT_ATTEMPT, {
+        "id": attempt_id, "intent_id": intent_id, "bank": bank.code,
+        "bank_merchant_id": bank.merchant_id, "status": A.CREATED.value,
+        "amount_minor": units, "currency": currency, "created_at": now, "updated_at": now})
 
 
 def _create(order: PaymentOrder) -> Callable[[BankGateway], Awaitable[PaymentInstruction]]:
@@ -204,15 +230,26 @@ async def _send_attempt(engine: AsyncEngine, banks: BankDirectory, intent_id: st
 
     async def sent(conn: AsyncConnection) -> Checkout:
         now = utcnow()
-        await transition(conn, attempt_id, A.CREATED, A.PENDING, now=now,
-                         instruction=_instruction_json(instruction),
-                         bank_payment_id=instruction.bank_payment_id)
-        intent = await load_intent(conn, intent_id)
-        await transition(conn, intent_id, intent.status, IS.PENDING, now=now)
+        # each UPDATE answers with the row it left (RETURNING): what the caller is
+        # answered is what commits, without reading it again
+        attempt = attempt_from_row(await transition(
+            conn, attempt_id, A.CREATED, A.PENDING, now=now, returning=True,
+            instruction=_instruction_json(instruction),
+            bank_payment_id=instruction.bank_payment_id))
+        # a new intent is `created`; a retried one `failed` (its claim kept it so)
+        row = (await conn.execute(_PENDING_INTENT, {
+            "intent_id": intent_id, "now": now,
+            "from_states": [IS.CREATED.value, IS.FAILED.value]})).first()
+        if row is not None:
+            intent = intent_from_row(row)
+        else:  # anything else: the checked move (raises if it may not move)
+            current = await load_intent(conn, intent_id)
+            intent = intent_from_row(await transition(conn, intent_id, current.status,
+                                                      IS.PENDING, now=now, returning=True))
         # the customer has until expiry; then the bank is asked what became of it
-        await inquiries.schedule(conn, Subject.ATTEMPT, attempt_id, attempt_bank,
-                                 intent.expires_at + INQUIRY_GRACE, now)
-        return await _read_checkout(conn, intent_id, attempt_id)
+        await inquiries.schedule_new(conn, Subject.ATTEMPT, attempt_id, attempt_bank,
+                                     intent.expires_at + INQUIRY_GRACE, now)
+        return Checkout(intent, attempt, attempt.payment_instruction)
 
     return await ledger.transact(engine, sent)
 
@@ -293,17 +330,18 @@ async def get_intent(conn: AsyncConnection, intent_id: str, *,
 
 
 _CURRENT = payment_attempts.alias("current_attempt")
+_GET_CHECKOUT = (
+    sa.select(payment_intents, *[c.label(f"attempt_{c.name}") for c in _CURRENT.c])
+    .select_from(payment_intents.outerjoin(
+        _CURRENT, _CURRENT.c.id == payment_intents.c.current_attempt_id))
+    .where(payment_intents.c.id == sa.bindparam("intent_id")))
 
 
 async def get_checkout(conn: AsyncConnection, intent_id: str, *,
                        merchant_id: str | None = None) -> Checkout:
     """The intent with its current attempt and the instruction for the checkout page, read
     in ONE statement (one snapshot, one round trip: a caller may run it in autocommit)."""
-    row = (await conn.execute(
-        sa.select(payment_intents, *[c.label(f"attempt_{c.name}") for c in _CURRENT.c])
-        .select_from(payment_intents.outerjoin(
-            _CURRENT, _CURRENT.c.id == payment_intents.c.current_attempt_id))
-        .where(payment_intents.c.id == intent_id))).first()
+    row = (await conn.execute(_GET_CHECKOUT, {"intent_id": intent_id})).first()
     if row is None or (merchant_id is not None and row.merchant_id != merchant_id):
         raise IntentNotFound(intent_id)
     intent = intent_from_row(row)

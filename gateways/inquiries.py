@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateways.schema import inquiries
@@ -59,6 +60,21 @@ async def schedule(conn: AsyncConnection, subject: Subject, subject_id: str, ban
         tries = 0
     await conn.execute(inquiries.update().where(inquiries.c.id == row.id).values(
         bank=bank, status="open", tries=tries, next_check_at=at, updated_at=now))
+
+
+async def schedule_new(conn: AsyncConnection, subject: Subject, subject_id: str, bank: str,
+                       at: dt.datetime, now: dt.datetime) -> None:
+    """`schedule` for a subject that has just been made (a new attempt): one INSERT that
+    does nothing if an inquiry exists after all (then `schedule` reopens it as usual)."""
+    insert = (postgresql.insert(inquiries) if conn.dialect.name == "postgresql"
+              else sqlite.insert(inquiries))
+    made = (await conn.execute(insert.values(
+        subject=subject.value, subject_id=subject_id, bank=bank, status="open", tries=0,
+        next_check_at=at, created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["subject", "subject_id"])
+        .returning(inquiries.c.id))).first()
+    if made is None:
+        await schedule(conn, subject, subject_id, bank, at, now)
 
 
 async def close(conn: AsyncConnection, subject: Subject, subject_id: str, now: dt.datetime,

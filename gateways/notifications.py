@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -219,6 +220,25 @@ async def _record(conn: AsyncConnection, note: BankNotification) -> None:
         details=dict(note.details)))
 
 
+async def _record_new(conn: AsyncConnection, note: BankNotification) -> bool:
+    """`_record` unless this bank transaction is recorded already: True if written."""
+    made = (await conn.execute(_RECORD_NEW[conn.dialect.name == "postgresql"], {
+        "bank": note.bank, "bank_txn_id": note.bank_txn_id, "kind": note.kind.value,
+        "reference": note.reference, "outcome": note.outcome.value,
+        "amount_minor": ledger.to_minor(note.amount), "currency": note.amount.currency.code,
+        "merchant_id": note.merchant_id, "occurred_at": note.occurred_at,
+        "received_at": utcnow(), "details": dict(note.details)})).first()
+    return made is not None
+
+
+#: by "is PostgreSQL": the recording INSERT that does nothing for a known bank transaction
+_RECORD_NEW = {
+    pg: (postgresql.insert(bank_notifications) if pg else sqlite.insert(bank_notifications))
+    .on_conflict_do_nothing(index_elements=["bank", "bank_txn_id"])
+    .returning(bank_notifications.c.id)
+    for pg in (True, False)}
+
+
 async def _ask_soon(conn: AsyncConnection, subject: Subject, subject_id: str, bank: str,
                     status: str) -> None:
     if status in ("succeeded", "failed", "captured", "canceled"):
@@ -243,27 +263,35 @@ async def _payment(conn: AsyncConnection, adapter: BankGateway,
         return NotificationResult.MISMATCH, wrong
     if note.outcome not in _FINAL:
         return NotificationResult.NOT_FINAL, f"outcome {note.outcome.value} changes nothing"
-    dup = await _dedupe(conn, note)
-    if dup is not None:
-        if dup[0] == NotificationResult.CONFLICT:
-            await settlement.attempt_to_review(conn, attempt.id, dup[1])
-        return dup
     if attempt.bank_txn_id and attempt.bank_txn_id != note.bank_txn_id:
+        dup = await _dedupe(conn, note)
+        if dup is not None:
+            if dup[0] == NotificationResult.CONFLICT:
+                await settlement.attempt_to_review(conn, attempt.id, dup[1])
+            return dup
         why = (f"attempt {attempt.id} settled under bank txn {attempt.bank_txn_id}; the "
                f"notification names {note.bank_txn_id}")
         await settlement.attempt_to_review(conn, attempt.id, why)
         return NotificationResult.CONFLICT, why
-    # recorded first: a racing delivery of the same bank transaction fails on its unique
-    # key here, before the capture locks the hot accounts
-    await _record(conn, note)
+    # recorded first, deduplicated by the recording itself (one INSERT ... ON CONFLICT DO
+    # NOTHING, not a read and then a write): a racing delivery of the same bank
+    # transaction waits on this row's unique key, then finds it, before the capture locks
+    # the hot accounts
+    if not await _record_new(conn, note):
+        dup = await _dedupe(conn, note)
+        assert dup is not None  # the row the INSERT met
+        if dup[0] == NotificationResult.CONFLICT:
+            await settlement.attempt_to_review(conn, attempt.id, dup[1])
+        return dup
     if note.review and note.outcome is BankOutcome.SUCCEEDED:  # UnionPay A6: paid, flagged
         await settlement.settle_attempt(conn, attempt.id, note.outcome,
                                         bank_txn_id=note.bank_txn_id, source="notification")
         await settlement.flag_attempt(conn, attempt.id, note.review)
         return NotificationResult.APPLIED, ""
-    # the capture's entry is settle_attempt's last statement: the caller commits at once
-    await settlement.settle_attempt(conn, attempt.id, note.outcome, bank_txn_id=note.bank_txn_id,
-                                    source="notification")
+    # the attempt as read above, in this transaction (the state change is its
+    # compare-and-set); the capture's entry is the last statement: the caller commits at once
+    await settlement.apply_attempt_outcome(conn, attempt, note.outcome,
+                                           bank_txn_id=note.bank_txn_id, source="notification")
     return NotificationResult.APPLIED, ""
 
 

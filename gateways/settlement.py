@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import ledger
 from gateways import inquiries, postings, states
 from gateways.bank import BankOutcome
+from gateways.errors import IntentNotFound, UnknownSupplier
 from gateways.inquiries import Subject
-from gateways.schema import payment_attempts, payment_intents, refunds
+from gateways.schema import payment_attempts, payment_intents, refunds, supplier_terms
 from gateways.states import AttemptState, IntentState, RefundState
 from gateways.store import (
+    intent_from_row,
     load_attempt,
     load_intent,
     load_refund,
@@ -40,6 +43,16 @@ log = structlog.get_logger("gateways.settlement")
 
 A, IS, R = AttemptState, IntentState, RefundState
 _PAID_ATTEMPT = (A.SUCCEEDED, A.CAPTURED)
+_PPM = Decimal(1_000_000)
+
+#: a capture's read: the intent, locked, with its supplier's commission rate (None when
+#: the supplier has no terms)
+_INTENT_AND_RATE = (
+    sa.select(payment_intents, supplier_terms.c.commission_ppm)
+    .select_from(payment_intents.outerjoin(
+        supplier_terms, supplier_terms.c.supplier_id == payment_intents.c.supplier_id))
+    .where(payment_intents.c.id == sa.bindparam("intent_id"))
+    .with_for_update(of=payment_intents))
 
 
 async def put_intent_in_review(conn: AsyncConnection, intent_id: str, reason: str,
@@ -67,20 +80,28 @@ async def settle_attempt(conn: AsyncConnection, attempt_id: str, outcome: BankOu
     and its intent. Idempotent: the same word again changes nothing. Amounts must have
     been checked by the caller."""
     now = now or utcnow()
-    attempt = await load_attempt(conn, attempt_id)
+    await apply_attempt_outcome(conn, await load_attempt(conn, attempt_id), outcome,
+                                bank_txn_id=bank_txn_id, now=now, source=source)
+    return await load_attempt(conn, attempt_id)
+
+
+async def apply_attempt_outcome(conn: AsyncConnection, attempt: Attempt, outcome: BankOutcome,
+                                *, bank_txn_id: str | None, now: dt.datetime | None = None,
+                                source: str = "bank") -> None:
+    """`settle_attempt` for an attempt the caller has just read in this transaction (a
+    notification's): the same work, without reading the attempt again before or after."""
+    now = now or utcnow()
     capture: _Capture | None = None
     if outcome is BankOutcome.SUCCEEDED:
         capture = await _succeed(conn, attempt, bank_txn_id, now, source)
     elif outcome is BankOutcome.FAILED:
         await _fail(conn, attempt, "the bank reports the payment failed", now, source)
-    settled = await load_attempt(conn, attempt_id)
     if capture is not None:
         # the capture's entry last: it locks the hot accounts (the bank's clearing, the
         # commission), and the caller commits right after, so no other statement runs
         # while they are held
         entry = await ledger.post(conn, capture.request)
         log.info("payment.captured", entry_id=str(entry.id), source=source, **capture.facts)
-    return settled
 
 
 @dataclass(frozen=True)
@@ -103,7 +124,13 @@ async def _succeed(conn: AsyncConnection, attempt: Attempt, bank_txn_id: str | N
         return None  # booked already, a person is looking at it
     if not bank_txn_id:
         bank_txn_id = attempt.bank_payment_id or attempt.id
-    intent = await load_intent(conn, attempt.intent_id, for_update=True)
+    # the intent, locked, and its supplier's commission rate: one statement
+    row = (await conn.execute(_INTENT_AND_RATE, {"intent_id": attempt.intent_id})).first()
+    if row is None:
+        raise IntentNotFound(attempt.intent_id)
+    if row.commission_ppm is None:
+        raise UnknownSupplier(row.supplier_id)
+    intent = intent_from_row(row)
     regular = (states.allowed(attempt.status, A.SUCCEEDED)
                and intent.current_attempt_id == attempt.id
                and intent.status in (IS.PENDING, IS.UNKNOWN, IS.REVIEW))
@@ -115,14 +142,19 @@ async def _succeed(conn: AsyncConnection, attempt: Attempt, bank_txn_id: str | N
         await transition(conn, attempt.id, attempt.status, A.REVIEW, now=now,
                          bank_txn_id=bank_txn_id, settled_at=now,
                          failure_reason="the bank took the money after the attempt had failed")
-    terms = await get_supplier_terms(conn, intent.supplier_id)
-    commission = postings.commission_on(attempt.amount_minor, terms.commission_rate)
-    await conn.execute(payment_intents.update().where(payment_intents.c.id == intent.id).values(
-        captured_minor=payment_intents.c.captured_minor + attempt.amount_minor,
-        commission_minor=payment_intents.c.commission_minor + commission, updated_at=now))
+    commission = postings.commission_on(attempt.amount_minor,
+                                        Decimal(row.commission_ppm) / _PPM)
+    captured = payment_intents.c.captured_minor + attempt.amount_minor
+    commissioned = payment_intents.c.commission_minor + commission
     if regular and intent.status is not IS.REVIEW:
-        await transition(conn, intent.id, intent.status, IS.SUCCEEDED, now=now, bank=attempt.bank)
-    elif not regular:
+        # the amounts and the move in one UPDATE (its event reads the row it leaves)
+        await transition(conn, intent.id, intent.status, IS.SUCCEEDED, now=now, bank=attempt.bank,
+                         captured_minor=captured, commission_minor=commissioned)
+    else:
+        await conn.execute(payment_intents.update().where(payment_intents.c.id == intent.id)
+                           .values(updated_at=now, captured_minor=captured,
+                                   commission_minor=commissioned))
+    if not regular:
         await put_intent_in_review(conn, intent.id, (
             f"bank {attempt.bank} took {attempt.amount} for attempt {attempt.id} while the "
             f"intent was {intent.status.value}: refund or keep it"), now)

@@ -39,27 +39,60 @@ _ENTITY = {IntentState: "intent", AttemptState: "attempt", RefundState: "refund"
 
 
 async def transition(conn: AsyncConnection, record_id: str, current: StrEnum, target: StrEnum,
-                     *, why: str = "", now: dt.datetime | None = None,
-                     **values: Any) -> None:
+                     *, why: str = "", now: dt.datetime | None = None, returning: bool = False,
+                     **values: Any) -> Any:
     """Move one record from `current` to `target` (a legal move of its machine), setting
-    `values` too, if and only if it is still `current`; else `ConcurrentTransition`."""
+    `values` too (column values or SQL expressions), if and only if it is still `current`;
+    else `ConcurrentTransition`. With `returning`, the record's row as the move left it
+    (read by the UPDATE itself: no second statement); else None."""
     states.require(record_id, current, target, why)
     table = _TABLES[type(current)]
     topic = _TOPICS.get((type(current), target.value))
-    update = (table.update()
-              .where(table.c.id == record_id, table.c.status == current.value)
-              .values(status=target.value, updated_at=now or utcnow(), **values))
-    if topic is None:
-        done = await conn.execute(update)
+    values = {"status": target.value, "updated_at": now or utcnow(), **values}
+    answer = topic is not None or returning
+    if any(isinstance(v, sa.ClauseElement) for v in values.values()):
+        update = (table.update()
+                  .where(table.c.id == record_id, table.c.status == current.value)
+                  .values(**values))
+        params: dict[str, Any] = {}
+        if answer:
+            update = update.returning(*table.c)
+    else:  # plain values: the statement built once per shape, the values bound
+        update = _update_of(table, tuple(sorted(values)), answer)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params |= {"b_id": record_id, "b_current": current.value}
+    if not answer:
+        done = await conn.execute(update, params)
         if done.rowcount != 1:
             raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
                                        target.value)
-        return
-    row = (await conn.execute(update.returning(*table.c))).first()
+        return None
+    row = (await conn.execute(update, params)).first()
     if row is None:
         raise ConcurrentTransition(_ENTITY[type(current)], record_id, current.value,
                                    target.value)
-    await _record_event(conn, topic, type(current), row)
+    if topic is not None:
+        await _record_event(conn, topic, type(current), row)
+    return row if returning else None
+
+
+_UPDATES: dict[tuple[str, tuple[str, ...], bool], Any] = {}
+
+
+def _update_of(table: sa.Table, columns: tuple[str, ...], returning: bool) -> Any:
+    """`UPDATE table SET <columns> WHERE id = :b_id AND status = :b_current`, built once per
+    (table, columns set, RETURNING or not): the shapes are the code's, a handful."""
+    key = (table.name, columns, returning)
+    found = _UPDATES.get(key)
+    if found is None:
+        found = (table.update()
+                 .where(table.c.id == sa.bindparam("b_id"),
+                        table.c.status == sa.bindparam("b_current"))
+                 .values({c: sa.bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}))
+        if returning:
+            found = found.returning(*table.c)
+        _UPDATES[key] = found
+    return found
 
 
 #: the moves merchants and other systems are told about: an event in the outbox, written
@@ -156,12 +189,17 @@ def payout_from_row(r: Any) -> Payout:
         settled_at=r.settled_at, review_reason=r.review_reason)
 
 
+#: the one-row reads, built once (with a bound id) rather than on every call
+_BY_ID = {(table.name, lock): (sa.select(table).where(table.c.id == sa.bindparam("record_id"))
+                               .with_for_update() if lock else
+                               sa.select(table).where(table.c.id == sa.bindparam("record_id")))
+          for table in (payment_intents, payment_attempts, refunds, payouts)
+          for lock in (False, True)}
+
+
 async def _one(conn: AsyncConnection, table: sa.Table, record_id: str, *,
                for_update: bool) -> Any:
-    query = sa.select(table).where(table.c.id == record_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await conn.execute(query)).first()
+    return (await conn.execute(_BY_ID[table.name, for_update], {"record_id": record_id})).first()
 
 
 async def find_intent(conn: AsyncConnection, intent_id: str, *,

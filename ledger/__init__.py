@@ -6,6 +6,9 @@ state in the caller's transaction can instead be submitted to a `Coalescer`, whi
 many callers' entries in one transaction and answers each with its own outcome.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ledger.accounts import (
     add_lanes,
     close_account,
@@ -15,17 +18,6 @@ from ledger.accounts import (
     list_accounts,
     open_account,
 )
-from ledger.checkpoints import (
-    AccountLeaf,
-    AccountProof,
-    Checkpoint,
-    CheckpointHead,
-    load_checkpoint,
-    load_proof,
-    prove,
-    take_checkpoint,
-)
-from ledger.coalescer import Coalescer
 from ledger.engine import create_engine, is_retryable, transact
 from ledger.entries import (
     find_entry,
@@ -62,41 +54,12 @@ from ledger.errors import (
     UnbalancedEntry,
     UnknownAccount,
 )
-from ledger.financial_statements import (
-    BalanceSheet,
-    IncomeStatement,
-    StatementSection,
-    balance_sheet,
-    income_statement,
-    trial_balance_as_of,
-)
-from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
-from ledger.lookups import (
-    BookedPosting,
-    lane_heads,
-    lane_postings_query,
-    lane_start,
-    last_sequence,
-    net_by_value_date,
-    postings_after,
-    postings_after_query,
-)
 from ledger.money import from_minor, minor_exponent, to_minor
-from ledger.outbox import (
-    INTERNAL,
-    INTERNAL_AUDIENCES,
-    OutboxEvent,
-    outbox_events,
-    record_event,
-    sequence_events,
-)
-from ledger.proof import trial_balance, verify
 from ledger.queries import balance, statement
 
 # column types every package's tables share (ids, JSON documents, aware UTC timestamps)
 from ledger.schema import Id as IdColumn
 from ledger.schema import JSONDoc, UTCDateTime, metadata
-from ledger.signing import SigningKey, public_key_from_pem, trusted_keys
 from ledger.types import (
     Account,
     AccountRef,
@@ -119,6 +82,78 @@ from ledger.types import (
     TrialBalanceRow,
     VerifyReport,
 )
+
+if TYPE_CHECKING:
+    from ledger.checkpoints import (
+        AccountLeaf,
+        AccountProof,
+        Checkpoint,
+        CheckpointHead,
+        load_checkpoint,
+        load_proof,
+        prove,
+        take_checkpoint,
+    )
+    from ledger.coalescer import Coalescer
+    from ledger.financial_statements import (
+        BalanceSheet,
+        IncomeStatement,
+        StatementSection,
+        balance_sheet,
+        income_statement,
+        trial_balance_as_of,
+    )
+    from ledger.holds import expire_holds, hold, load_holds, post_hold, void_hold
+    from ledger.lookups import (
+        BookedPosting,
+        lane_heads,
+        lane_postings_query,
+        lane_start,
+        last_sequence,
+        net_by_value_date,
+        postings_after,
+        postings_after_query,
+    )
+    from ledger.outbox import (
+        INTERNAL,
+        INTERNAL_AUDIENCES,
+        OutboxEvent,
+        outbox_events,
+        record_event,
+        sequence_events,
+    )
+    from ledger.proof import trial_balance, verify
+    from ledger.signing import SigningKey, public_key_from_pem, trusted_keys
+
+#: names whose modules load when first read (PEP 562 `__getattr__` below): checkpoints and
+#: their signing crypto, proofs, financial statements, holds, lookups, the outbox and the
+#: coalescer. Reading a balance needs none of them, and every `paycore` command imports
+#: the ledger (#18 §5: they were 5% of the instructions a `paycore balance` runs).
+_LAZY = {
+    "ledger.checkpoints": ("AccountLeaf", "AccountProof", "Checkpoint", "CheckpointHead",
+        "load_checkpoint", "load_proof", "prove", "take_checkpoint"),
+    "ledger.coalescer": ("Coalescer",),
+    "ledger.financial_statements": ("BalanceSheet", "IncomeStatement", "StatementSection",
+        "balance_sheet", "income_statement", "trial_balance_as_of"),
+    "ledger.holds": ("expire_holds", "hold", "load_holds", "post_hold", "void_hold"),
+    "ledger.lookups": ("BookedPosting", "lane_heads", "lane_postings_query", "lane_start",
+        "last_sequence", "net_by_value_date", "postings_after", "postings_after_query"),
+    "ledger.outbox": ("INTERNAL", "INTERNAL_AUDIENCES", "OutboxEvent", "outbox_events",
+        "record_event", "sequence_events"),
+    "ledger.proof": ("trial_balance", "verify"),
+    "ledger.signing": ("SigningKey", "public_key_from_pem", "trusted_keys"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "INTERNAL",

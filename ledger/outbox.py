@@ -71,15 +71,18 @@ def event_from_row(r: Any) -> OutboxEvent:
                        dict(r.payload), r.occurred_at)
 
 
+_INSERT = outbox_events.insert()
+
+
 async def record_event(conn: AsyncConnection, *, topic: str, object_type: str, object_id: str,
                        audience: str, payload: Mapping[str, Any],
                        occurred_at: dt.datetime | None = None) -> str:
     """Write one event in the caller's transaction; returns its id."""
     event_id = "evt_" + new_entry_id().hex
-    await conn.execute(outbox_events.insert().values(
-        id=event_id, seq=None, topic=topic, object_type=object_type, object_id=object_id,
-        audience=audience or INTERNAL, payload=dict(payload),
-        occurred_at=occurred_at or dt.datetime.now(dt.UTC)))
+    await conn.execute(_INSERT, {
+        "id": event_id, "seq": None, "topic": topic, "object_type": object_type,
+        "object_id": object_id, "audience": audience or INTERNAL, "payload": dict(payload),
+        "occurred_at": occurred_at or dt.datetime.now(dt.UTC)})
     return event_id
 
 

@@ -18,6 +18,12 @@ _ACCOUNT_KEYS = re.compile(r"(account_number|acct_no|iban|card_number|pan|bank_a
 
 _configured = False
 
+#: structlog caches each logger's configuration at its first use: fast in production (a
+#: process configures once). The test suite turns it off (tests/conftest.py): there a
+#: logger first used under one test's configuration (a CLI test's level and renderer)
+#: would ignore every later one, `structlog.testing.capture_logs` included.
+CACHE_LOGGERS = True
+
 
 class _CurrentStderr:
     """Writes to whatever `sys.stderr` is at the moment of writing: a test runner (typer's
@@ -123,6 +129,6 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", *, force: bool = F
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     _configured = True

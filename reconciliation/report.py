@@ -109,10 +109,11 @@ class ReconciliationReport:
         }
         return doc
 
-    def to_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["section", "label", "amount", "currency", "date", "reference"])
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        """The report as rows (section, label, amount in minor units or None, currency,
+        date, reference): what `to_csv` writes, for any export format."""
+        header = ["section", "label", "amount", "currency", "date", "reference"]
+        rows: list[list[object]] = []
         c, d = self.currency, self.day.isoformat()
         for label, value in (("bank opening", self.bank_opening_minor),
                              ("bank closing", self.bank_closing_minor),
@@ -121,17 +122,26 @@ class ReconciliationReport:
                              ("difference", self.difference_minor),
                              ("matched amount", self.matched_amount_minor),
                              ("in transit", self.in_transit_minor)):
-            writer.writerow(["balance", label, self.money(value), c, d, ""])
+            rows.append(["balance", label, value, c, d, ""])
         for label, value in self.explanation():
-            writer.writerow(["explanation", label, self.money(value), c, d, ""])
+            rows.append(["explanation", label, value, c, d, ""])
         for line in self.unmatched_lines:
-            writer.writerow(["unmatched line", f"line {line.line_id}: {line.description}",
-                             self.money(line.amount_minor), c, line.date.isoformat(),
-                             line.reference or ""])
+            rows.append(["unmatched line", f"line {line.line_id}: {line.description}",
+                         line.amount_minor, c, line.date.isoformat(), line.reference or ""])
         for item in self.unmatched_items:
-            writer.writerow(["unmatched item", f"{item.account} {item.item} {item.kind}",
-                             self.money(item.amount_minor), c, item.date.isoformat(),
-                             item.reference or ""])
+            rows.append(["unmatched item", f"{item.account} {item.item} {item.kind}",
+                         item.amount_minor, c, item.date.isoformat(), item.reference or ""])
+        return header, rows
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        header, rows = self.table()
+        writer.writerow(header)
+        for row in rows:
+            amount = row[2]
+            writer.writerow([*row[:2], self.money(amount if isinstance(amount, int) else None),
+                             *row[3:]])
         return out.getvalue()
 
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore import db as paycore_db
+from paycore import logging as paycore_logging
+
+# before any test configures logging: no logger keeps the configuration of its first use
+# (see paycore.logging.CACHE_LOGGERS; production still caches)
+paycore_logging.CACHE_LOGGERS = False
 
 PG_URL = os.environ.get(
     "PAYCORE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -130,6 +136,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for nodeid in _skipped_pg[:20]:
             print(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """What a test configures of structlog (a CLI command's `configure_logging`: its level
+    filter, its renderer) is undone after it, so the next test, in whatever order, logs
+    and captures (`structlog.testing.capture_logs`) as if it had never run."""
+    saved, configured = structlog.get_config(), paycore_logging._configured
+    yield
+    structlog.configure(**saved)
+    paycore_logging._configured = configured
 
 
 @pytest.fixture(autouse=True)

@@ -65,9 +65,18 @@ async def principal_of(scope: Scope) -> Principal:
     if isinstance(cached, Principal):
         return cached
     token = _bearer_token(scope)
-    engine: AsyncEngine = scope["app"].state.engine
-    async with one_statement(engine) as conn:  # one SELECT: no BEGIN/ROLLBACK around it
-        key = await keys.authenticate(conn, token)
+    state_of_app = scope["app"].state
+    ttl: int = state_of_app.settings.key_cache_seconds
+    digest = keys.token_digest(token)
+    # a key verified in the last `ttl` seconds is trusted without reading its row again
+    # (bounded: a revocation elsewhere is seen within `ttl`; see ApiSettings)
+    key = keys.VERIFIED.get(digest, ttl)
+    if key is None:
+        engine: AsyncEngine = state_of_app.engine
+        async with one_statement(engine) as conn:  # one SELECT: no BEGIN/ROLLBACK around it
+            key = await keys.authenticate(conn, token)
+        if key is not None and ttl > 0:
+            keys.VERIFIED.put(digest, key)
     if key is None:
         raise Unauthorized("the API key is not valid (unknown, wrong or revoked)",
                            error="invalid_token")

@@ -77,6 +77,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: the two statements of every POST, built once (their values bound per request)
+_CLAIM = records.insert()
+_COMPLETE = (records.update()
+             .where(records.c.merchant_id == sa.bindparam("b_merchant_id"),
+                    records.c.idempotency_key == sa.bindparam("b_key"),
+                    records.c.state == "in_progress",
+                    records.c.locked_at == sa.bindparam("b_locked_at"))
+             .values(state="completed"))
+
+
 def _key_of(merchant_id: str, key: str) -> sa.ColumnElement[bool]:
     return sa.and_(records.c.merchant_id == merchant_id, records.c.idempotency_key == key)
 
@@ -87,10 +97,10 @@ async def claim(engine: AsyncEngine, merchant_id: str, key: str, fingerprint: st
         now = _now()
         try:
             async with one_statement(engine) as conn:  # the INSERT commits on its own
-                await conn.execute(records.insert().values(
-                    merchant_id=merchant_id, idempotency_key=key, request_hash=fingerprint,
-                    method=method, path=path[:2000], state="in_progress", created_at=now,
-                    locked_at=now))
+                await conn.execute(_CLAIM, {
+                    "merchant_id": merchant_id, "idempotency_key": key,
+                    "request_hash": fingerprint, "method": method, "path": path[:2000],
+                    "state": "in_progress", "created_at": now, "locked_at": now})
             return Claim(ClaimOutcome.CLAIMED, locked_at=now)
         except sa.exc.IntegrityError:
             pass
@@ -121,13 +131,11 @@ async def claim(engine: AsyncEngine, merchant_id: str, key: str, fingerprint: st
 async def complete(engine: AsyncEngine, merchant_id: str, key: str, locked_at: dt.datetime,
                    response: StoredResponse) -> None:
     async with one_statement(engine) as conn:  # durable before the response is sent
-        await conn.execute(
-            records.update()
-            .where(_key_of(merchant_id, key), records.c.state == "in_progress",
-                   records.c.locked_at == locked_at)
-            .values(state="completed", completed_at=_now(), response_status=response.status,
-                    response_headers=[list(h) for h in response.headers],
-                    response_body=response.body))
+        await conn.execute(_COMPLETE, {
+            "b_merchant_id": merchant_id, "b_key": key, "b_locked_at": locked_at,
+            "completed_at": _now(), "response_status": response.status,
+            "response_headers": [list(h) for h in response.headers],
+            "response_body": response.body})
 
 
 async def release(engine: AsyncEngine, merchant_id: str, key: str, locked_at: dt.datetime) -> None:

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -156,6 +158,7 @@ async def create_api_key(conn: AsyncConnection, merchant_id: str, scopes: Sequen
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
+    VERIFIED.forget_key(key_id)
     await conn.execute(api_keys.update()
                        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                        .values(revoked_at=dt.datetime.now(dt.UTC)))
@@ -172,6 +175,49 @@ async def list_api_keys(conn: AsyncConnection, merchant_id: str | None = None) -
     return [_row(r) for r in await conn.execute(query)]
 
 
+class VerifiedKeys:
+    """The keys this process has verified lately: SHA-256 of the bearer token -> the live
+    key, each trusted for at most `ttl_seconds` after its row was read, at most
+    `max_entries` of them (the least recently used goes first). Only live keys are kept: a
+    wrong, unknown or revoked token is read from the database every time, so no miss can
+    be cached into a hit. The digest is the map's key, never the token itself."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._found: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+
+    def get(self, digest: str, ttl_seconds: int) -> ApiKey | None:
+        hit = self._found.get(digest)
+        if hit is None:
+            return None
+        if ttl_seconds <= 0 or time.monotonic() - hit[0] >= ttl_seconds:
+            del self._found[digest]
+            return None
+        self._found.move_to_end(digest)
+        return hit[1]
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        self._found[digest] = (time.monotonic(), key)
+        self._found.move_to_end(digest)
+        while len(self._found) > self.max_entries:
+            self._found.popitem(last=False)
+
+    def forget_key(self, key_id: str) -> None:
+        for digest in [d for d, (_, k) in self._found.items() if k.id == key_id]:
+            del self._found[digest]
+
+    def clear(self) -> None:
+        self._found.clear()
+
+
+#: this process's verified keys (`authenticate_cached`)
+VERIFIED = VerifiedKeys()
+
+
+def token_digest(token: str) -> str:
+    return _digest(token)
+
+
 #: compared against when the key id is unknown, so a miss costs what a hit costs
 _DUMMY_DIGEST = _digest("pck_0000000000000000_" + "A" * 43)
 
@@ -181,11 +227,13 @@ async def authenticate(conn: AsyncConnection, token: str) -> ApiKey | None:
     match = _KEY.match(token)
     row = None
     if match:
-        row = (await conn.execute(
-            sa.select(api_keys).where(api_keys.c.id == match.group(1)))).first()
+        row = (await conn.execute(_BY_ID, {"key_id": match.group(1)})).first()
     stored = row.secret_sha256 if row is not None else _DUMMY_DIGEST
     if not hmac.compare_digest(stored, _digest(token)) or row is None:
         return None
     if row.revoked_at is not None:
         return None
     return _row(row)
+
+
+_BY_ID = sa.select(api_keys).where(api_keys.c.id == sa.bindparam("key_id"))

@@ -34,6 +34,12 @@ class ApiSettings:
     #: loans, clearing...) and refused unless listed here. PAYCORE_LEDGER_API_ACCOUNTS,
     #: comma-separated, e.g. "1102.clearing.,9"; empty by default
     ledger_accounts: tuple[str, ...] = ()
+    #: how long a worker process trusts an API key it has verified before it reads the
+    #: key's row again (PAYCORE_API_KEY_CACHE_SECONDS; 0: read it on every request). A key
+    #: revoked by another process (`paycore apikeys revoke`) is refused by every process
+    #: within this many seconds; one revoked through `revoke_api_key` in this process, at
+    #: once
+    key_cache_seconds: int = 5
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -58,6 +64,8 @@ class ApiSettings:
                 str(cls.notification_rate_window_seconds))),
             ledger_accounts=tuple(p.strip() for p in env.get(
                 "PAYCORE_LEDGER_API_ACCOUNTS", "").split(",") if p.strip()),
+            key_cache_seconds=int(env.get("PAYCORE_API_KEY_CACHE_SECONDS",
+                                          str(cls.key_cache_seconds))),
             log_format=base.log_format,
             log_level=base.log_level,
         )

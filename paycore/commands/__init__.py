@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import typer
 
-# first: the command modules below import heavy packages that most commands never use
-from paycore import lazy_imports  # noqa: F401  (isort: keep before the command modules)
 from paycore.commands import (
     checkpoints,
     lending,

@@ -11,23 +11,47 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from moneyed import Money
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-import lending
-from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
-from paycore import disbursement, settlement
 from paycore.amounts import known_currency, money_of
 from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
 
-CONFIG: LendingConfig = DEFAULT_CONFIG
+# The domains are imported inside each command that uses them (#18 §5: `paycore --help`
+# and `paycore balance` import none); a new command imports its own.
+if TYPE_CHECKING:
+    import lending
+    from lending import LendingConfig
+    from paycore import settlement
+
+    #: the lending configuration the commands use (read through `config()`)
+    CONFIG: LendingConfig
+
+
+def config() -> LendingConfig:
+    """The lending configuration the commands use: `CONFIG` if a deployment or a test set
+    one on this module, else lending's DEFAULT_CONFIG. Read when a command runs, not when
+    this module is imported: importing lending (every loan module) cost every `paycore`
+    call, `--help` too."""
+    configured: LendingConfig | None = globals().get("CONFIG")
+    if configured is not None:
+        return configured
+    from lending import DEFAULT_CONFIG
+
+    return DEFAULT_CONFIG
+
+
+def __getattr__(name: str) -> Any:
+    # `from paycore.commands.lending import CONFIG` (jobs, disbursement, tests) reads it so
+    if name == "CONFIG":
+        return config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 borrowers_app = typer.Typer(help="Borrowers (suppliers, merchants) and their data.",
                             no_args_is_help=True)
@@ -54,6 +78,8 @@ def _money(value: str, currency: str) -> Money:
 
 
 def amt(units: int, currency: str) -> str:
+    import lending
+
     return lending.format_minor(units, currency)
 
 
@@ -71,6 +97,8 @@ def borrowers_register(
     """Register a borrower (opens their supplier payable if it does not exist). Loan
     proceeds paid out go to the borrower's verified account in the register: 'paycore
     beneficiaries add <borrower id>', verified by a second person."""
+    import lending
+
     try:
         known_currency(currency.upper())
     except ValueError as exc:
@@ -78,7 +106,7 @@ def borrowers_register(
     cap_units = None if cap is None else lending.from_money(_money(cap, currency.upper()))
     b = lending.Borrower(borrower_id, name, currency.upper(), _date(onboarded, "onboarded"),
                          kind=kind, credit_cap_minor=cap_units)
-    saved = in_transaction(lambda conn: lending.register_borrower(conn, b, CONFIG))
+    saved = in_transaction(lambda conn: lending.register_borrower(conn, b, config()))
     console.print(f"borrower {saved.id} ({saved.name}), payable {saved.payable_account}")
 
 
@@ -86,6 +114,8 @@ def borrowers_register(
 def borrowers_import(path: Path, on: str | None = typer.Option(None, help="import date")) -> None:
     """Import purchase orders, returns and settled sales from a CSV file
     (borrower_id,kind,ref,date,buyer,amount,currency); re-importing adds nothing."""
+    import lending
+
     day = _date(on)
     try:
         batches = lending.parse_trade_csv(path.read_text(encoding="utf-8"))
@@ -104,6 +134,8 @@ def borrowers_import(path: Path, on: str | None = typer.Option(None, help="impor
 @borrowers_app.command("list")
 def borrowers_list() -> None:
     """Borrowers with tenure and data freshness."""
+    import lending
+
     rows = read_only(lending.list_borrowers)
     table = Table("id", "name", "kind", "cur", "on since", "payable", "data imported")
     for b in rows:
@@ -118,9 +150,11 @@ def borrowers_line(borrower_id: str, product: str = typer.Option("supply_chain")
     """The credit line recomputed from the borrower's data now, step by step: the limit,
     the exposure counted against it and what a new loan may still draw (the same figures
     `loans apply`, an officer's approval and `loans disburse` are checked against)."""
+    import lending
+
     day = _date(on)
     line = read_only(lambda conn: lending.current_credit_line(conn, borrower_id, product, day,
-                                                               CONFIG))
+                                                               config()))
     for step in line.explain():
         console.print(f"  {step}")
     console.print(f"[bold]line {amt(line.limit_minor, line.currency)}, exposure "
@@ -148,24 +182,28 @@ def loans_apply(
     loan_id: str | None = typer.Option(None, "--id"),
 ) -> None:
     """Apply for a loan; the automatic decision and its reasons are printed (and stored)."""
+    import lending
+
     day = _date(on)
 
     async def go(conn: AsyncConnection) -> lending.ApplicationResult:
         # the product as it stands on the day (defined at run time or built in): an
         # unknown or retired one is refused like any other bad input
-        prod = await lending.product_for_new_loan(conn, product, day, CONFIG)
+        prod = await lending.product_for_new_loan(conn, product, day, config())
         request = lending.LoanApplication(borrower_id, product, _money(amount, prod.currency),
                                           term_days, day, loan_id=loan_id or "")
-        return await lending.apply_for_loan(conn, request, CONFIG)
+        return await lending.apply_for_loan(conn, request, config())
     _print_decision(in_transaction(go))
 
 
 @loans_app.command("queue")
 def loans_queue() -> None:
     """Applications waiting in the manual review queue, with why they are there."""
+    import lending
+
     async def go(conn: AsyncConnection) -> list[tuple[lending.LoanRecord, list[str]]]:
         out = []
-        for rec in await lending.review_queue(conn, CONFIG):
+        for rec in await lending.review_queue(conn, config()):
             stored = await lending.decisions_for(conn, rec.id)
             out.append((rec, [r["message"] for r in stored[-1].reasons
                               if r["effect"] == "manual_review"] if stored else []))
@@ -190,6 +228,8 @@ def loans_decide(
     on: str | None = typer.Option(None),
 ) -> None:
     """A risk officer approves or declines a queued application, with a comment."""
+    import lending
+
     if outcome not in ("approve", "decline"):
         raise typer.BadParameter("approve or decline")
     from paycore.commands.actor import authenticated_actor
@@ -199,11 +239,11 @@ def loans_decide(
     actor = authenticated_actor(officer, area="risk")
 
     async def go(conn: AsyncConnection) -> lending.LoanRecord:
-        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        rec = await lending.load_loan(conn, loan_id, config())
         money = None if amount is None else _money(amount, rec.currency)
         return await lending.review(conn, loan_id, officer=actor,
                                     approve=outcome == "approve", comment=comment,
-                                    on=_date(on), config=CONFIG, amount=money)
+                                    on=_date(on), config=config(), amount=money)
     rec = in_transaction(go)
     console.print(f"loan {rec.id} is now {rec.status.value}")
 
@@ -215,6 +255,8 @@ def loans_decisions(loan_id: str,
     """The audit trail of a loan's underwriting: every decision, who made it, the reasons
     and (with --inputs) every input it was made from."""
     import json
+
+    import lending
 
     for d in read_only(lambda conn: lending.decisions_for(conn, loan_id)):
         console.print(f"[bold]{d.decided_on} {d.outcome.value}[/bold] by {d.decided_by} "
@@ -230,10 +272,22 @@ def loans_decisions(loan_id: str,
 
 @loans_app.command("disburse")
 def loans_disburse(loan_id: str, on: str | None = typer.Option(None),
-                   mode: Annotated[DisbursementMode | None, typer.Option()] = None) -> None:
+                   mode: Annotated[str | None, typer.Option(
+                       metavar="[balance|payout]",
+                       help="balance (the borrower's marketplace balance) or payout (paid out "
+                       "at once); default: the configuration's")] = None) -> None:
     """Disburse an approved loan to the supplier's balance or by a payout."""
-    res = in_transaction(lambda conn: disbursement.disburse(conn, loan_id, _date(on), CONFIG,
-                                                            mode=mode))
+    from lending import DisbursementMode
+    from paycore import disbursement
+
+    try:
+        chosen = DisbursementMode(mode) if mode is not None else None
+    except ValueError:
+        raise typer.BadParameter(f"{mode!r} is not one of {', '.join(DisbursementMode)}",
+                                 param_hint="--mode") from None
+
+    res = in_transaction(lambda conn: disbursement.disburse(conn, loan_id, _date(on), config(),
+                                                            mode=chosen))
     d = res.disbursement
     console.print(f"loan {loan_id} {res.loan.status.value}: {amt(d.net_minor, res.loan.currency)}"
                   f" to {d.payable_account}, matures {res.loan.loan.maturity}"
@@ -243,7 +297,9 @@ def loans_disburse(loan_id: str, on: str | None = typer.Option(None),
 @loans_app.command("extend")
 def loans_extend(loan_id: str, on: str | None = typer.Option(None)) -> None:
     """Extend a loan once by the product's extension days (before maturity)."""
-    rec = in_transaction(lambda conn: lending.extend_loan(conn, loan_id, _date(on), CONFIG))
+    import lending
+
+    rec = in_transaction(lambda conn: lending.extend_loan(conn, loan_id, _date(on), config()))
     console.print(f"loan {loan_id} extended: matures {rec.loan.maturity}")
 
 
@@ -252,10 +308,12 @@ def loans_repay(loan_id: str, amount: str, on: str | None = typer.Option(None),
                 source: str = typer.Option("bank", help="bank or offset"),
                 repayment_id: str | None = typer.Option(None, "--id")) -> None:
     """Repay by bank transfer or by offset against the supplier payable (waterfall)."""
+    import lending
+
     async def go(conn: AsyncConnection) -> lending.Repayment:
-        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        rec = await lending.load_loan(conn, loan_id, config())
         return await lending.repay_loan(conn, loan_id, _money(amount, rec.currency), _date(on),
-                                        CONFIG, repayment_id=repayment_id or uuid.uuid4().hex,
+                                        config(), repayment_id=repayment_id or uuid.uuid4().hex,
                                         source=source)
     rep = in_transaction(go)
     cur = rep.loan.currency
@@ -272,7 +330,9 @@ def loans_repay(loan_id: str, amount: str, on: str | None = typer.Option(None),
 def loans_write_off(loan_id: str, note: str = typer.Option(""),
                     on: str | None = typer.Option(None)) -> None:
     """Write an overdue loan off to loan losses."""
-    rec = in_transaction(lambda conn: lending.write_off_loan(conn, loan_id, _date(on), CONFIG,
+    import lending
+
+    rec = in_transaction(lambda conn: lending.write_off_loan(conn, loan_id, _date(on), config(),
                                                              note=note))
     console.print(f"loan {loan_id} written off: {amt(rec.written_off_minor, rec.currency)}")
 
@@ -281,10 +341,12 @@ def loans_write_off(loan_id: str, note: str = typer.Option(""),
 def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None),
                   recovery_id: str | None = typer.Option(None, "--id")) -> None:
     """Book money received on a written-off loan as a recovery."""
+    import lending
+
     async def go(conn: AsyncConnection) -> lending.LoanRecord:
-        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        rec = await lending.load_loan(conn, loan_id, config())
         return await lending.recover_loan(conn, loan_id, _money(amount, rec.currency),
-                                          _date(on), CONFIG,
+                                          _date(on), config(),
                                           recovery_id=recovery_id or uuid.uuid4().hex)
     rec = in_transaction(go)
     console.print(f"loan {loan_id} {rec.status.value}: {amt(rec.recovered_minor, rec.currency)}")
@@ -302,6 +364,7 @@ def loans_refund_overpayment(
 ) -> None:
     """Refund a loan's overpayment (held in 2203) to the borrower's verified bank account,
     by a supplier payout (a second person approves it above the payout threshold)."""
+    import lending
     from paycore.commands.actor import authenticated_actor
     from paycore.overpayments import refund_overpayment
 
@@ -310,9 +373,9 @@ def loans_refund_overpayment(
     actor = authenticated_actor(as_)
 
     async def go(conn: AsyncConnection) -> tuple[lending.LoanRecord, str, str]:
-        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        rec = await lending.load_loan(conn, loan_id, config())
         res = await refund_overpayment(conn, loan_id, _money(amount, rec.currency), day,
-                                       CONFIG, move_id=move_id or uuid.uuid4().hex, actor=actor,
+                                       config(), move_id=move_id or uuid.uuid4().hex, actor=actor,
                                        account_id=account)
         return res.move.loan, res.payout.id, res.payout.status.value
     rec, payout_id, status = in_transaction(go)
@@ -329,6 +392,7 @@ def loans_apply_overpayment(
 ) -> None:
     """Apply a loan's overpayment to another loan of the same borrower (a repayment of that
     loan by its waterfall). A finance (or controller) staff user moves it."""
+    import lending
     from paycore.commands.actor import authenticated_user, record_decision
 
     day = _date(on)
@@ -336,9 +400,9 @@ def loans_apply_overpayment(
     key = move_id or uuid.uuid4().hex
 
     async def go(conn: AsyncConnection) -> lending.OverpaymentMove:
-        rec = await lending.load_loan(conn, loan_id, CONFIG)
+        rec = await lending.load_loan(conn, loan_id, config())
         move = await lending.apply_overpayment(conn, loan_id, target_loan_id,
-                                               _money(amount, rec.currency), day, CONFIG,
+                                               _money(amount, rec.currency), day, config(),
                                                move_id=key, actor=user.actor)
         if not move.replayed:
             await record_decision(conn, user, action="overpayment.apply",
@@ -363,15 +427,19 @@ def loans_correct_disbursement(
     """The bank paid the loan out on another day than it was booked: its accruals are
     reversed, its disbursement re-dated, its maturity counted again and its interest
     re-accrued (all new entries; the statement's history says why)."""
+    import lending
+
     day = _date(value_date, "--value-date")
     rec = in_transaction(lambda conn: lending.correct_disbursement_date(
-        conn, loan_id, day, reason=reason, config=CONFIG))
+        conn, loan_id, day, reason=reason, config=config()))
     console.print(f"loan {loan_id}: disbursed {rec.loan.disbursed_on}, matures "
                   f"{rec.loan.maturity}; interest accrued "
                   f"{amt(rec.interest_accrued_minor, rec.currency)}")
 
 
 def statement_table(st: lending.LoanStatement) -> Table:
+    import lending
+
     rec, cur = st.loan, st.loan.currency
     loan = rec.loan
     table = Table(title=f"Loan {rec.id} — {loan.borrower_id}, {loan.product.name}",
@@ -417,7 +485,9 @@ def statement_table(st: lending.LoanStatement) -> Table:
 def loans_statement(loan_id: str, on: str | None = typer.Option(None)) -> None:
     """The loan's statement and schedule: principal, interest accrued and paid, days,
     next due, repayments and status history."""
-    st = read_only(lambda conn: lending.loan_statement(conn, loan_id, _date(on), CONFIG))
+    import lending
+
+    st = read_only(lambda conn: lending.loan_statement(conn, loan_id, _date(on), config()))
     console.print(statement_table(st))
     cur = st.loan.currency
     if st.repayments:
@@ -449,12 +519,14 @@ def portfolio_table(report: dict[str, list[lending.PortfolioRow]], on: dt.date) 
 @loans_app.command("portfolio")
 def loans_portfolio(on: str | None = typer.Option(None)) -> None:
     """Outstanding by days-past-due bucket, and the check against the ledger."""
+    import lending
+
     day = _date(on)
 
     async def go(conn: AsyncConnection) -> tuple[dict[str, list[lending.PortfolioRow]],
                                                  lending.LedgerCheck]:
-        return (await lending.portfolio_report(conn, day, CONFIG),
-                await lending.reconcile_with_ledger(conn, CONFIG))
+        return (await lending.portfolio_report(conn, day, config()),
+                await lending.reconcile_with_ledger(conn, config()))
     report, check = read_only(go)
     console.print(portfolio_table(report, day))
     console.print("loan book = ledger: " + ("[green]yes[/green]" if check.ok
@@ -468,6 +540,10 @@ def accrue(through: str = typer.Option(..., help="accrue loan-days up to this da
            batch: int = typer.Option(2000, help="loans per transaction")) -> None:
     """The daily accrual run: interest (and penalty when overdue) for every running loan,
     idempotent per loan-day, catching up missed days."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import lending
+
     day = _date(through, "--through")
     with Progress(TextColumn("accruing"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -476,7 +552,7 @@ def accrue(through: str = typer.Option(..., help="accrue loan-days up to this da
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run(lambda engine: lending.run_accrual(engine, day, CONFIG, batch_size=batch,
+        result = run(lambda engine: lending.run_accrual(engine, day, config(), batch_size=batch,
                                                         progress=progress), quiet=True)
     console.print(f"accrued through {day}: {result.loans} loan(s), {result.entries} entries; "
                   f"interest {result.interest_minor:,}, penalty {result.penalty_minor:,} "
@@ -490,13 +566,15 @@ def settle(settlement_id: str | None = typer.Option(None, "--id", help="the sett
                                typer.Option(help="only these suppliers")] = None) -> None:
     """The supplier settlement run: each supplier's payable first repays their loans (one
     offset entry), the rest is paid out; running the same settlement again posts nothing."""
+    from paycore import settlement
+
     day = _date(on)
     sid = settlement_id or f"settle-{day.isoformat()}"
 
     from paycore.payout_controls import controls_from_env  # imports gateways: only here
 
     async def go(engine: AsyncEngine) -> settlement.SettlementRun:
-        return await settlement.run_settlement(engine, sid, day, CONFIG,
+        return await settlement.run_settlement(engine, sid, day, config(),
                                                suppliers=supplier or None,
                                                controls=controls_from_env())
     result = run(go)

@@ -27,16 +27,20 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-import gateways
 import ledger
 from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
+
+# The domains are imported inside each command that uses them (#18 §5: `paycore --help`
+# and `paycore balance` import none); a new command imports its own.
+if TYPE_CHECKING:
+    import gateways
 
 payments_app = typer.Typer(help="Checkout payments, refunds, payouts, janitor, bank health.",
                            no_args_is_help=True)
@@ -50,6 +54,8 @@ async def load_banks(engine: AsyncEngine | None = None) -> gateways.BankDirector
     """The deployment's banks, from `PAYCORE_BANKS=module:function`; with `engine`, their
     circuit breakers are the database's, shared with every other process (API servers,
     workers, a janitor run by hand)."""
+    import gateways
+
     target = os.environ.get("PAYCORE_BANKS", "")
     if ":" not in target:
         raise gateways.InvalidPaymentRequest(
@@ -67,6 +73,8 @@ async def load_banks(engine: AsyncEngine | None = None) -> gateways.BankDirector
 
 
 def _with_banks(work: Callable[[AsyncEngine, gateways.BankDirectory], Awaitable[Any]]) -> Any:
+    import gateways
+
     async def go(engine: AsyncEngine) -> Any:
         banks = await load_banks(engine)
         try:
@@ -86,6 +94,8 @@ def terms(supplier: str, rate: str,
           refund_commission: str = typer.Option("proportional", help="proportional or keep")
           ) -> None:
     """Set a supplier's commission rate (e.g. 0.03) and refund-commission policy."""
+    import gateways
+
     try:
         value = Decimal(rate)
         policy = gateways.RefundCommission(refund_commission)
@@ -102,6 +112,8 @@ def terms(supplier: str, rate: str,
 def list_intents(merchant: str = typer.Option(..., help="the merchant whose intents"),
                  status: str | None = typer.Option(None), limit: int = typer.Option(50)) -> None:
     """A merchant's payment intents, newest first."""
+    import gateways
+
     wanted = gateways.IntentState(status) if status else None
     found = read_only(lambda conn: gateways.list_intents(conn, merchant, status=wanted,
                                                          limit=limit))
@@ -118,6 +130,8 @@ def list_intents(merchant: str = typer.Option(..., help="the merchant whose inte
 @payments_app.command("show")
 def show(intent_id: str) -> None:
     """One intent with its attempts and refunds."""
+    import gateways
+
     async def load(conn: AsyncConnection) -> tuple[Any, Any, Any]:
         intent = await gateways.get_intent(conn, intent_id)
         return (intent, await gateways.list_attempts(conn, intent_id),
@@ -143,6 +157,8 @@ def show(intent_id: str) -> None:
 @payments_app.command("expire")
 def expire() -> None:
     """Expire unpaid intents past their expiry that no bank can be taking money for."""
+    import gateways
+
     expired = in_transaction(lambda conn: gateways.expire_intents(conn))
     console.print(f"{len(expired)} intents expired")
 
@@ -166,9 +182,11 @@ def janitor(max_tries: int | None = typer.Option(
                 None, help="run as of this moment (ISO 8601 with its UTC offset): look "
                            "ahead to what falls due later, e.g. a catch-up run")) -> None:
     """One pass: expiry, then a status inquiry for every due pending/unknown record."""
+    import gateways
+
     as_of = _moment(now) if now else None
     # the default is read here, not in the signature, so that `paycore --help` does not
-    # import gateways (see paycore.lazy_imports)
+    # import gateways
     tries = gateways.DEFAULT_MAX_TRIES if max_tries is None else max_tries
     report = _with_banks(lambda engine, banks: gateways.run_janitor(
         engine, banks, max_tries=tries, limit=limit, now=as_of))
@@ -178,6 +196,8 @@ def janitor(max_tries: int | None = typer.Option(
 @payments_app.command("submit-payouts")
 def submit_payouts(limit: int = typer.Option(100)) -> None:
     """Hand requested payouts to the banks, in failover order."""
+    import gateways
+
     done = _with_banks(lambda engine, banks: gateways.submit_payouts(engine, banks, limit=limit))
     for p in done:
         console.print(f"{p.id}: {p.status.value}{' at ' + p.bank if p.bank else ''}")
@@ -191,6 +211,8 @@ def check_returns(payout_ids: list[str] | None = typer.Option(  # noqa: B008
                   ) -> None:
     """Ask the banks whether succeeded payouts came back (退票); book the returns."""
     from datetime import timedelta
+
+    import gateways
     report = _with_banks(lambda engine, banks: gateways.check_payout_returns(
         engine, banks, payout_ids=payout_ids or None, within=timedelta(days=days)))
     for pid in report.booked:
@@ -206,6 +228,8 @@ def check_returns(payout_ids: list[str] | None = typer.Option(  # noqa: B008
 def list_payouts(status: str | None = typer.Option(None),
                  beneficiary: str | None = typer.Option(None)) -> None:
     """Payouts, oldest first."""
+    import gateways
+
     wanted = gateways.PayoutState(status) if status else None
     found = read_only(lambda conn: gateways.list_payouts(conn, status=wanted,
                                                          beneficiary_ref=beneficiary, limit=500))
@@ -221,6 +245,8 @@ def list_payouts(status: str | None = typer.Option(None),
 @payments_app.command("review")
 def review() -> None:
     """Intents and payouts waiting for a person."""
+    import gateways
+
     intents, held = read_only(gateways.list_in_review)
     for i in intents:
         console.print(f"intent {i.id} (order {i.order_id}, {i.merchant_id}): {i.review_reason}")
@@ -239,6 +265,7 @@ def resolve_payout_review(review_id: int,
                           note: str = typer.Option(..., help="what was found and done")) -> None:
     """Close a payout review item (a return, a mismatch, a contradiction) with a note. A
     payments staff user closes it, proved by their password, as on the console."""
+    import gateways
     from paycore.commands.actor import authenticated_user, record_decision
 
     user = authenticated_user(as_, area="payments")
@@ -258,6 +285,8 @@ def resolve_payout_review(review_id: int,
 @payments_app.command("inquiries")
 def list_inquiries() -> None:
     """The janitor's schedule: open inquiries and those handed to review."""
+    import gateways
+
     found = read_only(gateways.list_inquiries)
     table = Table(title="Status inquiries")
     for col in ("subject", "id", "bank", "status", "tries", "next check", "last answer"):
@@ -271,6 +300,8 @@ def list_inquiries() -> None:
 @payments_app.command("rejections")
 def rejections(limit: int = typer.Option(50)) -> None:
     """Notifications that changed nothing: forged, stale, duplicate, mismatched, unknown."""
+    import gateways
+
     rows = read_only(lambda conn: gateways.list_rejections(conn, limit=limit))
     table = Table(title="Rejected notifications (headers redacted)")
     for col in ("received", "bank", "reason", "reference", "bank txn", "detail"):
@@ -284,6 +315,8 @@ def rejections(limit: int = typer.Option(50)) -> None:
 @payments_app.command("health")
 def health() -> None:
     """Each bank's circuit breaker, as the workers last saved it."""
+    import gateways
+
     found = read_only(gateways.load_bank_health)
     table = Table(title="Bank health")
     for col in ("bank", "circuit", "consecutive failures", "opened at", "last error"):

@@ -28,23 +28,27 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import typer
 from moneyed import Money
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-import gateways
 import ledger
 from paycore.commands.actor import actor_option, authenticated_actor
 from paycore.commands.payments import payments_app
 from paycore.runner import console, in_transaction, read_only
-from paycore.supplier_bindings import bind_supplier, bound_suppliers, unbind_supplier
+
+# The domains are imported inside each command that uses them (#18 §5: `paycore --help`
+# and `paycore balance` import none); a new command imports its own.
+if TYPE_CHECKING:
+    import gateways
 
 
 def controls_from_env() -> gateways.PayoutControls:
     # imported when a command needs it: `paycore.payout_controls` subclasses gateways'
-    # errors, which would import every bank adapter for `paycore --help` (lazy_imports)
+    # errors, which would import every bank adapter for `paycore --help`
     from paycore import payout_controls
 
     return payout_controls.controls_from_env()
@@ -73,6 +77,8 @@ def add(supplier: str, holder: str = typer.Option(..., help="the account holder'
                                    help="prompted without echo (or PAYCORE_ACCOUNT_NUMBER)"),
         as_: str = ACTOR) -> None:
     """Register a supplier's account, unverified."""
+    import gateways
+
     actor = _actor(as_)
     account = in_transaction(lambda conn: gateways.add_account(
         conn, supplier, holder_name=holder, account_number=number, bank_name=bank,
@@ -85,6 +91,8 @@ def add(supplier: str, holder: str = typer.Option(..., help="the account holder'
 @beneficiaries_app.command("list")
 def list_(supplier: str | None = typer.Argument(None)) -> None:
     """Registered accounts (numbers masked), with when each may be paid."""
+    import gateways
+
     found = read_only(lambda conn: gateways.list_accounts(conn, supplier))
     cooling = controls_from_env().cooling_off
     table = Table(title="Suppliers' bank accounts")
@@ -104,6 +112,8 @@ def list_(supplier: str | None = typer.Argument(None)) -> None:
 @beneficiaries_app.command("verify")
 def verify(account: str, as_: str = ACTOR) -> None:
     """Verify an account someone else entered (after confirming it with the supplier)."""
+    import gateways
+
     actor = _actor(as_)
     done = in_transaction(lambda conn: gateways.verify_account(conn, account,
                                                                actor=actor))
@@ -117,6 +127,8 @@ def change(account: str, holder: str | None = typer.Option(None),
                                            help="prompt for a new account number"),
            as_: str = ACTOR) -> None:
     """New details: unverified again, and the cooling-off starts over."""
+    import gateways
+
     actor = _actor(as_)
     number = typer.prompt("New account number", hide_input=True) if new_number else None
     done = in_transaction(lambda conn: gateways.change_account(
@@ -127,6 +139,8 @@ def change(account: str, holder: str | None = typer.Option(None),
 
 @beneficiaries_app.command("retire")
 def retire(account: str, reason: str = typer.Option(...), as_: str = ACTOR) -> None:
+    import gateways
+
     actor = _actor(as_)
     done = in_transaction(lambda conn: gateways.retire_account(conn, account, actor=actor,
                                                                reason=reason))
@@ -137,6 +151,8 @@ def retire(account: str, reason: str = typer.Option(...), as_: str = ACTOR) -> N
 def rekey(as_: str = ACTOR) -> None:
     """Re-encrypt every account, and every webhook signing secret (the same key ring),
     under the newest key of PAYCORE_ACCOUNT_KEYS."""
+    import gateways
+
     actor = _actor(as_)
     from paycore import webhooks
 
@@ -150,6 +166,8 @@ def rekey(as_: str = ACTOR) -> None:
 @beneficiaries_app.command("new-key")
 def new_key(key_id: str = typer.Argument(None, help="the new key's id")) -> None:
     """A new key for PAYCORE_ACCOUNT_KEYS: put it first, run rekey, then drop the old one."""
+    import gateways
+
     console.print(gateways.new_key_spec(key_id or f"k{secrets.token_hex(3)}"), markup=False,
                   highlight=False, soft_wrap=True)
 
@@ -158,6 +176,8 @@ def new_key(key_id: str = typer.Argument(None, help="the new key's id")) -> None
 def audit(supplier: str | None = typer.Option(None), subject: str | None = typer.Option(None),
           limit: int = typer.Option(200)) -> None:
     """Who changed which account, and who requested, approved or rejected which payout."""
+    import gateways
+
     rows = read_only(lambda conn: gateways.audit_trail(conn, subject, supplier_id=supplier,
                                                        limit=limit))
     table = Table(title="Payout-control audit trail")
@@ -171,6 +191,8 @@ def audit(supplier: str | None = typer.Option(None), subject: str | None = typer
 
 @bindings_app.command("add")
 def bindings_add(merchant: str, supplier: str, as_: str = ACTOR) -> None:
+    from paycore.supplier_bindings import bind_supplier
+
     actor = _actor(as_)
     made = in_transaction(lambda conn: bind_supplier(conn, merchant, supplier,
                                                      actor=actor))
@@ -179,6 +201,8 @@ def bindings_add(merchant: str, supplier: str, as_: str = ACTOR) -> None:
 
 @bindings_app.command("remove")
 def bindings_remove(merchant: str, supplier: str, as_: str = ACTOR) -> None:
+    from paycore.supplier_bindings import unbind_supplier
+
     actor = _actor(as_)
     done = in_transaction(lambda conn: unbind_supplier(conn, merchant, supplier,
                                                        actor=actor))
@@ -187,6 +211,8 @@ def bindings_remove(merchant: str, supplier: str, as_: str = ACTOR) -> None:
 
 @bindings_app.command("list")
 def bindings_list(merchant: str | None = typer.Option(None)) -> None:
+    from paycore.supplier_bindings import bound_suppliers
+
     for m, s in read_only(lambda conn: bound_suppliers(conn, merchant)):
         console.print(f"{m} -> {s}")
 
@@ -196,6 +222,8 @@ def request_payout(supplier: str, amount: str, currency: str,
                    payout_id: str | None = typer.Option(None, "--id"),
                    description: str = typer.Option(""), as_: str = ACTOR) -> None:
     """A manual payout from the supplier's payable: it waits for a second person."""
+    import gateways
+
     actor = _actor(as_)
     try:
         money = Money(Decimal(amount), currency.upper())
@@ -215,6 +243,8 @@ def request_payout(supplier: str, amount: str, currency: str,
 
 def pending() -> None:
     """Payouts waiting for a second person."""
+    import gateways
+
     found = read_only(lambda conn: gateways.list_pending_approval(conn))
     table = Table(title="Payouts waiting for approval")
     for col in ("payout", "supplier", "amount", "account", "requested by", "why"):
@@ -228,6 +258,8 @@ def pending() -> None:
 
 def approve(payout: str, as_: str = ACTOR) -> None:
     """Approve a payout someone else requested; `submit-payouts` then sends it."""
+    import gateways
+
     actor = _actor(as_)
     controls = controls_from_env()
 
@@ -239,6 +271,8 @@ def approve(payout: str, as_: str = ACTOR) -> None:
 
 def reject(payout: str, reason: str = typer.Option(...), as_: str = ACTOR) -> None:
     """Reject a payout waiting for approval: canceled, its reservation released."""
+    import gateways
+
     actor = _actor(as_)
     done = in_transaction(lambda conn: gateways.reject_payout(conn, payout, actor=actor,
                                                               reason=reason))

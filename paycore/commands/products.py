@@ -30,15 +30,14 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-import lending
-from lending import calendar as calendars
-from lending import catalogue
-from lending.errors import ProductNotFound
 from paycore.commands.actor import actor_option, authenticated_user, record_decision
-from paycore.commands.lending import CONFIG, _date
+from paycore.commands.lending import _date, config
 from paycore.runner import console, in_transaction, read_only
 
+# The domains are imported inside each command that uses them (#18 §5: `paycore --help`
+# and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from lending import catalogue
     from paycore.console.staff import StaffUser
 
 products_app = typer.Typer(help="Loan products: define, change, retire, list, show.",
@@ -86,6 +85,8 @@ def _audited(user: StaffUser, what: str, code: str, reason: str,
              ) -> Callable[[AsyncConnection], Awaitable[catalogue.ProductVersion]]:
     """The catalogue's call and its row in the console's audit trail, in one transaction
     (the console's products page records the same action, subject and details)."""
+    from lending import catalogue
+
     async def go(conn: AsyncConnection) -> catalogue.ProductVersion:
         saved = await work(conn)
         await record_decision(conn, user, action=f"product.{what}", subject=f"product:{code}",
@@ -98,6 +99,8 @@ def _audited(user: StaffUser, what: str, code: str, reason: str,
 
 
 def _print_version(v: catalogue.ProductVersion) -> None:
+    import lending
+
     p = v.product
     fmt = lending.format_minor
     console.print(
@@ -117,11 +120,13 @@ def products_define(
     effective: str | None = typer.Option(None, "--from", help="first application day"),
 ) -> None:
     """Define a new product (version 1)."""
+    from lending import catalogue
+
     terms, day = _terms(file), _date(effective)
     user = authenticated_user(as_, area="risk")
     v = in_transaction(_audited(user, "define", code, reason, lambda conn: (
         catalogue.define_product(conn, code, terms, effective_from=day, actor=user.actor,
-                                 reason=reason, config=CONFIG))))
+                                 reason=reason, config=config()))))
     _print_version(v)
 
 
@@ -134,6 +139,8 @@ def products_change(
     effective: str | None = typer.Option(None, "--from", help="first application day"),
 ) -> None:
     """A new version with the changes, for loans applied for from --from on."""
+    from lending import catalogue
+
     changes: dict[str, Any] = {}
     for item in sets:
         name, sep, text = item.partition("=")
@@ -144,7 +151,7 @@ def products_change(
     user = authenticated_user(as_, area="risk")
     v = in_transaction(_audited(user, "change", code, reason, lambda conn: (
         catalogue.change_product(conn, code, changes, effective_from=day, actor=user.actor,
-                                 reason=reason, config=CONFIG))))
+                                 reason=reason, config=config()))))
     _print_version(v)
 
 
@@ -156,21 +163,25 @@ def products_retire(
     effective: str | None = typer.Option(None, "--from", help="first day without new loans"),
 ) -> None:
     """No new loans from --from on; loans already booked run to their end."""
+    from lending import catalogue
+
     day = _date(effective)
     user = authenticated_user(as_, area="risk")
     v = in_transaction(_audited(user, "retire", code, reason, lambda conn: (
         catalogue.retire_product(conn, code, effective_from=day, actor=user.actor,
-                                 reason=reason, config=CONFIG))))
+                                 reason=reason, config=config()))))
     _print_version(v)
 
 
 @products_app.command("list")
 def products_list(on: str | None = typer.Option(None, help="as of (default today)")) -> None:
     """Each product's version in force."""
+    from lending import catalogue
+
     day = _date(on)
     table = Table("code", "v", "status", "from", "cur", "rate", "day count", "terms (days)",
                   "roll", "name")
-    for v in read_only(lambda conn: catalogue.products_now(conn, CONFIG, day)):
+    for v in read_only(lambda conn: catalogue.products_now(conn, config(), day)):
         p = v.product
         table.add_row(p.code, str(p.version), v.status,
                       "built in" if p.version == 0 else str(v.effective_from), p.currency,
@@ -182,10 +193,13 @@ def products_list(on: str | None = typer.Option(None, help="as of (default today
 @products_app.command("show")
 def products_show(code: str) -> None:
     """Every version of a product: the audit trail of its definition."""
+    from lending import catalogue
+    from lending.errors import ProductNotFound
+
     async def go(conn: AsyncConnection) -> list[catalogue.ProductVersion]:
         history = await catalogue.product_history(conn, code)
-        if not history and code in CONFIG.products:
-            history = [catalogue.ProductVersion(CONFIG.products[code], "active", dt.date.min,
+        if not history and code in config().products:
+            history = [catalogue.ProductVersion(config().products[code], "active", dt.date.min,
                                                 "code", "built in", None)]
         if not history:
             raise ProductNotFound(code)
@@ -205,6 +219,8 @@ def calendar_load(
 ) -> None:
     """Load a year's official list (lines 'YYYY-MM-DD,holiday|working[,name]'); it
     replaces the holidays package's data for that year and any list loaded before."""
+    from lending import calendar as calendars
+
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -225,6 +241,8 @@ def calendar_load(
 @calendar_app.command("show")
 def calendar_show(market: str, year: int) -> None:
     """The weekdays closed and the weekend days worked in a market's year."""
+    from lending import calendar as calendars
+
     cal = read_only(lambda conn: calendars.load_calendar(conn, market.upper(), [year]))
     table = Table("day", "", "business day", "why")
     day = dt.date(year, 1, 1)

@@ -19,19 +19,21 @@ import datetime as dt
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from moneyed import Money
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
-import reconciliation
 from paycore.commands.actor import actor_option
 from paycore.runner import console, in_transaction, read_only, run
+
+# The domains are imported inside each command that uses them (#18 §5: `paycore --help`
+# and `paycore balance` import none); a new command imports its own.
+if TYPE_CHECKING:
+    import reconciliation
 
 statement_app = typer.Typer(help="Bank statements.", no_args_is_help=True)
 exceptions_app = typer.Typer(help="The reconciliation exceptions queue.", no_args_is_help=True)
@@ -51,6 +53,10 @@ def _amount(units: int | None, currency: str) -> str:
 
 def _csv_profile(path: Path | None) -> reconciliation.CsvProfile | None:
     """A `CsvProfile` from a YAML or JSON file of its fields, checked field by field."""
+    import yaml
+
+    import reconciliation
+
     if path is None:
         return None
     try:
@@ -72,19 +78,22 @@ def configure(
     tolerance: str = typer.Option("0", help="largest difference written off automatically"),
     account_number: str | None = typer.Option(None, help="the account as the bank names it"),
     date_window: int = typer.Option(3, help="days a booked item may be from the bank's date"),
-    payout_clearing: str = typer.Option(reconciliation.BankAccountConfig.payout_clearing_account,
-                                        help="the payout clearing account"),
+    payout_clearing: str | None = typer.Option(
+        None, help="the payout clearing account; default: reconciliation's, the account "
+        "gateways' payouts post to"),
 ) -> None:
     """Configure a bank account for reconciliation (opens its ledger accounts if needed)."""
+    import reconciliation
+
     try:
         limit = Money(Decimal(tolerance), currency.upper())
     except InvalidOperation:
         raise typer.BadParameter(f"{tolerance!r} is not an amount", param_hint="--tolerance") from None
-    config = dataclasses.replace(
-        reconciliation.BankAccountConfig.for_bank(
-            bank, currency, tolerance=limit, bank_account_number=account_number,
-            rules=reconciliation.MatchingRules(date_window_days=date_window)),
-        payout_clearing_account=payout_clearing)
+    config = reconciliation.BankAccountConfig.for_bank(
+        bank, currency, tolerance=limit, bank_account_number=account_number,
+        rules=reconciliation.MatchingRules(date_window_days=date_window))
+    if payout_clearing is not None:
+        config = dataclasses.replace(config, payout_clearing_account=payout_clearing)
     # the accounts it opens are in the line printed below: no log lines on the terminal
     result = run(lambda engine: ledger.transact(
         engine, lambda conn: reconciliation.configure_bank_account(conn, config)), quiet=True)
@@ -98,6 +107,8 @@ def configure(
 def profile(example: bool = typer.Option(False, "--example",
                                          help="print a commented profile template")) -> None:
     """CSV column profiles: `--example` prints a template with every field explained."""
+    import reconciliation
+
     if not example:
         raise typer.BadParameter("give --example (a template to copy and edit)",
                                  param_hint="--example")
@@ -106,6 +117,8 @@ def profile(example: bool = typer.Option(False, "--example",
 
 def bank_accounts() -> None:
     """List the bank accounts configured for reconciliation."""
+    import reconciliation
+
     found = read_only(reconciliation.list_bank_accounts)
     table = Table("code", "cur", "bank account", "clearing", "payouts", "tolerance", "rules")
     for bank in found:
@@ -130,6 +143,10 @@ def statement_import(
 ) -> None:
     """Import a statement file: checked whole before anything is stored; re-importing the
     same file or an overlapping statement adds no line twice."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import reconciliation
+
     data = file.read_bytes()
     profile = _csv_profile(csv_profile)
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -166,6 +183,10 @@ def reconcile(account: str = typer.Option(..., help="the bank account"),
               by: str = typer.Option("engine", help="who runs it")) -> None:
     """Match open statement lines against the books, post what they prove, and refresh the
     exceptions queue."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import reconciliation
+
     day = _date(date, "--date")
     with Progress(TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
@@ -198,6 +219,8 @@ def exceptions_list(account: str | None = typer.Option(None, help="only this ban
                     status: str = typer.Option("open", help="open, resolved or all"),
                     as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """The exceptions queue with suggested candidates."""
+    import reconciliation
+
     async def work(conn: AsyncConnection) -> list[reconciliation.ExceptionRecord]:
         bank = await reconciliation.get_bank_account(conn, account) if account else None
         return await reconciliation.list_exceptions(conn, bank,
@@ -229,6 +252,8 @@ def exceptions_resolve(
     write_off: bool = typer.Option(False, "--write-off", help="write off within tolerance"),
 ) -> None:
     """Resolve an exception by a manual match, an adjustment entry or a write-off."""
+    import reconciliation
+
     chosen = sum((bool(match), adjust is not None, write_off))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of --match, --adjust, --write-off")
@@ -300,6 +325,8 @@ def report(account: str = typer.Option(..., help="the bank account"),
            date: str = typer.Option(..., help="the day"),
            format: str = typer.Option("table", help="table, json or csv")) -> None:
     """Bank balance against book balance, the difference explained."""
+    import reconciliation
+
     day = _date(date, "--date")
 
     async def work(conn: AsyncConnection) -> reconciliation.ReconciliationReport:

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 import ledger
 from ledger.schema import account_balances, accounts, journal_entries, ledger_checkpoints, postings
-from paycore.console import audit
+from paycore.console import audit, exports
 from paycore.console.staff import Session
 from paycore.console.web import (
     Amount,
@@ -69,6 +69,14 @@ async def statements(request: Request, session: StaffSession) -> Response:
         last_verify = (await conn.execute(sa.select(console_audit).where(
             console_audit.c.action == "books.verify").order_by(
             console_audit.c.id.desc()).limit(1))).first()
+    fmt, which = request.query_params.get("format"), request.query_params.get("table", "")
+    if fmt in exports.FORMATS:
+        tables = {"trial-balance": exports.trial_balance(tb),
+                  "balance-sheet": exports.balance_sheet(sheets),
+                  "income-statement": exports.income_statement(incomes)}
+        chosen = [tables[which]] if which in tables else list(tables.values())
+        name = f"{which if which in tables else 'books'}-{as_of}"
+        return exports.respond(name, fmt if which in tables else "xlsx", chosen)
     return render(request, "books.html", session, tb=tb, sheets=sheets, incomes=incomes,
                   as_of=as_of, since=since, checkpoint=checkpoint, last_verify=last_verify,
                   Amount=Amount, note=request.query_params.get("note", ""))

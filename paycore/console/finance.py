@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 import ledger
 import reconciliation
-from paycore.console import audit
+from paycore.console import audit, exports
 from paycore.console.staff import Session
 from paycore.console.web import (
     Amount,
@@ -174,6 +174,8 @@ async def report(request: Request, session: StaffSession) -> Response:
     if built is not None and request.query_params.get("format") == "csv":
         return Response(built.to_csv(), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="recon-{chosen}-{day}.csv"'})
+    if built is not None and request.query_params.get("format") == "xlsx":
+        return exports.respond(f"recon-{chosen}-{day}", "xlsx", [exports.recon_report(built)])
     return render(request, "finance_report.html", session, report=built, banks=banks,
                   chosen=chosen, day=day, Amount=Amount)
 

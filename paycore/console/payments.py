@@ -22,10 +22,12 @@ from moneyed import CurrencyDoesNotExist, Money
 
 import gateways
 import ledger
+from gateways.account_keys import mask
 from gateways.inquiries import Subject
 from gateways.schema import (
     bank_calls,
     bank_notifications,
+    beneficiary_accounts,
     inquiries,
     payment_attempts,
     payouts,
@@ -144,6 +146,16 @@ async def ask_the_bank(request: Request, kind: str, record_id: str,
                           f"{subject.value} is now {asked.status_after}")
 
 
+#: how many accounts the approvals page lists (waiting for verification; offered to pay to)
+ACCOUNTS_SHOWN = 100
+
+
+def _account(r: Any) -> dict[str, str]:
+    return {"id": r.id, "supplier_id": r.supplier_id, "holder_name": r.holder_name,
+            "bank_name": r.bank_name, "masked_number": mask("****" + r.account_last4),
+            "changed_by": r.changed_by}
+
+
 @router.get("/approvals/queue")
 async def approvals(request: Request, session: StaffSession, note: str = "",
                     error: str = "") -> Response:
@@ -159,10 +171,18 @@ async def approvals(request: Request, session: StaffSession, note: str = "",
             .where(payouts.c.status == gateways.PayoutState.PENDING_APPROVAL.value)
             .order_by(sp.created_at, sp.payout_id)
             .limit(pr.per_page + 1).offset((pr.page - 1) * pr.per_page))).all()
-        every = await gateways.list_accounts(conn)
+        # the register's accounts a page needs, not the whole register: those waiting for
+        # verification (oldest first) and the newest verified ones offered to pay to
+        b = beneficiary_accounts.c
+        shown = [b.id, b.supplier_id, b.holder_name, b.bank_name, b.account_last4,
+                 b.changed_by]
+        accounts = [_account(r) for r in await conn.execute(
+            sa.select(*shown).where(b.status == gateways.AccountState.UNVERIFIED.value)
+            .order_by(b.changed_at, b.id).limit(ACCOUNTS_SHOWN))]
+        usable = [_account(r) for r in await conn.execute(
+            sa.select(*shown).where(b.status == gateways.AccountState.VERIFIED.value)
+            .order_by(b.verified_at.desc(), b.id).limit(ACCOUNTS_SHOWN))]
         reviews = await gateways.list_payout_reviews(conn)
-    accounts = [a for a in every if a.status is gateways.AccountState.UNVERIFIED]
-    usable = [a for a in every if a.status is gateways.AccountState.VERIFIED]
     pending = [(r, r) for r in rows[:pr.per_page]]
     return render(request, "payments_approvals.html", session, pending=pending,
                   accounts=accounts, usable=usable, reviews=reviews, Amount=Amount,

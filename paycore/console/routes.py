@@ -147,7 +147,8 @@ async def audit_page(request: Request, session: StaffSession) -> Response:
         Column("role", "Role", a.role), Column("action", "What", a.action),
         Column("subject", "On", a.subject), Column("reason", "Why"),
         Column("outcome", "Outcome", a.outcome), Column("details", "Details")],
-        caption="Every decision taken in the console, newest first. Rows are never changed.")
+        caption="Every decision taken in the console, and by a staff user's --as on the "
+                "command line (details: via cli), newest first. Rows are never changed.")
     async with engine_of(request).connect() as conn:
         await fill(conn, table, sa.select(console_audit), pr, lambda r: {
             "at": r.at, "actor": r.actor, "role": r.role, "action": r.action,

@@ -1,8 +1,9 @@
 """Property: whatever mix of requests is submitted together (valid, unbalanced, naming an
 unknown account, a currency its account is not kept in, past a balance limit, a key twice
 with the same or another request), the coalescer answers each exactly as posting them one
-by one with `ledger.post` in the same order does, and stores the same entries (postings,
-sequence numbers, running balances, request hashes' inputs) byte for byte.
+by one with `ledger.post` in the same order does, with one writer or several at once, and
+stores the same entries (postings, sequence numbers, running balances, request hashes'
+inputs) byte for byte.
 
 Both sides run on one database per test (hypothesis does not run async tests: one event
 loop, `asyncio.Runner`), each example on accounts and keys of its own, told apart by a
@@ -124,8 +125,8 @@ async def one_by_one(engine: AsyncEngine, requests: list[EntryRequest]) -> list[
 
 
 async def coalesced(engine: AsyncEngine, requests: list[EntryRequest], max_batch: int,
-                    ) -> list[Any]:
-    coalescer = ledger.Coalescer(engine, max_batch=max_batch)
+                    writers: int) -> list[Any]:
+    coalescer = ledger.Coalescer(engine, max_batch=max_batch, writers=writers)
     try:
         return await asyncio.gather(*(coalescer.submit(r) for r in requests),
                                     return_exceptions=True)
@@ -170,8 +171,8 @@ def test_coalesced_mixes_answer_and_store_as_one_by_one_posts(backend: str,
     @settings(max_examples=25, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(mix=st.lists(ops, min_size=1, max_size=24),
-           max_batch=st.sampled_from([1, 2, 5, 500]))
-    def check(mix: list[Op], max_batch: int) -> None:
+           max_batch=st.sampled_from([1, 2, 5, 500]), writers=st.sampled_from([1, 3]))
+    def check(mix: list[Op], max_batch: int, writers: int) -> None:
         run = uuid.uuid4().hex[:10]
         alone, together = f"a{run}", f"b{run}"
 
@@ -179,7 +180,7 @@ def test_coalesced_mixes_answer_and_store_as_one_by_one_posts(backend: str,
             await open_accounts(harness.engine, alone)
             await open_accounts(harness.engine, together)
             expected = await one_by_one(harness.engine, build(alone, mix))
-            got = await coalesced(harness.engine, build(together, mix), max_batch)
+            got = await coalesced(harness.engine, build(together, mix), max_batch, writers)
             assert [outcome(x, together) for x in got] == [outcome(x, alone) for x in expected]
             assert await stored(harness.engine, together) == await stored(harness.engine, alone)
             for x in expected:

@@ -52,6 +52,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path,
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
     monkeypatch.delenv("PAYCORE_STAFF_PASSWORD", raising=False)
+    # the console is read over httpx's plain-http test transport: no Secure cookies
+    monkeypatch.setenv("PAYCORE_CONSOLE_INSECURE_COOKIES", "1")
     for name, role in STAFF.items():
         added = runner.invoke(app, ["staff", "add", name, "--role", role],
                               env={"PAYCORE_STAFF_PASSWORD": password(name)})
@@ -264,3 +266,34 @@ def test_a_payout_review_item_takes_a_payments_user(database: str) -> None:
     assert (row.actor, row.role, row.action, row.subject, row.reason) == (
         "user:wu.pay", "payments", "payout-review.resolve", f"payout-review:{review_id}",
         "supplier gave new details")
+    # and the console's audit trail shows it, to anyone signed in
+    page = console_page(database, "/console/audit", "view.er")
+    assert "user:wu.pay" in page and "payout-review.resolve" in page and "via: cli" in page
+
+
+def console_page(url: str, path: str, user: str) -> str:
+    """`path` of the console, as staff user `user` signed in over HTTP sees it."""
+    import re
+
+    import httpx
+
+    from paycore.api import ApiSettings, create_app
+
+    async def go() -> str:
+        engine = paycore_db.create_engine(url)
+        try:
+            transport = httpx.ASGITransport(app=create_app(engine, settings=ApiSettings()))
+            async with httpx.AsyncClient(transport=transport,
+                                         base_url="http://console.test") as client:
+                form = await client.get("/console/login")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+                signed = await client.post("/console/login", data={
+                    "username": user, "password": password(user), "csrf_token": token,
+                    "next": "/console"})
+                assert signed.status_code in (302, 303), signed.text
+                page = await client.get(path)
+                assert page.status_code == 200, page.text
+                return page.text
+        finally:
+            await engine.dispose()
+    return asyncio.run(go())
