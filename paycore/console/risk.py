@@ -222,9 +222,9 @@ async def loan_book(request: Request, session: StaffSession) -> Response:
         await fill(conn, table, query, pr, _loan_row, tiebreak=[loans.c.id])
         if pr.export:
             return respond(request, session, "table_page.html", table, pr)
-        # the book's summary (a sum over every running loan) tops the first page only:
-        # paging through the list does not pay for it again
-        book = None if pr.page > 1 else (await conn.execute(
+        # the book's summary (a sum over every running loan) tops the first page of all
+        # loans only: paging and the filtered lists do not pay for it again
+        book = None if pr.page > 1 or view != "all" else (await conn.execute(
             sa.select(loans.c.product_code, loans.c.currency, bucket,
                       sa.func.count().label("n"), sa.func.sum(outstanding).label("principal"))
             .where(loans.c.status.in_(RUNNING))
