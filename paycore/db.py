@@ -21,6 +21,7 @@ def all_metadata() -> tuple[sa.MetaData, ...]:
     The domains are imported here, not with this module: every CLI command reads
     `paycore.db`, and `paycore balance` needs none of them."""
     import gateways
+    import ledger.outbox  # its table joins ledger.metadata when it loads (lazily, since #18)
     import lending
     import reconciliation
     from paycore import schema

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import ast
+import re
+import uuid
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import ledger
+from ledger import ddl
 from paycore import db as paycore_db
 
 
@@ -31,8 +36,8 @@ async def test_migrated_schema_matches_the_schema_in_code(db):
     async with db.connect() as conn:
         differences = await conn.run_sync(diff)
     if db.dialect.name == "postgresql":
-        # migration 0008: PostgreSQL proves these two links with the postings' statement
-        # trigger instead of row-by-row foreign keys (tests/ledger/test_database_rules.py)
+        # PostgreSQL proves these two links with the postings' statement trigger instead of
+        # row-by-row foreign keys (ledger.ddl; tests/ledger/test_database_rules.py)
         by_trigger = [d for d in differences if d[0] == "add_fk"
                       and d[1].parent.name == "postings"
                       and [c.name for c in d[1].columns] in (["entry_id"], ["account_id"])]
@@ -41,60 +46,92 @@ async def test_migrated_schema_matches_the_schema_in_code(db):
     assert differences == []
 
 
+def test_the_baseline_reads_no_code():
+    """The baseline's SQL is frozen in it: it imports nothing but Alembic, so editing a
+    package cannot change what it builds."""
+    tree = ast.parse((paycore_db.MIGRATIONS / "versions" / "baseline.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported == {"alembic"}
+
+
+def _normal(text: str) -> str:
+    """SQL text with each run of whitespace as one space."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+async def _live_functions_made_in(conn, schema: str) -> dict[str, str]:
+    """pg_get_functiondef of ledger.ddl's live functions, made in a schema of their own."""
+    live = f"live_{uuid.uuid4().hex[:12]}"
+    await conn.execute(sa.text(f"CREATE SCHEMA {live}"))
+    await conn.execute(sa.text(f"SET LOCAL search_path = {live}"))
+    for text in ddl.postgresql_functions().values():
+        await conn.execute(sa.text(text))
+    made = await _functions_in(conn, live)
+    await conn.execute(sa.text(f"SET LOCAL search_path = {schema}"))
+    return made
+
+
+async def _functions_in(conn, schema: str) -> dict[str, str]:
+    rows = (await conn.execute(sa.text(
+        "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p"
+        " WHERE p.pronamespace = CAST(:s AS regnamespace) AND p.proname LIKE 'ledger\\_%'"),
+        {"s": schema})).all()
+    # the migration pins each write function's search_path to its own schema
+    return {name: _normal(definition.replace(f"{schema}.", "").replace(
+        f" SET search_path TO '{schema}', 'pg_temp'", "")) for name, definition in rows}
+
+
+async def test_the_database_holds_the_live_functions_and_triggers_of_ledger(db):
+    """What the migrations made is what ledger/ddl*.py says, word for word: a function or
+    trigger changed in ledger/ without a migration that makes it fails here (and a
+    migration that changes one without ledger/ fails too)."""
+    tables = ("accounts", "account_balances", "journal_entries", "postings", "holds",
+              "hold_legs", "ledger_checkpoints")
+    async with db.connect() as conn:  # left without a commit: the live functions' schema goes
+        if db.dialect.name == "postgresql":
+            schema = await conn.scalar(sa.text("SELECT current_schema()"))
+            held = await _functions_in(conn, schema)
+            live = await _live_functions_made_in(conn, schema)
+            triggers = (await conn.execute(sa.text(
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c"
+                " ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
+                " AND c.relnamespace = CAST(:s AS regnamespace) AND c.relname IN :tables")
+                .bindparams(sa.bindparam("tables", expanding=True)),
+                {"s": schema, "tables": list(tables)})).scalars().all()
+            triggers = [t.replace(f"{schema}.", "") for t in triggers]
+            assert held.keys() == live.keys() == ddl.postgresql_functions().keys()
+            for name in held:
+                assert held[name] == live[name], name
+        else:
+            triggers = (await conn.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN :tables")
+                .bindparams(sa.bindparam("tables", expanding=True)),
+                {"tables": list(tables)})).scalars().all()
+    assert sorted(map(_normal, triggers)) == sorted(map(_normal, ddl.triggers(db.dialect.name)))
+
+
 async def test_downgrade_removes_everything_and_upgrade_rebuilds(db):
     from alembic import command
 
     async with db.begin() as conn:
         await conn.run_sync(lambda c: command.downgrade(paycore_db.alembic_config(c), "base"))
     assert await paycore_db.current_revision(db) is None
+    async with db.connect() as conn:
+        if db.dialect.name == "postgresql":
+            left = (await conn.execute(sa.text(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " UNION ALL SELECT proname FROM pg_proc"
+                " WHERE pronamespace = current_schema()::regnamespace"))).scalars().all()
+            writer_uses_schema = await conn.scalar(sa.text(
+                f"SELECT has_schema_privilege('{ddl.WRITER_ROLE}', current_schema(), 'USAGE')"))
+            assert not writer_uses_schema
+        else:
+            left = (await conn.execute(sa.text(
+                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))).scalars().all()
+    assert set(left) <= {"alembic_version", "alembic_version_pkc"}, left
     await paycore_db.upgrade(db)
     async with db.begin() as conn:
         await ledger.open_account(conn, ledger.AccountSpec("1", "one", ledger.AccountType.ASSET, "CNY"))
-
-
-async def test_migrations_0012_and_0013_carry_a_posted_ledger_down_and_up(db):
-    """A ledger with postings goes down to 0011 (postings with surrogate ids, no last
-    booking times) and back up: every posting keeps its entry, leg order, chain and
-    balances, the last booking times are filled in again, and the books still prove out."""
-    import datetime as dt
-
-    from alembic import command
-
-    from tests.ledger.chart import capture, open_chart
-
-    await open_chart(db)
-    posted = []
-    for n in range(4):
-        async with db.begin() as conn:
-            posted += await ledger.post_many(conn, [capture(f"m-{n}-{i}", f"{10 + i}.00", "1.00")
-                                                    for i in range(3)])
-    async with db.begin() as conn:
-        posted.append(await ledger.reverse(conn, posted[0].id))
-
-    async with db.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(paycore_db.alembic_config(c), "0011"))
-    async with db.connect() as conn:
-        old_ids = (await conn.execute(sa.text(
-            "SELECT id FROM postings ORDER BY id"))).scalars().all()
-        columns = {c["name"] for c in await conn.run_sync(
-            lambda s: sa.inspect(s).get_columns("postings"))}
-    assert old_ids == list(range(1, len(old_ids) + 1)) and "leg_no" not in columns
-
-    await paycore_db.upgrade(db)
-    async with db.connect() as conn:
-        report = await ledger.verify(conn)
-        again = await ledger.load_entries(conn, [e.id for e in posted])
-        at_first = await ledger.balance(conn, "1102.clearing.icbc", as_of=posted[2].booked_at)
-        last = (await conn.execute(sa.text(
-            "SELECT a.code, b.last_booked_at FROM account_balances b JOIN accounts a"
-            " ON a.id = b.account_id WHERE a.code = '1102.clearing.icbc'"))).one()
-    assert report.ok, report.discrepancies
-    assert [e.postings for e in again] == [e.postings for e in posted]
-    assert at_first.posted.amount == 10 + 11 + 12
-    stored = last.last_booked_at
-    if isinstance(stored, str):  # SQLite hands back its text through plain SQL
-        stored = dt.datetime.fromisoformat(stored).replace(tzinfo=dt.UTC)
-    assert stored == posted[-1].booked_at
-    async with db.begin() as conn:  # and it takes new entries
-        more = await ledger.post(conn, capture("m-after", "5.00", "0.50"))
-    assert more.postings[0].account_seq == 14  # 12 captures and a reversal before it

@@ -336,54 +336,6 @@ async def test_the_check_returns_job_unwinds_a_returned_disbursement(db, monkeyp
     await verify_ok(db)
 
 
-# ------------------------------------------------------------------ 4. migration 0026
-
-
-async def test_migration_0026_masks_old_numbers_and_drops_borrowers_plain_accounts(db):
-    from alembic import command
-
-    from gateways.payout_accounts import beneficiary_for_order
-    from gateways.payout_records import record_payout
-    from paycore import db as paycore_db
-    from tests.gateways.core_helpers import open_payable
-
-    async with db.begin() as conn:
-        await good_borrower(conn, receivables="")
-        await open_payable(conn, "sup-002", funded="500.00")
-        # a payout as recorded before the register: the full number on its row
-        await record_payout(conn, gateways.PayoutRequest(
-            "po-legacy", "supplier:sup-002",
-            gateways.Beneficiary("Old Supplier", "6222020200556677889", "ICBC"),
-            ledger.from_minor(10_000, "CNY"), "2202.payable.sup-002", "settlement"))
-    async with db.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(paycore_db.alembic_config(c), "0025"))
-    async with db.begin() as conn:
-        await conn.execute(sa.text(
-            "UPDATE lending_borrowers SET payout_name = 'Supplier Ltd', "
-            "payout_account = '6222020200112233', payout_bank = 'ICBC' WHERE id = 'sup-001'"))
-    await paycore_db.upgrade(db)
-
-    async with db.connect() as conn:
-        number = await conn.scalar(sa.text(
-            "SELECT beneficiary_account FROM payouts WHERE id = 'po-legacy'"))
-        columns = {c["name"] for c in await conn.run_sync(
-            lambda c: sa.inspect(c).get_columns("lending_borrowers"))}
-        trail = await gateways.audit_trail(conn, "sup-001")
-        legacy = await gateways.get_payout(conn, "po-legacy")
-        # never sent to a masked number: the submitter withdraws it
-        with pytest.raises(gateways.AccountNotUsable, match="not to an account in the register"):
-            await beneficiary_for_order(conn, legacy)
-        borrower = await lending.get_borrower(conn, "sup-001")
-    assert number == "***7889"
-    assert not {"payout_name", "payout_account", "payout_bank"} & columns
-    [dropped] = [a for a in trail if a["action"] == "borrower.payout_account_dropped"]
-    assert dropped["details"]["account"] == "***2233"
-    assert dropped["actor"] == "system:migration-0026"
-    assert "6222020200112233" not in str(dropped)
-    assert borrower.id == "sup-001"
-    await verify_ok(db)
-
-
 async def test_a_disbursement_payout_the_bank_refused_unwinds_the_loan_too(db):
     payout = await _disbursed_by_payout(db, "RD4")
     async with db.begin() as conn:
