@@ -355,7 +355,7 @@ def loans_recover(loan_id: str, amount: str, on: str | None = typer.Option(None)
 @loans_app.command("refund-overpayment")
 def loans_refund_overpayment(
     loan_id: str, amount: str,
-    as_: str = actor_option(extra=" (the payout's requester, whom four eyes compare "
+    as_: str = actor_option("finance", extra=" (the payout's requester, whom four eyes compare "
                             "with its approver)"),
     account: str | None = typer.Option(None, help="the borrower's account in the register "
                                        "(default: their longest-verified usable one)"),
@@ -370,7 +370,7 @@ def loans_refund_overpayment(
 
     day = _date(on)
     # the requester four eyes compare with the approver: proven, not claimed
-    actor = authenticated_actor(as_)
+    actor = authenticated_actor(as_, area="finance")  # money leaves: finance staff
 
     async def go(conn: AsyncConnection) -> tuple[lending.LoanRecord, str, str]:
         rec = await lending.load_loan(conn, loan_id, config())

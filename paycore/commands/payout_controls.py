@@ -58,10 +58,15 @@ beneficiaries_app = typer.Typer(help="Suppliers' bank accounts: the only places 
 bindings_app = typer.Typer(help="Which suppliers a merchant's API keys may act for.",
                            no_args_is_help=True)
 
-ACTOR = actor_option(extra=", and compared by the four-eyes rules")
+# Who registers, verifies and changes suppliers' bank accounts and requests, approves or
+# rejects payouts: payments staff, as on the console's payments pages (the same table,
+# console.staff.ACTORS). A finance, risk or controller user must not be the second person
+# that lets money leave from the command line when the console would refuse them.
+ACTOR = actor_option("payments", extra=", and compared by the four-eyes rules")
 
 
-_actor = authenticated_actor
+def _actor(name: str) -> str:
+    return authenticated_actor(name, area="payments")
 
 
 def _print_account(a: gateways.BeneficiaryAccount) -> None:

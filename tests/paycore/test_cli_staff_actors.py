@@ -297,3 +297,33 @@ def console_page(url: str, path: str, user: str) -> str:
         finally:
             await engine.dispose()
     return asyncio.run(go())
+
+
+def test_money_leaving_takes_the_role_the_console_asks(database: str) -> None:
+    """A supplier's bank account, a payout's request, approval or rejection: payments staff,
+    as on the console's payments pages; a loan overpayment's refund (a payout request):
+    finance. A finance, risk or controller user is not the second person who lets money
+    leave from the command line when the console would refuse them."""
+    payments_commands = (
+        ("beneficiaries", "add", "sup-1", "--holder", "Ningbo Tools Ltd.",
+         "--number", "6222020200112233445", "--bank", "ICBC"),
+        ("beneficiaries", "verify", "acct-1"),
+        ("payments", "request-payout", "sup-1", "10.00", "CNY", "--account", "acct-1"),
+        ("payments", "approve", "po-1"),
+        ("payments", "reject", "po-1", "--reason", "not ours"),
+    )
+    # every wrong person once (each wrong password counts towards a lock-out) ...
+    every_wrong_person(database, *payments_commands[3], role_words="payments")
+    every_wrong_person(database, "loans", "refund-overpayment", "no-loan", "10",
+                       role_words="controller or finance")
+    # ... and every other role, with its own right password, on every command
+    before = entries(database)
+    for args in payments_commands:
+        for who in ("li.wei", "zhao.ctl", "wang.risk"):
+            assert "this is for payments staff" in refused(*args, as_=who)
+    for who in ("wu.pay", "wang.risk"):
+        assert "this is for controller or finance staff" in refused(
+            "loans", "refund-overpayment", "no-loan", "10", as_=who)
+    assert entries(database) == before
+    assert not [r for r in audit_rows(database)
+                if r.action.startswith(("payout", "account", "beneficiar"))]
