@@ -13,6 +13,7 @@ import csv
 import io
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from fastapi.responses import Response
 
@@ -26,6 +27,24 @@ FORMATS = ("csv", "xlsx")
 def money(minor: int, currency: str) -> Decimal:
     """Minor units as the exact decimal amount (2 decimals for CNY, 0 for JPY)."""
     return Decimal(ledger.from_minor(minor, currency).amount)
+
+
+def xlsx_row(sheet: Any, values: Sequence[object]) -> list[object]:
+    """A row's values for a write-only openpyxl sheet, every string as a text cell:
+    openpyxl makes a string that starts with '=' a formula, and merchants' and banks'
+    text (a description, a name, a statement line's reference) must never run as one in
+    the reader's spreadsheet. The text is kept as it is (no quote put before it)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    out: list[object] = []
+    for value in values:
+        if isinstance(value, str):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # text, even when it reads like a formula
+            out.append(cell)
+        else:
+            out.append(value)
+    return out
 
 
 #: one table: (its name, the header, the rows)
@@ -48,7 +67,7 @@ def respond(filename: str, fmt: str, sheets: Sequence[Sheet]) -> Response:
     book = Workbook(write_only=True)
     for title, header, rows in sheets:
         sheet = book.create_sheet(title[:31])
-        sheet.append(list(header))
+        sheet.append(xlsx_row(sheet, header))
         for row in rows:
             cells: list[object] = []
             for value in row:
@@ -58,7 +77,7 @@ def respond(filename: str, fmt: str, sheets: Sequence[Sheet]) -> Response:
                     cell.number_format = "#,##0" + ("." + "0" * places if places else "")
                     cells.append(cell)
                 else:
-                    cells.append(value)
+                    cells.extend(xlsx_row(sheet, [value]))
             sheet.append(cells)
     data = io.BytesIO()
     book.save(data)

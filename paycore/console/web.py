@@ -339,12 +339,15 @@ def export(table: Table, fmt: str, zone: zoneinfo.ZoneInfo) -> Response:
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     from openpyxl import Workbook
 
+    from paycore.console.exports import xlsx_row
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(table.id[:31])
-    sheet.append(header)
+    sheet.append(xlsx_row(sheet, header))
     for line in body:
-        # openpyxl writes a Decimal's own digits into the sheet's XML: exact
-        sheet.append(line)
+        # openpyxl writes a Decimal's own digits into the sheet's XML: exact; text stays
+        # text (a description starting with '=' is not a formula)
+        sheet.append(xlsx_row(sheet, line))
     data = io.BytesIO()
     book.save(data)
     return Response(data.getvalue(), headers=headers, media_type=(

