@@ -79,7 +79,10 @@ BEGIN
                  b.posted_credits, b.pending_debits, b.pending_credits, b.seq, b.head_hash,
                  b.last_booked_at, b.lane
             FROM account_balances b JOIN accounts a ON a.id = b.account_id
-           WHERE b.account_id = ANY (o_account_ids) AND b.lane = lane_slot % a.lanes
+           -- accounts too by their key: without it, and without statistics (a freshly
+           -- loaded table), the join read every account (a cached plan for the session)
+           WHERE b.account_id = ANY (o_account_ids) AND a.id = ANY (o_account_ids)
+             AND b.lane = lane_slot % a.lanes
            ORDER BY b.account_id FOR UPDATE OF b) s;
   -- chain.request_hash: head || [[id,amount,"CUR"],...] || tail
   FOR i IN 1..leg_count LOOP
