@@ -172,6 +172,7 @@ DECLARE
   e int; i int; k int; first_leg int := 1; last_leg int; same_key_entry int;
   n_entries int; n_legs int; legs_json text; entry_effective_date date; today date;
   booked_text text; shortfall bigint; worst_account int; net_balance bigint;
+  out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency text; first_currency_sum bigint; mixed_currencies boolean; imbalances text[];
   has_limit boolean;
 BEGIN
@@ -313,7 +314,7 @@ BEGIN
       RETURN;
     END IF;
     first_currency := leg_currencies[first_leg]; first_currency_sum := 0;
-    mixed_currencies := false; imbalances := NULL; has_limit := false;
+    mixed_currencies := false; imbalances := NULL; has_limit := false; out_of_range := NULL;
     FOR i IN first_leg..last_leg LOOP
       k := leg_account_places[i];
       IF leg_entries[i] IS DISTINCT FROM e THEN  -- a malformed batch, never a caller's mistake
@@ -332,6 +333,15 @@ BEGIN
         o_detail := ARRAY[account_codes[k], account_currencies[k], leg_currencies[i]]; RETURN;
       END IF;
       -- (a refusal after this point still writes nothing: the writes come last)
+      -- each amount is in range; the lane's running sums must stay so (refused after the
+      -- balance check; no sum is moved once one would overflow)
+      IF out_of_range IS NULL AND (CASE WHEN leg_amounts[i] > 0
+          THEN account_posted_debits[k] > 9223372036854775807 - leg_amounts[i]
+          ELSE account_posted_credits[k] > 9223372036854775807 + leg_amounts[i] END) THEN
+        out_of_range := ARRAY[account_codes[k],
+                              CASE WHEN leg_amounts[i] > 0 THEN 'debits' ELSE 'credits' END];
+      END IF;
+      CONTINUE WHEN out_of_range IS NOT NULL;
       IF leg_amounts[i] > 0 THEN
         account_posted_debits[k] := account_posted_debits[k] + leg_amounts[i];
       ELSE
@@ -361,6 +371,9 @@ BEGIN
     END IF;
     IF imbalances IS NOT NULL THEN
       o_status := 'unbalanced'; o_failed := e; o_detail := imbalances; RETURN;
+    END IF;
+    IF out_of_range IS NOT NULL THEN
+      o_status := 'balance-out-of-range'; o_failed := e; o_detail := out_of_range; RETURN;
     END IF;
     IF has_limit THEN
       -- limits after each entry; the first account in id order that broke one is named

@@ -49,6 +49,7 @@ DECLARE
   -- i: a leg's place; k: an account's among the locked rows
   i int; k int; legs_json text := ''; entry_request_hash text; stored_request_hash text;
   entry_hash text; net_balance bigint; shortfall bigint; has_limit boolean := false;
+  out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency_sum bigint := 0; mixed_currencies boolean := false;
 BEGIN
   -- a malformed call, never a caller's mistake: Draft.from_request never makes one
@@ -134,6 +135,15 @@ BEGIN
       mixed_currencies := true;
     END IF;
     -- (a refusal after this point still writes nothing: the write comes last)
+    -- each amount is in range; the lane's running sums must stay so (refused after the
+    -- balance check; no sum is moved once one would overflow)
+    IF out_of_range IS NULL AND (CASE WHEN p_amounts[i] > 0
+        THEN account_posted_debits[k] > 9223372036854775807 - p_amounts[i]
+        ELSE account_posted_credits[k] > 9223372036854775807 + p_amounts[i] END) THEN
+      out_of_range := ARRAY[account_codes[k],
+                            CASE WHEN p_amounts[i] > 0 THEN 'debits' ELSE 'credits' END];
+    END IF;
+    CONTINUE WHEN out_of_range IS NOT NULL;
     IF p_amounts[i] > 0 THEN
       account_posted_debits[k] := account_posted_debits[k] + p_amounts[i];
     ELSE
@@ -161,6 +171,9 @@ BEGIN
   END IF;
   IF o_detail IS NOT NULL THEN
     o_status := 'unbalanced'; RETURN;
+  END IF;
+  IF out_of_range IS NOT NULL THEN
+    o_status := 'balance-out-of-range'; o_detail := out_of_range; RETURN;
   END IF;
   IF has_limit THEN  -- every locked account is one of the legs'; they come in id order
     FOR k IN 1..cardinality(account_ids) LOOP

@@ -18,6 +18,7 @@ from ledger import chain, fastpath, store
 from ledger.books import LockedAccounts
 from ledger.errors import (
     AlreadyReversed,
+    BalanceOutOfRange,
     EntryNotFound,
     IdempotencyConflict,
     InvalidAmount,
@@ -318,6 +319,12 @@ def _book(
     rows: list[store.PostingRow] = []
     for leg_no, leg in enumerate(draft.legs, start=1):
         state = books[leg.account]
+        # each amount is in range; their running sum on the lane must be too (checked after
+        # every leg's account is postable and before the limits, as the server functions do)
+        if (state.posted_debits > BIGINT_MAX - leg.amount if leg.amount > 0
+                else state.posted_credits > BIGINT_MAX + leg.amount):
+            raise BalanceOutOfRange(state.code, "debits" if leg.amount > 0 else "credits",
+                                    draft.idempotency_key)
         state.post(leg.amount, booked_at)
         balance_after = state.posted_net
         link = chain.posting_hash(state.head_hash, e_hash, state.id, state.seq, leg.amount,

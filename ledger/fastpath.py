@@ -19,6 +19,7 @@ from ledger import chain
 from ledger.errors import (
     AccountClosed,
     BalanceLimitExceeded,
+    BalanceOutOfRange,
     CurrencyMismatch,
     IdempotencyConflict,
     InvalidRequest,
@@ -269,4 +270,6 @@ def _refusal(drafts: Sequence[Draft], status: str, detail: Sequence[str],
         code, limit, short, currency = detail
         return BalanceLimitExceeded(code, limit, f"{from_minor(int(short), currency).amount} "
                                     f"{currency}", draft.idempotency_key)
+    if status == "balance-out-of-range":  # (detail: the account's code, debits or credits)
+        return BalanceOutOfRange(detail[0], detail[1], draft.idempotency_key)
     raise AssertionError(f"the write function answered {status!r}")

@@ -139,6 +139,7 @@ for _error, _status in (
     (ledger.HoldExpired, 409),
     (ledger.IdempotencyConflict, 409),
     (ledger.BalanceLimitExceeded, 422),
+    (ledger.BalanceOutOfRange, 422),
     (lending.LendingError, 422),
     (reconciliation.StatementError, 422),
 ):

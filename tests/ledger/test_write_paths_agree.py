@@ -135,6 +135,11 @@ EVERY_OUTCOME: list[Op] = [
     ("closed", 1, 7, 9, 0),  # AccountClosed
     ("huge", 1, 7, 9, 0),  # InvalidAmount
     ("huge.id", 1, 7, 9, 0),  # InvalidRequest
+    ("vast", 1, 1, 10, 0),  # 2**62 + 1 fen to cash: posted
+    ("vast", 1, 2, 11, 3),  # and again: past cash's 64-bit debits, BalanceOutOfRange
+    ("fund", 1, 9, 12, 0),  # cash's debits still take an amount that fits: posted
+    ("vast.credit", 2, 3, 13, 0),  # the USD wallet's credits: posted, then
+    ("vast.credit", 2, 4, 14, 1),  # BalanceOutOfRange
 ]
 
 SQLITE_PATHS = ["post", "post_many", "post_each", "submit"]
@@ -145,7 +150,7 @@ Op = tuple[str, int, int, int, int]
 WHAT = ["fund", "fund", "spend", "spend", "capture", "capture", "deposit", "payout", "split",
         "fx", "usd.fund", "usd.spend", "jpy", "unbalanced", "unbalanced.fx", "mismatch",
         "mismatch.lane", "unknown", "unknown.id", "closed", "huge", "huge.id", "repeat",
-        "repeat", "conflict"]
+        "repeat", "conflict", "vast", "vast.credit"]
 ops = st.tuples(st.sampled_from(WHAT), st.integers(1, 2), st.integers(1, 600),
                 st.integers(0, 9), st.integers(0, 63))
 
@@ -264,6 +269,12 @@ def _legs(chart: Chart, what: str, w: str, units: int, key_no: int, variant: int
                  Posting(a("hot.fees", 1), credit=cny(2**63 + units))],
         "huge.id": [Posting(a("cash", 0), debit=cny(units)),
                     Posting(2**63 + key_no, credit=cny(units))],
+        # each amount in range, but twice is past a lane's 64-bit running sum: cash's
+        # debits, or the USD wallet's credits (BalanceOutOfRange from the second on)
+        "vast": [Posting(a("cash", 0), debit=cny(2**62 + units)),
+                 Posting(a("hot.fees", 1), credit=cny(2**62 + units))],
+        "vast.credit": [Posting(a("usd.wallet", 0), credit=usd(2**62 + units)),
+                        Posting(a("hot.usd", 1), debit=usd(2**62 + units))],
     }
     return every[what]
 
@@ -694,4 +705,4 @@ def test_every_write_path_answers_and_hashes_alike(backend: str, tmp_path: Path,
     # the mixes reached every kind of outcome
     assert {"posted", "replayed", "BalanceLimitExceeded", "UnbalancedEntry", "UnknownAccount",
             "CurrencyMismatch", "IdempotencyConflict", "AccountClosed", "InvalidAmount",
-            "InvalidRequest"} <= seen.keys(), seen
+            "InvalidRequest", "BalanceOutOfRange"} <= seen.keys(), seen

@@ -1,12 +1,18 @@
-"""0032: the write functions lock the legs' balance rows reading the accounts by their key.
+"""0032: the write functions lock the legs' balance rows reading the accounts by their key,
+and refuse an entry that would take a running balance past 64 bits.
 
-`ledger_post_entries` and `ledger_post_entry` lock one lane of each leg's account with a
-join of account_balances and accounts; the join named the legs' ids on account_balances
-only, so without table statistics (a freshly loaded accounts table) the planner read every
-account (a merge or hash join over all of accounts; auto_explain: 14 ms of a 15 ms call at
-10,000 accounts, 0.17 ms after ANALYZE), and the functions' generic plan kept that plan for
-the session. Both now say `a.id = ANY (<the legs' ids>)` too, so accounts is read through
-its primary key whatever the statistics (tests/ledger/test_lock_plan.py).
+1. `ledger_post_entries` and `ledger_post_entry` lock one lane of each leg's account with a
+   join of account_balances and accounts; the join named the legs' ids on account_balances
+   only, so without table statistics (a freshly loaded accounts table) the planner read
+   every account (a merge or hash join over all of accounts; auto_explain: 14 ms of a 15 ms
+   call at 10,000 accounts, 0.17 ms after ANALYZE), and the functions' generic plan kept
+   that plan for the session. Both now say `a.id = ANY (<the legs' ids>)` too, so accounts
+   is read through its primary key whatever the statistics (tests/ledger/test_lock_plan.py).
+2. Each amount is in range, but two entries each debiting an account 2**62 minor units
+   overflowed the lane's running posted debits: the functions raised "bigint out of range".
+   They now answer the status 'balance-out-of-range' (the account's code, and 'debits' or
+   'credits'), after the balance check and before the limits, as the Python write path
+   raises `ledger.BalanceOutOfRange`; nothing is written.
 
 Upgrade: the two functions' new text (CREATE OR REPLACE), their search_path pinned again.
 Downgrade: their 0031 text, pinned again. SQLite has no server functions: nothing to do.
@@ -84,6 +90,7 @@ DECLARE
   e int; i int; k int; first_leg int := 1; last_leg int; same_key_entry int;
   n_entries int; n_legs int; legs_json text; entry_effective_date date; today date;
   booked_text text; shortfall bigint; worst_account int; net_balance bigint;
+  out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency text; first_currency_sum bigint; mixed_currencies boolean; imbalances text[];
   has_limit boolean;
 BEGIN
@@ -225,7 +232,7 @@ BEGIN
       RETURN;
     END IF;
     first_currency := leg_currencies[first_leg]; first_currency_sum := 0;
-    mixed_currencies := false; imbalances := NULL; has_limit := false;
+    mixed_currencies := false; imbalances := NULL; has_limit := false; out_of_range := NULL;
     FOR i IN first_leg..last_leg LOOP
       k := leg_account_places[i];
       IF leg_entries[i] IS DISTINCT FROM e THEN  -- a malformed batch, never a caller's mistake
@@ -244,6 +251,15 @@ BEGIN
         o_detail := ARRAY[account_codes[k], account_currencies[k], leg_currencies[i]]; RETURN;
       END IF;
       -- (a refusal after this point still writes nothing: the writes come last)
+      -- each amount is in range; the lane's running sums must stay so (refused after the
+      -- balance check; no sum is moved once one would overflow)
+      IF out_of_range IS NULL AND (CASE WHEN leg_amounts[i] > 0
+          THEN account_posted_debits[k] > 9223372036854775807 - leg_amounts[i]
+          ELSE account_posted_credits[k] > 9223372036854775807 + leg_amounts[i] END) THEN
+        out_of_range := ARRAY[account_codes[k],
+                              CASE WHEN leg_amounts[i] > 0 THEN 'debits' ELSE 'credits' END];
+      END IF;
+      CONTINUE WHEN out_of_range IS NOT NULL;
       IF leg_amounts[i] > 0 THEN
         account_posted_debits[k] := account_posted_debits[k] + leg_amounts[i];
       ELSE
@@ -273,6 +289,9 @@ BEGIN
     END IF;
     IF imbalances IS NOT NULL THEN
       o_status := 'unbalanced'; o_failed := e; o_detail := imbalances; RETURN;
+    END IF;
+    IF out_of_range IS NOT NULL THEN
+      o_status := 'balance-out-of-range'; o_failed := e; o_detail := out_of_range; RETURN;
     END IF;
     IF has_limit THEN
       -- limits after each entry; the first account in id order that broke one is named
@@ -383,6 +402,7 @@ DECLARE
   -- i: a leg's place; k: an account's among the locked rows
   i int; k int; legs_json text := ''; entry_request_hash text; stored_request_hash text;
   entry_hash text; net_balance bigint; shortfall bigint; has_limit boolean := false;
+  out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency_sum bigint := 0; mixed_currencies boolean := false;
 BEGIN
   -- a malformed call, never a caller's mistake: Draft.from_request never makes one
@@ -468,6 +488,15 @@ BEGIN
       mixed_currencies := true;
     END IF;
     -- (a refusal after this point still writes nothing: the write comes last)
+    -- each amount is in range; the lane's running sums must stay so (refused after the
+    -- balance check; no sum is moved once one would overflow)
+    IF out_of_range IS NULL AND (CASE WHEN p_amounts[i] > 0
+        THEN account_posted_debits[k] > 9223372036854775807 - p_amounts[i]
+        ELSE account_posted_credits[k] > 9223372036854775807 + p_amounts[i] END) THEN
+      out_of_range := ARRAY[account_codes[k],
+                            CASE WHEN p_amounts[i] > 0 THEN 'debits' ELSE 'credits' END];
+    END IF;
+    CONTINUE WHEN out_of_range IS NOT NULL;
     IF p_amounts[i] > 0 THEN
       account_posted_debits[k] := account_posted_debits[k] + p_amounts[i];
     ELSE
@@ -495,6 +524,9 @@ BEGIN
   END IF;
   IF o_detail IS NOT NULL THEN
     o_status := 'unbalanced'; RETURN;
+  END IF;
+  IF out_of_range IS NOT NULL THEN
+    o_status := 'balance-out-of-range'; o_detail := out_of_range; RETURN;
   END IF;
   IF has_limit THEN  -- every locked account is one of the legs'; they come in id order
     FOR k IN 1..cardinality(account_ids) LOOP
