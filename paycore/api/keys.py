@@ -185,6 +185,11 @@ class VerifiedKeys:
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._found: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+        #: ids of keys revoked through this process (the newest `max_entries`): never kept
+        #: again, since a request served before the revocation commits still reads the key
+        #: live and would otherwise put it back for a whole TTL (a key is never un-revoked;
+        #: if the revocation rolls back, the key is only read on every request here)
+        self._revoked: OrderedDict[str, None] = OrderedDict()
 
     def get(self, digest: str, ttl_seconds: int) -> ApiKey | None:
         hit = self._found.get(digest)
@@ -197,17 +202,24 @@ class VerifiedKeys:
         return hit[1]
 
     def put(self, digest: str, key: ApiKey) -> None:
+        if key.id in self._revoked:
+            return
         self._found[digest] = (time.monotonic(), key)
         self._found.move_to_end(digest)
         while len(self._found) > self.max_entries:
             self._found.popitem(last=False)
 
     def forget_key(self, key_id: str) -> None:
+        self._revoked[key_id] = None
+        self._revoked.move_to_end(key_id)
+        while len(self._revoked) > self.max_entries:
+            self._revoked.popitem(last=False)
         for digest in [d for d, (_, k) in self._found.items() if k.id == key_id]:
             del self._found[digest]
 
     def clear(self) -> None:
         self._found.clear()
+        self._revoked.clear()
 
 
 #: this process's verified keys (`authenticate_cached`)

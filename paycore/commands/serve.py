@@ -202,14 +202,17 @@ def apikeys_list(merchant: str | None = typer.Option(None, help="only this merch
 
 @apikeys_app.command("revoke")
 def apikeys_revoke(key_id: str = typer.Argument(..., help="the key's id (pck_<id>_...)")) -> None:
-    """Revoke a key at once."""
+    """Revoke a key: refused at once by new API processes, and by running ones (which
+    trust a key they verified for PAYCORE_API_KEY_CACHE_SECONDS, 5 by default) within
+    that many seconds."""
     from paycore.api import keys
 
     key = in_transaction(lambda conn: keys.revoke_api_key(conn, key_id))
     if key is None:
         errors.print(f"[red]no API key {key_id}[/red]")
         raise typer.Exit(2)
-    console.print(f"revoked {key.id} of {key.merchant_id}")
+    console.print(f"revoked {key.id} of {key.merchant_id} (running API servers refuse it "
+                  "within PAYCORE_API_KEY_CACHE_SECONDS)")
 
 
 @idempotency_app.command("purge")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from paycore.api import create_api_key, revoke_api_key
-from paycore.api.keys import InvalidScope, authenticate, grants
+from paycore.api.auth import principal_of
+from paycore.api.keys import VERIFIED, InvalidScope, authenticate, grants, token_digest
 from paycore.schema import api_keys
 from tests.api.conftest import bearer, is_problem
 
@@ -72,3 +73,28 @@ async def test_unknown_scopes_are_refused_at_creation(db):
             except InvalidScope:
                 continue
             raise AssertionError(f"{scopes} accepted")
+
+
+async def test_a_key_revoked_in_this_process_is_not_cached_again_before_it_commits(
+        api, app, db, issue_key):
+    """revoke_api_key forgets the key in this process's cache at once; a request
+    authenticated while the revocation is still uncommitted reads the key live, and must
+    not put it back in the cache for a whole PAYCORE_API_KEY_CACHE_SECONDS after the
+    commit."""
+    good = await issue_key("m1", "ledger:read")
+    assert (await api.get("/v1/ledger/accounts", headers=bearer(good))).status_code == 200
+    async with db.connect() as conn:
+        live = await authenticate(conn, good)  # read just before the revocation
+    assert live is not None
+    async with db.begin() as conn:
+        await revoke_api_key(conn, good.split("_")[1])
+        # not committed yet: the key is still live for every other connection
+        if db.dialect.name == "postgresql":
+            during = await principal_of({"app": app, "headers": [
+                (b"authorization", f"Bearer {good}".encode())]})
+            assert during.key_id == good.split("_")[1]
+        else:  # SQLite: any other reader waits for this writer; one that read the key
+            # just before now keeps what it read
+            VERIFIED.put(token_digest(good), live)
+    r = await api.get("/v1/ledger/accounts", headers=bearer(good))
+    is_problem(r, 401, "unauthorized")
