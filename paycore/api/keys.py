@@ -184,7 +184,8 @@ class VerifiedKeys:
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
-        self._found: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+        #: digest -> (time.monotonic_ns() when the row was read, the key)
+        self._found: OrderedDict[str, tuple[int, ApiKey]] = OrderedDict()
         #: ids of keys revoked through this process (the newest `max_entries`): never kept
         #: again, since a request served before the revocation commits still reads the key
         #: live and would otherwise put it back for a whole TTL (a key is never un-revoked;
@@ -195,7 +196,7 @@ class VerifiedKeys:
         hit = self._found.get(digest)
         if hit is None:
             return None
-        if ttl_seconds <= 0 or time.monotonic() - hit[0] >= ttl_seconds:
+        if ttl_seconds <= 0 or time.monotonic_ns() - hit[0] >= ttl_seconds * 1_000_000_000:
             del self._found[digest]
             return None
         self._found.move_to_end(digest)
@@ -204,7 +205,7 @@ class VerifiedKeys:
     def put(self, digest: str, key: ApiKey) -> None:
         if key.id in self._revoked:
             return
-        self._found[digest] = (time.monotonic(), key)
+        self._found[digest] = (time.monotonic_ns(), key)
         self._found.move_to_end(digest)
         while len(self._found) > self.max_entries:
             self._found.popitem(last=False)
