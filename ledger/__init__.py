@@ -9,25 +9,8 @@ many callers' entries in one transaction and answers each with its own outcome.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ledger.accounts import (
-    add_lanes,
-    close_account,
-    ensure_account,
-    find_account,
-    get_account,
-    list_accounts,
-    open_account,
-)
-from ledger.engine import create_engine, is_retryable, transact
-from ledger.entries import (
-    find_entry,
-    get_entry,
-    load_entries,
-    post,
-    post_each,
-    post_many,
-    reverse,
-)
+# light: plain Python, py-moneyed and the ledger's own value types (no SQLAlchemy), so
+# `ledger.AccountType` in a CLI option or `except ledger.LedgerError` costs nothing
 from ledger.errors import (
     AccountClosed,
     AccountError,
@@ -56,11 +39,6 @@ from ledger.errors import (
     UnknownAccount,
 )
 from ledger.money import from_minor, minor_exponent, to_minor
-from ledger.queries import balance, statement
-
-# column types every package's tables share (ids, JSON documents, aware UTC timestamps)
-from ledger.schema import Id as IdColumn
-from ledger.schema import JSONDoc, UTCDateTime, metadata
 from ledger.types import (
     Account,
     AccountRef,
@@ -85,6 +63,15 @@ from ledger.types import (
 )
 
 if TYPE_CHECKING:
+    from ledger.accounts import (
+        add_lanes,
+        close_account,
+        ensure_account,
+        find_account,
+        get_account,
+        list_accounts,
+        open_account,
+    )
     from ledger.checkpoints import (
         AccountLeaf,
         AccountProof,
@@ -96,6 +83,16 @@ if TYPE_CHECKING:
         take_checkpoint,
     )
     from ledger.coalescer import Coalescer
+    from ledger.engine import create_engine, is_retryable, transact
+    from ledger.entries import (
+        find_entry,
+        get_entry,
+        load_entries,
+        post,
+        post_each,
+        post_many,
+        reverse,
+    )
     from ledger.financial_statements import (
         BalanceSheet,
         IncomeStatement,
@@ -124,16 +121,28 @@ if TYPE_CHECKING:
         sequence_events,
     )
     from ledger.proof import trial_balance, verify
+    from ledger.queries import balance, statement
+
+    # column types every package's tables share (ids, JSON documents, aware UTC timestamps)
+    from ledger.schema import Id as IdColumn
+    from ledger.schema import JSONDoc, UTCDateTime, metadata
     from ledger.signing import SigningKey, public_key_from_pem, trusted_keys
 
-#: names whose modules load when first read (PEP 562 `__getattr__` below): checkpoints and
+#: names whose modules load when first read (PEP 562 `__getattr__` below): everything that
+#: needs SQLAlchemy (the schema, accounts, entries, queries, the engine), checkpoints and
 #: their signing crypto, proofs, financial statements, holds, lookups, the outbox and the
-#: coalescer. Reading a balance needs none of them, and every `paycore` command imports
-#: the ledger (#18 §5: they were 5% of the instructions a `paycore balance` runs).
+#: coalescer. Every `paycore` command imports the ledger, and `paycore --help` needs none of
+#: them (#18 §5: SQLAlchemy alone was ~0.4 s of a 0.8 s `--help`); a balance loads the
+#: schema, engine and queries, and nothing else here.
 _LAZY = {
+    "ledger.accounts": ("add_lanes", "close_account", "ensure_account", "find_account",
+        "get_account", "list_accounts", "open_account"),
     "ledger.checkpoints": ("AccountLeaf", "AccountProof", "Checkpoint", "CheckpointHead",
         "load_checkpoint", "load_proof", "prove", "take_checkpoint"),
     "ledger.coalescer": ("Coalescer",),
+    "ledger.engine": ("create_engine", "is_retryable", "transact"),
+    "ledger.entries": ("find_entry", "get_entry", "load_entries", "post", "post_each",
+        "post_many", "reverse"),
     "ledger.financial_statements": ("BalanceSheet", "IncomeStatement", "StatementSection",
         "balance_sheet", "income_statement", "trial_balance_as_of"),
     "ledger.holds": ("expire_holds", "hold", "load_holds", "post_hold", "void_hold"),
@@ -142,16 +151,26 @@ _LAZY = {
     "ledger.outbox": ("INTERNAL", "INTERNAL_AUDIENCES", "OutboxEvent", "outbox_events",
         "record_event", "sequence_events"),
     "ledger.proof": ("trial_balance", "verify"),
+    "ledger.queries": ("balance", "statement"),
+    "ledger.schema": ("IdColumn", "JSONDoc", "UTCDateTime", "metadata"),
     "ledger.signing": ("SigningKey", "public_key_from_pem", "trusted_keys"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+#: a name the package gives differently from its module
+_RENAMED = {"IdColumn": "Id"}
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY_NAMES.get(name)
     if module is None:
+        # `ledger.fastpath` after a plain `import ledger`: a submodule, loaded when read
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"{__name__}.{name}":
+                raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

@@ -13,7 +13,7 @@ import typer
 from moneyed import Money
 
 import ledger
-from paycore import commands, db
+from paycore import commands
 from paycore.runner import console, in_transaction, read_only, run
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ commands.register_all(app)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema (Alembic); safe to run on an up-to-date database."""
+    from paycore import db  # Alembic and every domain's tables: only to migrate
+
     async def go(engine: AsyncEngine) -> str | None:
         await db.upgrade(engine)
         return await db.current_revision(engine)

@@ -15,8 +15,6 @@ import typer
 from rich.console import Console
 
 import ledger
-from paycore import db
-from paycore.logging import configure_logging
 from paycore.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +50,11 @@ errors = Console(stderr=True)
 
 def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
          quiet: bool = False) -> T:
+    # the engine (SQLAlchemy) and logging (structlog) load when a command runs, not when
+    # `paycore --help` lists the commands (#18 §5)
+    from paycore import db
+    from paycore.logging import configure_logging
+
     settings = Settings.from_env()
     level = "WARNING" if quiet and "PAYCORE_LOG_LEVEL" not in os.environ else settings.log_level
     configure_logging(settings.log_format, level)

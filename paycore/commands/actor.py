@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.markup import escape
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.runner import errors, in_transaction
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from paycore.console.staff import LoginRefused, StaffUser
 
 _HELP = ("who you are: a console staff user{roles}, password prompted without echo (or "

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from moneyed import Money
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
 from paycore.amounts import known_currency, money_of
@@ -26,6 +25,8 @@ from paycore.runner import console, in_transaction, read_only, run
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
     import lending
     from lending import LendingConfig
     from paycore import settlement

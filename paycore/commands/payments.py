@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
 from paycore.commands.actor import actor_option
@@ -40,6 +39,8 @@ from paycore.runner import console, in_transaction, read_only, run
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
     import gateways
 
 payments_app = typer.Typer(help="Checkout payments, refunds, payouts, janitor, bank health.",

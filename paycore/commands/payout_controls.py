@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 import typer
 from moneyed import Money
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 from paycore.commands.actor import actor_option, authenticated_actor
@@ -43,6 +42,8 @@ from paycore.runner import console, in_transaction, read_only
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     import gateways
 
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commands.actor import actor_option, authenticated_user, record_decision
 from paycore.commands.lending import _date, config
@@ -37,6 +36,8 @@ from paycore.runner import console, in_transaction, read_only
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from lending import catalogue
     from paycore.console.staff import StaffUser
 

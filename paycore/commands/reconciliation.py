@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from moneyed import Money
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 from paycore.commands.actor import actor_option
@@ -33,6 +32,8 @@ from paycore.runner import console, in_transaction, read_only, run
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     import reconciliation
 
 statement_app = typer.Typer(help="Bank statements.", no_args_is_help=True)

@@ -6,16 +6,16 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore import db
-from paycore.logging import configure_logging
 from paycore.runner import console, errors, in_transaction, read_only, run
 from paycore.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 apikeys_app = typer.Typer(help="Merchants' API keys (stored hashed; shown once).",
                           no_args_is_help=True)
@@ -38,6 +38,8 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
     PAYCORE_BANKS=module:function returning a gateways.BankDirectory whose notify_base_url
     is this server's public URL + /v1/notifications."""
     import uvicorn
+
+    from paycore.logging import configure_logging
 
     if demo:
         _prepare_demo(host or "127.0.0.1", port or 8000)
@@ -77,6 +79,8 @@ def _prepare_demo(host: str, port: int) -> None:
     # the demo is plain HTTP on this machine: a browser other than Chromium may refuse to
     # send a Secure cookie back over it
     os.environ.setdefault("PAYCORE_CONSOLE_INSECURE_COOKIES", "1")
+
+    from paycore import db
 
     async def go(engine: Any) -> list[tuple[str, str, str]]:
         await db.upgrade(engine)
@@ -119,8 +123,10 @@ def build_app() -> Any:
     """The API of one `paycore serve` worker process: its engine, its banks (loaded and
     closed with the app's lifespan) and its startup heap frozen once built."""
     import gateways
+    from paycore import db
     from paycore.api import create_app
     from paycore.commands.payments import load_banks
+    from paycore.logging import configure_logging
     from paycore.payout_controls import install_account_keys
     from paycore.startup_heap import freeze_startup_heap
 

@@ -17,13 +17,15 @@ import datetime as dt
 import json
 import os
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.runner import console, errors, in_transaction, read_only, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 jobs_app = typer.Typer(help="The job queue: list, retry, cancel.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Merchants' webhook endpoints and deliveries.",

@@ -5,12 +5,15 @@ argon2id hashes, never printed."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.runner import console, errors, in_transaction, read_only
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 staff_app = typer.Typer(help="Staff users of the operations console (roles: risk, finance, "
                         "payments, controller, viewer).", no_args_is_help=True)
