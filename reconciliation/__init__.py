@@ -40,7 +40,7 @@ from reconciliation.items import sync_book_items
 from reconciliation.parsers import FORMATS, CsvProfile, StatementParser, parser_for
 from reconciliation.parsers.csv_profile import EXAMPLE as CSV_PROFILE_EXAMPLE
 from reconciliation.reading import parse_statement
-from reconciliation.report import ReconciliationReport, build_report
+from reconciliation.report import ReconciliationReport, build_report, spreadsheet_text
 from reconciliation.resolution import (
     audit_trail,
     match_manually,
@@ -113,6 +113,7 @@ __all__ = [
     "reconcile",
     "resolve_by_match",
     "select_for_account",
+    "spreadsheet_text",
     "store_statements",
     "sync_book_items",
     "validate_statement",

@@ -31,6 +31,20 @@ from reconciliation.config import BankAccount
 from reconciliation.exceptions import open_counts
 from reconciliation.schema import book_items, statement_lines, statements
 
+#: what makes a CSV cell a formula when a spreadsheet (Excel, LibreOffice, Google Sheets)
+#: opens the file: '=', '+', '-', '@', and a tab or carriage return before one of them
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text for a CSV cell that a spreadsheet shows and never runs. A bank statement's
+    description or reference, a payer's or merchant's name, comes from outside: written
+    as it is, '=HYPERLINK(...)' or '=cmd|...' runs in the finance clerk's spreadsheet.
+    Such text gets a leading apostrophe (OWASP's advice for CSV injection), which the
+    spreadsheet reads as "this is text"; any other text is unchanged. For text only:
+    amounts are written as numbers and never pass through here."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 @dataclass(frozen=True)
 class OpenLine:
@@ -140,8 +154,9 @@ class ReconciliationReport:
         writer.writerow(header)
         for row in rows:
             amount = row[2]
-            writer.writerow([*row[:2], self.money(amount if isinstance(amount, int) else None),
-                             *row[3:]])
+            writer.writerow([*(spreadsheet_text(str(v)) for v in row[:2]),
+                             self.money(amount if isinstance(amount, int) else None),
+                             *(spreadsheet_text(str(v)) for v in row[3:])])
         return out.getvalue()
 
 

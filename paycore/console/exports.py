@@ -47,6 +47,13 @@ def xlsx_row(sheet: Any, values: Sequence[object]) -> list[object]:
     return out
 
 
+def csv_row(values: Sequence[object]) -> list[str]:
+    """A row's CSV cells: nothing for None, numbers as their digits, text that a
+    spreadsheet would run as a formula as text (`reconciliation.spreadsheet_text`)."""
+    return ["" if v is None else reconciliation.spreadsheet_text(v) if isinstance(v, str)
+            else str(v) for v in values]
+
+
 #: one table: (its name, the header, the rows)
 Sheet = tuple[str, Sequence[str], Sequence[Sequence[object]]]
 
@@ -59,7 +66,7 @@ def respond(filename: str, fmt: str, sheets: Sequence[Sheet]) -> Response:
         writer = csv.writer(out)
         _, header, rows = sheets[0]
         writer.writerow(header)
-        writer.writerows([["" if v is None else str(v) for v in row] for row in rows])
+        writer.writerows([csv_row(row) for row in rows])
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell

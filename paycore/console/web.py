@@ -331,15 +331,15 @@ def export(table: Table, fmt: str, zone: zoneinfo.ZoneInfo) -> Response:
         body.append(line)
     name = f"{table.id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    from paycore.console.exports import csv_row, xlsx_row
+
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(header)
-        writer.writerows([["" if v is None else str(v) for v in line] for line in body])
+        writer.writerows([csv_row(line) for line in body])
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     from openpyxl import Workbook
-
-    from paycore.console.exports import xlsx_row
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(table.id[:31])

@@ -207,3 +207,56 @@ def test_a_paged_tables_text_is_never_a_formula() -> None:
                       rows=[{"description": text} for text in FORMULAS])
     response = web.export(table, "xlsx", zoneinfo.ZoneInfo("UTC"))
     _text_cells_hold(response.body, FORMULAS)
+
+
+def _csv_cells(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode())))
+
+
+def test_a_csv_exports_text_never_starts_a_formula() -> None:
+    # a spreadsheet opening a CSV runs a cell starting '=', '+', '-' or '@': such text
+    # gets a leading apostrophe (text to the spreadsheet); an amount stays a number,
+    # negative ones too, and other text is unchanged
+    from paycore.console import exports
+
+    response = exports.respond("x", "csv", [(
+        "Bank vs book", ["section", "label", "amount", "currency"],
+        [["unmatched line", text, Decimal("-1.00"), "CNY"] for text in [*FORMULAS, "rent"]])])
+    rows = _csv_cells(response.body)[1:]
+    assert [r[1] for r in rows] == [f"'{text}" for text in FORMULAS] + ["rent"]
+    assert {r[2] for r in rows} == {"-1.00"}
+
+
+def test_a_paged_tables_csv_text_never_starts_a_formula() -> None:
+    import zoneinfo
+
+    from paycore.console import web
+
+    table = web.Table("intents", "Intents", [web.Column("description", "Description")],
+                      rows=[{"description": text} for text in [*FORMULAS, "\t=1+1", "rent"]])
+    response = web.export(table, "csv", zoneinfo.ZoneInfo("UTC"))
+    assert [r[0] for r in _csv_cells(response.body)[1:]] == \
+        [f"'{text}" for text in FORMULAS] + ["'\t=1+1", "rent"]
+
+
+def test_the_bank_vs_book_csv_keeps_a_statements_text_from_running() -> None:
+    import datetime as dt
+
+    from reconciliation import ReconciliationReport
+    from reconciliation.report import OpenLine
+
+    report = ReconciliationReport(
+        bank="1001.bank.x", currency="CNY", day=dt.date(2026, 12, 1),
+        bank_opening_minor=0, bank_closing_minor=-100, book_opening_minor=0,
+        book_closing_minor=0, matched_lines=0, matched_amount_minor=0,
+        open_line_exceptions=1, open_item_exceptions=0, brought_forward_minor=0,
+        unmatched_lines_minor=-100, unmatched_items_minor=0, missing_lines_minor=0,
+        timing_minor=0, in_transit_count=0, in_transit_minor=0,
+        unmatched_lines=[OpenLine(line_id=7, date=dt.date(2026, 12, 1), amount_minor=-100,
+                                  reference="=1+1", description=FORMULAS[0])])
+    rows = _csv_cells(report.to_csv().encode())
+    [line] = [r for r in rows if r[0] == "unmatched line"]
+    # the label starts with "line 7: ", so the description inside it cannot run
+    assert line[1] == f"line 7: {FORMULAS[0]}"
+    assert line[2] == "-1.00" and line[5] == "'=1+1"
+    assert [r[2] for r in rows if r[1] == "difference"] == ["-1.00"]
