@@ -35,6 +35,11 @@ def _plain_dsn(url: str) -> str:
 _reachability: dict[str, str | None] = {}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "production_password_hashing: staff passwords hashed "
+                            "with the production argon2id parameters (see cheap_password_hashing)")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # probed here, before any test's event loop runs
     _reachability["reason"] = _probe_pg()
@@ -159,3 +164,21 @@ def account_keys() -> object:
     gateways.use_account_keys(ring)
     yield ring
     gateways.use_account_keys(ring)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff passwords hashed in this process with argon2id at the library's cheapest
+    parameters: the production ones cost ~0.4 s per hash on this 2-core machine, and the
+    console's tests sign in hundreds of times. The algorithm, the salts, verification,
+    lock-out and rehashing are the same code; a test marked `production_password_hashing`
+    keeps the production parameters (and proves a cheaper hash is upgraded at sign-in).
+    Servers the tests start as processes always use the production parameters."""
+    if request.node.get_closest_marker("production_password_hashing"):
+        return
+    from argon2 import PasswordHasher, profiles
+
+    from paycore.console import staff
+
+    monkeypatch.setattr(staff, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))

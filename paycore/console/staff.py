@@ -7,6 +7,7 @@ Functions take the caller's connection, like every writer in paycore.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import hashlib
@@ -29,6 +30,16 @@ MIN_PASSWORD_LENGTH = 12
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _hasher = PasswordHasher()  # argon2id with the library's maintained defaults
+
+
+# argon2id costs ~0.1-0.4 s of CPU by design: in a worker thread (argon2-cffi releases the
+# GIL), so a sign-in does not stall every other request on the server's event loop
+async def _hash(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(stored: str, password: str) -> None:
+    await asyncio.to_thread(_hasher.verify, stored, password)
 
 
 class Role(enum.StrEnum):
@@ -130,7 +141,7 @@ async def add_user(conn: AsyncConnection, username: str, role: Role | str, passw
     now = now or _now()
     await conn.execute(staff_users.insert().values(
         username=username, full_name=full_name or username, role=role.value,
-        password_hash=_hasher.hash(password), status="active", failed_logins=0,
+        password_hash=await _hash(password), status="active", failed_logins=0,
         locked_until=None, must_change_password=False, created_at=now, updated_at=now))
     user = await get_user(conn, username)
     assert user is not None
@@ -162,7 +173,7 @@ async def reset_password(conn: AsyncConnection, username: str, password: str, *,
     await _require(conn, username)
     check_password(password)
     now = _now()
-    values: dict[str, object] = {"password_hash": _hasher.hash(password), "failed_logins": 0,
+    values: dict[str, object] = {"password_hash": await _hash(password), "failed_logins": 0,
                                  "locked_until": None, "updated_at": now}
     if enable:
         values["status"] = "active"
@@ -183,15 +194,15 @@ async def authenticate(conn: AsyncConnection, username: str, password: str, *,
     row = (await conn.execute(sa.select(staff_users).where(
         staff_users.c.username == username).with_for_update())).first()
     if row is None:
-        _hasher.hash(password)  # the same work as a real check: no timing oracle for names
+        await _hash(password)  # the same work as a real check: no timing oracle for names
         raise LoginRefused("unknown user")
     user = _user(row)
-    if user.status != "active":
-        raise LoginRefused("disabled")
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginRefused("locked")
+    if user.status != "active" or (user.locked_until is not None and user.locked_until > now):
+        # the same work again: a quick refusal would tell that this name exists
+        await _hash(password)
+        raise LoginRefused("disabled" if user.status != "active" else "locked")
     try:
-        _hasher.verify(row._mapping["password_hash"], password)
+        await _verify(row._mapping["password_hash"], password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         failures = user.failed_logins + 1
         locked = now + LOCKOUT if failures >= MAX_FAILED_LOGINS else None
@@ -201,7 +212,7 @@ async def authenticate(conn: AsyncConnection, username: str, password: str, *,
         raise LoginRefused("locked now" if locked else "wrong password") from None
     values: dict[str, object] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
     if _hasher.check_needs_rehash(row._mapping["password_hash"]):
-        values["password_hash"] = _hasher.hash(password)
+        values["password_hash"] = await _hash(password)
     await conn.execute(staff_users.update().where(staff_users.c.username == username)
                        .values(**values))
     return await _require(conn, username)

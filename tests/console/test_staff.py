@@ -71,3 +71,69 @@ async def test_passwords_hashed_lockout_sessions(db: AsyncEngine) -> None:
         await staff.reset_password(conn, "wang.fang", GOOD + "2")
         assert (await staff.authenticate(conn, "wang.fang", GOOD + "2")).status == "active"
         assert await staff.load_session(conn, "not-a-token") is None
+
+
+@pytest.mark.production_password_hashing
+async def test_production_parameters_and_a_cheaper_hash_upgraded_at_sign_in(
+        db: AsyncEngine) -> None:
+    # the other tests hash with argon2's cheapest parameters (tests/conftest.py): here the
+    # production hasher stores its own, and a hash made with other parameters (a user
+    # added before the parameters rose) is replaced by one with them at the next sign-in
+    from argon2 import PasswordHasher, profiles
+
+    production = PasswordHasher()
+    async with db.begin() as conn:
+        await staff.add_user(conn, "wang.fang", "risk", GOOD)
+        stored = await conn.scalar(sa.select(staff_users.c.password_hash))
+        assert f"$m={production.memory_cost},t={production.time_cost}," \
+               f"p={production.parallelism}$" in stored
+        cheap = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(GOOD)
+        await conn.execute(staff_users.update().values(password_hash=cheap))
+        await staff.authenticate(conn, "wang.fang", GOOD)
+        upgraded = await conn.scalar(sa.select(staff_users.c.password_hash))
+    assert upgraded != cheap and not production.check_needs_rehash(upgraded)
+    production.verify(upgraded, GOOD)
+
+
+async def test_every_refused_sign_in_does_the_hashing_work(db: AsyncEngine,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # an unknown, a disabled and a locked name are refused after the same argon2 work as
+    # a wrong password: a refusal that came back sooner would tell which names exist
+    calls: list[str] = []
+    hasher = staff._hasher
+
+    class Counting:
+        def hash(self, password: str) -> str:
+            calls.append("hash")
+            return hasher.hash(password)
+
+        def verify(self, stored: str, password: str) -> bool:
+            calls.append("verify")
+            return hasher.verify(stored, password)
+
+        def check_needs_rehash(self, stored: str) -> bool:
+            return hasher.check_needs_rehash(stored)
+
+    async with db.begin() as conn:
+        await staff.add_user(conn, "wang.fang", "risk", GOOD)
+        await staff.add_user(conn, "gone.user", "risk", GOOD)
+        await staff.disable_user(conn, "gone.user")
+    monkeypatch.setattr(staff, "_hasher", Counting())
+    now = dt.datetime.now(dt.UTC)
+    for name, password, why in (("no.such", GOOD, "unknown user"),
+                                ("gone.user", GOOD, "disabled"),
+                                ("wang.fang", "wrong password!", "wrong password")):
+        calls.clear()
+        async with db.begin() as conn:
+            with pytest.raises(staff.LoginRefused) as refused:
+                await staff.authenticate(conn, name, password, now=now)
+        assert refused.value.why == why and len(calls) == 1, (name, calls)
+    async with db.begin() as conn:
+        for _ in range(staff.MAX_FAILED_LOGINS - 1):
+            with contextlib.suppress(staff.LoginRefused):
+                await staff.authenticate(conn, "wang.fang", "wrong password!", now=now)
+    calls.clear()
+    async with db.begin() as conn:
+        with pytest.raises(staff.LoginRefused) as refused:
+            await staff.authenticate(conn, "wang.fang", GOOD, now=now)
+    assert refused.value.why == "locked" and calls == ["hash"]
