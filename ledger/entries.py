@@ -83,27 +83,50 @@ def legs_from_postings(idempotency_key: str, items: Iterable[Posting]) -> list[L
 
 
 def require_balanced(idempotency_key: str, legs: Sequence[Leg]) -> None:
+    """At least two legs, balanced per currency, and each currency's debits (so its
+    credits) totalling no more than the books' 64-bit integers: every leg in range is not
+    enough, since the databases sum an entry's legs in 64 bits (SQLite's balance trigger
+    raised 'integer overflow', the server functions 'bigint out of range'); with the
+    totals in range, every partial sum of an entry's legs is too."""
     if len(legs) < 2:
         raise InvalidRequest(
             f"entry {idempotency_key!r} needs at least two postings, got {len(legs)}"
         )
     # the usual entry has one currency: a plain sum, no per-currency table
-    currency, total = legs[0].currency, 0
+    currency, total, debits = legs[0].currency, 0, 0
     for leg in legs:
         if leg.currency != currency:
             break
         total += leg.amount
+        if leg.amount > 0:
+            debits += leg.amount
     else:
         if total:
             raise UnbalancedEntry(idempotency_key,
                                   {currency: str(from_minor(total, currency).amount)})
+        if debits > BIGINT_MAX:
+            _refuse_total(idempotency_key, currency, debits)
         return
     sums: dict[str, int] = defaultdict(int)
+    debit_sums: dict[str, int] = defaultdict(int)
     for leg in legs:
         sums[leg.currency] += leg.amount
+        if leg.amount > 0:
+            debit_sums[leg.currency] += leg.amount
     off = {cur: str(from_minor(total, cur).amount) for cur, total in sums.items() if total}
     if off:
         raise UnbalancedEntry(idempotency_key, off)
+    for cur, debits in sorted(debit_sums.items()):
+        if debits > BIGINT_MAX:
+            _refuse_total(idempotency_key, cur, debits)
+
+
+def _refuse_total(idempotency_key: str, currency: str, debits: int) -> None:
+    raise InvalidAmount(
+        f"entry {idempotency_key!r}: its debits and its credits in {currency} each total "
+        f"{from_minor(debits, currency).amount} {currency}, more than the books keep in one "
+        f"entry ({BIGINT_MAX} minor units); split it into several entries"
+    )
 
 
 @dataclass

@@ -110,22 +110,26 @@ class BalanceLimitExceeded(LedgerError):
 
 class BalanceOutOfRange(LedgerError):
     """An entry whose amounts are each in range, but which would take an account's running
-    posted debits or credits (of the lane it writes) past the books' 64-bit integers."""
+    posted debits or credits (of the lane it writes) past the books' 64-bit integers; or a
+    hold that would take an account's pending debits or credits past them."""
 
     code = "balance-out-of-range"
 
     #: the most minor units an account's lane keeps as posted debits or as posted credits
+    #: (and as pending debits or pending credits)
     LARGEST = 2**63 - 1
 
     def __init__(self, account_code: str, side: str, idempotency_key: str) -> None:
         self.account_code = account_code
-        #: "debits" or "credits": the running sum the entry would overflow
+        #: "debits" or "credits" (posted), "pending debits" or "pending credits" (a
+        #: hold's): the running sum the request would overflow
         self.side = side
         self.idempotency_key = idempotency_key
+        what = side if side.startswith("pending ") else f"posted {side}"
         super().__init__(
-            f"entry {idempotency_key!r} would take the posted {side} of account "
-            f"{account_code!r} past the most the books keep ({self.LARGEST} minor units); "
-            "nothing was written"
+            f"{'hold' if side.startswith('pending ') else 'entry'} {idempotency_key!r} "
+            f"would take the {what} of account {account_code!r} past the most the books "
+            f"keep ({self.LARGEST} minor units); nothing was written"
         )
 
 

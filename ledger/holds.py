@@ -15,8 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import chain
 from ledger.books import LockedAccounts
-from ledger.entries import Draft, Leg, legs_from_postings, load_entries, utcnow, write_drafts
+from ledger.entries import (
+    BIGINT_MAX,
+    Draft,
+    Leg,
+    legs_from_postings,
+    load_entries,
+    utcnow,
+    write_drafts,
+)
 from ledger.errors import (
+    BalanceOutOfRange,
     HoldAlreadyResolved,
     HoldAmountExceeded,
     HoldExpired,
@@ -62,7 +71,14 @@ async def hold(conn: AsyncConnection, request: HoldRequest) -> Hold:
     for leg in legs:
         books[leg.account].require_postable(leg.currency)
     for leg in legs:
-        books[leg.account].reserve(leg.amount)
+        state = books[leg.account]
+        # each amount is in range; the account's pending sums must stay so (the limits'
+        # arithmetic is exact in Python, the balance row keeps 64 bits)
+        if (state.pending_debits > BIGINT_MAX - leg.amount if leg.amount > 0
+                else state.pending_credits > BIGINT_MAX + leg.amount):
+            raise BalanceOutOfRange(state.code, "pending debits" if leg.amount > 0
+                                    else "pending credits", key)
+        state.reserve(leg.amount)
     books.check_limits((books[leg.account].id for leg in legs), key)
 
     hold_id = uuid.uuid4()
