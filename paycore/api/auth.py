@@ -73,10 +73,13 @@ async def principal_of(scope: Scope) -> Principal:
     key = keys.VERIFIED.get(digest, ttl)
     if key is None:
         engine: AsyncEngine = state_of_app.engine
+        # the key is trusted for `ttl` from before its row is read, not from when the
+        # answer arrives (a revocation committed in between is seen within `ttl` of it)
+        read_at = keys.clock_ns()
         async with one_statement(engine) as conn:  # one SELECT: no BEGIN/ROLLBACK around it
             key = await keys.authenticate(conn, token)
         if key is not None and ttl > 0:
-            keys.VERIFIED.put(digest, key)
+            keys.VERIFIED.put(digest, key, read_at=read_at)
     if key is None:
         raise Unauthorized("the API key is not valid (unknown, wrong or revoked)",
                            error="invalid_token")

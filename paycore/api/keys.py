@@ -175,16 +175,24 @@ async def list_api_keys(conn: AsyncConnection, merchant_id: str | None = None) -
     return [_row(r) for r in await conn.execute(query)]
 
 
+def clock_ns() -> int:
+    """The verified-key cache's clock (monotonic, integer nanoseconds)."""
+    return time.monotonic_ns()
+
+
 class VerifiedKeys:
     """The keys this process has verified lately: SHA-256 of the bearer token -> the live
-    key, each trusted for at most `ttl_seconds` after its row was read, at most
+    key, each trusted for at most `ttl_seconds` after its row was read (timed from before
+    the read, not from when the answer reached the cache: a revocation that commits while
+    the answer is on its way, or while the event loop is busy, is seen `ttl_seconds` after
+    it at the latest, as promised), at most
     `max_entries` of them (the least recently used goes first). Only live keys are kept: a
     wrong, unknown or revoked token is read from the database every time, so no miss can
     be cached into a hit. The digest is the map's key, never the token itself."""
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
-        #: digest -> (time.monotonic_ns() when the row was read, the key)
+        #: digest -> (clock_ns() just before the row was read, the key)
         self._found: OrderedDict[str, tuple[int, ApiKey]] = OrderedDict()
         #: ids of keys revoked through this process (the newest `max_entries`): never kept
         #: again, since a request served before the revocation commits still reads the key
@@ -196,16 +204,18 @@ class VerifiedKeys:
         hit = self._found.get(digest)
         if hit is None:
             return None
-        if ttl_seconds <= 0 or time.monotonic_ns() - hit[0] >= ttl_seconds * 1_000_000_000:
+        if ttl_seconds <= 0 or clock_ns() - hit[0] >= ttl_seconds * 1_000_000_000:
             del self._found[digest]
             return None
         self._found.move_to_end(digest)
         return hit[1]
 
-    def put(self, digest: str, key: ApiKey) -> None:
+    def put(self, digest: str, key: ApiKey, *, read_at: int | None = None) -> None:
+        """Keep `key`, read from its row at `read_at` (`clock_ns()` taken before the read
+        began; now when not given)."""
         if key.id in self._revoked:
             return
-        self._found[digest] = (time.monotonic_ns(), key)
+        self._found[digest] = (clock_ns() if read_at is None else read_at, key)
         self._found.move_to_end(digest)
         while len(self._found) > self.max_entries:
             self._found.popitem(last=False)

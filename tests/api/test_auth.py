@@ -3,6 +3,10 @@ hashed; merchants kept apart."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import types
+
 import sqlalchemy as sa
 
 from paycore.api import create_api_key, revoke_api_key
@@ -97,4 +101,42 @@ async def test_a_key_revoked_in_this_process_is_not_cached_again_before_it_commi
             # just before now keeps what it read
             VERIFIED.put(token_digest(good), live)
     r = await api.get("/v1/ledger/accounts", headers=bearer(good))
+    is_problem(r, 401, "unauthorized")
+
+
+async def test_a_key_is_trusted_for_the_ttl_from_when_its_row_was_read(
+        api, app, db, issue_key, monkeypatch):
+    """PAYCORE_API_KEY_CACHE_SECONDS promises that a key revoked by another process is
+    refused within that many seconds of the revocation. The cache timed an entry from
+    when the answer reached it, not from the read: a revocation committed while the
+    answer was on its way (a busy event loop, a slow hand-back of the connection) kept the
+    revoked key working for that delay longer than promised."""
+    from paycore.api import auth, keys
+
+    ttl = app.state.settings.key_cache_seconds
+    assert ttl > 0
+    clock = [1_000 * 10**9]
+    monkeypatch.setattr(keys, "time", types.SimpleNamespace(monotonic_ns=lambda: clock[0]))
+    token = await issue_key("m1", "ledger:read")
+    key_id = token.split("_")[1]
+    real_one_statement = auth.one_statement
+
+    @contextlib.asynccontextmanager
+    async def slow_answer(engine):
+        async with real_one_statement(engine) as conn:
+            yield conn  # the key's row is read here, at the clock's start
+        clock[0] += 10**9  # a second later another process revokes the key...
+        async with db.begin() as other:
+            await other.execute(api_keys.update().where(api_keys.c.id == key_id)
+                                .values(revoked_at=dt.datetime.now(dt.UTC)))
+        clock[0] += 3 * 10**9  # ...and the answer reaches the request 3 s after that
+
+    monkeypatch.setattr(auth, "one_statement", slow_answer)
+    read_at = clock[0]
+    assert (await api.get("/v1/ledger/accounts", headers=bearer(token))).status_code == 200
+    monkeypatch.setattr(auth, "one_statement", real_one_statement)
+    revoked_at = read_at + 10**9
+    # just past the promise: more than the TTL after the revocation
+    clock[0] = revoked_at + ttl * 10**9 + 1
+    r = await api.get("/v1/ledger/accounts", headers=bearer(token))
     is_problem(r, 401, "unauthorized")
