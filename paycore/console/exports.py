@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,17 +30,31 @@ def money(minor: int, currency: str) -> Decimal:
     return Decimal(ledger.from_minor(minor, currency).amount)
 
 
+#: the control characters an XLSX cell cannot hold (XML 1.0 has no place for them; tab,
+#: line feed and carriage return it keeps)
+_NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xlsx_text(text: str) -> str:
+    """`text` as an XLSX cell can hold it: each control character it cannot hold shown as
+    its Unicode control picture (U+0007 as U+2407). openpyxl raised IllegalCharacterError
+    for them, so one merchant's description or one statement line holding, say, a BEL
+    made the whole export a 500."""
+    return _NOT_IN_XLSX.sub(lambda m: chr(0x2400 + ord(m.group())), text)
+
+
 def xlsx_row(sheet: Any, values: Sequence[object]) -> list[object]:
     """A row's values for a write-only openpyxl sheet, every string as a text cell:
     openpyxl makes a string that starts with '=' a formula, and merchants' and banks'
     text (a description, a name, a statement line's reference) must never run as one in
-    the reader's spreadsheet. The text is kept as it is (no quote put before it)."""
+    the reader's spreadsheet. The text is kept as it is (no quote put before it), but
+    for the control characters no XLSX cell holds (`_xlsx_text`)."""
     from openpyxl.cell import WriteOnlyCell
 
     out: list[object] = []
     for value in values:
         if isinstance(value, str):
-            cell = WriteOnlyCell(sheet, value=value)
+            cell = WriteOnlyCell(sheet, value=_xlsx_text(value))
             cell.data_type = "s"  # text, even when it reads like a formula
             out.append(cell)
         else:

@@ -260,3 +260,29 @@ def test_the_bank_vs_book_csv_keeps_a_statements_text_from_running() -> None:
     assert line[1] == f"line 7: {FORMULAS[0]}"
     assert line[2] == "-1.00" and line[5] == "'=1+1"
     assert [r[2] for r in rows if r[1] == "difference"] == ["-1.00"]
+
+
+#: text with control characters no XLSX cell holds (a merchant's entry description, a
+#: bank statement line): openpyxl raised IllegalCharacterError, the export was a 500
+CONTROLS = ["ring\x07bell", "\x1b[31mred", "nul\x00byte", "vt\x0bff\x0c", "tab\tstays"]
+SHOWN = ["ring\u2407bell", "\u241b[31mred", "nul\u2400byte", "vt\u240bff\u240c", "tab\tstays"]
+
+
+def test_an_xlsx_export_of_text_with_control_characters_shows_them() -> None:
+    import zoneinfo
+
+    from paycore.console import exports, web
+
+    response = exports.respond("x", "xlsx", [(
+        "Bank vs book", ["section", "label", "amount", "currency"],
+        [["unmatched line", text, Decimal("1.00"), "CNY"] for text in CONTROLS])])
+    assert response.status_code == 200
+    _text_cells_hold(response.body, SHOWN)
+    table = web.Table("entries", "Entries", [web.Column("description", "Description")],
+                      rows=[{"description": text} for text in CONTROLS])
+    response = web.export(table, "xlsx", zoneinfo.ZoneInfo("UTC"))
+    assert response.status_code == 200
+    _text_cells_hold(response.body, SHOWN)
+    # the CSV keeps the text as it is
+    response = web.export(table, "csv", zoneinfo.ZoneInfo("UTC"))
+    assert [r[0] for r in _csv_cells(response.body)[1:]] == CONTROLS
