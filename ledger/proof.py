@@ -7,6 +7,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,20 +31,27 @@ MAX_DISCREPANCIES = 100
 
 async def trial_balance(conn: AsyncConnection) -> TrialBalance:
     b = account_balances.c
-    lanes = (sa.select(b.account_id, sa.func.sum(b.posted_debits).label("posted_debits"),
-                       sa.func.sum(b.posted_credits).label("posted_credits"))
-             .group_by(b.account_id).subquery())  # an account's balance: its lanes' sum
+    # an account's balance is its lanes' sum, added up here: each lane's sums are 64-bit,
+    # their sum over an account of several lanes need not be (SQLite's sum() raised
+    # 'integer overflow', and PostgreSQL's answers a numeric)
     rows = await conn.execute(
         sa.select(accounts.c.id, accounts.c.code, accounts.c.name, accounts.c.type,
-                  accounts.c.currency, lanes.c.posted_debits, lanes.c.posted_credits)
-        .join(lanes, lanes.c.account_id == accounts.c.id)
-        .order_by(accounts.c.currency, accounts.c.code)
+                  accounts.c.currency, b.posted_debits, b.posted_credits)
+        .join(account_balances, b.account_id == accounts.c.id)
+        .order_by(accounts.c.currency, accounts.c.code, b.lane)
     )
+    nets: dict[int, int] = {}
+    shown: list[Any] = []
+    for r in rows:
+        if r.id not in nets:
+            nets[r.id] = 0
+            shown.append(r)
+        nets[r.id] += r.posted_debits - r.posted_credits
     out: list[TrialBalanceRow] = []
     by_type: dict[tuple[AccountType, str], int] = defaultdict(int)
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in rows:
-        net = r.posted_debits - r.posted_credits
+    for r in shown:
+        net = nets[r.id]
         kind = AccountType(r.type)
         out.append(TrialBalanceRow(r.id, r.code, r.name, kind, r.currency, max(net, 0),
                                    max(-net, 0)))

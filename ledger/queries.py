@@ -77,14 +77,16 @@ async def balance(
     debit_normal = account.type.debit_normal
     if as_of is None:  # the sum of the account's lanes
         b = account_balances.c
-        row = (await conn.execute(
-            sa.select(sa.func.sum(b.posted_debits - b.posted_credits).label("net"),
-                      sa.func.sum(b.pending_debits).label("pending_debits"),
-                      sa.func.sum(b.pending_credits).label("pending_credits"))
+        # added up here: each lane's sums are 64-bit, their sum over several lanes need
+        # not be (SQLite's sum() raised 'integer overflow')
+        lanes = (await conn.execute(
+            sa.select(b.posted_debits, b.posted_credits, b.pending_debits, b.pending_credits)
             .where(b.account_id == account.id)
-        )).one()
+        )).all()
         return Balance(account.id, account.code, account.currency, debit_normal,
-                       int(row.net), int(row.pending_debits), int(row.pending_credits))
+                       sum(r.posted_debits - r.posted_credits for r in lanes),
+                       sum(r.pending_debits for r in lanes),
+                       sum(r.pending_credits for r in lanes))
     if isinstance(as_of, dt.datetime):
         if as_of.tzinfo is None:
             raise InvalidRequest("as_of must be timezone-aware")
