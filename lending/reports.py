@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,7 +18,7 @@ from lending.config import LendingConfig
 from lending.interest import interest_accrued_through
 from lending.lifecycle import LoanStatus
 from lending.postings import Accounts
-from lending.schema import loan_events, loans, repayments
+from lending.schema import book_cohorts, loan_events, loans, repayments
 from lending.store import RUNNING, LoanRecord
 
 __all__ = ["BookPoint", "LedgerCheck", "LoanStatement", "PortfolioRow", "loan_statement",
@@ -171,76 +172,162 @@ async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
     - its days past due are counted from the maturity it had then: a maturity moved by an
       extension granted after that day was still ahead (extensions come before maturity).
 
-    Two statements whatever the number of days: the loans grouped by what their bucket on
-    any day depends on (product version, currency, maturity, disbursement, closing,
-    write-off and last extension dates), and the principal repaid after the first day by
-    the same groups and value date; each day is then summed from the groups. Loans closed
-    before the first day are not read."""
+    The loans come grouped by what their bucket on any day depends on (product version,
+    currency, maturity, disbursement, closing, write-off and last extension dates), each
+    day then summed from the groups. The groups are the book's cohorts, kept by the loans'
+    own writes (lending_book_cohorts, migration 0033: their principal and write-off now),
+    so no loan is read for them; then the few loans whose events place them elsewhere (a
+    write-off event on another day than their status says, an extension after the first
+    day) are read and moved to their group, and the principal repaid after the first day
+    is read from the repayments of those days. Loans closed before the first day are not
+    read."""
     if not days:
         return []
     points = sorted(set(days))
     since, until = points[0], points[-1]
+    groups, moved = await _cohorts(conn, since, until)
+    later = await _repaid_later(conn, since, until, moved)
+    from lending.catalogue import product_versions
+
+    wanted = {(k[0], k[1]) for k in groups if k[1]}
+    versions = await product_versions(conn, wanted) if wanted else {}
+    fallback = next(iter(config.products.values()))
+    out: dict[dt.date, dict[str, dict[str, list[int]]]] = {d: {} for d in points}
+    for key, (n, principal, written_off) in groups.items():
+        (code, version, currency, maturity, disbursed_on, closed_on, written_on,
+         extended_on) = key
+        product = (versions.get((code, version)) if version is not None else None) \
+            or config.products.get(code) or fallback
+        labels = ["current", *(b.label for b in product.dpd_buckets), "written off"]
+        repaid_later = later.get(key, [])
+        for day in points:
+            if disbursed_on > day or (closed_on is not None and closed_on <= day):
+                continue
+            book = out[day].setdefault(currency, {})
+            for label in labels:
+                book.setdefault(label, [0, 0])
+            if written_on is not None and written_on <= day:
+                label, amount = "written off", written_off
+            else:
+                amount = principal + sum(v for on, v in repaid_later if on > day)
+                ahead = extended_on is not None and extended_on > day
+                dpd = 0 if ahead or maturity is None else max(0, (day - maturity).days)
+                bucket = product.dpd_bucket(dpd)
+                label = "current" if bucket is None else bucket.label
+            book[label][0] += n
+            book[label][1] += amount
+    return [BookPoint(day, {cur: {k: (v[0], v[1]) for k, v in b.items()}
+                            for cur, b in books.items()}) for day, books in out.items()]
+
+
+#: a group of the book's history: product code and version, currency, maturity,
+#: disbursement, closing, write-off and last extension (after the first day) dates
+_Key = tuple[str, int | None, str, dt.date | None, dt.date, dt.date | None, dt.date | None,
+             dt.date | None]
+_NEVER = dt.date(9999, 12, 31)  # the cohorts' "none" in a key column (no NULL in a key)
+
+
+def _none(day: dt.date) -> dt.date | None:
+    return None if day == _NEVER else day
+
+
+def _plain_key(row: Any) -> _Key:
+    """The group of a loan as its row alone says (no events)."""
+    return (row.product_code, row.product_version, row.currency, row.maturity,
+            row.disbursed_on, row.status_on if row.status in _CLOSED else None,
+            row.status_on if row.status == LoanStatus.WRITTEN_OFF.value else None, None)
+
+
+def _in_history(since: dt.date, until: dt.date) -> list[sa.ColumnElement[bool]]:
+    l = loans.c  # noqa: E741
+    return [l.disbursed_on.is_not(None), l.disbursed_on <= until,
+            sa.or_(l.status.in_([*(s.value for s in RUNNING), LoanStatus.WRITTEN_OFF.value]),
+                   sa.and_(l.status.in_(_CLOSED), l.status_on > since))]
+
+
+async def _moved_by_events(conn: AsyncConnection, since: dt.date, until: dt.date
+                           ) -> dict[str, tuple[_Key, _Key, int, int]]:
+    """The loans whose events put them in another group than their row says: loan id ->
+    (the group by the row, the group by the events, principal now, written off)."""
     l, e = loans.c, loan_events.c  # noqa: E741
-    running = [s.value for s in RUNNING]
     written = (sa.select(e.loan_id, sa.func.min(e.event_on).label("on"))
                .where(e.to_status == LoanStatus.WRITTEN_OFF.value)
                .group_by(e.loan_id).subquery("written_off_on"))
     extended = (sa.select(e.loan_id, sa.func.max(e.event_on).label("last"))
                 .where(e.to_status == LoanStatus.EXTENDED.value, e.event_on > since)
                 .group_by(e.loan_id).subquery("extended_after"))
-    keys = [l.product_code, l.product_version, l.currency, l.maturity, l.disbursed_on,
-            sa.case((l.status.in_(_CLOSED), l.status_on), else_=None).label("closed_on"),
-            sa.func.coalesce(written.c.on, sa.case(
-                (l.status == LoanStatus.WRITTEN_OFF.value, l.status_on), else_=None))
-            .label("written_on"),
-            extended.c.last.label("extended_on")]
-    source = (loans.outerjoin(written, written.c.loan_id == l.id)
-              .outerjoin(extended, extended.c.loan_id == l.id))
-    where = [l.disbursed_on.is_not(None), l.disbursed_on <= until,
-             sa.or_(l.status.in_([*running, LoanStatus.WRITTEN_OFF.value]),
-                    sa.and_(l.status.in_(_CLOSED), l.status_on > since))]
-    groups = (await conn.execute(
-        sa.select(*keys, sa.func.count().label("n"),
-                  sa.func.sum(l.amount_minor - l.principal_repaid_minor).label("principal"),
-                  sa.func.sum(l.written_off_minor).label("written_off"))
-        .select_from(source).where(*where).group_by(*keys))).all()
-    r = repayments.c
-    later: dict[tuple[object, ...], list[tuple[dt.date, int]]] = {}
-    for row in await conn.execute(
-            sa.select(*keys, r.paid_on, sa.func.sum(r.principal_minor).label("repaid"))
-            .select_from(source.join(repayments, r.loan_id == l.id))
-            .where(*where, r.paid_on > since, r.principal_minor != 0)
-            .group_by(*keys, r.paid_on)):
-        later.setdefault(tuple(row[:len(keys)]), []).append((row.paid_on, int(row.repaid)))
-    from lending.catalogue import product_versions
+    ids = sa.union(sa.select(written.c.loan_id), sa.select(extended.c.loan_id)).subquery("ids")
+    rows = await conn.execute(
+        sa.select(l.id, l.product_code, l.product_version, l.currency, l.maturity,
+                  l.disbursed_on, l.status, l.status_on, l.amount_minor,
+                  l.principal_repaid_minor, l.written_off_minor,
+                  written.c.on.label("written_on"), extended.c.last.label("extended_on"))
+        .select_from(ids.join(loans, l.id == ids.c.loan_id)
+                     .outerjoin(written, written.c.loan_id == l.id)
+                     .outerjoin(extended, extended.c.loan_id == l.id))
+        .where(*_in_history(since, until)))
+    moved: dict[str, tuple[_Key, _Key, int, int]] = {}
+    for row in rows:
+        plain = _plain_key(row)
+        by_events = (*plain[:6], row.written_on if row.written_on is not None else plain[6],
+                     row.extended_on)
+        if by_events != plain:
+            moved[row.id] = (plain, by_events, row.amount_minor - row.principal_repaid_minor,
+                             row.written_off_minor)
+    return moved
 
-    wanted = {(g.product_code, g.product_version) for g in groups if g.product_version}
-    versions = await product_versions(conn, wanted) if wanted else {}
-    fallback = next(iter(config.products.values()))
-    out: dict[dt.date, dict[str, dict[str, list[int]]]] = {d: {} for d in points}
-    for g in groups:
-        product = (versions.get((g.product_code, g.product_version))
-                   or config.products.get(g.product_code) or fallback)
-        labels = ["current", *(b.label for b in product.dpd_buckets), "written off"]
-        repaid_later = later.get(tuple(g[:len(keys)]), [])
-        for day in points:
-            if g.disbursed_on > day or (g.closed_on is not None and g.closed_on <= day):
-                continue
-            book = out[day].setdefault(g.currency, {})
-            for label in labels:
-                book.setdefault(label, [0, 0])
-            if g.written_on is not None and g.written_on <= day:
-                label, amount = "written off", int(g.written_off or 0)
-            else:
-                amount = int(g.principal or 0) + sum(v for on, v in repaid_later if on > day)
-                ahead = g.extended_on is not None and g.extended_on > day
-                dpd = 0 if ahead or g.maturity is None else max(0, (day - g.maturity).days)
-                bucket = product.dpd_bucket(dpd)
-                label = "current" if bucket is None else bucket.label
-            book[label][0] += int(g.n)
-            book[label][1] += amount
-    return [BookPoint(day, {cur: {k: (v[0], v[1]) for k, v in b.items()}
-                            for cur, b in books.items()}) for day, books in out.items()]
+
+async def _cohorts(conn: AsyncConnection, since: dt.date, until: dt.date
+                   ) -> tuple[dict[_Key, list[int]], dict[str, tuple[_Key, _Key, int, int]]]:
+    """group -> [loans, principal outstanding now, written off] of the loans disbursed by
+    `until` and not closed by `since`; and the loans moved by their events."""
+    c = book_cohorts.c
+    groups: dict[_Key, list[int]] = {}
+    for row in await conn.execute(
+            sa.select(book_cohorts).where(c.closed_on > since, c.disbursed_on <= until,
+                                          c.loans > 0)):
+        key: _Key = (row.product_code, None if row.product_version == -1 else row.product_version,
+                     row.currency, _none(row.maturity), row.disbursed_on, _none(row.closed_on),
+                     _none(row.written_off_on), None)
+        groups[key] = [row.loans, row.principal_minor, row.written_off_minor]
+    moved = await _moved_by_events(conn, since, until)
+    for plain, by_events, principal, written_off in moved.values():
+        figures = groups[plain]
+        figures[0] -= 1
+        figures[1] -= principal
+        figures[2] -= written_off
+        if not figures[0]:
+            del groups[plain]
+        into = groups.setdefault(by_events, [0, 0, 0])
+        into[0] += 1
+        into[1] += principal
+        into[2] += written_off
+    return groups, moved
+
+
+async def _repaid_later(conn: AsyncConnection, since: dt.date, until: dt.date,
+                        moved: dict[str, tuple[_Key, _Key, int, int]]
+                        ) -> dict[_Key, list[tuple[dt.date, int]]]:
+    """group -> (value date, principal repaid) of the repayments after `since`."""
+    l, r = loans.c, repayments.c  # noqa: E741
+    later: dict[_Key, list[tuple[dt.date, int]]] = {}
+    columns = [l.product_code, l.product_version, l.currency, l.maturity, l.disbursed_on,
+               l.status, l.status_on, r.paid_on]
+    for row in await conn.execute(
+            sa.select(*columns, sa.func.sum(r.principal_minor).label("repaid"))
+            .select_from(repayments.join(loans, l.id == r.loan_id))
+            .where(*_in_history(since, until), r.paid_on > since, r.principal_minor != 0)
+            .group_by(*columns)):
+        later.setdefault(_plain_key(row), []).append((row.paid_on, int(row.repaid)))
+    if moved:  # their repayments go with them
+        for each in await conn.execute(
+                sa.select(r.loan_id, r.paid_on, sa.func.sum(r.principal_minor).label("repaid"))
+                .where(r.loan_id.in_(list(moved)), r.paid_on > since, r.principal_minor != 0)
+                .group_by(r.loan_id, r.paid_on)):
+            plain, by_events, _, _ = moved[each.loan_id]
+            later[plain].append((each.paid_on, -int(each.repaid)))
+            later.setdefault(by_events, []).append((each.paid_on, int(each.repaid)))
+    return later
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,57 @@ loans = sa.Table(
     # covers the console's book by product and bucket and exposure per borrower (0031)
     sa.Index("ix_lending_loans_book", "status", "borrower_id", "product_code", "currency",
              "maturity", "amount_minor", "principal_repaid_minor"),
+    # the loan book and the overdue list by amount, largest first (0033)
+    sa.Index("ix_lending_loans_amount", "amount_minor", "id"),
+)
+
+# The running loans (disbursed, active, extended, overdue) and their principal outstanding
+# per product, currency and maturity date: the console's book by days-past-due bucket
+# sums these rows (a loan's bucket depends only on its maturity and the day), not the
+# book. Kept by triggers on lending_loans in the loan change's own transaction (migration
+# 0033); a running loan without a maturity is kept under 9999-12-31 ("current").
+book_by_maturity = sa.Table(
+    "lending_book_by_maturity",
+    metadata,
+    sa.Column("product_code", sa.String(40), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("maturity", sa.Date, primary_key=True),
+    sa.Column("loans", sa.Integer, nullable=False),
+    sa.Column("principal_minor", sa.BigInteger, nullable=False),
+)
+
+# The loans the book's history reads (disbursed; running, written off, repaid or
+# recovered), grouped by everything their bucket on a past day depends on: product
+# version, currency, maturity, disbursement date, the day they closed (repaid or
+# recovered) and the day they were written off, with the count and their principal
+# outstanding and written-off amount now. Kept by the triggers on lending_loans (0033);
+# lending.portfolio_history reads these groups instead of every loan. The keys have no
+# NULL (a primary key): product_version -1 is "booked before versions" (NULL on the
+# loan), 9999-12-31 is "no maturity", "not closed", "not written off".
+book_cohorts = sa.Table(
+    "lending_book_cohorts",
+    metadata,
+    sa.Column("product_code", sa.String(40), primary_key=True),
+    sa.Column("product_version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("maturity", sa.Date, primary_key=True),
+    sa.Column("disbursed_on", sa.Date, primary_key=True),
+    sa.Column("closed_on", sa.Date, primary_key=True),
+    sa.Column("written_off_on", sa.Date, primary_key=True),
+    sa.Column("loans", sa.Integer, nullable=False),
+    sa.Column("principal_minor", sa.BigInteger, nullable=False),
+    sa.Column("written_off_minor", sa.BigInteger, nullable=False),
+    sa.Index("ix_lending_book_cohorts_closed", "closed_on"),
+)
+
+# Each borrower's open loans (running or approved) and exposure: principal outstanding on
+# running loans plus approved amounts not drawn. Kept by the same triggers (0033).
+exposure = sa.Table(
+    "lending_exposure",
+    metadata,
+    sa.Column("borrower_id", sa.String(80), primary_key=True),
+    sa.Column("loans", sa.Integer, nullable=False),
+    sa.Column("exposure_minor", sa.BigInteger, nullable=False),
 )
 
 # Every status change of a loan, in order: the audit trail of the lifecycle.
@@ -147,6 +198,8 @@ loan_events = sa.Table(
     sa.Column("actor", sa.String(120), nullable=False, server_default="system"),
     sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id")),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # the loan book history's write-offs and extensions, not every status change (0033)
+    sa.Index("ix_lending_loan_events_status_on", "to_status", "event_on", "loan_id"),
 )
 
 # Underwriting decisions with their reasons and every input used, for audit. A manual
@@ -195,6 +248,8 @@ repayments = sa.Table(
     sa.CheckConstraint("source IN ('bank', 'offset', 'recovery')",
                        name="ck_lending_repayments_source"),
     sa.CheckConstraint("amount_minor > 0", name="ck_lending_repayments_amount"),
+    # the loan book history's principal repaid after a day (0033)
+    sa.Index("ix_lending_repayments_paid_on", "paid_on"),
 )
 
 # What one settlement applied to one borrower's loans: the run's idempotency record.

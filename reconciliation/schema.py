@@ -116,6 +116,8 @@ statement_lines = sa.Table(
     sa.Index("ix_recon_lines_e2e", "bank_account_id", "end_to_end_id"),
     # a statement's unmatched lines, counted on the console's statements page (0031)
     sa.Index("ix_recon_lines_statement_status", "statement_id", "status"),
+    # the console's daily match rate of the last days, every bank account (0033)
+    sa.Index("ix_recon_lines_booking", "booking_date", "bank_account_id", "status"),
 )
 
 book_items = sa.Table(

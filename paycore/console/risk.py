@@ -22,7 +22,8 @@ from lending import catalogue
 from lending.calendar import RollConvention
 from lending.daycount import DayCount
 from lending.money import check_currency
-from lending.schema import borrowers, decisions, loans
+from lending.schema import book_by_maturity, borrowers, decisions, loans
+from lending.schema import exposure as exposure_table
 from lending.schema import products as product_versions
 from paycore import disbursement
 from paycore.console import audit
@@ -186,16 +187,17 @@ def _q(**values: str) -> str:
     return urlencode(values)
 
 
-def _bucket_case(today: dt.date) -> Any:
-    """The days-past-due bucket of a running loan, in SQL (dates compared, so it is the same
-    on both databases): current up to maturity, then the product's buckets."""
+def _bucket_case(today: dt.date, maturity: Any = loans.c.maturity) -> Any:
+    """The days-past-due bucket of a running loan due on `maturity`, in SQL (dates compared,
+    so it is the same on both databases): current up to maturity, then the product's
+    buckets."""
     buckets = next(iter(CONFIG.products.values())).dpd_buckets
-    whens = [(loans.c.maturity >= today, "current")]
+    whens = [(maturity >= today, "current")]
     for b in buckets:
         if b.to_days is None:
-            whens.append((loans.c.maturity < today - dt.timedelta(days=b.from_days - 1), b.label))
+            whens.append((maturity < today - dt.timedelta(days=b.from_days - 1), b.label))
         else:
-            whens.append((loans.c.maturity >= today - dt.timedelta(days=b.to_days), b.label))
+            whens.append((maturity >= today - dt.timedelta(days=b.to_days), b.label))
     return sa.case(*whens, else_="current")
 
 
@@ -216,20 +218,22 @@ async def loan_book(request: Request, session: StaffSession) -> Response:
         query = query.where(loans.c.status.in_(RUNNING), loans.c.maturity < today)
     elif view == "running":
         query = query.where(loans.c.status.in_(RUNNING))
-    bucket = _bucket_case(today).label("bucket")
-    outstanding = (loans.c.amount_minor - loans.c.principal_repaid_minor)
+    # the book by product and bucket sums the running loans per maturity date, kept by
+    # the loans' own writes (migration 0033): a few hundred rows, not the whole book
+    m = book_by_maturity.c
+    bucket = _bucket_case(today, m.maturity).label("bucket")
     async with engine_of(request).connect() as conn:
         await fill(conn, table, query, pr, _loan_row, tiebreak=[loans.c.id])
         if pr.export:
             return respond(request, session, "table_page.html", table, pr)
-        # the book's summary (a sum over every running loan) tops the first page of all
-        # loans only: paging and the filtered lists do not pay for it again
+        # the book's summary tops the first page of all loans only
         book = None if pr.page > 1 or view != "all" else (await conn.execute(
-            sa.select(loans.c.product_code, loans.c.currency, bucket,
-                      sa.func.count().label("n"), sa.func.sum(outstanding).label("principal"))
-            .where(loans.c.status.in_(RUNNING))
-            .group_by(loans.c.product_code, loans.c.currency, bucket)
-            .order_by(loans.c.product_code, loans.c.currency, bucket))).all()
+            sa.select(m.product_code, m.currency, bucket,
+                      sa.func.sum(m.loans).label("n"),
+                      sa.func.sum(m.principal_minor).label("principal"))
+            .where(m.loans > 0)
+            .group_by(m.product_code, m.currency, bucket)
+            .order_by(m.product_code, m.currency, bucket))).all()
     return render(request, "risk_loans.html", session, table=table, book=book, view=view,
                   Amount=Amount, today=today)
 
@@ -239,21 +243,15 @@ async def exposure(request: Request, session: StaffSession) -> Response:
     """Each borrower's exposure (principal outstanding plus approved, not yet drawn) against
     the credit line of their latest underwriting decision."""
     pr = PageRequest.of(request, "exposure", "desc")
-    # the open loans' exposure per borrower, summed from the loans' covering index
-    # (migration 0031: status, borrower, amounts) before it meets the borrowers
-    drawn = sa.case((loans.c.status.in_(RUNNING),
-                     loans.c.amount_minor - loans.c.principal_repaid_minor),
-                    else_=loans.c.amount_minor)
-    open_loans = (sa.select(loans.c.borrower_id, sa.func.sum(drawn).label("exposure"),
-                            sa.func.count().label("n"))
-                  .where(loans.c.status.in_([*RUNNING, "approved"]))
-                  .group_by(loans.c.borrower_id).subquery("open_loans"))
-    total = sa.func.coalesce(open_loans.c.exposure, 0)
-    count = sa.func.coalesce(open_loans.c.n, 0)
+    # the open loans and exposure of each borrower, kept by the loans' own writes
+    # (lending_exposure, migration 0033): one row a borrower, not a sum over the book
+    open_loans = exposure_table.c
+    total = sa.func.coalesce(open_loans.exposure_minor, 0)
+    count = sa.func.coalesce(open_loans.loans, 0)
     query = (sa.select(borrowers.c.id, borrowers.c.name, borrowers.c.currency,
                        total.label("exposure"), count.label("n"))
-             .select_from(borrowers.outerjoin(open_loans,
-                                              open_loans.c.borrower_id == borrowers.c.id)))
+             .select_from(borrowers.outerjoin(exposure_table,
+                                              open_loans.borrower_id == borrowers.c.id)))
     table = Table("exposure", "Exposure per borrower against line", [
         Column("borrower", "Borrower", borrowers.c.id), Column("name", "Name", borrowers.c.name),
         Column("loans", "Open loans", count, numeric=True),
