@@ -14,7 +14,6 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 import ledger
-from tests.conftest import PG_URL
 
 from .conftest import bearer, is_problem
 
@@ -125,7 +124,8 @@ async def _worker_once(db) -> list[dict]:
     else:
         async with db.connect() as conn:
             schema = (await conn.execute(sa.text("SHOW search_path"))).scalar()
-        url = PG_URL + "?options=" + quote(f"-csearch_path={schema}")
+        url = (db.url.render_as_string(hide_password=False) + "?options="
+               + quote(f"-csearch_path={schema}"))
     root = ROOT
     env = {**os.environ, "PAYCORE_DATABASE_URL": url, "PAYCORE_LOG_FORMAT": "json",
            "PAYCORE_LOG_LEVEL": "INFO", "PAYCORE_WEBHOOK_ALLOW_PRIVATE": "1",
