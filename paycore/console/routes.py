@@ -84,19 +84,29 @@ async def login(request: Request) -> Response:
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/console")))
     engine = engine_of(request)
-    async with engine.begin() as conn:  # a failure's count commits with its refusal
-        try:
-            user = await staff.authenticate(conn, username, password)
-        except staff.LoginRefused as exc:
-            await audit.record(conn, actor=f"user:{username[:64] or '-'}", role="-",
-                               action="login", subject=f"staff:{username[:64]}", reason="",
-                               outcome="refused", details={"why": exc.why})
-            user = None
-            message = str(exc)
-        if user is not None:
-            token, _ = await staff.open_session(conn, user)
-            await audit.record(conn, actor=user.actor, role=user.role.value, action="login",
-                               subject=f"staff:{user.username}", reason="")
+    try:
+        # a place among the sign-ins checked at once, before a connection is taken: a
+        # flood of sign-in forms must not hold the pool the API's payments use
+        with staff.sign_in_slot():
+            async with engine.begin() as conn:  # a failure's count commits with its refusal
+                try:
+                    user = await staff.authenticate(conn, username, password)
+                except staff.LoginRefused as exc:
+                    await audit.record(conn, actor=f"user:{username[:64] or '-'}", role="-",
+                                       action="login", subject=f"staff:{username[:64]}",
+                                       reason="", outcome="refused", details={"why": exc.why})
+                    user = None
+                    message = str(exc)
+                if user is not None:
+                    token, _ = await staff.open_session(conn, user)
+                    await audit.record(conn, actor=user.actor, role=user.role.value,
+                                       action="login", subject=f"staff:{user.username}",
+                                       reason="")
+    except staff.TooManySignIns as exc:
+        busy = render(request, "login.html", None, status=429, next=target, error=str(exc),
+                      login_csrf=expected)
+        busy.headers["Retry-After"] = "5"
+        return busy
     if user is None:
         return render(request, "login.html", None, status=401, next=target, error=message,
                       login_csrf=expected)

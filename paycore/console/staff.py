@@ -8,11 +8,13 @@ Functions take the caller's connection, like every writer in paycore.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import enum
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -59,8 +61,40 @@ ACTORS: dict[str, frozenset[Role]] = {
 }
 
 
+#: sign-ins checked at once by one process (`sign_in_slot`): each holds a database
+#: connection, in a transaction, for its argon2 work (~0.4 s of CPU, longer while it
+#: waits for a worker thread), so an unthrottled flood of sign-in forms took every
+#: connection of the pool the API shares and payments waited on the pool behind them
+MAX_SIGN_INS_AT_ONCE = 4
+_signing_in = 0
+
+
 class StaffError(Exception):
     """A staff-user operation that cannot be done; the message says why."""
+
+
+class TooManySignIns(StaffError):
+    """More sign-ins at once than this process checks (MAX_SIGN_INS_AT_ONCE): refused
+    before any database connection is taken or any password hashed; try again shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("too many sign-ins are being checked at this moment: try again in "
+                         "a few seconds")
+
+
+@contextlib.contextmanager
+def sign_in_slot() -> Iterator[None]:
+    """One of this process's MAX_SIGN_INS_AT_ONCE places for checking a sign-in, taken
+    before the sign-in's transaction begins; TooManySignIns when none is free (no
+    waiting: a waiter would only queue where the flood queues)."""
+    global _signing_in
+    if _signing_in >= MAX_SIGN_INS_AT_ONCE:
+        raise TooManySignIns()
+    _signing_in += 1
+    try:
+        yield
+    finally:
+        _signing_in -= 1
 
 
 class LoginRefused(StaffError):

@@ -253,3 +253,50 @@ async def test_the_products_page_shows_every_version_with_who_and_why(console) -
     assert page.status_code == 200
     assert "short_sc" in page.text and "user:risk.wang" in page.text and "pilot" in page.text
     assert "following" in page.text and "supply_chain" in page.text
+
+
+async def test_a_flood_of_sign_ins_cannot_hold_the_pool_the_payments_use(
+        console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each sign-in holds a database connection, in a transaction, for its argon2 work;
+    anybody can send sign-in forms, and a flood of them held every connection of the
+    pool the API's checkouts and bank notifications share. Past MAX_SIGN_INS_AT_ONCE
+    checked at once, a sign-in is answered 429 (Retry-After) at once: no connection
+    taken, no password hashed, nothing recorded; a place freed is used again."""
+    import asyncio
+
+    from paycore.console import staff
+
+    engine, _, client = console
+    monkeypatch.setattr(staff, "MAX_SIGN_INS_AT_ONCE", 1, raising=False)
+    token = csrf(await client.get("/console/login"))
+    hashing, release = asyncio.Event(), asyncio.Event()
+    hashed: list[str] = []
+    real_hash = staff._hash
+
+    async def held_hash(password: str) -> str:
+        hashed.append(password)
+        if len(hashed) == 1:  # the first sign-in is being checked when the next comes
+            hashing.set()
+            await release.wait()
+        return await real_hash(password)
+
+    monkeypatch.setattr(staff, "_hash", held_hash)
+
+    def form(user: str) -> dict[str, str]:
+        return {"username": user, "password": f"{user} password", "csrf_token": token,
+                "next": "/console"}
+
+    first = asyncio.create_task(client.post("/console/login", data=form("ghost.one")))
+    try:
+        await asyncio.wait_for(hashing.wait(), 120)  # (a guard against a hang, no timing)
+        busy = await client.post("/console/login", data=form("ghost.two"))
+    finally:
+        release.set()
+    assert (await first).status_code == 401  # the first is checked as ever
+    assert busy.status_code == 429, busy.status_code
+    assert busy.headers["retry-after"] == "5"
+    assert "too many sign-ins" in busy.text
+    assert hashed == ["ghost.one password"]  # the second hashed nothing
+    assert (await login(client, "risk1")).status_code == 303  # its place is free again
+    logins = [r["subject"] for r in await audit_rows(engine) if r["action"] == "login"]
+    assert logins == ["staff:ghost.one", "staff:risk1"]  # the refused one never got in
