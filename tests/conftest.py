@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -186,6 +187,15 @@ async def make_migrated_engine(backend: str, tmp_path: Path,
     finally:
         await admin.close()
     return _pg_engine_on(database, **kwargs), database
+
+
+def url_of(engine: AsyncEngine) -> str:
+    """The URL another process (a CLI command, a server) opens a `make_migrated_engine`
+    database by, its schema included."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name != "postgresql":
+        return url
+    return url + "?options=" + quote(f"-csearch_path={PG_SCHEMA}")
 
 
 async def drop_database(database: str) -> None:

@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ from paycore import db as paycore_db
 from paycore.cli import app
 from paycore.schema import console_audit
 from reconciliation.config import FEE_ACCOUNT
-from tests.conftest import PG_URL, drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine, url_of
 from tests.reconciliation.builders import IBAN, L, camt053
 
 runner = CliRunner()
@@ -41,14 +40,9 @@ def password(name: str) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    engine, schema = asyncio.run(make_engine(request.param, tmp_path))
-
-    async def upgrade() -> None:
-        await paycore_db.upgrade(engine)
-        await engine.dispose()
-    asyncio.run(upgrade())
-    url = (f"sqlite+aiosqlite:///{tmp_path}/paycore.sqlite" if schema is None
-           else PG_URL + "?options=" + quote(f"-csearch_path={schema}"))
+    engine, database = asyncio.run(make_migrated_engine(request.param, tmp_path))
+    url = url_of(engine)
+    asyncio.run(engine.dispose())
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
     monkeypatch.delenv("PAYCORE_STAFF_PASSWORD", raising=False)
@@ -62,8 +56,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path,
     try:
         yield url
     finally:
-        if schema:
-            asyncio.run(drop_schema(schema))
+        if database:
+            asyncio.run(drop_database(database))
 
 
 def rows(url: str, query: Any) -> list[Any]:

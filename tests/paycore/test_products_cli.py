@@ -9,14 +9,12 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from typer.testing import CliRunner
 
-from paycore import db as paycore_db
 from paycore.cli import app
-from tests.conftest import PG_URL, drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine, url_of
 
 runner = CliRunner()
 DAY = dt.date(2026, 9, 1)
@@ -26,14 +24,9 @@ RISK_PASSWORD = "risk-team-long-passphrase"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    engine, schema = asyncio.run(make_engine(request.param, tmp_path))
-
-    async def upgrade() -> None:
-        await paycore_db.upgrade(engine)
-        await engine.dispose()
-    asyncio.run(upgrade())
-    url = (f"sqlite+aiosqlite:///{tmp_path}/paycore.sqlite" if schema is None
-           else PG_URL + "?options=" + quote(f"-csearch_path={schema}"))
+    engine, database = asyncio.run(make_migrated_engine(request.param, tmp_path))
+    url = url_of(engine)
+    asyncio.run(engine.dispose())
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
     # the risk team's staff users, who prove who they are (one password for the test's)
@@ -43,8 +36,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path,
     try:
         yield url
     finally:
-        if schema:
-            asyncio.run(drop_schema(schema))
+        if database:
+            asyncio.run(drop_database(database))
 
 
 def ok(*args: str) -> str:
