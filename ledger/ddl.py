@@ -171,7 +171,7 @@ DECLARE
   -- e: an entry's place in the batch; i: a leg's; k: an account's among the locked rows
   e int; i int; k int; first_leg int := 1; last_leg int; same_key_entry int;
   n_entries int; n_legs int; legs_json text; entry_effective_date date; today date;
-  booked_text text; shortfall bigint; worst_account int; net_balance bigint;
+  booked_text text; shortfall numeric; worst_account int; net_balance bigint;
   out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency text; first_currency_sum bigint; mixed_currencies boolean; imbalances text[];
   has_limit boolean;
@@ -381,10 +381,13 @@ BEGIN
       FOR i IN first_leg..last_leg LOOP
         k := leg_account_places[i];
         IF account_limits[k] IS NOT NULL AND (worst_account IS NULL OR k < worst_account) THEN
+          -- in numeric: posted + pending may pass 64 bits (a shortfall, never an error)
           shortfall := CASE account_limits[k]
             WHEN 'debits_must_not_exceed_credits'
-              THEN account_posted_debits[k] + account_pending_debits[k] - account_posted_credits[k]
-            ELSE account_posted_credits[k] + account_pending_credits[k] - account_posted_debits[k]
+              THEN account_posted_debits[k]::numeric + account_pending_debits[k]
+                   - account_posted_credits[k]
+            ELSE account_posted_credits[k]::numeric + account_pending_credits[k]
+                 - account_posted_debits[k]
           END;
           IF shortfall > 0 THEN
             worst_account := k;

@@ -48,7 +48,7 @@ DECLARE
   leg_account_places int[]; posting_hashes text[];
   -- i: a leg's place; k: an account's among the locked rows
   i int; k int; legs_json text := ''; entry_request_hash text; stored_request_hash text;
-  entry_hash text; net_balance bigint; shortfall bigint; has_limit boolean := false;
+  entry_hash text; net_balance bigint; shortfall numeric; has_limit boolean := false;
   out_of_range text[];  -- the first leg's account and side a running sum would overflow
   first_currency_sum bigint := 0; mixed_currencies boolean := false;
 BEGIN
@@ -177,11 +177,14 @@ BEGIN
   END IF;
   IF has_limit THEN  -- every locked account is one of the legs'; they come in id order
     FOR k IN 1..cardinality(account_ids) LOOP
+      -- in numeric: posted + pending may pass 64 bits (a shortfall, never an error)
       shortfall := CASE account_limits[k]
         WHEN 'debits_must_not_exceed_credits'
-          THEN account_posted_debits[k] + account_pending_debits[k] - account_posted_credits[k]
+          THEN account_posted_debits[k]::numeric + account_pending_debits[k]
+               - account_posted_credits[k]
         WHEN 'credits_must_not_exceed_debits'
-          THEN account_posted_credits[k] + account_pending_credits[k] - account_posted_debits[k]
+          THEN account_posted_credits[k]::numeric + account_pending_credits[k]
+               - account_posted_debits[k]
       END;
       IF shortfall > 0 THEN
         o_status := 'balance-limit-exceeded';

@@ -115,3 +115,65 @@ async def test_a_hold_past_64_bits_of_pending_is_refused(db, side):
     assert report.holds_pending == 1
     pending = bal.pending_debits if side == "debits" else bal.pending_credits
     assert pending == 2**62 + 1
+
+
+@pytest.mark.parametrize("limit", ["credits_must_not_exceed_debits",
+                                   "debits_must_not_exceed_credits"])
+async def test_a_balance_limit_past_64_bits_is_the_limits_refusal(db, limit):
+    """posted + pending past 2**63-1 on a limited account: the entry breaks the limit (by
+    2**62 + 1 fen) and is refused as such on every path, not with an integer error."""
+    await open_chart(db)
+    if limit == "credits_must_not_exceed_debits":  # the bank account: funded, then a hold
+        account, other = "1001.bank.icbc", "3001.equity.capital"
+        fund = [Posting(account, debit=BIG), Posting(other, credit=BIG)]
+        reserve = [Posting(account, credit=BIG), Posting("6602.expense.bank_fees", debit=BIG)]
+        spend = [Posting(account, credit=BIG), Posting("6602.expense.bank_fees", debit=BIG)]
+    else:  # the supplier's payable: owed, then a payout held
+        account, other = "2202.payable.s1", "1102.clearing.icbc"
+        fund = [Posting(other, debit=BIG), Posting(account, credit=BIG)]
+        reserve = [Posting(account, debit=BIG), Posting("1001.bank.icbc", credit=BIG)]
+        spend = [Posting(account, debit=BIG), Posting("6001.income.commission", credit=BIG)]
+    async with db.begin() as conn:
+        await ledger.post(conn, EntryRequest("fund", "test.fund", fund))
+        if limit == "credits_must_not_exceed_debits":
+            await ledger.hold(conn, HoldRequest("reserve", "test.hold", reserve,
+                                                expires_at=soon()))
+    if limit == "debits_must_not_exceed_credits":
+        # the bank account's own limit would refuse the payout hold's credit: fund it
+        async with db.begin() as conn:
+            await ledger.post(conn, EntryRequest("fund-bank", "test.fund", [
+                Posting("1001.bank.icbc", debit=BIG), Posting("3001.equity.capital", credit=BIG)]))
+            await ledger.hold(conn, HoldRequest("reserve", "test.hold", reserve,
+                                                expires_at=soon()))
+    for post in ("post", "post_many", "post_each"):
+        async with db.begin() as conn:
+            if post == "post":
+                with pytest.raises(ledger.BalanceLimitExceeded) as refused:
+                    await ledger.post(conn, EntryRequest("spend", "test.spend", spend))
+            elif post == "post_many":
+                with pytest.raises(ledger.BalanceLimitExceeded) as refused:
+                    await ledger.post_many(conn, [
+                        EntryRequest("spend-0", "test.spend", [
+                            Posting("6602.expense.bank_fees", debit=cny("1.00")),
+                            Posting("3001.equity.capital", credit=cny("1.00"))]),
+                        EntryRequest("spend", "test.spend", spend)])
+                await conn.rollback()
+                continue
+            else:
+                outcomes = await ledger.post_each(conn, [
+                    EntryRequest("spend", "test.spend", spend),
+                    EntryRequest("after", "test.after", [
+                        Posting("6602.expense.bank_fees", debit=cny("1.00")),
+                        Posting("3001.equity.capital", credit=cny("1.00"))])])
+                assert isinstance(outcomes[0], ledger.BalanceLimitExceeded), outcomes
+                assert isinstance(outcomes[1], ledger.JournalEntry), outcomes  # still usable
+                refused_error = outcomes[0]
+        error = refused.value if post != "post_each" else refused_error
+        assert error.account_code == account
+        assert error.limit == limit
+        assert error.shortfall == f"{BIG.amount} CNY"
+    async with db.connect() as conn:
+        report = await ledger.verify(conn)
+        assert report.ok, report.discrepancies
+        assert (await ledger.find_entry(conn, "spend")) is None
+        assert (await ledger.find_entry(conn, "after")) is not None
