@@ -14,6 +14,9 @@ from moneyed import Money
 from ledger import InvalidRequest, from_minor, minor_exponent
 from reconciliation.errors import UnreadableStatement
 
+#: the largest amount the books keep, in minor units (signed 64-bit integers)
+LARGEST_MINOR = 2**63 - 1
+
 _PLAIN_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
@@ -57,11 +60,23 @@ class Reader:
                 where, f"{amount} {currency} has more decimal places than {currency} allows "
                 f"({places})"
             )
+        # within what the books keep: the statement's lines, balances and batches are
+        # stored as 64-bit minor units (a larger one reached the database and failed there:
+        # a 500 for the import, on both databases)
+        self._in_range(amount.scaleb(places), amount, currency, where)
         # exact by now, so quantizing only writes out the currency's places: 25 -> 25.00
         return Money(amount.quantize(Decimal(1).scaleb(-places)), currency)
 
-    def minor_units(self, units: int, currency: str) -> Money:
-        return from_minor(units, currency)
+    def minor_units(self, units: int, currency: str, where: str = "an amount") -> Money:
+        money = from_minor(units, currency)
+        self._in_range(Decimal(units), money.amount, currency, where)
+        return money
+
+    def _in_range(self, minor: Decimal, amount: Decimal, currency: str, where: str) -> None:
+        if abs(minor) > LARGEST_MINOR:
+            raise self.unreadable(
+                where, f"{amount} {currency} is more than the books keep ({LARGEST_MINOR} "
+                "minor units)")
 
 
 def zero(currency: str) -> Money:
