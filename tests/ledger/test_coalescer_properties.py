@@ -30,8 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import ledger
 from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, Posting
-from paycore import db as paycore_db
-from tests.conftest import drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine
 from tests.ledger.chart import cny
 
 T = TypeVar("T")
@@ -144,8 +143,7 @@ async def open_accounts(engine: AsyncEngine, prefix: str) -> None:
 class Harness:
     def __init__(self, backend: str, tmp_path: Path) -> None:
         self.loop = asyncio.Runner()
-        self.engine, self.schema = self.run(make_engine(backend, tmp_path, pool_size=4))
-        self.run(paycore_db.upgrade(self.engine))
+        self.engine, self.schema = self.run(make_migrated_engine(backend, tmp_path, pool_size=4))
 
     def run(self, awaitable: Awaitable[T]) -> T:
         return self.loop.run(awaitable)  # type: ignore[arg-type]
@@ -154,7 +152,7 @@ class Harness:
         async def drop() -> None:
             await self.engine.dispose()
             if self.schema:
-                await drop_schema(self.schema)
+                await drop_database(self.schema)
 
         try:
             self.run(drop())

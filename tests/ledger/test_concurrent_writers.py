@@ -27,8 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
 from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, HoldRequest, Posting
-from paycore import db as paycore_db
-from tests.conftest import drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine
 from tests.ledger.chart import cny
 
 T = TypeVar("T")
@@ -58,9 +57,8 @@ ACCOUNTS = [
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def wide_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """Like the `db` fixture, with a pool wider than the number of writers."""
-    engine, schema = await make_engine(request.param, tmp_path, pool_size=48, max_overflow=8)
+    engine, schema = await make_migrated_engine(request.param, tmp_path, pool_size=48, max_overflow=8)
     try:
-        await paycore_db.upgrade(engine)
         async with engine.begin() as conn:
             for spec in ACCOUNTS:
                 await ledger.open_account(conn, spec)
@@ -68,7 +66,7 @@ async def wide_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     finally:
         await engine.dispose()
         if schema:
-            await drop_schema(schema)
+            await drop_database(schema)
 
 
 def units(amount: int) -> Any:

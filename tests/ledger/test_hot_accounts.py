@@ -24,8 +24,7 @@ from ledger import AccountSpec, AccountType, BalanceLimit, EntryRequest, Posting
 from ledger import chain as ledger_chain
 from ledger.checkpoints import take_checkpoint
 from ledger.schema import LANE_STRIDE
-from paycore import db as paycore_db
-from tests.conftest import drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine
 from tests.ledger.chart import cny
 from tests.ledger.test_checkpoints import insider
 
@@ -55,15 +54,14 @@ async def _open(engine: AsyncEngine, lanes: int, payers: int) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def wide_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """A migrated database with a pool wider than the writers."""
-    engine, schema = await make_engine(request.param, tmp_path, pool_size=WRITERS + 8,
+    engine, schema = await make_migrated_engine(request.param, tmp_path, pool_size=WRITERS + 8,
                                        max_overflow=8)
     try:
-        await paycore_db.upgrade(engine)
         yield engine
     finally:
         await engine.dispose()
         if schema:
-            await drop_schema(schema)
+            await drop_database(schema)
 
 
 @asynccontextmanager
@@ -263,9 +261,8 @@ async def test_a_writer_in_another_lane_does_not_wait_for_one_holding_its_lane(t
     """PostgreSQL (SQLite has one writer at a time): while one transaction that posted to
     the hot account stays open, another in another lane posts and commits; with one lane
     the second waits for the first (here: its lock wait times out)."""
-    engine, schema = await make_engine("postgresql", tmp_path)
+    engine, schema = await make_migrated_engine("postgresql", tmp_path)
     try:
-        await paycore_db.upgrade(engine)
         await _open(engine, lanes=2, payers=2)
         async with engine.begin() as conn:
             await ledger.open_account(conn, AccountSpec("6001.income.cold", "One lane",
@@ -298,15 +295,14 @@ async def test_a_writer_in_another_lane_does_not_wait_for_one_holding_its_lane(t
     finally:
         await engine.dispose()
         if schema:
-            await drop_schema(schema)
+            await drop_database(schema)
 
 
 async def test_each_session_keeps_one_lane_slot_of_its_own(tmp_path):
     """PostgreSQL: concurrent sessions get distinct slots, and a session keeps its slot
     across transactions, also after one that rolled back (and took the setting with it)."""
-    engine, schema = await make_engine("postgresql", tmp_path)
+    engine, schema = await make_migrated_engine("postgresql", tmp_path)
     try:
-        await paycore_db.upgrade(engine)
         conns = [await engine.connect() for _ in range(6)]
         slots = []
         for conn in conns:
@@ -321,5 +317,5 @@ async def test_each_session_keeps_one_lane_slot_of_its_own(tmp_path):
     finally:
         await engine.dispose()
         if schema:
-            await drop_schema(schema)
+            await drop_database(schema)
 

@@ -41,8 +41,7 @@ import ledger
 import lending
 from ledger import EntryRequest, Posting
 from lending import LoanApplication, LoanStatus, Outcome
-from paycore import db as paycore_db
-from tests.conftest import drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine
 from tests.lending.book import CLEARING, CONFIG, DAY, credit_payable
 from tests.lending.test_exposure import refund, sales_borrower
 
@@ -270,9 +269,8 @@ def test_exposure_never_exceeds_the_line_in_force(backend: str, tmp_path: Path) 
     def run(coro: Awaitable[T]) -> T:
         return loop.run(coro)  # type: ignore[arg-type]
 
-    engine, schema = run(make_engine(backend, tmp_path, pool_size=2))
+    engine, schema = run(make_migrated_engine(backend, tmp_path, pool_size=2))
     try:
-        run(paycore_db.upgrade(engine))
         run(lending.open_books(engine, PROPS_CONFIG))
 
         @settings(max_examples=30, deadline=None,
@@ -292,5 +290,5 @@ def test_exposure_never_exceeds_the_line_in_force(backend: str, tmp_path: Path) 
     finally:
         run(engine.dispose())
         if schema:
-            run(drop_schema(schema))
+            run(drop_database(schema))
         loop.close()

@@ -20,9 +20,8 @@ import ledger
 import reconciliation
 from ledger import store
 from ledger.schema import LANE_STRIDE, postings
-from paycore import db as paycore_db
 from reconciliation.schema import book_items, sync_cursors
-from tests.conftest import drop_schema, make_engine
+from tests.conftest import drop_database, make_migrated_engine
 from tests.reconciliation.builders import (
     L,
     balance_of,
@@ -134,9 +133,8 @@ async def test_a_posting_committed_late_in_a_lower_lane_is_copied_later(tmp_path
     """PostgreSQL (SQLite has one writer at a time: nothing commits out of order there):
     session X posts in lane 0 and keeps its transaction open while session Y posts in
     lane 1 and commits; a run copies Y's posting; X commits; the next run copies X's."""
-    engine, schema = await make_engine("postgresql", tmp_path)
+    engine, schema = await make_migrated_engine("postgresql", tmp_path)
     try:
-        await paycore_db.upgrade(engine)
         bank = await _laned_bank(engine)
         async with engine.begin() as conn:
             await ledger.open_account(conn, ledger.AccountSpec(
@@ -160,7 +158,7 @@ async def test_a_posting_committed_late_in_a_lower_lane_is_copied_later(tmp_path
     finally:
         await engine.dispose()
         if schema:
-            await drop_schema(schema)
+            await drop_database(schema)
 
 
 async def test_many_sessions_writing_while_the_follower_runs_copy_each_posting_once(db) -> None:
