@@ -146,7 +146,7 @@ def test_payments_health_warns_20_days_ahead(tmp_path, monkeypatch):
     from paycore.cli import app
     from paycore.db import create_engine
 
-    monkeypatch.setattr("paycore.runner.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("paycore.logging.configure_logging", lambda *args, **kwargs: None)
     url = f"sqlite+aiosqlite:///{tmp_path}/health.sqlite"
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url)
     runner = CliRunner()

@@ -22,7 +22,7 @@ def keep_logging_out_of_the_runner(monkeypatch):
     # configure_logging binds structlog, once per process, to the sys.stderr of the moment:
     # inside CliRunner that is a buffer closed after the call, and every later test's log
     # line (the sandbox banks' notifier included) would hit a closed file
-    monkeypatch.setattr("paycore.runner.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("paycore.logging.configure_logging", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
