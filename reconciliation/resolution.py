@@ -122,10 +122,24 @@ async def match_manually(
     return match_id
 
 
+#: what an adjustment may be posted against: the income statement — a fee, interest or an
+#: exchange difference the books did not know. A supplier's payable, a borrower's loan, a
+#: customer's balance, another bank or clearing account moves through its own domain (a
+#: match, a refund, a settlement), never by one person's adjustment: a statement line
+#: "adjusted" onto a supplier's payable would be paid out by the next settlement run.
+ADJUSTABLE_TYPES = (ledger.AccountType.INCOME, ledger.AccountType.EXPENSE)
+
+
 async def _post_against(conn: AsyncConnection, bank: BankAccount, record: ExceptionRecord,
                         counter_account: str, *, rule: str, actor: str, reason: str) -> uuid.UUID:
     """Explain the exception with an entry against `counter_account`."""
     counter = await ledger.get_account(conn, counter_account)
+    if rule == "adjustment" and counter.type not in ADJUSTABLE_TYPES:
+        raise InvalidResolution(
+            f"{counter_account} is a{'n' if counter.type.value[0] in 'aeiou' else ''} "
+            f"{counter.type.value} account: an adjustment explains a bank difference against "
+            f"income or expense (a fee, interest, an exchange difference); money owed to or by "
+            f"a supplier, borrower or customer moves by a match, a refund or a settlement")
     if counter.currency != bank.currency:
         raise InvalidResolution(f"{counter_account} is kept in {counter.currency}, "
                                 f"the bank account in {bank.currency}")

@@ -99,6 +99,43 @@ async def test_resolve_by_adjustment_entry_linked_to_the_line(db) -> None:
         assert (await ledger.verify(conn)).ok
 
 
+async def test_an_adjustment_never_moves_a_payable_or_another_balance_sheet_account(db) -> None:
+    # an unexplained credit on the statement "adjusted" onto a supplier's payable would be
+    # paid out by the next settlement run: one person (who also imports the statements)
+    # could send the marketplace's money out. An adjustment is against income or expense
+    bank = await _scenario(db, tolerance=0)
+    deposit = next(e for e in await _open(db, bank) if e.amount_minor == 7_000)
+    async with db.begin() as conn:
+        await ledger.open_account(conn, ledger.AccountSpec(
+            "2202.payable.sup-9", "Supplier 9", ledger.AccountType.LIABILITY, "CNY"))
+        await ledger.open_account(conn, ledger.AccountSpec(
+            "1001.bank.boc", "Another bank", ledger.AccountType.ASSET, "CNY"))
+        await ledger.open_account(conn, ledger.AccountSpec(
+            "4001.equity.capital", "Capital", ledger.AccountType.EQUITY, "CNY"))
+    for counter, kind in (("2202.payable.sup-9", "a liability"), (CLEARING, "an asset"),
+                          ("1001.bank.boc", "an asset"), ("4001.equity.capital", "an equity")):
+        async with db.begin() as conn:
+            entries_before = await conn.scalar(sa.text("SELECT count(*) FROM journal_entries"))
+            with pytest.raises(reconciliation.InvalidResolution) as refused:
+                await reconciliation.post_adjustment(
+                    conn, deposit.id, counter_account=counter, actor="li.wei",
+                    reason="supplier says it is theirs")
+            assert f"{counter} is {kind} account" in str(refused.value)
+            assert "income or expense" in str(refused.value)
+            assert await conn.scalar(sa.text("SELECT count(*) FROM journal_entries")) == entries_before
+    assert deposit.id in {e.id for e in await _open(db, bank)}
+    async with db.connect() as conn:
+        assert await balance_of(conn, "2202.payable.sup-9") == 0
+    # income explains it (interest the bank paid, say)
+    async with db.begin() as conn:
+        await ledger.open_account(conn, ledger.AccountSpec(
+            "6051.income.interest", "Interest", ledger.AccountType.INCOME, "CNY"))
+        await reconciliation.post_adjustment(conn, deposit.id,
+                                             counter_account="6051.income.interest",
+                                             actor="li.wei", reason="deposit interest")
+    assert deposit.id not in {e.id for e in await _open(db, bank)}
+
+
 async def test_write_off_only_within_tolerance(db) -> None:
     bank = await _scenario(db, tolerance=500)
     queue = await _open(db, bank)
