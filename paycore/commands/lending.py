@@ -328,13 +328,26 @@ def loans_repay(loan_id: str, amount: str, on: str | None = typer.Option(None),
 
 
 @loans_app.command("write-off")
-def loans_write_off(loan_id: str, note: str = typer.Option(""),
+def loans_write_off(loan_id: str,
+                    note: str = typer.Option(..., help="why (stored with the write-off)"),
+                    as_: str = actor_option("risk"),
                     on: str | None = typer.Option(None)) -> None:
-    """Write an overdue loan off to loan losses."""
+    """Write an overdue loan off to loan losses: a risk staff user's decision."""
     import lending
+    from paycore.commands.actor import authenticated_user, record_decision
 
-    rec = in_transaction(lambda conn: lending.write_off_loan(conn, loan_id, _date(on), config(),
-                                                             note=note))
+    day = _date(on)
+    # what a borrower still owes leaves the books: a proved person of the risk team decides
+    user = authenticated_user(as_, area="risk")
+
+    async def go(conn: AsyncConnection) -> lending.LoanRecord:
+        rec = await lending.write_off_loan(conn, loan_id, day, config(), note=note,
+                                           actor=user.actor)
+        await record_decision(conn, user, action="loan.write_off", subject=f"loan:{loan_id}",
+                              reason=note, details={"written_off_minor": rec.written_off_minor,
+                                                    "currency": rec.currency, "on": str(day)})
+        return rec
+    rec = in_transaction(go)
     console.print(f"loan {loan_id} written off: {amt(rec.written_off_minor, rec.currency)}")
 
 
@@ -424,15 +437,26 @@ def loans_correct_disbursement(
     loan_id: str,
     value_date: str = typer.Option(..., "--value-date", help="the day the bank paid it out"),
     reason: str = typer.Option(..., help="why (stored with the correction)"),
+    as_: str = actor_option("finance"),
 ) -> None:
     """The bank paid the loan out on another day than it was booked: its accruals are
     reversed, its disbursement re-dated, its maturity counted again and its interest
-    re-accrued (all new entries; the statement's history says why)."""
+    re-accrued (all new entries; the statement's history says why). A finance (or
+    controller) staff user corrects it."""
     import lending
+    from paycore.commands.actor import authenticated_user, record_decision
 
     day = _date(value_date, "--value-date")
-    rec = in_transaction(lambda conn: lending.correct_disbursement_date(
-        conn, loan_id, day, reason=reason, config=config()))
+    user = authenticated_user(as_, area="finance")  # it changes what the borrower owes
+
+    async def go(conn: AsyncConnection) -> lending.LoanRecord:
+        rec = await lending.correct_disbursement_date(conn, loan_id, day, reason=reason,
+                                                      config=config())
+        await record_decision(conn, user, action="loan.correct_disbursement",
+                              subject=f"loan:{loan_id}", reason=reason,
+                              details={"value_date": str(day)})
+        return rec
+    rec = in_transaction(go)
     console.print(f"loan {loan_id}: disbursed {rec.loan.disbursed_on}, matures "
                   f"{rec.loan.maturity}; interest accrued "
                   f"{amt(rec.interest_accrued_minor, rec.currency)}")

@@ -233,6 +233,33 @@ def test_applying_an_overpayment_takes_a_finance_user(database: str, tmp_path: P
     assert len(audit_rows(database)) == 1
 
 
+def test_writing_a_loan_off_takes_a_risk_user(database: str, tmp_path: Path) -> None:
+    day = dt.date(2026, 9, 1)
+    ok("borrowers", "register", "sup-9", "Test Supplier", "--onboarded", "2024-01-01")
+    csv = tmp_path / "trade.csv"
+    lines = ["borrower_id,kind,ref,date,buyer,amount,currency"]
+    lines += [f"sup-9,sale,s{m},2026-{m:02d}-15,,100000.00,CNY" for m in range(3, 9)]
+    csv.write_text("\n".join(lines) + "\n")
+    ok("borrowers", "import", str(csv), "--on", str(day))
+    assert "approve" in ok("loans", "apply", "sup-9", "10000", "30", "--id", "L1",
+                           "--on", str(day))
+    ok("loans", "disburse", "L1", "--on", str(day))
+    ok("accrue", "--through", "2026-11-20")  # long past its maturity: overdue
+    before = entries(database)
+    write_off = ("loans", "write-off", "L1", "--note", "supplier insolvent", "--on",
+                 "2026-11-20")
+    every_wrong_person(database, *write_off, role_words="risk")
+    assert entries(database) == before
+    assert "written off" in ok(*write_off, as_="wang.risk")
+    assert entries(database) == before + 1
+    [row] = audit_rows(database)
+    assert (row.actor, row.role, row.action, row.subject, row.reason) == (
+        "user:wang.risk", "risk", "loan.write_off", "loan:L1", "supplier insolvent")
+    assert row.details["written_off_minor"] > 1_000_000 and row.details["via"] == "cli"
+    [status] = rows(database, sa.text("SELECT status FROM lending_loans WHERE id = 'L1'"))
+    assert status[0] == "written_off"
+
+
 def test_a_payout_review_item_takes_a_payments_user(database: str) -> None:
     from gateways.schema import payout_reviews
 
