@@ -128,6 +128,10 @@ async def _bank_figures(conn: AsyncConnection, since: dt.datetime) -> tuple[
               for t in tallies if t.settled}
     picked: dict[str, dict[int, int]] = defaultdict(dict)
     if wanted:
+        if conn.dialect.name == "postgresql":
+            # room to rank a week of attempts in memory (the default 4 MB sorted 60k on
+            # disk); for this read's transaction only
+            await conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
         order = _wait_order(conn)
         ranked = (sa.select(a.bank, order.label("wait"),
                             (sa.func.row_number().over(partition_by=a.bank, order_by=order) - 1)
