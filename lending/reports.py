@@ -199,7 +199,7 @@ async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
         product = (versions.get((code, version)) if version is not None else None) \
             or config.products.get(code) or fallback
         labels = ["current", *(b.label for b in product.dpd_buckets), "written off"]
-        repaid_later = later.get(key, [])
+        after = _repaid_after_each(later.get(key, []), points)
         for day in points:
             if disbursed_on > day or (closed_on is not None and closed_on <= day):
                 continue
@@ -209,7 +209,7 @@ async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
             if written_on is not None and written_on <= day:
                 label, amount = "written off", written_off
             else:
-                amount = principal + sum(v for on, v in repaid_later if on > day)
+                amount = principal + after[day]
                 ahead = extended_on is not None and extended_on > day
                 dpd = 0 if ahead or maturity is None else max(0, (day - maturity).days)
                 bucket = product.dpd_bucket(dpd)
@@ -218,6 +218,21 @@ async def portfolio_history(conn: AsyncConnection, days: list[dt.date],
             book[label][1] += amount
     return [BookPoint(day, {cur: {k: (v[0], v[1]) for k, v in b.items()}
                             for cur, b in books.items()}) for day, books in out.items()]
+
+
+def _repaid_after_each(repaid: list[tuple[dt.date, int]], points: list[dt.date]
+                       ) -> dict[dt.date, int]:
+    """day -> the principal repaid after it, for each of `points` (ascending): one pass
+    over the repayments from the latest, not one per day."""
+    out: dict[dt.date, int] = {}
+    ordered = sorted(repaid, reverse=True)
+    total, i = 0, 0
+    for day in reversed(points):
+        while i < len(ordered) and ordered[i][0] > day:
+            total += ordered[i][1]
+            i += 1
+        out[day] = total
+    return out
 
 
 #: a group of the book's history: product code and version, currency, maturity,
