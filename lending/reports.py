@@ -334,10 +334,12 @@ async def _repaid_later(conn: AsyncConnection, since: dt.date, until: dt.date,
             .where(*_in_history(since, until), r.paid_on > since, r.principal_minor != 0)
             .group_by(*columns)):
         later.setdefault(_plain_key(row), []).append((row.paid_on, int(row.repaid)))
-    if moved:  # their repayments go with them
+    ids = sorted(moved)  # the moved loans' repayments go with them
+    for start in range(0, len(ids), 5000):
         for each in await conn.execute(
                 sa.select(r.loan_id, r.paid_on, sa.func.sum(r.principal_minor).label("repaid"))
-                .where(r.loan_id.in_(list(moved)), r.paid_on > since, r.principal_minor != 0)
+                .where(r.loan_id.in_(ids[start:start + 5000]), r.paid_on > since,
+                       r.principal_minor != 0)
                 .group_by(r.loan_id, r.paid_on)):
             plain, by_events, _, _ = moved[each.loan_id]
             later[plain].append((each.paid_on, -int(each.repaid)))
