@@ -43,7 +43,7 @@ async def test_concurrent_checkouts_with_random_faults(db):
         gate = asyncio.Semaphore(int(os.environ.get("PAYCORE_TEST_CHECKOUTS_IN_FLIGHT", n)))
 
         async def shop(order: str, bank: str, fault: Fault | None, amount: str,
-                       declines: bool) -> gateways.Checkout:
+                       declines: bool) -> tuple[gateways.Checkout, bool]:
             async with gate:
                 attempt_id = f"at{order.replace('-', '')}x{bank}"
                 if fault is not None:
@@ -51,10 +51,21 @@ async def test_concurrent_checkouts_with_random_faults(db):
                 co = await gateways.create_intent(db, env.banks, IntentRequest(
                     merchant_id="m-1", order_id=order, supplier_id="sup-001",
                     amount=cny(amount), bank=bank, attempt_id=attempt_id))
+                if co.instruction is None:
+                    # the bank's answer to the order did not come within the time-out (a
+                    # loaded machine: 200 checkouts' signing on two cores shared with
+                    # everything else) — unknown until the janitor asks — or the bank's
+                    # breaker opened after such time-outs (failed, nothing sent); either way
+                    # the customer never saw the bank's page
+                    assert co.attempt.status.value in ("unknown", "failed"), co.attempt
+                    return co, False
                 await env.pay(co, decline=declines)
-                return co
+                return co, True
 
-        checkouts = await asyncio.gather(*(shop(*p) for p in plan))
+        shopped = await asyncio.gather(*(shop(*p) for p in plan))
+        checkouts = [co for co, _ in shopped]
+        # most customers reach their bank's page (on a quiet machine, all of them)
+        assert sum(paid for _, paid in shopped) >= n // 2
         await env.fleet.drain()
         later = max(c.intent.expires_at for c in checkouts) + dt.timedelta(hours=1)
         await gateways.run_janitor(db, env.banks, now=later, limit=1000)
@@ -62,11 +73,16 @@ async def test_concurrent_checkouts_with_random_faults(db):
         async with db.connect() as conn:
             intents = {c.intent.id: await gateways.get_intent(conn, c.intent.id)
                        for c in checkouts}
-        for co, (_, bank, fault, _amount, declines) in zip(checkouts, plan, strict=True):
+        for (co, paid), (_, bank, fault, _amount, declines) in zip(shopped, plan, strict=True):
             intent = intents[co.intent.id]
             taken = env.fleet.bank(bank).book.captured_minor(co.attempt.id)
             # booked exactly what the bank took: never lost, never twice, never invented
             assert intent.captured_minor == taken, (co.intent.order_id, fault, intent)
+            if not paid:
+                # nobody paid: the janitor's inquiry, after the expiry, ends it unpaid
+                assert taken == 0 and intent.status in (IntentState.FAILED,
+                                                        IntentState.EXPIRED), intent
+                continue
             notified = any(d.reference == co.attempt.id
                            for d in env.fleet.bank(bank).notifier.deliveries)
             if fault in (Fault.AMOUNT_MISMATCH, Fault.MERCHANT_MISMATCH) and notified:
