@@ -22,8 +22,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# one worker per core, each test file whole on one worker (its module and session
+# fixtures, its sandbox banks); each worker builds its own migrated template databases
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
