@@ -201,8 +201,28 @@ async def audit_trail(conn: AsyncConnection, subject_id: str | None = None, *,
     return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+#: the register's advisory locks (PostgreSQL, two-key form): (this, a number's hash)
+_NUMBER_LOCKS = 1_113_939_524
+
+
+async def _lock_number(conn: AsyncConnection, hashes: list[str]) -> None:
+    """Serialize everyone writing one account number until their transaction ends: the
+    duplicate check below reads the register, and two writers of one number in two
+    processes would each read it before the other's row was committed (PostgreSQL's read
+    committed), both rows standing. Locked per lookup hash in one order (no cycles); a
+    transaction that writes no number takes none. SQLite's writers hold the database."""
+    if conn.dialect.name != "postgresql":
+        return
+    for digest in sorted(set(hashes)):
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                           {"space": _NUMBER_LOCKS,
+                            "key": int.from_bytes(bytes.fromhex(digest[:8]), "big",
+                                                  signed=False) - 2**31})
+
+
 async def _refuse_duplicate(conn: AsyncConnection, keys: AccountKeys, supplier_id: str,
                             number: str, except_id: str | None = None) -> None:
+    await _lock_number(conn, keys.lookup_hashes(number))
     rows = (await conn.execute(sa.select(
         beneficiary_accounts.c.id, beneficiary_accounts.c.supplier_id).where(
         beneficiary_accounts.c.account_hmac.in_(keys.lookup_hashes(number)),
