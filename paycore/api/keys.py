@@ -31,7 +31,10 @@ _KEY = re.compile(r"^pck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _MERCHANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 #: every scope a key may hold, with what it allows; `admin` holds them all, and
-#: `<domain>:*` every scope of that domain. Routers add theirs with `declare_scope`.
+#: `<domain>:*` every scope of that domain. Every scope a route of `create_app` requires is
+#: listed here, not only declared by its router: `paycore apikeys create` imports this
+#: module alone (no router), and must grant each of them. A router outside the app may add
+#: its own with `declare_scope`.
 SCOPES: dict[str, str] = {
     "payments:read": "read payment intents and refunds",
     "payments:write": "create and cancel payment intents",
@@ -41,11 +44,16 @@ SCOPES: dict[str, str] = {
     "payouts:approve": "approve or reject payouts another person requested; verify bank "
                        "accounts another person registered",
     "ledger:read": "read the whole books: accounts, balances, statements, entries, proof",
+    "ledger:write": "post journal entries through the ledger's coalescing write path "
+                    "(internal services)",
     "lending:read": "read credit lines, applications and loans",
     "lending:write": "apply, disburse, extend and repay loans",
     "lending:review": "decide applications in the manual review queue",
+    "lending:products": "define, change and retire loan products",
     "reconciliation:read": "read statements, matches, exceptions and reports",
     "reconciliation:write": "import statements, reconcile and resolve exceptions",
+    "events:read": "read the merchant's events",
+    "webhooks:write": "register, disable and rotate webhook endpoints; redeliver",
     "admin": "everything",
 }
 
