@@ -5,7 +5,11 @@ unknown) it asks the bank, outside any transaction, and settles from the answer 
 transaction. "processing" (or no answer) backs off; after `max_tries` unanswered
 inquiries the record goes to manual review. A bank that does not know an order at all
 ("not found") never had it: an unknown attempt/refund/payout with that answer failed, and
-nothing was debited. Nothing goes from `unknown` to another bank.
+nothing was debited. Nothing goes from `unknown` to another bank. For a refund or a
+payout "not found" is proof only once the request was sent `UNSEEN_AFTER` ago: until
+then it may still be on its way through the bank (a slow bank acts after our time-out,
+and the janitor in another process asks at once), and failing it would release its
+reservation while the bank goes on to pay.
 
 Every inquiry names exactly what was sent: the `BankCall` recorded before the request
 (gateways.calls), so a janitor in another process than the one that sent it settles it
@@ -153,6 +157,9 @@ async def inquire_now(engine: AsyncEngine, banks: BankDirectory, subject: Subjec
 
 #: how long a record may sit in flight without an inquiry before the janitor asks about it
 STRANDED_AFTER = dt.timedelta(minutes=5)
+#: a refund or payout request the bank still does not know this long after it was sent
+#: (the recorded call's time) never reached it; before that, "not found" proves nothing
+UNSEEN_AFTER = dt.timedelta(minutes=5)
 _IN_FLIGHT: tuple[tuple[Subject, sa.Table, tuple[str, ...]], ...] = (
     (Subject.ATTEMPT, payment_attempts, ("created", "pending", "unknown", "authorized")),
     (Subject.REFUND, refunds, ("requested", "pending", "unknown")),
@@ -203,8 +210,8 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
     if isinstance(answer, PaymentStatus):
         return await _settle_attempt(engine, inquiry, answer, now, max_tries)
     if isinstance(answer, RefundStatus):
-        return await _settle_refund(engine, inquiry, answer, now, max_tries)
-    return await _settle_payout(engine, inquiry, answer, now, max_tries)
+        return await _settle_refund(engine, inquiry, answer, now, max_tries, call.placed_at)
+    return await _settle_payout(engine, inquiry, answer, now, max_tries, call.placed_at)
 
 
 _SUBJECT_TABLES = {Subject.ATTEMPT: payment_attempts, Subject.REFUND: refunds,
@@ -305,7 +312,7 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
 
 
 async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundStatus,
-                         now: dt.datetime, max_tries: int) -> str:
+                         now: dt.datetime, max_tries: int, sent_at: dt.datetime) -> str:
     async with engine.connect() as conn:
         refund = await find_refund(conn, inquiry.subject_id)
     if refund is None or refund.status not in (RefundState.REQUESTED, RefundState.PENDING,
@@ -318,6 +325,9 @@ async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundSt
             conn, refund.id, why, now))
         return "to_review"
     if outcome is BankOutcome.NOT_FOUND and refund.status is not RefundState.PENDING:
+        if sent_at > now - UNSEEN_AFTER:
+            # maybe still on its way through the bank: ask again, the reservation kept
+            return await _postpone(engine, inquiry, outcome.value, now, max_tries)
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
     if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
         final = outcome
@@ -337,7 +347,7 @@ async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundSt
 
 
 async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutStatus,
-                         now: dt.datetime, max_tries: int) -> str:
+                         now: dt.datetime, max_tries: int, sent_at: dt.datetime) -> str:
     async with engine.connect() as conn:
         payout = await find_payout(conn, inquiry.subject_id)
     if payout is None or payout.status not in (PayoutState.SUBMITTED, PayoutState.UNKNOWN):
@@ -360,8 +370,10 @@ async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutSt
             await inquiries.close(conn, Subject.PAYOUT, payout.id, now, status="review")
         await ledger.transact(engine, review)
         return "to_review"
-    if outcome is BankOutcome.NOT_FOUND and (
-            payout.status is PayoutState.UNKNOWN or payout.updated_at <= now - STRANDED_AFTER):
+    if outcome is BankOutcome.NOT_FOUND:
+        if sent_at > now - UNSEEN_AFTER:
+            # maybe still on its way through the bank: ask again, the reservation kept
+            return await _postpone(engine, inquiry, outcome.value, now, max_tries)
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
     if outcome in (BankOutcome.SUCCEEDED, BankOutcome.FAILED):
         final = outcome

@@ -15,11 +15,18 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import gateways
+import ledger
+import lending
+from gateways.payout_records import record_payout
 from gateways.schema import beneficiary_accounts
+from paycore import settlement
+from tests.lending.book import CONFIG, cny, credit_payable, days, disbursed, good_borrower, verify_ok
+from tests.paycore.test_settlement import verified_account
 
 Work = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -103,3 +110,213 @@ async def test_one_number_typed_into_two_suppliers_accounts_at_once(db):
     one, two = await interleave(db, change(a.id), change(b.id))
     assert isinstance(one, gateways.BeneficiaryAccount)
     assert isinstance(two, gateways.DuplicateAccount), two
+
+
+# -- settlement and lending on one supplier's payable -------------------------------------
+
+PAYABLE = "2202.payable.sup-001"
+SETTLE_ON = dt.date(2026, 4, 1)
+#: S1's principal and 30 days of interest on the settlement day
+DUE = 1_008_219
+
+
+async def _due_loan_and_sales(db) -> None:
+    """sup-001: loan S1 (10,000.00, 30 days from 2 March, its proceeds paid out), 25,000.00
+    of later sales on the payable, accrued through the day before maturity, a verified
+    account past its cooling-off."""
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await disbursed(conn, "S1", term=30)
+        await record_payout(conn, gateways.PayoutRequest(
+            "po-proceeds", "supplier:sup-001", gateways.Beneficiary("Supplier", "6222000011"),
+            cny("10000.00"), PAYABLE, "settlement"))
+        await credit_payable(conn, "sup-001", "25000.00", "capture:later", on=days(20))
+        await verified_account(conn)
+    await lending.run_accrual(db, days(29), CONFIG)
+
+
+def _settle(settlement_id: str) -> Work:
+    return lambda conn: settlement.settle_supplier(conn, settlement_id, "sup-001", SETTLE_ON,
+                                                   CONFIG, payable_account=PAYABLE)
+
+
+def _repay(repayment_id: str, amount: str, source: str = "offset") -> Work:
+    return lambda conn: lending.repay_loan(conn, "S1", cny(amount), SETTLE_ON, CONFIG,
+                                           repayment_id=repayment_id, source=source)
+
+
+async def _paid_out(db) -> int:
+    async with db.connect() as conn:
+        return sum(p.amount_minor for p in await gateways.list_payouts(conn)
+                   if p.id != "po-proceeds")
+
+
+async def _books_agree(db) -> None:
+    await verify_ok(db)
+    async with db.connect() as conn:
+        b = await ledger.balance(conn, PAYABLE)
+    assert -b.posted_net - b.pending_debits >= 0
+
+
+def _refused_cleanly(outcome: Any) -> None:
+    """The loser of a race is told in the domain's words (or finds the work done), never
+    a database error."""
+    assert not isinstance(outcome, Exception) or isinstance(
+        outcome, lending.LendingError | ledger.LedgerError | gateways.PaymentError), outcome
+
+
+async def _loan(db, loan_id: str = "S1") -> lending.LoanRecord:
+    async with db.connect() as conn:
+        return await lending.load_loan(conn, loan_id, CONFIG)
+
+
+async def test_two_settlement_runs_of_one_supplier_at_once_spend_the_payable_once(db):
+    """The nightly run and a person's `paycore settle` with another id, at once: the loan
+    is repaid once, and offset plus payouts never pass the 25,000.00 available."""
+    await _due_loan_and_sales(db)
+    one, two = await interleave(db, _settle("run-a"), _settle("run-b"))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    loan = await _loan(db)
+    assert loan.status is lending.LoanStatus.REPAID
+    settled = [r for r in (one, two) if not isinstance(r, Exception)]
+    assert sum(s.offset_minor for s in settled) == DUE
+    assert await _paid_out(db) + DUE <= 2_500_000
+    await _books_agree(db)
+
+
+@pytest.mark.parametrize("settlement_first", [True, False])
+async def test_settlement_and_a_repayment_from_the_payable_at_once(db, settlement_first):
+    """A settlement run and the borrower's repayment from its own payable (API `source:
+    offset`) at once: the payable pays the loan once, never more than it holds."""
+    await _due_loan_and_sales(db)
+    settle, repay = _settle("run-a"), _repay("rp-1", "10082.19")
+    one, two = await interleave(db, *((settle, repay) if settlement_first else (repay, settle)))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    loan = await _loan(db)
+    assert loan.status is lending.LoanStatus.REPAID and loan.overpaid_minor == 0
+    assert await _paid_out(db) + DUE <= 2_500_000
+    await _books_agree(db)
+
+
+async def test_the_same_settlement_in_two_workers_at_once(db):
+    await _due_loan_and_sales(db)
+    one, two = await interleave(db, _settle("run-a"), _settle("run-a"))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    async with db.connect() as conn:
+        payouts = await gateways.list_payouts(conn)
+    assert [p.amount_minor for p in payouts if p.id != "po-proceeds"] == [2_500_000 - DUE]
+    await _books_agree(db)
+
+
+@pytest.mark.parametrize("extension_first", [True, False])
+async def test_an_extension_and_a_full_repayment_at_once(db, extension_first):
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="")
+        await disbursed(conn, "S1", term=30)
+
+    def extend(conn: AsyncConnection) -> Any:
+        return lending.extend_loan(conn, "S1", days(20), CONFIG)
+
+    def repay(conn: AsyncConnection) -> Any:
+        return lending.repay_loan(conn, "S1", cny("10100.00"), days(20), CONFIG,
+                                  repayment_id="rp-bank", source="bank")
+
+    one, two = await interleave(db, *((extend, repay) if extension_first else (repay, extend)))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    loan = await _loan(db)
+    assert loan.status is lending.LoanStatus.REPAID
+    await _books_agree(db)
+
+
+# -- the janitor's inquiry overtaking a request the bank is still working on ---------------
+
+
+async def _until_the_bank_has(bank: Any, kind: Any, reference: str) -> None:
+    """The slow bank acts in its own time: wait for it (a condition, never a duration)."""
+    for _ in range(600):
+        if bank.find(kind, reference) is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the bank never booked {reference}")
+
+
+async def test_a_payout_the_bank_is_still_processing_is_not_failed_by_the_inquiry(db):
+    """The submitting worker times out on a slow bank (the payout is `unknown`); the
+    janitor, in another worker, asks at once, before the bank has acted, and hears "not
+    found". That is no proof the request never arrived — it is still on its way through
+    the bank — but the payout was failed and its reservation released: the bank then paid
+    it, the books said failed, and the 300.00 stood available on the payable for the next
+    settlement to pay out again."""
+    from gateways.sandbox import Fault, TxnKind
+    from tests.gateways.core_env import ADAPTER_TIMEOUT, checkout_env
+    from tests.gateways.core_helpers import open_payable
+
+    async with checkout_env(db, ("restbank",), receiver=False) as env:
+        async with db.begin() as conn:
+            await open_payable(conn, "sup-001", funded="1000.00")
+            await record_payout(conn, gateways.PayoutRequest(
+                payout_id="po-slow", beneficiary_ref="supplier:sup-001",
+                beneficiary=gateways.Beneficiary("Hangzhou Silk Co.", "6222020200112233445"),
+                amount=cny("300.00"), debit_account=PAYABLE, purpose="settlement",
+                banks=("restbank",)))
+        bank = env.fleet.bank("restbank")
+        bank.faults.set("po-slow", Fault.SLOW, Fault.NO_NOTIFY,
+                        slow_seconds=ADAPTER_TIMEOUT * 3)
+        [payout] = await gateways.submit_payouts(db, env.banks, payout_ids=["po-slow"])
+        assert payout.status is gateways.PayoutState.UNKNOWN
+        await gateways.run_janitor(db, env.banks)   # the bank has not acted yet
+        async with db.connect() as conn:
+            payout = await gateways.get_payout(conn, "po-slow")
+            available = (await ledger.balance(conn, PAYABLE)).available
+        assert payout.status is not gateways.PayoutState.FAILED
+        assert ledger.to_minor(available) == 70_000   # still reserved
+        await _until_the_bank_has(bank, TxnKind.PAYOUT, "po-slow")
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+        await gateways.run_janitor(db, env.banks, now=later)
+        async with db.connect() as conn:
+            assert (await gateways.get_payout(conn, "po-slow")).status is \
+                gateways.PayoutState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
+async def test_a_refund_the_bank_is_still_processing_is_not_failed_by_the_inquiry(db):
+    """The same for a refund: failed on the inquiry's "not found", its reservation was
+    released (the merchant could at once ask for the whole amount again: it was accepted)
+    and, once the slow bank had refunded the customer, the books still said failed — the
+    refunded money stayed on the supplier's payable for the next settlement to pay out."""
+    from gateways.sandbox import Fault, TxnKind
+    from tests.gateways.core_env import ADAPTER_TIMEOUT, checkout_env
+
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        paid = await env.checkout("50.00")
+        await env.pay(paid)
+        await env.fleet.drain()
+        assert (await env.intent(paid.intent.id)).status is gateways.IntentState.SUCCEEDED
+        bank = env.fleet.bank("restbank")
+        bank.faults.set("rf-slow", Fault.SLOW, Fault.NO_NOTIFY,
+                        slow_seconds=ADAPTER_TIMEOUT * 3)
+        refund = await gateways.refund_payment(db, env.banks, paid.intent.id, cny("50.00"),
+                                               refund_id="rf-slow")
+        assert refund.status is gateways.RefundState.UNKNOWN
+        await gateways.run_janitor(db, env.banks)   # the bank has not acted yet
+        async with db.connect() as conn:
+            assert (await gateways.get_refund(conn, "rf-slow")).status is not \
+                gateways.RefundState.FAILED
+        try:
+            again = await gateways.refund_payment(db, env.banks, paid.intent.id,
+                                                  cny("50.00"), refund_id="rf-again")
+        except gateways.RefundExceedsCaptured:
+            again = None
+        assert again is None, again
+        await _until_the_bank_has(bank, TxnKind.REFUND, "rf-slow")
+        await gateways.run_janitor(db, env.banks,
+                                   now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10))
+        async with db.connect() as conn:
+            assert (await gateways.get_refund(conn, "rf-slow")).status is \
+                gateways.RefundState.SUCCEEDED
+        await env.assert_agrees_with_banks()
