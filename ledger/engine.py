@@ -18,8 +18,11 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 #: unique constraints on idempotency keys: a concurrent writer that held none of our locks
 #: committed the same key first; the re-run finds its row and replays it or raises
-#: IdempotencyConflict, instead of surfacing a unique violation
-_IDEMPOTENCY_KEY_CONSTRAINTS = {"journal_entries_idempotency_key_key", "holds_idempotency_key_key"}
+#: IdempotencyConflict, instead of surfacing a unique violation. An account's code is
+#: `ensure_account`'s key alike: two processes opening one account at once (a product's
+#: GL accounts by its first two loans), the re-run finds the account the other opened
+_IDEMPOTENCY_KEY_CONSTRAINTS = {"journal_entries_idempotency_key_key", "holds_idempotency_key_key",
+                                "accounts_code_key"}
 
 
 def create_engine(url: str | sa.URL, **kwargs: Any) -> AsyncEngine:

@@ -3,10 +3,11 @@ two writers on separate connections (as two API or worker processes would be) an
 what the books and the registers say afterwards.
 
 `interleave(db, first, second)`: `first` runs in transaction A and stays uncommitted;
-`second` then runs in transaction B on another connection until it finishes or is seen
-waiting for a lock held by A (PostgreSQL's pg_stat_activity: no timing); A commits, then B.
-That is the worst order for a check-then-write: B's checks read before A's write is
-visible. SQLite serializes its writers (BEGIN IMMEDIATE): B runs after A committed."""
+`second` then runs in transaction B on another connection (`ledger.transact`, as the API
+and the workers run theirs) until it finishes or is seen waiting for a lock held by A
+(PostgreSQL's pg_stat_activity: no timing); A commits, then B. That is the worst order
+for a check-then-write: B's checks read before A's write is visible. SQLite serializes
+its writers (BEGIN IMMEDIATE): B runs after A committed."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ async def _waiting_on_lock(engine: AsyncEngine) -> bool:
 
 
 async def _run(engine: AsyncEngine, work: Work) -> Any:
+    """`work` in a transaction as the API and the workers run it (ledger.transact: a
+    deadlock or a lost race for a key is run again)."""
     try:
-        async with engine.begin() as conn:
-            return await work(conn)
+        return await ledger.transact(engine, work)
     except Exception as exc:  # the outcome is what the test looks at
         return exc
 
@@ -320,3 +322,96 @@ async def test_a_refund_the_bank_is_still_processing_is_not_failed_by_the_inquir
             assert (await gateways.get_refund(conn, "rf-slow")).status is \
                 gateways.RefundState.SUCCEEDED
         await env.assert_agrees_with_banks()
+
+
+# -- one loan, two hands ------------------------------------------------------------------
+
+
+async def test_one_loan_disbursed_by_payout_twice_at_once(db):
+    """Two disbursement requests for one approved loan (two API workers, two idempotency
+    keys): one payout of the proceeds, the other refused."""
+    from paycore import disbursement
+    from tests.paycore.test_payout_safety import CONTROLS, PAYOUT_CONFIG
+
+    async with db.begin() as conn:
+        await good_borrower(conn, receivables="", config=PAYOUT_CONFIG)
+        await verified_account(conn)
+        from tests.lending.book import approved
+
+        await approved(conn, "PR1", config=PAYOUT_CONFIG)
+    await lending.open_books(db, PAYOUT_CONFIG)
+
+    def disburse(conn: AsyncConnection) -> Any:
+        return disbursement.disburse(conn, "PR1", days(0), PAYOUT_CONFIG, controls=CONTROLS)
+
+    one, two = await interleave(db, disburse, disburse)
+    assert not isinstance(one, Exception), one
+    assert isinstance(two, lending.LendingError), two
+    async with db.connect() as conn:
+        payouts = await gateways.list_payouts(conn)
+    assert [p.amount_minor for p in payouts] == [one.payout.amount_minor]
+    await _books_agree(db)
+
+
+async def test_one_overpayment_refunded_twice_at_once(db):
+    """Two people refund a loan's whole overpayment at once (two move ids): it leaves once."""
+    from paycore.overpayments import refund_overpayment
+    from tests.paycore.test_overpayments import CONTROLS, overpaid
+
+    async with db.begin() as conn:
+        await good_borrower(conn)
+        await verified_account(conn)
+    held = (await overpaid(db)).overpaid_minor
+    amount = lending.format_minor(held, "CNY").removesuffix(" CNY").replace(",", "")
+
+    def refund(move: str) -> Work:
+        return lambda conn: refund_overpayment(conn, "L1", cny(amount), days(31), CONFIG,
+                                               move_id=move, actor=f"user:{move}",
+                                               controls=CONTROLS)
+
+    one, two = await interleave(db, refund("li"), refund("wang"))
+    assert not isinstance(one, Exception), one
+    assert isinstance(two, lending.LendingError), two
+    async with db.connect() as conn:
+        payouts = await gateways.list_payouts(conn)
+    assert [p.amount_minor for p in payouts if p.purpose != "loan.disbursement"] == [held]
+    assert (await _loan(db, "L1")).overpaid_minor == 0
+    await verify_ok(db)
+
+
+async def test_two_accrual_runs_at_once_accrue_each_loan_day_once(db):
+    """The nightly accrual and a person's `paycore accrue` for the same night, at once
+    (gathered on two connections; SQLite serializes them): each loan-day once."""
+    async with db.begin() as conn:
+        for n in range(6):
+            await good_borrower(conn, f"sup-{n}", receivables="")
+            await disbursed(conn, f"A{n}", amount="10000.00", term=30, supplier=f"sup-{n}")
+    results = await asyncio.gather(
+        lending.run_accrual(db, days(29), CONFIG, batch_size=2),
+        lending.run_accrual(db, days(29), CONFIG, batch_size=3))
+    one_day = lending.SUPPLY_CHAIN_LOAN.interest_for(1_000_000, 29)
+    for n in range(6):
+        assert (await _loan(db, f"A{n}")).interest_accrued_minor == one_day
+    assert sum(r.interest_minor for r in results) == 6 * one_day
+    await verify_ok(db)
+
+
+async def test_the_first_two_disbursements_of_a_product_at_once(db):
+    """A product's GL accounts are opened by its first loan movement (lending's
+    `ensure_accounts`, in the caller's transaction): two processes disbursing the first two
+    loans of a product at once both tried to open them, and the second met the unique code
+    (IntegrityError: a 500 for a disbursement that was in order)."""
+    async with db.begin() as conn:
+        for supplier, loan in (("sup-1", "F1"), ("sup-2", "F2")):
+            await good_borrower(conn, supplier, receivables="")
+            from tests.lending.book import approved
+
+            await approved(conn, loan, supplier=supplier)
+
+    def disburse(loan_id: str) -> Work:
+        return lambda conn: lending.disburse_loan(conn, loan_id, days(0), CONFIG)
+
+    one, two = await interleave(db, disburse("F1"), disburse("F2"))
+    assert isinstance(one, lending.Disbursement), one
+    assert isinstance(two, lending.Disbursement), two
+    await verify_ok(db)
