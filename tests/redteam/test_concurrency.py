@@ -415,3 +415,108 @@ async def test_the_first_two_disbursements_of_a_product_at_once(db):
     assert isinstance(one, lending.Disbursement), one
     assert isinstance(two, lending.Disbursement), two
     await verify_ok(db)
+
+
+# -- payments: refunds, notifications and inquiries at once -------------------------------
+
+
+async def test_two_refunds_of_most_of_a_payment_at_once(db):
+    """Two refunds of 60 % of one payment (two API workers, two refund ids), gathered:
+    one reserves, the other is refused; the bank refunds once and the books agree."""
+    from tests.gateways.core_env import checkout_env
+
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        paid = await env.checkout("50.00")
+        await env.pay(paid)
+        await env.fleet.drain()
+        outcomes = await asyncio.gather(*(
+            gateways.refund_payment(db, env.banks, paid.intent.id, cny("30.00"),
+                                    refund_id=f"rf-{n}") for n in range(2)),
+            return_exceptions=True)
+        assert sorted(type(o).__name__ for o in outcomes) == ["Refund", "RefundExceedsCaptured"]
+        await env.fleet.drain()
+        assert (await env.intent(paid.intent.id)).refunded_minor == 3000
+        await env.assert_agrees_with_banks()
+
+
+async def test_a_notification_and_the_janitors_inquiry_settle_one_payment_at_once(db):
+    """The bank's notification (an API worker) and the janitor's inquiry (a job worker)
+    settle one paid attempt at the same moment: one capture entry."""
+    from tests.gateways.core_env import checkout_env
+
+    async with checkout_env(db, ("restbank",), receiver=False) as env:
+        await env.terms()
+        co = await env.checkout("42.00")
+        await env.pay(co)
+        await env.fleet.drain()
+        bank = env.fleet.bank("restbank")
+        delivery = next(d for d in bank.notifier.deliveries if d.reference == co.attempt.id)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+        reply, _report = await asyncio.gather(
+            gateways.handle_notification(db, env.banks, "restbank", delivery.headers,
+                                         delivery.body),
+            gateways.run_janitor(db, env.banks, now=later))
+        assert reply.status_code == 200
+        assert len(await env.entries("payment.capture")) == 1
+        intent = await env.intent(co.intent.id)
+        assert intent.status is gateways.IntentState.SUCCEEDED and intent.captured_minor == 4200
+        await env.assert_agrees_with_banks()
+
+
+async def test_two_people_approve_one_payout_at_once(db):
+    """Two staff approve one payout waiting for a second person, at once: approved once,
+    by one of them; the other is told it is no longer waiting."""
+    from tests.gateways.core_helpers import open_payable
+    from tests.gateways.test_payout_controls import CONTROLS, LATER, ask
+
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="500.00")
+        account = await verified_account(conn)
+        await gateways.request_supplier_payout(conn, ask("po-2x", account.id, manual=True,
+                                                         by="user:alice"), CONTROLS, now=LATER)
+
+    def approve(actor: str) -> Work:
+        return lambda conn: gateways.approve_payout(conn, "po-2x", actor=actor,
+                                                    controls=CONTROLS, now=LATER)
+
+    one, two = await interleave(db, approve("user:bob"), approve("user:carol"))
+    assert isinstance(one, gateways.Payout), one
+    assert isinstance(two, gateways.PaymentError) or (
+        isinstance(two, gateways.Payout) and two.status is gateways.PayoutState.REQUESTED), two
+    async with db.connect() as conn:
+        record = await gateways.find_supplier_payout(conn, "po-2x")
+        trail = [a for a in await gateways.audit_trail(conn, "po-2x")
+                 if a["action"] == "payout.approved"]
+    assert record is not None and record.decided_by == "user:bob"
+    assert [a["actor"] for a in trail] == ["user:bob"]
+    await verify_ok(db)
+
+
+@pytest.mark.parametrize("write_off_first", [True, False])
+async def test_a_write_off_and_a_repayment_at_once(db, write_off_first):
+    """Risk writes an overdue loan off while the borrower's transfer is applied: the loan
+    ends either repaid (and nothing written off) or written off (the transfer refused,
+    to be taken as a recovery) — never both, never the receivable credited twice."""
+    async with db.begin() as conn:
+        await good_borrower(conn)
+        await disbursed(conn, "B1", term=30)
+    await lending.run_accrual(db, days(50), CONFIG)
+
+    def write_off(conn: AsyncConnection) -> Any:
+        return lending.write_off_loan(conn, "B1", days(50), CONFIG, note="unreachable")
+
+    def repay(conn: AsyncConnection) -> Any:
+        return lending.repay_loan(conn, "B1", cny("10500.00"), days(50), CONFIG,
+                                  repayment_id="rp-late", source="bank")
+
+    one, two = await interleave(db, *((write_off, repay) if write_off_first
+                                      else (repay, write_off)))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    assert isinstance(two, Exception)
+    loan = await _loan(db, "B1")
+    assert loan.status is (lending.LoanStatus.WRITTEN_OFF if write_off_first
+                           else lending.LoanStatus.REPAID)
+    assert (loan.written_off_minor == 0) is (not write_off_first)
+    await verify_ok(db)
