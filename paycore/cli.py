@@ -14,7 +14,7 @@ from moneyed import Money
 
 import ledger
 from paycore import commands
-from paycore.runner import console, in_transaction, read_only, run
+from paycore.runner import command_group, console, in_transaction, read_only, run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,11 +26,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(help="paycore: the marketplace's ledger and payment core.",
-                  no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-accounts_app = typer.Typer(help="The chart of accounts.", no_args_is_help=True)
-holds_app = typer.Typer(help="Two-phase transfers.", no_args_is_help=True)
+app = command_group("paycore: the marketplace's ledger and payment core.", add_completion=False)
+db_app = command_group("The database schema.")
+accounts_app = command_group("The chart of accounts.")
+holds_app = command_group("Two-phase transfers.")
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(holds_app, name="holds")
@@ -135,14 +134,14 @@ def post(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
 def balance(account: str, as_of: str | None = typer.Option(
         None, help="a date (end of day, UTC) or an ISO timestamp with zone")) -> None:
     """An account's posted, pending and available balance."""
+    from paycore.balance_lookup import balance_line
+
     when: dt.date | dt.datetime | None = None
     if as_of:
         when = dt.datetime.fromisoformat(as_of) if "T" in as_of else dt.date.fromisoformat(as_of)
     ref: ledger.AccountRef = int(account) if account.isdigit() else account
     bal = read_only(lambda conn: ledger.balance(conn, ref, as_of=when))
-    console.print(f"{bal.account_code}: posted {bal.posted.amount:,} {bal.currency}, "
-                  f"pending {bal.pending.amount:,}, available {bal.available.amount:,}"
-                  + (f" (as of {bal.as_of})" if bal.as_of else ""))
+    console.print(balance_line(bal) + (f" (as of {bal.as_of})" if bal.as_of else ""))
 
 
 @accounts_app.command("statement")

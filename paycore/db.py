@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 import ledger
+from paycore.settings import server_settings
 
 if TYPE_CHECKING:  # Alembic is imported by the functions that migrate, not by every command
     from alembic.config import Config
@@ -49,30 +50,13 @@ def create_engine(url: str, **kwargs: object) -> AsyncEngine:
     parsed = sa.make_url(url)
     options = parsed.query.get("options")
     if parsed.get_backend_name() == "postgresql" and options is not None:
-        settings = _server_settings(options if isinstance(options, str) else " ".join(options))
+        settings = server_settings(options if isinstance(options, str) else " ".join(options))
         connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
         connect_args["server_settings"] = {**settings,
                                            **(connect_args.get("server_settings") or {})}
         kwargs["connect_args"] = connect_args
         return ledger.create_engine(parsed.difference_update_query(["options"]), **kwargs)
     return ledger.create_engine(url, **kwargs)
-
-
-def _server_settings(options: str) -> dict[str, str]:
-    """libpq `options` (`-c a=b -c c=d`, or `-ca=b`) as a dict of server settings."""
-    settings: dict[str, str] = {}
-    words = options.split()
-    for i, word in enumerate(words):
-        if word == "-c" and i + 1 < len(words):
-            word = words[i + 1]
-        elif word.startswith("-c"):
-            word = word[2:]
-        else:
-            continue
-        name, sep, value = word.partition("=")
-        if sep and name:
-            settings[name] = value
-    return settings
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -5,19 +5,18 @@ Shared by `paycore.cli` and the domain command modules in `paycore.commands`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import typer
-from rich.console import Console
 
 import ledger
 from paycore.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
@@ -43,9 +42,45 @@ def user_errors() -> tuple[type[Exception], ...]:
                        if isinstance(cls, type) and issubclass(cls, Exception))
     return found
 
-# a pipe or a CI log gets wide tables rather than rich's 80-column default
-console = Console(width=None if sys.stdout.isatty() else 120)
-errors = Console(stderr=True)
+class _ConsoleOnFirstUse:
+    """rich's Console, made when a command first prints: rich (~50 ms) is not imported by
+    `paycore --help`, which typer prints without it (#18 §5)."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _made(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # a pipe or a CI log gets wide tables rather than rich's 80-column default
+            width = None if self._stderr or sys.stdout.isatty() else 120
+            self._console = Console(stderr=self._stderr, width=width)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # rich's Live and Progress hold the console as a context manager (special methods are
+    # looked up on the type, past __getattr__)
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._made().__exit__(*exc)
+
+
+console = cast("Console", _ConsoleOnFirstUse())
+errors = cast("Console", _ConsoleOnFirstUse(stderr=True))
+
+
+def command_group(help: str, **options: Any) -> typer.Typer:
+    """A `paycore` command group. Help is plain text: typer's rich help imports rich and
+    its Markdown parser (~200 ms of a ~600 ms `paycore --help`, #18 §5), and
+    `rich_markup_mode=None` is also what a pipe or a screen reader reads best."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, **options)
 
 
 def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
@@ -64,6 +99,8 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
         from paycore.payout_controls import install_account_keys
 
         install_account_keys()
+
+    import asyncio
 
     async def main() -> T:
         engine = db.create_engine(url or settings.database_url)

@@ -35,3 +35,20 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain):]
     return url
+
+
+def server_settings(options: str) -> dict[str, str]:
+    """libpq `options` (`-c a=b -c c=d`, or `-ca=b`) as a dict of server settings."""
+    settings: dict[str, str] = {}
+    words = options.split()
+    for i, word in enumerate(words):
+        if word == "-c" and i + 1 < len(words):
+            word = words[i + 1]
+        elif word.startswith("-c"):
+            word = word[2:]
+        else:
+            continue
+        name, sep, value = word.partition("=")
+        if sep and name:
+            settings[name] = value
+    return settings

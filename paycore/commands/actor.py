@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 from paycore.runner import errors, in_transaction
 
@@ -42,6 +41,8 @@ def actor_option(area: str | None = None, *, extra: str = "") -> Any:
 
 
 def _refuse(message: str) -> NoReturn:
+    from rich.markup import escape
+
     errors.print(f"[red]NotAuthenticated[/red]: {escape(message)}", highlight=False)
     raise typer.Exit(2)
 

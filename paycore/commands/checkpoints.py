@@ -16,14 +16,13 @@ import typer
 
 import ledger
 from paycore import checkpoints
-from paycore.runner import console, errors, run
+from paycore.runner import command_group, console, errors, run
 
 if TYPE_CHECKING:  # cryptography loads with the first key read (ledger.signing)
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-ledger_app = typer.Typer(help="Signed checkpoints of the books, and one account's proof.",
-                         no_args_is_help=True)
+ledger_app = command_group("Signed checkpoints of the books, and one account's proof.")
 
 _KEYS_HELP = "directory of trusted public keys (*.pem); default $PAYCORE_CHECKPOINT_KEYS"
 _PUBLIC_KEY_HELP = "a trusted public key file (repeatable)"

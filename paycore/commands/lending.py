@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from moneyed import Money
-from rich.table import Table
 
 import ledger
 from paycore.amounts import known_currency, money_of
 from paycore.commands.actor import actor_option
-from paycore.runner import console, in_transaction, read_only, run
+from paycore.runner import command_group, console, in_transaction, read_only, run
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from rich.table import Table
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     import lending
@@ -54,10 +54,8 @@ def __getattr__(name: str) -> Any:
         return config()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-borrowers_app = typer.Typer(help="Borrowers (suppliers, merchants) and their data.",
-                            no_args_is_help=True)
-loans_app = typer.Typer(help="Loan applications, the manual review queue, loans.",
-                        no_args_is_help=True)
+borrowers_app = command_group("Borrowers (suppliers, merchants) and their data.")
+loans_app = command_group("Loan applications, the manual review queue, loans.")
 
 
 def _date(value: str | None, what: str = "date") -> dt.date:
@@ -135,6 +133,8 @@ def borrowers_import(path: Path, on: str | None = typer.Option(None, help="impor
 @borrowers_app.command("list")
 def borrowers_list() -> None:
     """Borrowers with tenure and data freshness."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import lending
 
     rows = read_only(lending.list_borrowers)
@@ -200,6 +200,8 @@ def loans_apply(
 @loans_app.command("queue")
 def loans_queue() -> None:
     """Applications waiting in the manual review queue, with why they are there."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import lending
 
     async def go(conn: AsyncConnection) -> list[tuple[lending.LoanRecord, list[str]]]:
@@ -463,6 +465,8 @@ def loans_correct_disbursement(
 
 
 def statement_table(st: lending.LoanStatement) -> Table:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import lending
 
     rec, cur = st.loan, st.loan.currency
@@ -510,6 +514,8 @@ def statement_table(st: lending.LoanStatement) -> Table:
 def loans_statement(loan_id: str, on: str | None = typer.Option(None)) -> None:
     """The loan's statement and schedule: principal, interest accrued and paid, days,
     next due, repayments and status history."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import lending
 
     st = read_only(lambda conn: lending.loan_statement(conn, loan_id, _date(on), config()))
@@ -530,6 +536,8 @@ def loans_statement(loan_id: str, on: str | None = typer.Option(None)) -> None:
 
 
 def portfolio_table(report: dict[str, list[lending.PortfolioRow]], on: dt.date) -> Table:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     table = Table("cur", "bucket", "loans", "principal", "interest", "penalty", "fees", "total",
                   title=f"Loan portfolio on {on} (outstanding by days past due)",
                   title_justify="left")
@@ -591,6 +599,8 @@ def settle(settlement_id: str | None = typer.Option(None, "--id", help="the sett
                                typer.Option(help="only these suppliers")] = None) -> None:
     """The supplier settlement run: each supplier's payable first repays their loans (one
     offset entry), the rest is paid out; running the same settlement again posts nothing."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from paycore import settlement
 
     day = _date(on)

@@ -30,11 +30,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 import ledger
 from paycore.commands.actor import actor_option
-from paycore.runner import console, in_transaction, read_only, run
+from paycore.runner import command_group, console, in_transaction, read_only, run
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
@@ -43,8 +42,7 @@ if TYPE_CHECKING:
 
     import gateways
 
-payments_app = typer.Typer(help="Checkout payments, refunds, payouts, janitor, bank health.",
-                           no_args_is_help=True)
+payments_app = command_group("Checkout payments, refunds, payouts, janitor, bank health.")
 
 
 def _amt(units: int, currency: str) -> str:
@@ -113,6 +111,8 @@ def terms(supplier: str, rate: str,
 def list_intents(merchant: str = typer.Option(..., help="the merchant whose intents"),
                  status: str | None = typer.Option(None), limit: int = typer.Option(50)) -> None:
     """A merchant's payment intents, newest first."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     wanted = gateways.IntentState(status) if status else None
@@ -229,6 +229,8 @@ def check_returns(payout_ids: list[str] | None = typer.Option(  # noqa: B008
 def list_payouts(status: str | None = typer.Option(None),
                  beneficiary: str | None = typer.Option(None)) -> None:
     """Payouts, oldest first."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     wanted = gateways.PayoutState(status) if status else None
@@ -286,6 +288,8 @@ def resolve_payout_review(review_id: int,
 @payments_app.command("inquiries")
 def list_inquiries() -> None:
     """The janitor's schedule: open inquiries and those handed to review."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     found = read_only(gateways.list_inquiries)
@@ -301,6 +305,8 @@ def list_inquiries() -> None:
 @payments_app.command("rejections")
 def rejections(limit: int = typer.Option(50)) -> None:
     """Notifications that changed nothing: forged, stale, duplicate, mismatched, unknown."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     rows = read_only(lambda conn: gateways.list_rejections(conn, limit=limit))
@@ -316,6 +322,8 @@ def rejections(limit: int = typer.Option(50)) -> None:
 @payments_app.command("health")
 def health() -> None:
     """Each bank's circuit breaker, as the workers last saved it."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     found = read_only(gateways.load_bank_health)
@@ -336,6 +344,8 @@ def health() -> None:
 def _certificates(found: list[gateways.CertificateStatus]) -> None:
     """The banks' certificates, soonest to expire first; a warning for each that ends
     within 30 days (or has ended), as of now."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     if not found:
         return
     from datetime import UTC, datetime

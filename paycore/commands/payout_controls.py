@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING
 
 import typer
 from moneyed import Money
-from rich.table import Table
 
 import ledger
 from paycore.commands.actor import actor_option, authenticated_actor
 from paycore.commands.payments import payments_app
-from paycore.runner import console, in_transaction, read_only
+from paycore.runner import command_group, console, in_transaction, read_only
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
@@ -54,10 +53,9 @@ def controls_from_env() -> gateways.PayoutControls:
 
     return payout_controls.controls_from_env()
 
-beneficiaries_app = typer.Typer(help="Suppliers' bank accounts: the only places supplier "
-                                     "money may go.", no_args_is_help=True)
-bindings_app = typer.Typer(help="Which suppliers a merchant's API keys may act for.",
-                           no_args_is_help=True)
+beneficiaries_app = command_group("Suppliers' bank accounts: the only places supplier "
+                                     "money may go.")
+bindings_app = command_group("Which suppliers a merchant's API keys may act for.")
 
 # Who registers, verifies and changes suppliers' bank accounts and requests, approves or
 # rejects payouts: payments staff, as on the console's payments pages (the same table,
@@ -97,6 +95,8 @@ def add(supplier: str, holder: str = typer.Option(..., help="the account holder'
 @beneficiaries_app.command("list")
 def list_(supplier: str | None = typer.Argument(None)) -> None:
     """Registered accounts (numbers masked), with when each may be paid."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     found = read_only(lambda conn: gateways.list_accounts(conn, supplier))
@@ -182,6 +182,8 @@ def new_key(key_id: str = typer.Argument(None, help="the new key's id")) -> None
 def audit(supplier: str | None = typer.Option(None), subject: str | None = typer.Option(None),
           limit: int = typer.Option(200)) -> None:
     """Who changed which account, and who requested, approved or rejected which payout."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     rows = read_only(lambda conn: gateways.audit_trail(conn, subject, supplier_id=supplier,
@@ -249,6 +251,8 @@ def request_payout(supplier: str, amount: str, currency: str,
 
 def pending() -> None:
     """Payouts waiting for a second person."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import gateways
 
     found = read_only(lambda conn: gateways.list_pending_approval(conn))

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from paycore.commands.actor import actor_option, authenticated_user, record_decision
 from paycore.commands.lending import _date, config
-from paycore.runner import console, in_transaction, read_only
+from paycore.runner import command_group, console, in_transaction, read_only
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
@@ -41,10 +40,9 @@ if TYPE_CHECKING:
     from lending import catalogue
     from paycore.console.staff import StaffUser
 
-products_app = typer.Typer(help="Loan products: define, change, retire, list, show.",
-                           no_args_is_help=True)
-calendar_app = typer.Typer(help="Business-day calendars per market (holidays, working "
-                           "weekends).", no_args_is_help=True)
+products_app = command_group("Loan products: define, change, retire, list, show.")
+calendar_app = command_group("Business-day calendars per market (holidays, working "
+                           "weekends).")
 
 
 _TERMS_HELP = ("the terms (JSON or YAML): name, currency, min_amount_minor, max_amount_minor, "
@@ -177,6 +175,8 @@ def products_retire(
 @products_app.command("list")
 def products_list(on: str | None = typer.Option(None, help="as of (default today)")) -> None:
     """Each product's version in force."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from lending import catalogue
 
     day = _date(on)
@@ -242,6 +242,8 @@ def calendar_load(
 @calendar_app.command("show")
 def calendar_show(market: str, year: int) -> None:
     """The weekdays closed and the weekend days worked in a market's year."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from lending import calendar as calendars
 
     cal = read_only(lambda conn: calendars.load_calendar(conn, market.upper(), [year]))

@@ -23,22 +23,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from moneyed import Money
-from rich.table import Table
 
 import ledger
 from paycore.commands.actor import actor_option
-from paycore.runner import console, in_transaction, read_only, run
+from paycore.runner import command_group, console, in_transaction, read_only, run
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
 if TYPE_CHECKING:
+    from rich.table import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     import reconciliation
 
-statement_app = typer.Typer(help="Bank statements.", no_args_is_help=True)
-exceptions_app = typer.Typer(help="The reconciliation exceptions queue.", no_args_is_help=True)
-recon_app = typer.Typer(help="Reconciliation set-up and reports.", no_args_is_help=True)
+statement_app = command_group("Bank statements.")
+exceptions_app = command_group("The reconciliation exceptions queue.")
+recon_app = command_group("Reconciliation set-up and reports.")
 
 
 def _date(text: str, option: str) -> dt.date:
@@ -118,6 +118,8 @@ def profile(example: bool = typer.Option(False, "--example",
 
 def bank_accounts() -> None:
     """List the bank accounts configured for reconciliation."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import reconciliation
 
     found = read_only(reconciliation.list_bank_accounts)
@@ -185,6 +187,7 @@ def reconcile(account: str = typer.Option(..., help="the bank account"),
     """Match open statement lines against the books, post what they prove, and refresh the
     exceptions queue."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table  # rich loads with the commands that print tables
 
     import reconciliation
 
@@ -220,6 +223,8 @@ def exceptions_list(account: str | None = typer.Option(None, help="only this ban
                     status: str = typer.Option("open", help="open, resolved or all"),
                     as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """The exceptions queue with suggested candidates."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     import reconciliation
 
     async def work(conn: AsyncConnection) -> list[reconciliation.ExceptionRecord]:
@@ -293,6 +298,8 @@ def exceptions_resolve(
 
 
 def report_table(r: reconciliation.ReconciliationReport) -> Table:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     c = r.currency
     table = Table(title=f"Reconciliation report {r.bank} ({c}) for {r.day}", title_justify="left")
     table.add_column("")

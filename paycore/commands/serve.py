@@ -9,18 +9,15 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from paycore.runner import console, errors, in_transaction, read_only, run
+from paycore.runner import command_group, console, errors, in_transaction, read_only, run
 from paycore.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-apikeys_app = typer.Typer(help="Merchants' API keys (stored hashed; shown once).",
-                          no_args_is_help=True)
-idempotency_app = typer.Typer(help="The API's stored Idempotency-Key responses.",
-                              no_args_is_help=True)
+apikeys_app = command_group("Merchants' API keys (stored hashed; shown once).")
+idempotency_app = command_group("The API's stored Idempotency-Key responses.")
 
 
 def serve(host: str | None = typer.Option(None, help="address to listen on (default "
@@ -65,6 +62,8 @@ def serve(host: str | None = typer.Option(None, help="address to listen on (defa
 def _prepare_demo(host: str, port: int) -> None:
     """Point this server at the demo's books and give the console a user per role."""
     from pathlib import Path
+
+    from rich.table import Table  # rich loads with the commands that print tables
 
     from paycore import demo as demo_story
     from paycore.console.demo import ensure_demo_staff
@@ -196,6 +195,8 @@ def apikeys_create(
 @apikeys_app.command("list")
 def apikeys_list(merchant: str | None = typer.Option(None, help="only this merchant")) -> None:
     """List keys (never their secrets)."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from paycore.api import keys
 
     table = Table("id", "merchant", "name", "scopes", "created", "revoked")

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -20,16 +19,15 @@ import signal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from paycore.runner import console, errors, in_transaction, read_only, run
+from paycore.runner import command_group, console, errors, in_transaction, read_only, run
 
 if TYPE_CHECKING:
+    from rich.table import Table
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-jobs_app = typer.Typer(help="The job queue: list, retry, cancel.", no_args_is_help=True)
-webhooks_app = typer.Typer(help="Merchants' webhook endpoints and deliveries.",
-                           no_args_is_help=True)
+jobs_app = command_group("The job queue: list, retry, cancel.")
+webhooks_app = command_group("Merchants' webhook endpoints and deliveries.")
 
 
 def worker(concurrency: int = typer.Option(
@@ -55,6 +53,8 @@ def worker(concurrency: int = typer.Option(
         try:
             if once:
                 return await w.drain()
+            import asyncio  # not for `paycore --help` (#18 §5)
+
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,6 +79,8 @@ def worker(concurrency: int = typer.Option(
 
 
 def _job_table(found: list[Any]) -> Table:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     table = Table("id", "kind", "status", "attempts", "progress", "run after", "key", "note")
     for j in found:
         progress = (f"{j.progress_done}/{j.progress_total}" if j.progress_total
@@ -170,6 +172,8 @@ def webhooks_add(merchant: str, url: str,
 
 @webhooks_app.command("list")
 def webhooks_list(merchant: str | None = typer.Option(None)) -> None:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from paycore import webhooks
 
     table = Table("id", "merchant", "url", "topics", "status", "rotating until")
@@ -229,6 +233,8 @@ def webhooks_rekey() -> None:
 def webhooks_deliveries(status: str | None = typer.Option(None, help="pending, delivered, failed"),
                         endpoint: str | None = typer.Option(None),
                         limit: int = typer.Option(50)) -> None:
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from paycore import webhooks
 
     table = Table("id", "endpoint", "event", "status", "attempts", "next attempt", "last")

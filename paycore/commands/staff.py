@@ -8,15 +8,14 @@ import os
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from paycore.runner import console, errors, in_transaction, read_only
+from paycore.runner import command_group, console, errors, in_transaction, read_only
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-staff_app = typer.Typer(help="Staff users of the operations console (roles: risk, finance, "
-                        "payments, controller, viewer).", no_args_is_help=True)
+staff_app = command_group("Staff users of the operations console (roles: risk, finance, "
+                        "payments, controller, viewer).")
 
 
 def _password(confirm: bool = True) -> str:
@@ -76,6 +75,8 @@ def staff_reset(username: str) -> None:
 @staff_app.command("list")
 def staff_list() -> None:
     """The staff users, their roles and state."""
+    from rich.table import Table  # rich loads with the commands that print tables
+
     from paycore.console import staff
 
     async def go(conn: AsyncConnection) -> list[staff.StaffUser]:
