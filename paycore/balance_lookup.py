@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ledger.types import AccountType, Balance
 from paycore.settings import normalise_database_url, server_settings
@@ -71,7 +71,8 @@ def _from_sqlite(path: str, ref: int | str) -> Balance | None:
     if not path or "?" in path or path == ":memory:":
         return None
     # read-only: a mistyped path must not leave an empty database file behind
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    # (quoted: a '#' or '?' in a file name must not end the path)
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
     try:
         column = "id" if isinstance(ref, int) else "code"
         account = conn.execute(ACCOUNT_SQL.format(column=column, mark="?"), (ref,)).fetchone()

@@ -79,6 +79,11 @@ async def test_it_steps_aside_where_it_cannot_answer(db, tmp_path) -> None:
     assert current_balance(f"sqlite+aiosqlite:///{missing}", HOT) is None
     assert not missing.parent.exists()  # read-only: no empty database left behind
     assert current_balance("sqlite+aiosqlite://", HOT) is None  # in memory: nothing to read
+    # a file name with URI characters is that file, not a shorter path
+    odd = tmp_path / "books#1?.sqlite"
+    (tmp_path / "books").write_bytes(b"")
+    assert current_balance(f"sqlite+aiosqlite:///{odd}", HOT) is None
+    assert not odd.exists()
     assert current_balance("mysql://x@localhost/books", HOT) is None
     if db.dialect.name == "postgresql":
         # connection options it does not know (ssl, timeouts): the full engine reads them
