@@ -204,13 +204,36 @@ async def unwind_returned_disbursements(conn: AsyncConnection, *,
     return unwound
 
 
+async def _lock_disbursement_payouts(conn: AsyncConnection, supplier_id: str) -> None:
+    """Lock the payouts that disbursed the supplier's running loans, in id order (the
+    order a return takes them one at a time: payout row, then the payable)."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: the writer holds the database
+    from gateways.schema import payouts
+    from lending.schema import loans
+
+    await conn.execute(
+        sa.select(payouts.c.id).join(loans, loans.c.payout_id == payouts.c.id)
+        .where(loans.c.borrower_id == supplier_id,
+               loans.c.status.in_([s.value for s in lending.RUNNING]),
+               payouts.c.purpose == LOAN_DISBURSEMENT)
+        .order_by(payouts.c.id).with_for_update(of=payouts))
+
+
 async def refuse_payout_over_returned_proceeds(conn: AsyncConnection, supplier_id: str, *,
                                                config: LendingConfig | None = None) -> None:
     """The check paycore runs before every supplier payout (gateways.payout_hooks): the
     supplier's returned loan disbursements are unwound first, in the payout's transaction,
     so their proceeds are off the payable before anything is paid from it; one that
     cannot be unwound refuses the payout (`gateways.PayoutBlocked`) until a person has
-    settled that loan."""
+    settled that loan.
+
+    The supplier's loan-disbursement payouts are locked first (PostgreSQL): a return being
+    booked in another process holds its payout's row (SUCCEEDED -> RETURNED) and the
+    payable until it commits, so this check waits for it and then sees it. Read without
+    the lock, the check found nothing returned yet, the payout's hold then waited for the
+    payable and reserved the returned proceeds once the return had committed."""
+    await _lock_disbursement_payouts(conn, supplier_id)
     await unwind_returned_disbursements(conn, supplier_id=supplier_id, config=config)
     left = (await conn.execute(_returned(supplier_id))).all()
     if left:
