@@ -585,8 +585,17 @@ def accrue(through: str = typer.Option(..., help="accrue loan-days up to this da
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run(lambda engine: lending.run_accrual(engine, day, config(), batch_size=batch,
-                                                        progress=progress), quiet=True)
+        async def accrue_all(engine: AsyncEngine) -> lending.AccrualRunResult:
+            from paycore.disbursement import unwind_returned_disbursements
+
+            # a loan whose proceeds came back earns nothing: unwound before the night's
+            # interest, as the worker's accrual job does
+            await ledger.transact(engine, lambda conn: unwind_returned_disbursements(
+                conn, config=config()))
+            return await lending.run_accrual(engine, day, config(), batch_size=batch,
+                                             progress=progress)
+
+        result = run(accrue_all, quiet=True)
     console.print(f"accrued through {day}: {result.loans} loan(s), {result.entries} entries; "
                   f"interest {result.interest_minor:,}, penalty {result.penalty_minor:,} "
                   f"(minor units); {result.marked_overdue} loan(s) became overdue")

@@ -55,6 +55,12 @@ async def load_banks(engine: AsyncEngine | None = None) -> gateways.BankDirector
     workers, a janitor run by hand)."""
     import gateways
 
+    # A process that talks to banks books payouts' returns (the janitor's inquiry, the
+    # return check): paycore's hooks — a returned loan disbursement is unwound in the
+    # return's own transaction — must be in it. They install with this module; the CLI and
+    # the worker had them only when PAYCORE_ACCOUNT_KEYS was set (found by review).
+    import paycore.payout_controls  # noqa: F401
+
     target = os.environ.get("PAYCORE_BANKS", "")
     if ":" not in target:
         raise gateways.InvalidPaymentRequest(

@@ -354,3 +354,62 @@ async def test_a_disbursement_payout_the_bank_refused_unwinds_the_loan_too(db):
     assert loan.status is lending.LoanStatus.APPROVED and loan.interest_accrued_minor == 0
     assert await posted(db, PORTFOLIO) == 0 and await posted(db, PAYABLE) == 0
     await verify_ok(db)
+
+
+#: a fresh process loads the deployment's banks as the CLI's bank commands and the worker
+#: do (`load_banks`), then names the payout hooks gateways would run
+HOOK_PROBE = """
+import asyncio, sys, types
+import gateways
+from gateways import payout_hooks
+probe = types.ModuleType("probe_banks")
+probe.banks = lambda: gateways.BankDirectory([])
+sys.modules["probe_banks"] = probe
+from paycore.commands.payments import load_banks
+asyncio.run(load_banks())
+print(sorted(h.__name__ for h in payout_hooks._return_hooks),
+      sorted(c.__name__ for c in payout_hooks._checks))
+"""
+
+
+def test_every_process_that_talks_to_banks_runs_the_payout_hooks() -> None:
+    # Found by review: a `paycore payments janitor` or `check-returns` run by hand, or a
+    # worker, booked a returned loan disbursement without unwinding the loan (its proceeds
+    # stayed on the supplier's payable for the next settlement to pay out) unless
+    # PAYCORE_ACCOUNT_KEYS happened to be set: the hooks came with that import only.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PAYCORE_BANKS": "probe_banks:banks"}
+    env.pop("PAYCORE_ACCOUNT_KEYS", None)
+    done = subprocess.run([sys.executable, "-c", HOOK_PROBE], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"[{disbursement.unwind_on_return.__name__!r}] "
+        f"[{disbursement.refuse_payout_over_returned_proceeds.__name__!r}]")
+
+
+async def test_the_cli_accrual_unwinds_a_returned_disbursement_before_charging_it(
+        db, monkeypatch):
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from paycore.cli import app
+    from tests.conftest import url_of
+
+    payout = await _disbursed_by_payout(db, "RD6")
+    with monkeypatch.context() as m:
+        without_return_hooks(m)   # booked by a process that ran no hook
+        await _paid_and_returned(db, payout.id, at(1))
+    assert (await _loan(db, "RD6")).status is not lending.LoanStatus.APPROVED
+    monkeypatch.setenv("PAYCORE_DATABASE_URL", url_of(db))
+    done = await asyncio.to_thread(CliRunner().invoke, app,
+                                   ["accrue", "--through", days(9).isoformat()])
+    assert done.exit_code == 0, done.output
+    loan = await _loan(db, "RD6")
+    assert loan.status is lending.LoanStatus.APPROVED
+    assert loan.interest_accrued_minor == 0
+    await verify_ok(db)
