@@ -520,3 +520,36 @@ async def test_a_write_off_and_a_repayment_at_once(db, write_off_first):
                            else lending.LoanStatus.REPAID)
     assert (loan.written_off_minor == 0) is (not write_off_first)
     await verify_ok(db)
+
+
+@pytest.mark.parametrize("settlement_first", [True, False])
+async def test_a_settlement_and_a_manual_payout_of_the_whole_payable_at_once(db,
+                                                                            settlement_first):
+    """The nightly settlement and a person's payout of the supplier's whole balance (API),
+    at once, on a payable with no loans: the 500.00 is reserved once, whoever wins."""
+    from tests.gateways.core_helpers import open_payable
+    from tests.gateways.test_payout_controls import CONTROLS, LATER, ask
+
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="500.00")
+        account = await verified_account(conn)
+
+    def manual(conn: AsyncConnection) -> Any:
+        return gateways.request_supplier_payout(
+            conn, ask("po-manual", account.id, "500.00", manual=True, by="user:alice"),
+            CONTROLS, now=LATER)
+
+    def settle(conn: AsyncConnection) -> Any:
+        return settlement.settle_supplier(conn, "run-m", "sup-001", SETTLE_ON, CONFIG,
+                                          payable_account=PAYABLE, controls=CONTROLS,
+                                          now=LATER)
+
+    one, two = await interleave(db, *((settle, manual) if settlement_first
+                                      else (manual, settle)))
+    assert not isinstance(one, Exception), one
+    _refused_cleanly(two)
+    async with db.connect() as conn:
+        reserved = sum(p.amount_minor for p in await gateways.list_payouts(conn)
+                       if p.status is not gateways.PayoutState.CANCELED)
+    assert reserved == 50_000
+    await _books_agree(db)
