@@ -14,7 +14,7 @@ from moneyed import Money
 
 import ledger
 from paycore import commands
-from paycore.runner import command_group, console, in_transaction, read_only, run
+from paycore.runner import command_group, console, errors, in_transaction, read_only, run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -94,25 +94,40 @@ def _money(value: Any, currency: str, where: str) -> Money:
         raise ledger.InvalidRequest(f"{where}: {value!r} is not an amount") from None
 
 
-def entry_from_document(doc: dict[str, Any]) -> ledger.EntryRequest:
-    """An entry from the JSON/YAML shape `paycore post` reads; amounts are decimal strings."""
+def entry_from_document(doc: Any, n: int = 1) -> ledger.EntryRequest:
+    """An entry from the JSON/YAML shape `paycore post` reads; amounts are decimal strings.
+    A document of another shape is refused saying where (entry, posting, field)."""
+    if not isinstance(doc, dict):
+        raise ledger.InvalidRequest(f"entry {n}: expected a mapping with idempotency_key, "
+                                    f"kind and postings, got {type(doc).__name__}")
     key = doc.get("idempotency_key")
     if not key:
-        raise ledger.InvalidRequest("each entry needs an idempotency_key")
+        raise ledger.InvalidRequest(f"entry {n}: each entry needs an idempotency_key")
+    postings = doc.get("postings", [])
+    if not isinstance(postings, list):
+        raise ledger.InvalidRequest(f"entry {key!r}: postings must be a list")
     legs = []
-    for n, p in enumerate(doc.get("postings", [])):
-        where = f"entry {key!r} posting {n + 1}"
-        if "currency" not in p or "account" not in p:
+    for i, p in enumerate(postings):
+        where = f"entry {key!r} posting {i + 1}"
+        if not isinstance(p, dict) or "currency" not in p or "account" not in p:
             raise ledger.InvalidRequest(f"{where}: needs account and currency")
         debit = _money(p["debit"], p["currency"], where) if "debit" in p else None
         credit = _money(p["credit"], p["currency"], where) if "credit" in p else None
         legs.append(ledger.Posting(p["account"], debit=debit, credit=credit))
     effective = doc.get("effective_date")
+    try:
+        effective_date = dt.date.fromisoformat(str(effective)) if effective else None
+    except ValueError:
+        raise ledger.InvalidRequest(f"entry {key!r}: effective_date {effective!r} is not a "
+                                    "date (YYYY-MM-DD)") from None
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ledger.InvalidRequest(f"entry {key!r}: metadata must be a mapping")
+    external_ref = doc.get("external_ref")
     return ledger.EntryRequest(
         idempotency_key=str(key), kind=str(doc.get("kind", "manual")), postings=legs,
-        effective_date=dt.date.fromisoformat(str(effective)) if effective else None,
-        description=str(doc.get("description", "")), external_ref=doc.get("external_ref"),
-        metadata=doc.get("metadata") or {},
+        effective_date=effective_date, description=str(doc.get("description", "")),
+        external_ref=None if external_ref is None else str(external_ref), metadata=metadata,
     )
 
 
@@ -121,9 +136,18 @@ def post(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
     """Post the entries in a JSON or YAML file (one entry or a list), all or nothing."""
     import yaml
 
-    raw = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
-    docs = raw if isinstance(raw, list) else [raw]
-    requests = [entry_from_document(d) for d in docs]
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+        docs = raw if isinstance(raw, list) else [raw]
+        requests = [entry_from_document(d, n) for n, d in enumerate(docs, 1)]
+    except (yaml.YAMLError, UnicodeDecodeError, ledger.LedgerError) as exc:
+        # refused before any transaction opens: nothing was posted
+        name = "InvalidRequest" if not isinstance(exc, ledger.LedgerError) else \
+            type(exc).__name__
+        from rich.markup import escape
+
+        errors.print(f"[red]{name}[/red]: {escape(f'{file}: {exc}')}", highlight=False)
+        raise typer.Exit(2) from None
     posted = in_transaction(lambda conn: ledger.post_many(conn, requests))
     for e in posted:
         state = "replayed" if e.replayed else "posted"

@@ -99,3 +99,28 @@ def test_bad_input_is_a_clear_error_and_exit_2(sqlite_url, tmp_path):
     assert result.exit_code == 2
     assert "does not balance" in result.output
     assert "posted 0.00" in runner.invoke(app, ["balance", "1001.bank"]).output
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("just text\n", "entry 1: expected a mapping"),
+    ("idempotency_key: a\npostings: [1, 2]\n", "entry 'a' posting 1: needs account and currency"),
+    ('{"idempotency_key": "k", "postings": "none"}', "entry 'k': postings must be a list"),
+    ('{"idempotency_key": "k", "postings": [], "effective_date": "2026-13-01"}',
+     "effective_date '2026-13-01' is not a date"),
+    ("a: [\n", "while parsing"),
+    ('[{"idempotency_key": "k", "postings": [{"account": "x", "currency": "CNY", '
+     '"debit": "ten"}]}]', "'ten' is not an amount"),
+])
+def test_a_malformed_entry_file_is_refused_saying_where(sqlite_url, tmp_path, text, said):
+    # before, each was a Python traceback (TypeError, AttributeError, ValueError, YAML's
+    # ParserError) from parsing outside the command's error handling
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    path = tmp_path / "entries.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["post", str(path)])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an error escaping
+    verified = runner.invoke(app, ["verify"])
+    assert verified.exit_code == 0 and "0 entries" in verified.output, verified.output
