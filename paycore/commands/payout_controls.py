@@ -76,14 +76,17 @@ def _print_account(a: gateways.BeneficiaryAccount) -> None:
 @beneficiaries_app.command("add")
 def add(supplier: str, holder: str = typer.Option(..., help="the account holder's name"),
         bank: str = typer.Option("", help="the bank's name"),
-        number: str = typer.Option(..., prompt="Account number", hide_input=True,
-                                   envvar="PAYCORE_ACCOUNT_NUMBER", show_default=False,
-                                   help="prompted without echo (or PAYCORE_ACCOUNT_NUMBER)"),
         as_: str = ACTOR) -> None:
-    """Register a supplier's account, unverified."""
+    """Register a supplier's account, unverified. The account number is prompted for
+    without echo, or read from PAYCORE_ACCOUNT_NUMBER: never an argument, which would
+    stay in the shell's history and the process list."""
+    import os
+
     import gateways
 
     actor = _actor(as_)
+    number = os.environ.get("PAYCORE_ACCOUNT_NUMBER") or typer.prompt(
+        "Account number", hide_input=True)
     account = in_transaction(lambda conn: gateways.add_account(
         conn, supplier, holder_name=holder, account_number=number, bank_name=bank,
         actor=actor))

@@ -134,3 +134,20 @@ def test_as_is_a_staff_user_who_proves_it(cli_db):
     done = cli("beneficiaries", "verify", account, "--as", "OPS")
     assert done.exit_code == 0, done.output
     assert "user:ops" in cli("beneficiaries", "audit", "--subject", account).output
+
+
+def test_an_account_number_is_never_an_argument(cli_db):
+    # found by the README audit: `--number 6222…` on the command line was taken (it stays
+    # in the shell's history and the process list); now there is no such option
+    on_line = runner.invoke(app, ["beneficiaries", "add", "sup-8", "--holder", "Ningbo Tools",
+                                  "--number", NUMBER, "--as", "alice"],
+                            env={"PAYCORE_STAFF_PASSWORD": STAFF["alice"]})
+    assert on_line.exit_code == 2 and "No such option: --number" in on_line.output
+    assert "--number" not in runner.invoke(app, ["beneficiaries", "add", "--help"]).output
+    # prompted without echo: what the person typed is never shown back
+    prompted = runner.invoke(app, ["beneficiaries", "add", "sup-8", "--holder", "Ningbo Tools",
+                                   "--as", "alice"], input=NUMBER + "\n",
+                             env={"PAYCORE_STAFF_PASSWORD": STAFF["alice"]})
+    assert prompted.exit_code == 0, prompted.output
+    assert "Account number" in prompted.output and NUMBER not in prompted.output
+    assert "***3445" in prompted.output and "unverified" in prompted.output
