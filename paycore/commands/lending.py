@@ -224,7 +224,8 @@ def loans_decide(
     loan_id: str,
     outcome: str = typer.Argument(..., help="approve or decline"),
     comment: str = typer.Option(..., help="the officer's reason (stored)"),
-    officer: str = typer.Option(..., help="who decides: a console staff user of the risk "
+    officer: str = typer.Option(..., "--as", "--officer",
+                                help="who decides: a console staff user of the risk "
                                 "role, who gives their password (prompted without echo, "
                                 "or PAYCORE_STAFF_PASSWORD)"),
     amount: str | None = typer.Option(None, help="approve a smaller amount"),

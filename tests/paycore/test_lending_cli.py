@@ -65,7 +65,8 @@ def test_lending_commands(sqlite_url, tmp_path):
                              env={"PAYCORE_STAFF_PASSWORD": "pay-wu-passphrase-22"})
     assert not_risk.exit_code == 2 and "risk" in not_risk.output
     assert "L2" in ok("loans", "queue")
-    result = runner.invoke(app, [*decide, "--officer", "risk.li"], env=staff)
+    # `--as`, as every other command that takes a staff user (`--officer` is its old name)
+    result = runner.invoke(app, [*decide, "--as", "risk.li"], env=staff)
     assert result.exit_code == 0, result.output
     assert "declined" in result.output
     out = ok("loans", "decisions", "L2", "--inputs")
