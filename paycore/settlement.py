@@ -61,6 +61,9 @@ class SupplierSettlement:
     #: True when this settlement had already been run for the supplier: nothing posted
     replayed: bool = False
     note: str = ""
+    #: True when this supplier could not be settled in this run (the note says why):
+    #: nothing of theirs was written, and a run of the same settlement id tries again
+    failed: bool = False
 
 
 @dataclass
@@ -76,6 +79,10 @@ class SettlementRun:
     @property
     def payout_minor(self) -> int:
         return sum(s.payout_minor for s in self.suppliers)
+
+    @property
+    def failed(self) -> list[SupplierSettlement]:
+        return [s for s in self.suppliers if s.failed]
 
 
 def payout_id_for(settlement_id: str, supplier_id: str) -> str:
@@ -195,9 +202,20 @@ async def run_settlement(
             raise lending.InvalidInput(f"no supplier payable for {', '.join(sorted(missing))}")
     run = SettlementRun(settlement_id, on)
     for i, (supplier, code) in enumerate(found):
-        result = await ledger.transact(engine, lambda c, s=supplier, a=code: settle_supplier(  # type: ignore[misc]
-            c, settlement_id, s, on, config, payable_account=a, banks=banks, controls=controls,
-            actor=actor))
+        try:
+            result = await ledger.transact(engine, lambda c, s=supplier, a=code: settle_supplier(  # type: ignore[misc]
+                c, settlement_id, s, on, config, payable_account=a, banks=banks,
+                controls=controls, actor=actor))
+        except (ledger.LedgerError, lending.LendingError, gateways.PaymentError) as exc:
+            # One supplier's refusal (a race lost to a payout or a repayment from the same
+            # payable, a loan closed meanwhile) rolled back their transaction alone; the
+            # suppliers after them are still paid today. Before, it ended the run there,
+            # and a refusal that held on every retry left every later supplier unpaid.
+            log.error("settlement.supplier_failed", settlement_id=settlement_id,
+                      supplier_id=supplier, error=type(exc).__name__, detail=str(exc))
+            result = SupplierSettlement(settlement_id, supplier, "", 0, 0, 0, None,
+                                        note=f"not settled: {type(exc).__name__}: {exc}",
+                                        failed=True)
         run.suppliers.append(result)
         if progress:
             progress(i + 1, len(found))

@@ -19,7 +19,7 @@ from moneyed import Money
 import ledger
 from paycore.amounts import known_currency, money_of
 from paycore.commands.actor import actor_option
-from paycore.runner import command_group, console, in_transaction, read_only, run
+from paycore.runner import command_group, console, errors, in_transaction, read_only, run
 
 # The domains are imported inside each command that uses them (#18 §5: `paycore --help`
 # and `paycore balance` import none); a new command imports its own.
@@ -626,10 +626,17 @@ def settle(settlement_id: str | None = typer.Option(None, "--id", help="the sett
     table = Table("supplier", "available", "loan offset", "payout", "payout id", "note",
                   title=f"Settlement {sid} on {day}", title_justify="left")
     for s in result.suppliers:
+        if s.failed:  # nothing of theirs was written: no amounts to show
+            table.add_row(s.supplier_id, "", "", "", "", s.note)
+            continue
         table.add_row(s.supplier_id, amt(s.available_minor, s.currency),
                       amt(s.offset_minor, s.currency), amt(s.payout_minor, s.currency),
                       s.payout_id or "", ("replayed: " if s.replayed else "") + s.note)
     console.print(table)
+    if result.failed:
+        errors.print(f"[red]{len(result.failed)} supplier(s) not settled[/red] (see the notes); "
+                     f"run `paycore settle --id {sid}` again: it posts nothing new for the others")
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

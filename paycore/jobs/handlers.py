@@ -213,6 +213,12 @@ async def settlement(ctx: JobContext) -> Result:
     sid = str(ctx.job.payload.get("settlement_id") or f"settle-{day.isoformat()}")
     run = await runs.run_settlement(ctx.engine, sid, day, _lending_config(),
                                     controls=controls_from_env())
+    if run.failed:
+        # the job fails, so the queue runs it again (backoff, then a person): the same
+        # settlement id posts nothing new for the suppliers already settled
+        raise RuntimeError(f"settlement {sid}: {len(run.failed)} of {len(run.suppliers)} "
+                           "supplier(s) not settled: " + "; ".join(
+                               f"{s.supplier_id}: {s.note}" for s in run.failed))
     return {"settlement_id": sid, "suppliers": len(run.suppliers),
             "payouts": sum(1 for s in run.suppliers if s.payout_id)}
 

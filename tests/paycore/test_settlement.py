@@ -193,3 +193,80 @@ async def test_two_runs_whose_ids_once_met_both_pay_out(db):
     [one], [two] = first.suppliers, second.suppliers
     assert one.payout_id and two.payout_id and one.payout_id != two.payout_id
     assert (one.payout_minor, two.payout_minor) == (10_000, 10_000)
+
+
+async def test_one_suppliers_refusal_leaves_the_rest_of_the_run_paid(db, monkeypatch):
+    # Found by the concurrency red team: a supplier whose settlement was refused (a race
+    # lost to a payout or repayment from the same payable) ended the whole run there, so
+    # every supplier after them went unpaid — on every retry, if the refusal held. The
+    # refusal is forced here after the supplier's settlement has written its entries, to
+    # show those roll back with it.
+    async with db.begin() as conn:
+        for supplier, number in (("a", "6222020200112233411"), ("b", "6222020200112233412"),
+                                 ("c", "6222020200112233413")):
+            await open_payable(conn, supplier, funded="100.00")
+            await verified_account(conn, supplier, number)
+    real = settlement.settle_supplier
+
+    async def refused_for_b(conn, settlement_id, supplier_id, *args, **kwargs):
+        result = await real(conn, settlement_id, supplier_id, *args, **kwargs)
+        if supplier_id == "b":
+            raise ledger.InvalidRequest("payable 2202.payable.b moved meanwhile")
+        return result
+
+    monkeypatch.setattr(settlement, "settle_supplier", refused_for_b)
+    before = await entry_count(db)
+    run = await settlement.run_settlement(db, "s-iso", days(1), CONFIG,
+                                          suppliers=["a", "b", "c"])
+    by = {s.supplier_id: s for s in run.suppliers}
+    assert [s.supplier_id for s in run.failed] == ["b"]
+    assert "InvalidRequest" in by["b"].note and "moved meanwhile" in by["b"].note
+    assert by["a"].payout_id and by["c"].payout_id   # the supplier after b is paid too
+    assert by["b"].payout_id is None and by["b"].payout_minor == 0
+    async with db.connect() as conn:
+        assert ledger.to_minor((await ledger.balance(conn, "2202.payable.b")).available) \
+            == 10_000   # nothing of b's was kept
+        for supplier in ("a", "c"):
+            assert ledger.to_minor(
+                (await ledger.balance(conn, f"2202.payable.{supplier}")).available) == 0
+    written = await entry_count(db) - before
+    # the same settlement again, the refusal gone: b is paid, a and c replay as nothing
+    monkeypatch.setattr(settlement, "settle_supplier", real)
+    again = await settlement.run_settlement(db, "s-iso", days(1), CONFIG,
+                                            suppliers=["a", "b", "c"])
+    by = {s.supplier_id: s for s in again.suppliers}
+    assert not again.failed and by["b"].payout_id and not by["b"].replayed
+    assert by["a"].replayed and by["c"].replayed
+    assert await entry_count(db) - before >= written
+    await verify_ok(db)
+
+
+async def test_a_settlement_job_with_a_supplier_not_settled_fails_to_be_run_again(db, monkeypatch):
+    # the worker's job must not be marked done while a supplier is left unpaid: it fails
+    # with who and why, so the queue runs it again (the others replay as nothing)
+    from paycore.jobs import JobStatus, Worker, enqueue, list_jobs
+
+    async with db.begin() as conn:
+        for supplier, number in (("a", "6222020200112233421"), ("b", "6222020200112233422")):
+            await open_payable(conn, supplier, funded="100.00")
+            await verified_account(conn, supplier, number)
+        await enqueue(conn, "settlement", {"settlement_id": "s-job",
+                                           "business_date": days(1).isoformat()})
+    real = settlement.settle_supplier
+
+    async def refused_for_a(conn, settlement_id, supplier_id, *args, **kwargs):
+        if supplier_id == "a":
+            raise ledger.InvalidRequest("payable 2202.payable.a moved meanwhile")
+        return await real(conn, settlement_id, supplier_id, *args, **kwargs)
+
+    monkeypatch.setattr(settlement, "settle_supplier", refused_for_a)
+    import paycore.commands.lending
+
+    monkeypatch.setattr(paycore.commands.lending, "CONFIG", CONFIG, raising=False)
+    await Worker(db).drain()
+    async with db.connect() as conn:
+        [job] = await list_jobs(conn, kind="settlement")
+        b_paid = ledger.to_minor((await ledger.balance(conn, "2202.payable.b")).available)
+    assert job.status is not JobStatus.SUCCEEDED and job.attempts == 1
+    assert job.last_error and "a: not settled" in job.last_error
+    assert b_paid == 0   # b was paid all the same
