@@ -158,7 +158,8 @@ async def inquire_now(engine: AsyncEngine, banks: BankDirectory, subject: Subjec
 #: how long a record may sit in flight without an inquiry before the janitor asks about it
 STRANDED_AFTER = dt.timedelta(minutes=5)
 #: a refund or payout request the bank still does not know this long after it was sent
-#: (the recorded call's time) never reached it; before that, "not found" proves nothing
+#: (the recorded call's time, against the real clock: never a look-ahead `now`) never
+#: reached it; before that, "not found" proves nothing
 UNSEEN_AFTER = dt.timedelta(minutes=5)
 _IN_FLIGHT: tuple[tuple[Subject, sa.Table, tuple[str, ...]], ...] = (
     (Subject.ATTEMPT, payment_attempts, ("created", "pending", "unknown", "authorized")),
@@ -191,7 +192,12 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
     if inquiry.bank not in banks:
         return await _postpone(engine, inquiry, "bank not configured", now, max_tries)
     async with engine.connect() as conn:
-        call = await _call_for(conn, inquiry)
+        call, sent = await _call_for(conn, inquiry)
+    # "not found" proves a sent refund or payout never reached the bank only once the bank
+    # has had UNSEEN_AFTER of real time: a `now` ahead of the clock (a catch-up pass,
+    # `paycore payments janitor --now`) is no time the bank has had. Never sent (no call
+    # recorded): nothing is on its way, the caller's `now` stands.
+    unseen = call.placed_at <= (min(now, utcnow()) if sent else now) - UNSEEN_AFTER
     try:
         if inquiry.subject is Subject.ATTEMPT:
             answer: PaymentStatus | RefundStatus | PayoutStatus = await banks.call(
@@ -210,25 +216,25 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
     if isinstance(answer, PaymentStatus):
         return await _settle_attempt(engine, inquiry, answer, now, max_tries)
     if isinstance(answer, RefundStatus):
-        return await _settle_refund(engine, inquiry, answer, now, max_tries, call.placed_at)
-    return await _settle_payout(engine, inquiry, answer, now, max_tries, call.placed_at)
+        return await _settle_refund(engine, inquiry, answer, now, max_tries, unseen)
+    return await _settle_payout(engine, inquiry, answer, now, max_tries, unseen)
 
 
 _SUBJECT_TABLES = {Subject.ATTEMPT: payment_attempts, Subject.REFUND: refunds,
                    Subject.PAYOUT: payouts_table}
 
 
-async def _call_for(conn: AsyncConnection, inquiry: Inquiry) -> BankCall:
-    """What was sent, as recorded before sending. A record with no call recorded was never
-    sent (the call is committed first): its own creation time stands in, and the bank,
-    never having had it, answers "not found" whatever the time."""
+async def _call_for(conn: AsyncConnection, inquiry: Inquiry) -> tuple[BankCall, bool]:
+    """What was sent, as recorded before sending, and whether anything was. A record with
+    no call recorded was never sent (the call is committed first): its own creation time
+    stands in, and the bank, never having had it, answers "not found" whatever the time."""
     call = await calls.latest_call(conn, inquiry.subject, inquiry.subject_id, inquiry.bank)
     if call is not None:
-        return call
+        return call, True
     table = _SUBJECT_TABLES[inquiry.subject]
     created = (await conn.execute(sa.select(table.c.created_at).where(
         table.c.id == inquiry.subject_id))).scalar()
-    return BankCall(reference=inquiry.subject_id, placed_at=created or utcnow())
+    return BankCall(reference=inquiry.subject_id, placed_at=created or utcnow()), False
 
 
 async def _postpone(engine: AsyncEngine, inquiry: Inquiry, outcome: str, now: dt.datetime,
@@ -312,7 +318,7 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
 
 
 async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundStatus,
-                         now: dt.datetime, max_tries: int, sent_at: dt.datetime) -> str:
+                         now: dt.datetime, max_tries: int, unseen: bool) -> str:
     async with engine.connect() as conn:
         refund = await find_refund(conn, inquiry.subject_id)
     if refund is None or refund.status not in (RefundState.REQUESTED, RefundState.PENDING,
@@ -325,7 +331,7 @@ async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundSt
             conn, refund.id, why, now))
         return "to_review"
     if outcome is BankOutcome.NOT_FOUND and refund.status is not RefundState.PENDING:
-        if sent_at > now - UNSEEN_AFTER:
+        if not unseen:
             # maybe still on its way through the bank: ask again, the reservation kept
             return await _postpone(engine, inquiry, outcome.value, now, max_tries)
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
@@ -347,7 +353,7 @@ async def _settle_refund(engine: AsyncEngine, inquiry: Inquiry, answer: RefundSt
 
 
 async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutStatus,
-                         now: dt.datetime, max_tries: int, sent_at: dt.datetime) -> str:
+                         now: dt.datetime, max_tries: int, unseen: bool) -> str:
     async with engine.connect() as conn:
         payout = await find_payout(conn, inquiry.subject_id)
     if payout is None or payout.status not in (PayoutState.SUBMITTED, PayoutState.UNKNOWN):
@@ -371,7 +377,7 @@ async def _settle_payout(engine: AsyncEngine, inquiry: Inquiry, answer: PayoutSt
         await ledger.transact(engine, review)
         return "to_review"
     if outcome is BankOutcome.NOT_FOUND:
-        if sent_at > now - UNSEEN_AFTER:
+        if not unseen:
             # maybe still on its way through the bank: ask again, the reservation kept
             return await _postpone(engine, inquiry, outcome.value, now, max_tries)
         outcome = BankOutcome.FAILED  # never reached the bank: release the reservation
