@@ -87,11 +87,43 @@ def accounts_add_lanes(code: str, lanes: int = typer.Argument(..., help="lanes i
     console.print(f"{account.code} has {account.lanes} lanes")
 
 
-def _money(value: Any, currency: str, where: str) -> Money:
+class _WrittenNumber(float):
+    """A YAML/JSON number with a fraction, with the digits it was written with: a float
+    keeps ~16 significant digits, so an unquoted 1234567890123456.78 read as one is
+    1234567890123456.8. An amount is read from `text`; anywhere else (metadata) it is
+    the float YAML always gave."""
+
+    text: str
+
+
+def _entry_loader() -> type:
+    """YAML's safe loader, its numbers with a fraction kept as written (`_WrittenNumber`)."""
+    import yaml
+
+    class EntryLoader(yaml.SafeLoader):
+        pass
+
+    def number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+        value = _WrittenNumber(loader.construct_yaml_float(node))
+        value.text = str(node.value).replace("_", "")
+        return value
+
+    EntryLoader.add_constructor("tag:yaml.org,2002:float", number)
+    return EntryLoader
+
+
+def _money(value: Any, currency: Any, where: str) -> Money:
+    from moneyed import CurrencyDoesNotExist
+
+    text = value.text if isinstance(value, _WrittenNumber) else str(value)
     try:
-        return Money(Decimal(str(value)), currency)
+        amount = Decimal(text)
     except (InvalidOperation, ValueError):
         raise ledger.InvalidRequest(f"{where}: {value!r} is not an amount") from None
+    try:
+        return Money(amount, currency)
+    except (CurrencyDoesNotExist, TypeError, ValueError):
+        raise ledger.InvalidRequest(f"{where}: {currency!r} is not a currency") from None
 
 
 def entry_from_document(doc: Any, n: int = 1) -> ledger.EntryRequest:
@@ -111,9 +143,13 @@ def entry_from_document(doc: Any, n: int = 1) -> ledger.EntryRequest:
         where = f"entry {key!r} posting {i + 1}"
         if not isinstance(p, dict) or "currency" not in p or "account" not in p:
             raise ledger.InvalidRequest(f"{where}: needs account and currency")
+        account = p["account"]
+        if isinstance(account, bool) or not isinstance(account, str | int):
+            raise ledger.InvalidRequest(f"{where}: account {account!r} is not an account "
+                                        "code or id")
         debit = _money(p["debit"], p["currency"], where) if "debit" in p else None
         credit = _money(p["credit"], p["currency"], where) if "credit" in p else None
-        legs.append(ledger.Posting(p["account"], debit=debit, credit=credit))
+        legs.append(ledger.Posting(account, debit=debit, credit=credit))
     effective = doc.get("effective_date")
     try:
         effective_date = dt.date.fromisoformat(str(effective)) if effective else None
@@ -123,6 +159,12 @@ def entry_from_document(doc: Any, n: int = 1) -> ledger.EntryRequest:
     metadata = doc.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ledger.InvalidRequest(f"entry {key!r}: metadata must be a mapping")
+    try:  # as the ledger stores it (YAML reads an unquoted 2026-05-01 as a date)
+        json.dumps(metadata, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ledger.InvalidRequest(f"entry {key!r}: metadata must be JSON (text, numbers, "
+                                    f"true/false, lists, mappings; quote dates): {exc}"
+                                    ) from None
     external_ref = doc.get("external_ref")
     return ledger.EntryRequest(
         idempotency_key=str(key), kind=str(doc.get("kind", "manual")), postings=legs,
@@ -137,7 +179,8 @@ def post(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
     import yaml
 
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+        # YAML is a superset of JSON; the loader is yaml.SafeLoader's (amounts as written)
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_entry_loader())
         docs = raw if isinstance(raw, list) else [raw]
         requests = [entry_from_document(d, n) for n, d in enumerate(docs, 1)]
     except (yaml.YAMLError, UnicodeDecodeError, ledger.LedgerError) as exc:

@@ -124,3 +124,52 @@ def test_a_malformed_entry_file_is_refused_saying_where(sqlite_url, tmp_path, te
     assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an error escaping
     verified = runner.invoke(app, ["verify"])
     assert verified.exit_code == 0 and "0 entries" in verified.output, verified.output
+
+
+def _open_bank_and_capital() -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    for code, kind in (("1001.bank", "asset"), ("3001.capital", "equity")):
+        assert runner.invoke(app, ["accounts", "open", code, code, kind, "CNY"]).exit_code == 0
+
+
+def test_an_unquoted_amount_is_posted_as_written(sqlite_url, tmp_path):
+    # YAML (and JSON) read an unquoted 1234567890123456.78 as a float, which keeps ~16
+    # significant digits: posted through str(float) it was 1234567890123456.80, 0.02 CNY
+    # the file never said, without a word. An amount is the digits written.
+    _open_bank_and_capital()
+    path = tmp_path / "entries.yaml"
+    path.write_text("idempotency_key: big\npostings:\n"
+                    "  - {account: 1001.bank, currency: CNY, debit: 1234567890123456.78}\n"
+                    "  - {account: 3001.capital, currency: CNY, credit: 1234567890123456.78}\n")
+    posted = runner.invoke(app, ["post", str(path)])
+    assert posted.exit_code == 0, posted.output
+    shown = runner.invoke(app, ["balance", "1001.bank"]).output
+    assert "posted 1,234,567,890,123,456.78 CNY" in shown, shown
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # a currency moneyed does not know ("RMB" for CNY): CurrencyDoesNotExist, a traceback
+    ('{"idempotency_key": "k", "postings": [{"account": "1001.bank", "currency": "RMB", '
+     '"debit": "1"}, {"account": "3001.capital", "currency": "RMB", "credit": "1"}]}',
+     "entry 'k' posting 1: 'RMB' is not a currency"),
+    # an account that is a list: TypeError (unhashable) in the ledger, a traceback
+    ('{"idempotency_key": "k", "postings": [{"account": ["1001.bank"], "currency": "CNY", '
+     '"debit": "1"}, {"account": "3001.capital", "currency": "CNY", "credit": "1"}]}',
+     "entry 'k' posting 1: account ['1001.bank'] is not an account code or id"),
+    # an unquoted date in the metadata (YAML reads a date): TypeError, not JSON serializable
+    ("idempotency_key: k\nmetadata: {invoice_date: 2026-05-01}\npostings:\n"
+     "  - {account: 1001.bank, currency: CNY, debit: '1'}\n"
+     "  - {account: 3001.capital, currency: CNY, credit: '1'}\n",
+     "entry 'k': metadata must be JSON"),
+])
+def test_an_entry_the_ledger_cannot_take_is_refused_saying_where(sqlite_url, tmp_path, text,
+                                                                  said):
+    _open_bank_and_capital()
+    path = tmp_path / "entries.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["post", str(path)])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+    assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an error escaping
+    verified = runner.invoke(app, ["verify"])
+    assert verified.exit_code == 0 and "0 entries" in verified.output, verified.output
