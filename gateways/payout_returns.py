@@ -95,7 +95,11 @@ async def book_payout_return(conn: AsyncConnection, payout_id: str, *, bank: str
     `amount_minor`/`currency`: what the bank stated (None: it stated none)."""
     now = now or utcnow()
     reason = reason.strip() or "no reason given"
-    payout = await load_payout(conn, payout_id)
+    # locked: the bank's notification and the return check may report one return at the
+    # same moment; the second waits here and sees RETURNED (a duplicate), where reading
+    # first it met the first's compare-and-set (ConcurrentTransition), which ended the
+    # return check's loop over every other payout
+    payout = await load_payout(conn, payout_id, for_update=True)
     if payout.status is PayoutState.RETURNED:
         return ReturnApplied.DUPLICATE
     stated = (f"{ledger.from_minor(amount_minor, currency).amount} {currency}"

@@ -242,13 +242,15 @@ async def load_refund(conn: AsyncConnection, refund_id: str, *,
     return found
 
 
-async def find_payout(conn: AsyncConnection, payout_id: str) -> Payout | None:
-    row = await _one(conn, payouts, payout_id, for_update=False)
+async def find_payout(conn: AsyncConnection, payout_id: str, *,
+                      for_update: bool = False) -> Payout | None:
+    row = await _one(conn, payouts, payout_id, for_update=for_update)
     return None if row is None else payout_from_row(row)
 
 
-async def load_payout(conn: AsyncConnection, payout_id: str) -> Payout:
-    found = await find_payout(conn, payout_id)
+async def load_payout(conn: AsyncConnection, payout_id: str, *,
+                      for_update: bool = False) -> Payout:
+    found = await find_payout(conn, payout_id, for_update=for_update)
     if found is None:
         raise PayoutNotFound(payout_id)
     return found

@@ -553,3 +553,42 @@ async def test_a_settlement_and_a_manual_payout_of_the_whole_payable_at_once(db,
                        if p.status is not gateways.PayoutState.CANCELED)
     assert reserved == 50_000
     await _books_agree(db)
+
+
+async def test_a_return_notified_and_found_by_the_inquiry_at_once_is_booked_once(db):
+    """The bank's return notification (an API worker) and the daily return check (a job
+    worker) book one payout's return at the same moment: booked once, and the other is
+    told it is a duplicate — it was ConcurrentTransition, which ended the return check's
+    loop over every other payout (found by the lead, from the red team's notes)."""
+    from tests.gateways.core_helpers import open_payable
+
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-ret", funded="100.00")
+        await record_payout(conn, gateways.PayoutRequest(
+            "po-ret", "supplier:sup-ret", gateways.Beneficiary("Supplier", "6222000011"),
+            cny("40.00"), "2202.payable.sup-ret", "settlement"))
+        await conn.execute(gateways.schema.payouts.update().where(
+            gateways.schema.payouts.c.id == "po-ret").values(
+            status=gateways.PayoutState.SUBMITTED.value, bank="restbank"))
+        await gateways.settle_payout(conn, "po-ret", gateways.BankOutcome.SUCCEEDED,
+                                     bank_txn_id="bt-ret", now=T0)
+
+    def book(source: str) -> Work:
+        async def work(conn: AsyncConnection) -> Any:
+            return await gateways.book_payout_return(
+                conn, "po-ret", bank="restbank", bank_return_id="rt-ret", amount_minor=None,
+                currency=None, reason="account closed", source=source,
+                now=T0 + dt.timedelta(hours=1))
+        return work
+
+    one, two = await interleave(db, book("notification"), book("inquiry"))
+    assert one is gateways.ReturnApplied.BOOKED
+    assert two is gateways.ReturnApplied.DUPLICATE, two
+    async with db.connect() as conn:
+        returns = (await conn.execute(sa.select(sa.func.count()).select_from(
+            ledger.schema.journal_entries).where(
+            ledger.schema.journal_entries.c.kind == "payout.return"))).scalar_one()
+        payable = await ledger.balance(conn, "2202.payable.sup-ret")
+    assert returns == 1
+    assert ledger.to_minor(payable.posted) == 10_000   # 100.00 funded, 40.00 out and back
+    await verify_ok(db)
