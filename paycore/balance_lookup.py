@@ -68,7 +68,11 @@ def _balance(account: Any, lanes: list[Any]) -> Balance | None:
 
 
 def _from_sqlite(path: str, ref: int | str) -> Balance | None:
-    if not path or "?" in path or path == ":memory:":
+    if "?" in path:
+        return None  # the URL's query: the full engine reads it
+    # the file the full command opens: SQLAlchemy decodes the URL's path ('%2E' is '.')
+    path = unquote(path)
+    if not path or path == ":memory:":
         return None
     # read-only: a mistyped path must not leave an empty database file behind
     # (quoted: a '#' or '?' in a file name must not end the path)

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ import pytest
 
 import ledger
 from ledger import AccountSpec, AccountType, HoldRequest, Posting
+from paycore import db as paycore_db
 from paycore.balance_lookup import balance_line, current_balance
-from tests.conftest import url_of
+from tests.conftest import make_migrated_engine, url_of
 from tests.ledger.chart import capture, cny, open_chart
 
 HOT = "6001.income.commission"
@@ -141,3 +143,31 @@ async def test_an_empty_account_reads_zero(db, account_type) -> None:
         assert found == await ledger.balance(conn, account.id)
     assert found is not None and balance_line(found) == \
         "9001.test.empty: posted 0.00 USD, pending 0.00, available 0.00"
+
+
+async def test_a_percent_encoded_sqlite_path_is_the_file_the_full_command_opens(tmp_path):
+    """SQLAlchemy decodes the URL's path ('%2E' is '.'): the full command opens
+    paycore.sqlite. The lookup quoted the raw path, so it opened a file literally named
+    'paycore%2Esqlite' — here an older copy of the books — and printed its balance. (A
+    file-name question, so SQLite alone.)"""
+    engine, _ = await make_migrated_engine("sqlite", tmp_path)
+    try:
+        await open_chart(engine)
+        async with engine.begin() as conn:
+            await ledger.post(conn, capture("cap-1", "100.00", "3.00"))
+        await engine.dispose()
+        shutil.copyfile(tmp_path / "paycore.sqlite", tmp_path / "paycore%2Esqlite")
+        async with engine.begin() as conn:
+            await ledger.post(conn, capture("cap-2", "200.00", "6.00"))
+        url = f"sqlite+aiosqlite:///{tmp_path}/paycore%2Esqlite"
+        full = paycore_db.create_engine(url)
+        try:
+            async with full.connect() as conn:
+                expected = await ledger.balance(conn, "2202.payable.s1")
+        finally:
+            await full.dispose()
+        assert expected.posted_net == -29_100  # both captures: the file the URL names
+        found = await asyncio.to_thread(current_balance, url, "2202.payable.s1")
+        assert found == expected
+    finally:
+        await engine.dispose()
