@@ -43,7 +43,8 @@ def current_balance(url: str, account: str) -> Balance | None:
     """The account's current balance read on the driver alone, or None when this cannot
     answer (the full command then runs and answers or refuses)."""
     url = normalise_database_url(url)
-    ref: int | str = int(account) if account.isdigit() else account
+    # isdecimal, not isdigit: '²' is a digit int() does not read (a code, as the full command)
+    ref: int | str = int(account) if account.isdecimal() else account
     try:
         if url.startswith(SQLITE_PREFIX):
             return _from_sqlite(url[len(SQLITE_PREFIX):], ref)

@@ -206,7 +206,8 @@ def balance(account: str, as_of: str | None = typer.Option(
     when: dt.date | dt.datetime | None = None
     if as_of:
         when = dt.datetime.fromisoformat(as_of) if "T" in as_of else dt.date.fromisoformat(as_of)
-    ref: ledger.AccountRef = int(account) if account.isdigit() else account
+    # isdecimal, not isdigit: '²' is a digit int() does not read
+    ref: ledger.AccountRef = int(account) if account.isdecimal() else account
     bal = read_only(lambda conn: ledger.balance(conn, ref, as_of=when))
     console.print(balance_line(bal) + (f" (as of {bal.as_of})" if bal.as_of else ""))
 
@@ -218,7 +219,7 @@ def account_statement(account: str,
     """Opening balance, postings with running balance, closing balance."""
     from paycore import render  # rich's tables
 
-    ref: ledger.AccountRef = int(account) if account.isdigit() else account
+    ref: ledger.AccountRef = int(account) if account.isdecimal() else account
     st = read_only(lambda conn: ledger.statement(
         conn, ref, dt.date.fromisoformat(start), dt.date.fromisoformat(end)))
     console.print(render.statement_table(st))

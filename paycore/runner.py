@@ -114,7 +114,9 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], url: str | None = None,
     except Exception as exc:
         if not isinstance(exc, user_errors()):
             raise
-        errors.print(f"[red]{type(exc).__name__}[/red]: {exc}")
+        from rich.markup import escape  # the message may quote what a person typed
+
+        errors.print(f"[red]{type(exc).__name__}[/red]: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 

@@ -112,7 +112,7 @@ def proof(
 ) -> None:
     """One account's proof: its leaf, its Merkle audit path and the signed root — what the
     account's holder needs to check it without seeing any other account."""
-    ref: str | int = int(account) if account.isdigit() else account
+    ref: str | int = int(account) if account.isdecimal() else account
     try:
         path = checkpoints.find_checkpoint(at, _settings().directory)
         signed = checkpoints.read_checkpoint(path, _trusted(keys, public_key))

@@ -171,3 +171,9 @@ async def test_a_percent_encoded_sqlite_path_is_the_file_the_full_command_opens(
         assert found == expected
     finally:
         await engine.dispose()
+
+
+async def test_a_digit_int_cannot_read_steps_aside(db) -> None:
+    # '²' is a digit to str.isdigit, not to int(): the lookup raised ValueError before
+    await open_chart(db)
+    assert await asyncio.to_thread(current_balance, url_of(db), "²") is None

@@ -173,3 +173,14 @@ def test_an_entry_the_ledger_cannot_take_is_refused_saying_where(sqlite_url, tmp
     assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an error escaping
     verified = runner.invoke(app, ["verify"])
     assert verified.exit_code == 0 and "0 entries" in verified.output, verified.output
+
+
+@pytest.mark.parametrize("account", ["²", "x[/y]"])
+def test_a_hostile_account_argument_is_refused_in_words(sqlite_url, account):
+    # '²' is a digit to str.isdigit but not to int(): ValueError; a refusal naming
+    # 'x[/y]' was read as rich markup: MarkupError. Both were tracebacks, exit 1.
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, ["balance", account])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "UnknownAccount" in result.output and account in result.output
