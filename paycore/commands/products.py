@@ -60,7 +60,17 @@ def _terms(path: Path) -> dict[str, Any]:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            data = yaml.safe_load(text)
+            class TermsLoader(yaml.SafeLoader):
+                """Numbers with a fraction as the text written, as the JSON path reads
+                them (`parse_float=str`): a rate is an exact decimal, never a float."""
+
+            TermsLoader.add_constructor(
+                "tag:yaml.org,2002:float",
+                lambda _loader, node: str(node.value).replace("_", ""))
+            try:
+                data = yaml.load(text, Loader=TermsLoader)  # a SafeLoader
+            except yaml.YAMLError as exc:
+                raise typer.BadParameter(f"{path} is not valid YAML: {exc}") from None
         else:
             data = json.loads(text, parse_float=str)  # rates stay exact decimals
     except ValueError as exc:

@@ -149,3 +149,21 @@ def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["loans", "correct-disbursement", "nope", "--value-date",
                                  "2026-09-01", "--reason", "bank", "--as", "li"], env=staff)
     assert result.exit_code == 2 and "no loan 'nope'" in result.output, result.output
+
+
+def test_a_yaml_terms_file_keeps_its_rates_as_written(database: str, tmp_path: Path) -> None:
+    # YAML read `annual_rate: 0.0912345678901234567` as a binary float, which the catalogue
+    # refuses (a rate is an exact decimal); the JSON path kept the text. Now both do, and a
+    # broken YAML file is the command's message, not a traceback (found by review).
+    terms = tmp_path / "precise.yaml"
+    lines = [f"{k}: {json.dumps(v)}" for k, v in TERMS.items() if k != "annual_rate"]
+    terms.write_text("\n".join([*lines, "annual_rate: 0.0912345678901234567"]) + "\n")
+    out = ok("products", "define", "precise", "--file", str(terms), "--as", "risk.wang",
+             "--reason", "exact", "--from", "2026-01-01")
+    assert "precise v1" in out
+    assert "0.0912345678901234567" in ok("products", "show", "precise")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    said = refused("products", "define", "broken", "--file", str(broken), "--as", "risk.wang",
+                   "--reason", "x")
+    assert "is not valid YAML" in said
