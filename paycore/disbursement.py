@@ -41,6 +41,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import gateways
+import ledger
 import lending
 from lending import DisbursementMode, LendingConfig
 
@@ -196,7 +197,12 @@ async def unwind_returned_disbursements(conn: AsyncConnection, *,
             log.warning("loan.disbursement_return_not_unwound", loan_id=row.id,
                         payout_id=row.payout_id, why=str(exc))
             continue
-        except Exception as exc:  # one loan's trouble is that loan's alone
+        except Exception as exc:  # one loan's trouble is that loan's alone ...
+            if ledger.is_retryable(exc):
+                # ... but a deadlock or serialization failure is the transaction's: run
+                # it whole again (ledger.transact), or the accrual that follows would
+                # charge interest on proceeds that came back (found by review)
+                raise
             log.error("loan.disbursement_unwind_failed", loan_id=row.id,
                       payout_id=row.payout_id, error=repr(exc), exc_info=True)
             continue

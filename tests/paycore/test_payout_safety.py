@@ -413,3 +413,34 @@ async def test_the_cli_accrual_unwinds_a_returned_disbursement_before_charging_i
     assert loan.status is lending.LoanStatus.APPROVED
     assert loan.interest_accrued_minor == 0
     await verify_ok(db)
+
+
+async def test_a_deadlock_while_unwinding_runs_the_unwind_again(db, monkeypatch):
+    # Found by review: each loan unwinds in its own savepoint and any error was that loan's
+    # alone — a deadlock too, so the loan stayed running and the night's accrual, which
+    # unwinds first, charged interest on proceeds that had come back. A deadlock is the
+    # transaction's: ledger.transact runs the unwind again. (The deadlock is injected: the
+    # database's own is not reproducible on demand.)
+    from sqlalchemy.exc import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    payout = await _disbursed_by_payout(db, "RD7")
+    with monkeypatch.context() as m:
+        without_return_hooks(m)
+        await _paid_and_returned(db, payout.id, at(1))
+    real, calls = lending.unwind_disbursement, []
+
+    async def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE loans ...", {}, Deadlock("deadlock detected"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(lending, "unwind_disbursement", deadlocked_once)
+    unwound = await ledger.transact(db, lambda conn: disbursement.unwind_returned_disbursements(
+        conn, config=CONFIG))
+    assert unwound == ["RD7"] and len(calls) == 2
+    assert (await _loan(db, "RD7")).status is lending.LoanStatus.APPROVED
+    await verify_ok(db)
