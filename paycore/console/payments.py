@@ -195,11 +195,15 @@ async def _act(request: Request, session: StaffSession, action: str, subject: st
     shown on the approvals page."""
     await may_act(request, session, "payments", action, subject)
     user, engine = session.user, engine_of(request)
+    async def decide(conn: Any) -> None:
+        details = await work(conn)
+        await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
+                           subject=subject, reason=reason, details=details)
+
     try:
-        async with engine.begin() as conn:
-            details = await work(conn)
-            await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
-                               subject=subject, reason=reason, details=details)
+        # run again whole on a deadlock (a payout's check locks the supplier's disbursement
+        # payouts, which a return being booked may hold), as the API and the workers do
+        await ledger.transact(engine, decide)
     except (gateways.PaymentError, ledger.LedgerError) as exc:
         await audit.record_refusal(engine, actor=user.actor, role=user.role.value,
                                    action=action, subject=subject, reason=reason, why=str(exc))

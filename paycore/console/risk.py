@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from moneyed import Money
 
 import gateways
+import ledger
 import lending
 from lending import catalogue
 from lending.calendar import RollConvention
@@ -133,7 +134,8 @@ async def decide(request: Request, loan_id: str, session: StaffSession) -> Respo
             raise lending.InvalidInput("say why: a decision needs a reason")
         if form.get("decision") not in ("approve", "decline"):
             raise lending.InvalidInput("choose approve or decline")
-        async with engine.begin() as conn:
+
+        async def decide(conn: Any) -> dict[str, Any]:
             record = await lending.load_loan(conn, loan_id, CONFIG)
             amount = None
             if approve and form.get("amount", "").strip():
@@ -151,6 +153,11 @@ async def decide(request: Request, loan_id: str, session: StaffSession) -> Respo
                                status=result.loan.status.value)
             await audit.record(conn, actor=user.actor, role=user.role.value, action=action,
                                subject=subject, reason=reason, details=details)
+            return details
+
+        # run again whole on a deadlock (disbursing locks what a return being booked
+        # may hold), as the API and the workers do
+        details = await ledger.transact(engine, decide)
     except (lending.LendingError, gateways.PaymentError) as exc:
         await audit.record_refusal(engine, actor=user.actor, role=user.role.value,
                                    action=action, subject=subject, reason=reason, why=str(exc))
