@@ -110,21 +110,11 @@ async def test_an_approval_that_meets_a_deadlock_is_run_again(console, monkeypat
     # check locks the supplier's disbursement payouts, which a return being booked may
     # hold) was a 500 for the person approving; it now runs again whole, as the API and
     # the workers do. The deadlock is injected once: the database's is not reproducible.
-    from sqlalchemy.exc import OperationalError
-
-    class Deadlock(Exception):
-        sqlstate = "40P01"
+    from tests.deadlock import deadlocking_once
 
     engine, _, client = console
     payout_id = await _settlement_payout(engine)
-    real, calls = gateways.approve_payout, []
-
-    async def deadlocked_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OperationalError("UPDATE payouts ...", {}, Deadlock("deadlock detected"))
-        return await real(*args, **kwargs)
-
+    deadlocked_once, calls = deadlocking_once(gateways.approve_payout)
     monkeypatch.setattr(gateways, "approve_payout", deadlocked_once)
     await login(client, "pay1")
     page = await client.get("/console/payments/approvals/queue")

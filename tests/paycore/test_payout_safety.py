@@ -421,23 +421,13 @@ async def test_a_deadlock_while_unwinding_runs_the_unwind_again(db, monkeypatch)
     # unwinds first, charged interest on proceeds that had come back. A deadlock is the
     # transaction's: ledger.transact runs the unwind again. (The deadlock is injected: the
     # database's own is not reproducible on demand.)
-    from sqlalchemy.exc import OperationalError
-
-    class Deadlock(Exception):
-        sqlstate = "40P01"
+    from tests.deadlock import deadlocking_once
 
     payout = await _disbursed_by_payout(db, "RD7")
     with monkeypatch.context() as m:
         without_return_hooks(m)
         await _paid_and_returned(db, payout.id, at(1))
-    real, calls = lending.unwind_disbursement, []
-
-    async def deadlocked_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OperationalError("UPDATE loans ...", {}, Deadlock("deadlock detected"))
-        return await real(*args, **kwargs)
-
+    deadlocked_once, calls = deadlocking_once(lending.unwind_disbursement)
     monkeypatch.setattr(lending, "unwind_disbursement", deadlocked_once)
     unwound = await ledger.transact(db, lambda conn: disbursement.unwind_returned_disbursements(
         conn, config=CONFIG))
