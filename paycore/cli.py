@@ -87,26 +87,24 @@ def accounts_add_lanes(code: str, lanes: int = typer.Argument(..., help="lanes i
     console.print(f"{account.code} has {account.lanes} lanes")
 
 
-class _WrittenNumber(float):
-    """A YAML/JSON number with a fraction, with the digits it was written with: a float
-    keeps ~16 significant digits, so an unquoted 1234567890123456.78 read as one is
-    1234567890123456.8. An amount is read from `text`; anywhere else (metadata) it is
-    the float YAML always gave."""
-
-    text: str
-
-
 def _entry_loader() -> type:
-    """YAML's safe loader, its numbers with a fraction kept as written (`_WrittenNumber`)."""
+    """YAML's safe loader, its numbers with a fraction read as exact decimals (`Decimal`
+    of the text written): YAML would read an unquoted 1234567890123456.78 as a binary
+    float, 1234567890123456.8. In metadata such a number is refused (quote it): the books
+    keep JSON, and an exact value has no JSON number that stays exact everywhere."""
     import yaml
 
     class EntryLoader(yaml.SafeLoader):
         pass
 
-    def number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-        value = _WrittenNumber(loader.construct_yaml_float(node))
-        value.text = str(node.value).replace("_", "")
-        return value
+    def number(_loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+        text = str(node.value).replace("_", "")
+        try:
+            return Decimal(text)
+        except InvalidOperation:  # .inf, .nan: never an amount
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a number an entry can hold",
+                node.start_mark) from None
 
     EntryLoader.add_constructor("tag:yaml.org,2002:float", number)
     return EntryLoader
@@ -115,7 +113,7 @@ def _entry_loader() -> type:
 def _money(value: Any, currency: Any, where: str) -> Money:
     from moneyed import CurrencyDoesNotExist
 
-    text = value.text if isinstance(value, _WrittenNumber) else str(value)
+    text = str(value)  # a Decimal from the loader: the digits written
     try:
         amount = Decimal(text)
     except (InvalidOperation, ValueError):
@@ -162,9 +160,9 @@ def entry_from_document(doc: Any, n: int = 1) -> ledger.EntryRequest:
     try:  # as the ledger stores it (YAML reads an unquoted 2026-05-01 as a date)
         json.dumps(metadata, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ledger.InvalidRequest(f"entry {key!r}: metadata must be JSON (text, numbers, "
-                                    f"true/false, lists, mappings; quote dates): {exc}"
-                                    ) from None
+        raise ledger.InvalidRequest(f"entry {key!r}: metadata must be JSON (text, whole "
+                                    "numbers, true/false, lists, mappings; quote dates and "
+                                    f"numbers with a fraction): {exc}") from None
     external_ref = doc.get("external_ref")
     return ledger.EntryRequest(
         idempotency_key=str(key), kind=str(doc.get("kind", "manual")), postings=legs,

@@ -161,6 +161,17 @@ def test_an_unquoted_amount_is_posted_as_written(sqlite_url, tmp_path):
      "  - {account: 1001.bank, currency: CNY, debit: '1'}\n"
      "  - {account: 3001.capital, currency: CNY, credit: '1'}\n",
      "entry 'k': metadata must be JSON"),
+    # a number with a fraction in the metadata: read exactly (a Decimal, never a binary
+    # float), which the books' JSON cannot hold exactly everywhere: quote it
+    ("idempotency_key: k\nmetadata: {fx_rate: 7.1234}\npostings:\n"
+     "  - {account: 1001.bank, currency: CNY, debit: '1'}\n"
+     "  - {account: 3001.capital, currency: CNY, credit: '1'}\n",
+     "quote dates and numbers with a fraction"),
+    # YAML's infinity is no amount
+    ("idempotency_key: k\npostings:\n"
+     "  - {account: 1001.bank, currency: CNY, debit: .inf}\n"
+     "  - {account: 3001.capital, currency: CNY, credit: .inf}\n",
+     "'.inf' is not a number an entry can hold"),
 ])
 def test_an_entry_the_ledger_cannot_take_is_refused_saying_where(sqlite_url, tmp_path, text,
                                                                   said):
