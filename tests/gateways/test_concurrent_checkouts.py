@@ -14,7 +14,7 @@ import pytest
 
 import gateways
 from gateways import IntentRequest, IntentState
-from gateways.sandbox import Fault, TxnKind
+from gateways.sandbox import Fault, TxnKind, TxnState
 
 from .core_env import available_banks, checkout_env
 from .core_helpers import cny
@@ -68,7 +68,14 @@ async def test_concurrent_checkouts_with_random_faults(db):
         assert sum(paid for _, paid in shopped) >= n // 2
         await env.fleet.drain()
         later = max(c.intent.expires_at for c in checkouts) + dt.timedelta(hours=1)
-        await gateways.run_janitor(db, env.banks, now=later, limit=1000)
+        # the janitor asks until no inquiry is left postponed: on a loaded machine a bank's
+        # answer to an inquiry may itself miss the time-out, and it is asked again on the
+        # next pass (each an hour later, past any backoff), as the scheduled janitor does
+        for hour in range(6):
+            report = await gateways.run_janitor(
+                db, env.banks, now=later + dt.timedelta(hours=hour), limit=1000)
+            if not report.postponed:
+                break
 
         async with db.connect() as conn:
             intents = {c.intent.id: await gateways.get_intent(conn, c.intent.id)
@@ -79,9 +86,18 @@ async def test_concurrent_checkouts_with_random_faults(db):
             # booked exactly what the bank took: never lost, never twice, never invented
             assert intent.captured_minor == taken, (co.intent.order_id, fault, intent)
             if not paid:
-                # nobody paid: the janitor's inquiry, after the expiry, ends it unpaid
-                assert taken == 0 and intent.status in (IntentState.FAILED,
-                                                        IntentState.EXPIRED), intent
+                # nobody paid: the janitor's inquiry, after the expiry, ends it unpaid —
+                # unless the order did reach the bank (only its answer was late), which
+                # holds it open until its own expiry in real time (the sandbox's clock is
+                # not the janitor's look-ahead `now`): then it stays unknown, nothing is
+                # booked, and the janitor asks again (it must not fail what the bank may
+                # still take)
+                assert taken == 0, intent
+                held = env.fleet.bank(bank).find(TxnKind.PAYMENT, co.attempt.id)
+                if intent.status is IntentState.UNKNOWN:
+                    assert held is not None and held.state is TxnState.AWAITING, (intent, held)
+                else:
+                    assert intent.status in (IntentState.FAILED, IntentState.EXPIRED), intent
                 continue
             notified = any(d.reference == co.attempt.id
                            for d in env.fleet.bank(bank).notifier.deliveries)
