@@ -262,8 +262,8 @@ async def unwind_on_return(conn: AsyncConnection, payout: gateways.Payout) -> No
 
 def install_payout_hooks() -> None:
     """Register both hooks with gateways (once, however often called). Called as
-    paycore.payout_controls is imported — by every path that pays out or books returns
-    (the API, the console, the CLI and the worker whenever account keys are configured) —
-    not as this module is: reading gateways here would load it for 'paycore --help'."""
+    paycore.payout_controls is imported (the API, the console, every payout request) and by
+    `load_banks` (every CLI command and worker job that talks to banks) — not as this
+    module is imported."""
     gateways.before_supplier_payout(refuse_payout_over_returned_proceeds)
     gateways.after_payout_returned(unwind_on_return)

@@ -57,9 +57,11 @@ async def load_banks(engine: AsyncEngine | None = None) -> gateways.BankDirector
 
     # A process that talks to banks books payouts' returns (the janitor's inquiry, the
     # return check): paycore's hooks — a returned loan disbursement is unwound in the
-    # return's own transaction — must be in it. They install with this module; the CLI and
-    # the worker had them only when PAYCORE_ACCOUNT_KEYS was set (found by review).
-    import paycore.payout_controls  # noqa: F401
+    # return's own transaction — must be in it. The CLI and the worker had them only when
+    # PAYCORE_ACCOUNT_KEYS was set, as a side effect of an import (found by review).
+    from paycore.disbursement import install_payout_hooks
+
+    install_payout_hooks()
 
     target = os.environ.get("PAYCORE_BANKS", "")
     if ":" not in target:

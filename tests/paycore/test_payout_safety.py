@@ -254,6 +254,15 @@ async def _disbursed_by_payout(db, loan_id: str) -> gateways.Payout:
     return out.payout
 
 
+async def _returned_by_a_process_without_hooks(db, monkeypatch, loan_id: str) -> None:
+    """Loan `loan_id` disbursed by payout, its payout paid and returned, booked by a process
+    that ran no return hook: the loan still running, its proceeds back on the payable."""
+    payout = await _disbursed_by_payout(db, loan_id)
+    with monkeypatch.context() as m:
+        without_return_hooks(m)
+        await _paid_and_returned(db, payout.id, at(1))
+
+
 async def test_a_returned_disbursement_puts_the_loan_back_to_approved_without_interest(db):
     payout = await _disbursed_by_payout(db, "RD1")
     await lending.run_accrual(db, days(9), CONFIG)      # ten nights of interest booked
@@ -323,10 +332,7 @@ async def test_a_returned_disbursement_is_never_offset_and_pays_out_again_only_w
 async def test_the_check_returns_job_unwinds_a_returned_disbursement(db, monkeypatch):
     from paycore.jobs.handlers import unwind_returned_loans
 
-    payout = await _disbursed_by_payout(db, "RD3")
-    with monkeypatch.context() as m:
-        without_return_hooks(m)
-        await _paid_and_returned(db, payout.id, at(1))
+    await _returned_by_a_process_without_hooks(db, monkeypatch, "RD3")
     async with db.connect() as conn:
         count = await conn.scalar(sa.select(sa.func.count()).select_from(
             lending.schema.loans).where(lending.schema.loans.c.status == "approved"))
@@ -400,10 +406,7 @@ async def test_the_cli_accrual_unwinds_a_returned_disbursement_before_charging_i
     from paycore.cli import app
     from tests.conftest import url_of
 
-    payout = await _disbursed_by_payout(db, "RD6")
-    with monkeypatch.context() as m:
-        without_return_hooks(m)   # booked by a process that ran no hook
-        await _paid_and_returned(db, payout.id, at(1))
+    await _returned_by_a_process_without_hooks(db, monkeypatch, "RD6")
     assert (await _loan(db, "RD6")).status is not lending.LoanStatus.APPROVED
     monkeypatch.setenv("PAYCORE_DATABASE_URL", url_of(db))
     done = await asyncio.to_thread(CliRunner().invoke, app,
@@ -423,10 +426,7 @@ async def test_a_deadlock_while_unwinding_runs_the_unwind_again(db, monkeypatch)
     # database's own is not reproducible on demand.)
     from tests.deadlock import deadlocking_once
 
-    payout = await _disbursed_by_payout(db, "RD7")
-    with monkeypatch.context() as m:
-        without_return_hooks(m)
-        await _paid_and_returned(db, payout.id, at(1))
+    await _returned_by_a_process_without_hooks(db, monkeypatch, "RD7")
     deadlocked_once, calls = deadlocking_once(lending.unwind_disbursement)
     monkeypatch.setattr(lending, "unwind_disbursement", deadlocked_once)
     unwound = await ledger.transact(db, lambda conn: disbursement.unwind_returned_disbursements(
