@@ -158,6 +158,10 @@ class BankReply:
     status_code: int
     content_type: str
     body: bytes
+    #: the notification did not pass the bank's own verification (signature, replay
+    #: window, format): anyone can send such a one, so the API counts these per address
+    #: and refuses an address past its limit; a verified one is never throttled
+    unverified: bool = False
 
 
 @dataclass(frozen=True)

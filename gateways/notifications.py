@@ -26,6 +26,7 @@ review.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -106,14 +107,16 @@ async def handle_notification(engine: AsyncEngine, banks: BankDirectory, bank_co
     except UnknownBank:
         await _reject(engine, bank_code, NotificationResult.UNKNOWN_BANK,
                       "no such bank is configured", headers, body, None)
-        return BankReply(404, "text/plain", b"unknown bank")
+        return BankReply(404, "text/plain", b"unknown bank", unverified=True)
     try:
         note = adapter.parse_notification(headers, body)
     except ProtocolError as exc:
         reason = _protocol_reason(exc)
         await _reject(engine, bank_code, reason, str(exc), headers, body, None)
         # a replay was accepted once already: nothing for the bank to send again
-        return adapter.acknowledge(None, accepted=reason == NotificationResult.REPLAYED)
+        return dataclasses.replace(
+            adapter.acknowledge(None, accepted=reason == NotificationResult.REPLAYED),
+            unverified=True)
     if note.bank != bank_code:
         await _reject(engine, bank_code, NotificationResult.MISMATCH,
                       f"notification of bank {note.bank} arrived at {bank_code}'s endpoint",

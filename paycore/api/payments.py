@@ -439,18 +439,27 @@ async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: 
     if bank not in banks:  # nothing to verify against: answered without a write
         return Response(content=b"unknown bank", status_code=404,
                         headers={"content-type": "text/plain"})
+    # what is limited per address is notifications that fail the bank's own verification
+    # (anyone can send those, each costs a signature check and a rejection row); a verified
+    # one is the bank's and never throttled — a bank's whole traffic may come from a few
+    # addresses, and a throttled notification is a customer's payment left waiting. So a
+    # verified notification only reads the address's count; a failed one adds to it
     source = request.client.host if request.client else "unknown"
-    allowance = await ratelimit.hit(engine, f"notifications:{source}",
-                                    limit=settings.notification_rate_limit,
-                                    window_seconds=settings.notification_rate_window_seconds)
+    bucket = f"notifications:{source}"
+    window = settings.notification_rate_window_seconds
+    allowance = await ratelimit.peek(engine, bucket, limit=settings.notification_rate_limit,
+                                     window_seconds=window)
     if not allowance.allowed:
-        raise ApiProblem(f"more than {allowance.limit} notifications from this address in "
-                         f"{settings.notification_rate_window_seconds} s; send again later",
-                         status=429, code="rate-limited",
+        raise ApiProblem(f"{allowance.hits} notifications from this address failed the bank's "
+                         f"verification in {window} s (at most {allowance.limit}); send "
+                         "again later", status=429, code="rate-limited",
                          headers={"Retry-After": str(allowance.retry_after)})
     body = await request.body()
     headers = {name: value for name, value in request.headers.items()}
     reply = await gateways.handle_notification(engine, banks, bank, headers, body)
+    if reply.unverified:
+        await ratelimit.hit(engine, bucket, limit=settings.notification_rate_limit,
+                            window_seconds=window)
     return Response(content=reply.body, status_code=reply.status_code,
                     headers={"content-type": reply.content_type})
 

@@ -4,7 +4,12 @@ process of `paycore serve` (each would otherwise allow the full rate on its own)
     decision = await hit(engine, "notifications:203.0.113.7", limit=600, window_seconds=60)
     if not decision.allowed: answer 429 with Retry-After: decision.retry_after
 
-One upsert per request counts it (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`; on
+`peek` reads a bucket's count without adding to it: a route that counts only what fails
+(bank notifications whose signature does not verify) asks `peek` before it does the work
+and `hit`s only when the work fails, so what succeeds writes nothing and never queues on
+the bucket's row.
+
+One upsert per counted request (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`; on
 PostgreSQL one statement in autocommit, one round trip); the first hit of a bucket's new
 window also deletes the windows that have ended, so the table stays small.
 """
@@ -21,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.schema import api_rate_limits as limits
 
-__all__ = ["RateDecision", "hit"]
+__all__ = ["RateDecision", "hit", "peek"]
 
 _PG_UPSERT = sa.text(
     "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
@@ -41,13 +46,30 @@ class RateDecision:
     retry_after: int
 
 
-async def hit(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: int,
-              now: dt.datetime | None = None) -> RateDecision:
-    """Count one request in `bucket`'s current window; `allowed` while within `limit`."""
+def _window(now: dt.datetime | None, window_seconds: int, limit: int) -> tuple[int, int]:
     if window_seconds < 1 or limit < 0:
         raise ValueError("a rate limit needs a window of at least a second and a limit >= 0")
     seconds = int(now.timestamp()) if now is not None else int(time.time())
-    start = seconds - seconds % window_seconds
+    return seconds, seconds - seconds % window_seconds
+
+
+async def peek(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: int,
+               now: dt.datetime | None = None) -> RateDecision:
+    """`bucket`'s count in its current window, not counting this request: `allowed` while
+    below `limit` (one more may still be counted). Reads only: no lock, no write."""
+    seconds, start = _window(now, window_seconds, limit)
+    async with engine.connect() as conn:
+        hits = (await conn.execute(sa.select(limits.c.hits).where(
+            limits.c.bucket == bucket[:200], limits.c.window_start == start))).scalar()
+    found = int(hits or 0)
+    return RateDecision(allowed=found < limit, hits=found, limit=limit,
+                        retry_after=max(1, start + window_seconds - seconds))
+
+
+async def hit(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: int,
+              now: dt.datetime | None = None) -> RateDecision:
+    """Count one request in `bucket`'s current window; `allowed` while within `limit`."""
+    seconds, start = _window(now, window_seconds, limit)
     upsert = sqlite.insert(limits).values(
         bucket=bucket[:200], window_start=start, hits=1).on_conflict_do_update(
         index_elements=[limits.c.bucket, limits.c.window_start],

@@ -24,8 +24,10 @@ class ApiSettings:
     #: against Content-Length before reading, and while reading a body sent without one
     max_body_bytes: int = 8 * 1024 * 1024
     #: bank notifications come without an API key: at most this many per client address
-    #: per window, counted across every worker process; past it 429 with Retry-After (a
-    #: bank sends it again later). Set it above a bank's peak rate from one address.
+    #: per window may fail the bank's verification (forged, stale, replayed, malformed),
+    #: counted across every worker process; past it every notification from the address
+    #: is answered 429 with Retry-After until the window ends (a bank sends it again
+    #: later). Verified notifications are not counted: a bank's own rate is never limited.
     notification_rate_limit: int = 1200
     notification_rate_window_seconds: int = 60
     #: account-code prefixes a `ledger:write` key may post to through POST

@@ -21,7 +21,7 @@ import ledger
 from gateways.sandbox import SandboxFleet
 from gateways.schema import notification_rejections, payment_attempts, payment_intents
 from paycore.api import Engine, Principal, requires
-from paycore.schema import api_payout_owners
+from paycore.schema import api_payout_owners, api_rate_limits
 from tests.api.conftest import ENTRY_BODY, bearer, is_problem, make_app
 from tests.api.test_payments import order, shop
 
@@ -394,6 +394,40 @@ async def test_notifications_are_rate_limited_per_source_across_workers(db):
         assert r.status_code != 429
         for c in [*clients, other]:
             await c.aclose()
+
+
+async def test_only_notifications_that_fail_verification_count_against_an_address(db, issue_key):
+    """A bank's verified notifications are never throttled, however many: only forged,
+    stale, replayed or malformed ones count, and past the limit the address is refused
+    before any signature is checked — the bank's genuine ones too, until the window ends."""
+    key = await issue_key("shop-a", "payments:read", "payments:write")
+    async with shop(db, notification_rate_limit=2, notification_rate_window_seconds=3600) as s:
+        for n in range(5):  # five verified notifications from one address, limit 2
+            r = await s.post("/v1/payment-intents", key, f"c-{n}", order(n, "restbank"))
+            assert r.status_code == 201, r.text
+            await s.pay(r.json())
+            got = await s.client.get(f"/v1/payment-intents/{r.json()['id']}",
+                                     headers=bearer(key))
+            assert got.json()["status"] == "succeeded", got.json()
+        assert await _rejections(db) == 0
+        async with db.connect() as conn:
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(
+                api_rate_limits))).scalar_one() == 0  # nothing verified was written down
+        # two that fail verification reach the limit; a third is refused unread
+        for _ in range(2):
+            r = await s.client.post("/v1/notifications/restbank", content=b"garbage")
+            assert r.status_code != 429
+        assert await _rejections(db) == 2
+        r = await s.client.post("/v1/notifications/restbank", content=b"garbage")
+        assert r.status_code == 429 and r.headers.get("retry-after")
+        assert "failed the bank's verification" in r.json()["detail"]
+        assert await _rejections(db) == 2
+        # from now on the address's genuine notifications wait too (the bank sends them
+        # again): the payment is not booked while it is refused
+        r = await s.post("/v1/payment-intents", key, "c-late", order(9, "restbank"))
+        await s.pay(r.json())
+        got = await s.client.get(f"/v1/payment-intents/{r.json()['id']}", headers=bearer(key))
+        assert got.json()["status"] == "pending", got.json()
 
 
 async def test_a_request_no_route_takes_has_its_body_left_unread(app, issue_key):

@@ -52,9 +52,9 @@ class Shop:
 
 
 @contextlib.asynccontextmanager
-async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
+async def shop(engine: AsyncEngine, **settings: object) -> AsyncIterator[Shop]:
     async with SandboxFleet.start(BANKS, settings=FAST, client_timeout=dt.timedelta(seconds=5)) as fleet:
-        app = make_app(engine)
+        app = make_app(engine, **settings)
         async with serving(app) as base, httpx.AsyncClient(base_url=base, trust_env=False) as client:
             banks = gateways.BankDirectory([fleet.adapter(code) for code in BANKS],
                                            notify_base_url=f"{base}/v1/notifications")
