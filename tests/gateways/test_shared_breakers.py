@@ -62,8 +62,11 @@ class Processes:
         return dt.datetime.now(dt.UTC) + self.offset
 
     def _directory(self, fleet: SandboxFleet, engine) -> BankDirectory:
+        # failures here are refused connections, never time-outs: the time-out is long so
+        # that a loaded machine's slow sandbox answer never fails a probe these tests hold
+        # open (a 0.4 s one did, once in a CI run: the probe never reached its hold)
         directory = BankDirectory([fleet.adapter(CODE, timeout=5.0)],
-                                  timeout=dt.timedelta(seconds=0.4), failure_threshold=3,
+                                  timeout=dt.timedelta(seconds=10), failure_threshold=3,
                                   cool_down=dt.timedelta(seconds=30), clock=self.clock)
         directory.share_breakers(engine, window=dt.timedelta(seconds=60))
         return directory
