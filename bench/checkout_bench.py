@@ -171,7 +171,8 @@ async def pay_at_bank(browser: Http1, action: dict[str, Any], account: str) -> t
 
 async def customers(base: str, key: str, banks: list[str], accounts: dict[str, str],
                     suppliers: int, callers: int, seconds: float, tag: str,
-                    limit: int | None = None, rate: float = 0) -> dict[str, Any]:
+                    limit: int | None = None, rate: float = 0,
+                    poll: bool = False) -> dict[str, Any]:
     """One load process. Closed loop (`rate` 0): `callers` customers checking out one after
     another for `seconds` (or until `limit` checkouts have started). Open loop (`rate` >
     0): a new customer arrives every 1/`rate` seconds for `seconds`, whatever became of
@@ -206,12 +207,15 @@ async def customers(base: str, key: str, banks: list[str], accounts: dict[str, s
         if not paid:
             failures.append(why)
             return
-        # the shop's return page asks until the bank's notification has landed
-        for pause in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10):
+        # the shop's return page asks until the bank's notification has landed: with
+        # `wait` the API answers when the intent moves (--poll: asks again and again)
+        pauses = (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 10) if poll else (0,) * 3
+        query = "" if poll else "?wait=10"
+        for pause in pauses:
             await asyncio.sleep(pause)
             polls["get"] += 1
             status, answer = await api.request(
-                "GET", f"{base}/v1/payment-intents/{intent['id']}", headers=api_headers)
+                "GET", f"{base}/v1/payment-intents/{intent['id']}{query}", headers=api_headers)
             if status == 200 and json.loads(answer).get("status") == "succeeded":
                 whole_t.append(time.perf_counter() - started)
                 return
@@ -265,7 +269,7 @@ async def customers(base: str, key: str, banks: list[str], accounts: dict[str, s
 def customers_main(args: argparse.Namespace) -> None:
     result = asyncio.run(customers(args.base, args.key, args.banks.split(","),
                                    json.loads(args.accounts), args.suppliers, args.callers,
-                                   args.seconds, args.tag, rate=args.rate))
+                                   args.seconds, args.tag, rate=args.rate, poll=args.poll))
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -535,7 +539,8 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
                  "--banks", args.banks, "--accounts", json.dumps(ready["customers"]),
                  "--suppliers", str(args.suppliers),
                  "--callers", str(callers), "--seconds", str(args.seconds),
-                 "--rate", str(rate), "--tag", f"{label}-{p}"], stdout=subprocess.PIPE,
+                 "--rate", str(rate), "--tag", f"{label}-{p}",
+                 *(["--poll"] if args.poll else [])], stdout=subprocess.PIPE,
                 text=True, cwd=ROOT)
                 for p in range(n_procs)]
             servers = {"banks": banks_proc.pid}
@@ -667,6 +672,9 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--tag", default="c")
     parser.add_argument("--accounts", default="{}")
+    parser.add_argument("--poll", action="store_true",
+                        help="the return page polls the intent (before `?wait=`) instead of "
+                             "asking once with wait=10")
     args = parser.parse_args()
     if args.role == "customers":
         customers_main(args)

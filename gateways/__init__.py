@@ -132,6 +132,7 @@ from gateways.errors import (
 )
 from gateways.health import bank_health_report, load_bank_health, save_bank_health
 from gateways.inquiries import Inquiry
+from gateways.intent_changes import IntentChanges
 from gateways.janitor import (
     DEFAULT_MAX_TRIES,
     AskedNow,
@@ -209,6 +210,7 @@ __all__ = [
     "DuplicateOrder",
     "IllegalTransition",
     "Inquiry",
+    "IntentChanges",
     "IntentNotFound",
     "IntentRequest",
     "IntentState",

@@ -15,12 +15,15 @@ key, no Idempotency-Key; the raw body and headers go to `gateways.handle_notific
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,7 +39,27 @@ from paycore.api.problems import ApiProblem, NotFound, register_error
 from paycore.api.supplier_access import controls_of, require_binding
 from paycore.schema import api_payout_owners
 
-router = APIRouter(tags=["payments"])
+
+def intent_changes_of(app: FastAPI) -> gateways.IntentChanges:
+    """The app's watch on intents moving (made on first use when no lifespan ran)."""
+    changes = getattr(app.state, "intent_changes", None)
+    if not isinstance(changes, gateways.IntentChanges):
+        changes = app.state.intent_changes = gateways.IntentChanges(app.state.engine)
+    return changes
+
+
+@asynccontextmanager
+async def intent_changes_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, give the listening connection (if one was taken) back to the pool."""
+    try:
+        yield
+    finally:
+        changes = getattr(app.state, "intent_changes", None)
+        if isinstance(changes, gateways.IntentChanges):
+            await changes.close()
+
+
+router = APIRouter(tags=["payments"], lifespan=intent_changes_lifespan)
 IDEMPOTENCY_EXEMPT = ("/v1/notifications/",)
 
 #: a notification is a few kilobytes; anything far larger is not one
@@ -291,9 +314,31 @@ async def create_intent(body: IntentIn, principal: Writer, engine: Engine,
     return IntentOut.of(checkout, checkout.intent)
 
 
-@router.get("/v1/payment-intents/{intent_id}", summary="A payment intent")
-async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine) -> IntentOut:
-    return await _intent_out(engine, intent_id, principal.merchant_id)
+#: an intent in these states moves without the merchant doing anything: its outcome is
+#: the bank's to tell (or the janitor's inquiry's), so a checkout page may wait for it
+_MOVES_BY_ITSELF = frozenset({gateways.IntentState.CREATED, gateways.IntentState.PENDING,
+                              gateways.IntentState.UNKNOWN})
+
+
+@router.get("/v1/payment-intents/{intent_id}", summary="A payment intent",
+            description="With `wait=N` (seconds, at most 30) an intent that is `created`, "
+                        "`pending` or `unknown` is answered as soon as it moves, or after N "
+                        "seconds as it then is: the shop's return page asks once instead of "
+                        "polling. Without it, at once.")
+async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine, request: Request,
+                     wait: Annotated[int, Query(ge=0, le=30)] = 0) -> IntentOut:
+    if wait == 0:
+        return await _intent_out(engine, intent_id, principal.merchant_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    # watched before the first read: a move committed between the read and the wait
+    # still wakes it
+    async with intent_changes_of(request.app).watching(intent_id) as moved:
+        out = await _intent_out(engine, intent_id, principal.merchant_id)
+        while out.status in _MOVES_BY_ITSELF and (left := deadline - loop.time()) > 0:
+            await moved.wait(left)
+            out = await _intent_out(engine, intent_id, principal.merchant_id)
+    return out
 
 
 @router.get("/v1/payment-intents", summary="The merchant's payment intents, newest first")

@@ -92,9 +92,12 @@ def plain_tracebacks() -> Iterator[None]:
 
 
 @pytest.fixture
-async def app(db: AsyncEngine) -> FastAPI:
+async def app(db: AsyncEngine) -> AsyncIterator[FastAPI]:
     await open_chart(db)
-    return make_app(db)
+    made = make_app(db)
+    # what the app's lifespan would do at shutdown (ASGITransport runs no lifespan)
+    async with made.router.lifespan_context(made):
+        yield made
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ class Shop:
 async def shop(engine: AsyncEngine, **settings: object) -> AsyncIterator[Shop]:
     async with SandboxFleet.start(BANKS, settings=FAST, client_timeout=dt.timedelta(seconds=5)) as fleet:
         app = make_app(engine, **settings)
-        async with serving(app) as base, httpx.AsyncClient(base_url=base, trust_env=False) as client:
+        async with (app.router.lifespan_context(app), serving(app) as base,
+                    httpx.AsyncClient(base_url=base, trust_env=False) as client):
             banks = gateways.BankDirectory([fleet.adapter(code) for code in BANKS],
                                            notify_base_url=f"{base}/v1/notifications")
             app.state.banks = banks
