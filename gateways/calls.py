@@ -13,38 +13,29 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-import ledger
 from gateways.bank import BankCall, BankGateway, whole_seconds
 from gateways.inquiries import Subject
 from gateways.schema import bank_calls
 from gateways.store import utcnow
 
-__all__ = ["latest_call", "note_bank_ref", "record_call", "record_call_in"]
+__all__ = ["latest_call", "note_bank_ref", "record_call_in"]
 
 _INSERT = bank_calls.insert()
-
-
-async def record_call(engine: AsyncEngine, subject: Subject, subject_id: str,
-                      bank: BankGateway, *, now: dt.datetime | None = None) -> BankCall:
-    """Record the next call about `subject_id` to `bank`, in a transaction of its own
-    (committed before the caller sends anything), and return it: the caller sends its
-    `placed_at` as the transaction time."""
-    # a racing recorder of the same subject loses the unique (subject, id, attempt_no)
-    # and is retried by `transact` only for retryable errors; the callers' own
-    # compare-and-set (one worker per attempt, refund or payout) keeps them apart
-    return await ledger.transact(
-        engine, lambda conn: record_call_in(conn, subject, subject_id, bank, now=now))
 
 
 async def record_call_in(conn: AsyncConnection, subject: Subject, subject_id: str,
                          bank: BankGateway, *, now: dt.datetime | None = None,
                          first: bool = False) -> BankCall:
-    """`record_call` in the caller's transaction (e.g. the one that creates what the call is
-    about): the caller must commit it before sending anything. `first`: the subject was
-    made in this very transaction, so this is its first call (no read for the last one;
-    were it not the first, the unique (subject, id, attempt_no) would refuse it)."""
+    """Record the next call about `subject_id` to `bank` and return it (the caller sends
+    its `placed_at` as the transaction time), in the caller's transaction — the one that
+    moves the subject into flight (creates the attempt or refund, submits the payout) —
+    committed before anything is sent. Never in a transaction of its own: between two
+    commits the subject is in flight with no call, and a janitor pass there takes it for
+    never sent, hears "not found" and fails it just before it is sent. `first`: the
+    subject was made in this very transaction, so this is its first call (no read for the
+    last one; were it not the first, the unique (subject, id, attempt_no) would refuse it)."""
     placed_at = whole_seconds(now or utcnow())
     bank_order_id = bank.bank_order_id(subject_id)
     last = None if first else (await conn.execute(

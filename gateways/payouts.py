@@ -16,6 +16,7 @@ disbursement) from a ledger account.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import ledger
 from gateways import calls, inquiries, payout_accounts
 from gateways.bank import (
+    BankCall,
     BankGateway,
     BankOutcome,
     BankRejected,
@@ -133,6 +135,16 @@ async def _mark(engine: AsyncEngine, payout_id: str, current: PayoutState,
     await ledger.transact(engine, work)
 
 
+async def _take(conn: AsyncConnection, payout_id: str, bank: BankGateway) -> BankCall:
+    """requested -> submitted at `bank`, and the call it is about to get, in one commit
+    before the bank hears of it: a submitted payout always has the call it is sent as, so
+    an inquiry never takes one on its way for one never sent. (Committed apart, a janitor
+    pass between the two found no call, heard "not found" and failed the payout — which
+    the worker then sent, and the bank paid.)"""
+    await transition(conn, payout_id, P.REQUESTED, P.SUBMITTED, bank=bank.code)
+    return await calls.record_call_in(conn, Subject.PAYOUT, payout_id, bank)
+
+
 def _send(order: PayoutOrder) -> Callable[[BankGateway], Awaitable[PayoutStatus]]:
     return lambda bank: bank.payout(order)
 
@@ -164,11 +176,10 @@ async def submit_payout(engine: AsyncEngine, banks: BankDirectory, payout_id: st
             return await load_payout(conn, payout_id)
     for code in _order_for(payout, banks):
         try:
-            await _mark(engine, payout_id, P.REQUESTED, P.SUBMITTED, bank=code)
+            call = await ledger.transact(engine, functools.partial(
+                _take, payout_id=payout_id, bank=banks.get(code)))
         except ConcurrentTransition:
             break  # another worker took it (or it was canceled): theirs to finish
-        # recorded and committed before the bank hears of it: what the janitor asks about
-        call = await calls.record_call(engine, Subject.PAYOUT, payout_id, banks.get(code))
         order = PayoutOrder(payout_id=payout_id, beneficiary=beneficiary,
                             amount=payout.amount, description=payout.description or payout.purpose,
                             notify_url=banks.notify_url(code), created_at=call.placed_at)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import ledger
 from gateways import calls, inquiries, postings, settlement
 from gateways.bank import (
+    BankCall,
     BankGateway,
     BankOutcome,
     BankRejected,
@@ -39,7 +40,7 @@ from gateways.schema import payment_intents, refunds
 from gateways.states import AttemptState, IntentState, RefundState
 from gateways.store import find_refund, load_attempt, load_refund, utcnow
 from gateways.terms import get_supplier_terms
-from gateways.types import PaymentIntent, Refund
+from gateways.types import Attempt, PaymentIntent, Refund
 
 __all__ = ["get_refund", "list_refunds", "refund_payment"]
 
@@ -64,14 +65,14 @@ async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: s
         raise InvalidPaymentRequest(f"refund of {intent_id}: amount must be positive")
     refund_id = refund_id or new_id("rf")
 
-    async def reserve(conn: AsyncConnection) -> tuple[Refund, bool]:
+    async def reserve(conn: AsyncConnection) -> tuple[Refund, Attempt | None, BankCall | None]:
         intent = await get_intent(conn, intent_id, merchant_id=merchant_id)
         existing = await find_refund(conn, refund_id)
         if existing is not None:
             if (existing.intent_id, existing.amount_minor) != (intent_id, units):
                 raise InvalidPaymentRequest(
                     f"refund id {refund_id} was already used for another refund")
-            return existing, False
+            return existing, None, None
         if intent.status not in _REFUNDABLE:
             raise IllegalTransition("intent", intent_id, intent.status.value, "refunded",
                                     "only a paid intent can be refunded")
@@ -100,17 +101,19 @@ async def refund_payment(engine: AsyncEngine, banks: BankDirectory, intent_id: s
             id=refund_id, intent_id=intent_id, attempt_id=attempt.id, bank=attempt.bank,
             status=RefundState.REQUESTED.value, amount_minor=units, currency=intent.currency,
             reason=reason, hold_id=hold.id, created_at=now, updated_at=now))
-        return await load_refund(conn, refund_id), True
+        # the call the bank is about to get, committed with the refund and before the bank
+        # hears of it: a requested refund always has the call it is sent as, so an inquiry
+        # never takes one on its way for one never sent (committed apart, a janitor pass
+        # between the two heard "not found" and failed it; then the bank refunded it)
+        call = await calls.record_call_in(conn, Subject.REFUND, refund_id,
+                                          banks.get(attempt.bank), now=now, first=True)
+        return await load_refund(conn, refund_id), attempt, call
 
-    refund, fresh = await ledger.transact(engine, reserve)
-    if not fresh:
+    refund, attempt, call = await ledger.transact(engine, reserve)
+    if attempt is None or call is None:  # this refund id was requested before
         return refund
     log.info("refund.requested", refund_id=refund_id, intent_id=intent_id, bank=refund.bank,
              amount_minor=units)
-    async with engine.connect() as conn:
-        attempt = await load_attempt(conn, refund.attempt_id)
-    # recorded and committed before the bank hears of it: what the janitor will ask about
-    call = await calls.record_call(engine, Subject.REFUND, refund_id, banks.get(refund.bank))
     order = RefundOrder(refund_id=refund_id, attempt_id=attempt.id,
                         original_bank_txn_id=attempt.bank_txn_id or "", amount=amount,
                         reason=reason or "refund", notify_url=banks.notify_url(refund.bank),

@@ -336,6 +336,95 @@ async def test_a_refund_the_bank_is_still_processing_is_not_failed_by_the_inquir
         await env.assert_agrees_with_banks()
 
 
+def janitor_between_commit_and_send(db: AsyncEngine, banks: gateways.BankDirectory,
+                                    ran: list[Any]) -> None:
+    """Run a catch-up janitor pass (`--now` ten minutes ahead) in the gap after the worker
+    committed the record as in flight and before its request reaches the bank: before the
+    first call that may move money. (The worker used to commit the record's call in a
+    transaction of its own after the move into flight: a pass run there, hooked on that
+    function, failed both tests below; calls are now recorded only in the transaction
+    that moves the record into flight, so that gap is gone.)"""
+    real_call = banks.call
+
+    async def call(code: str, operation: Any, *, moves_money: bool) -> Any:
+        if moves_money:
+            ran.append(await gateways.run_janitor(
+                db, banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)))
+        return await real_call(code, operation, moves_money=moves_money)
+
+    banks.call = call  # type: ignore[method-assign]
+
+
+async def test_a_janitor_pass_before_a_payout_is_sent_does_not_fail_it(db):
+    """The worker committed the payout as submitted, then recorded the call it was about
+    to send in a second transaction. A catch-up janitor pass between the two saw a
+    submitted payout with no call, took it for never sent, heard "not found" (it was not
+    sent yet) and failed it, releasing its reservation; then the worker sent it and the
+    bank paid: the supplier paid, the books saying failed, the 300.00 available again."""
+    from gateways.sandbox import Fault, TxnKind
+    from tests.gateways.core_env import checkout_env
+    from tests.gateways.core_helpers import open_payable
+
+    async with checkout_env(db, ("restbank",), receiver=False) as env:
+        async with db.begin() as conn:
+            await open_payable(conn, "sup-001", funded="1000.00")
+            await record_payout(conn, gateways.PayoutRequest(
+                payout_id="po-gap", beneficiary_ref="supplier:sup-001",
+                beneficiary=gateways.Beneficiary("Hangzhou Silk Co.", "6222020200112233445"),
+                amount=cny("300.00"), debit_account=PAYABLE, purpose="settlement",
+                banks=("restbank",)))
+        bank = env.fleet.bank("restbank")
+        bank.faults.set("po-gap", Fault.NO_NOTIFY)
+        ran: list[Any] = []
+        janitor_between_commit_and_send(db, env.banks, ran)
+        [payout] = await gateways.submit_payouts(db, env.banks, payout_ids=["po-gap"])
+        assert ran, "the janitor pass did not run in the gap"
+        assert payout.status is not gateways.PayoutState.FAILED, payout
+        async with db.connect() as conn:
+            available = (await ledger.balance(conn, PAYABLE)).available
+        assert ledger.to_minor(available) == 70_000  # still reserved (or paid)
+        await _until_the_bank_has(bank, TxnKind.PAYOUT, "po-gap")
+        await gateways.run_janitor(
+            db, env.banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
+        async with db.connect() as conn:
+            assert (await gateways.get_payout(conn, "po-gap")).status is \
+                gateways.PayoutState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
+async def test_a_janitor_pass_before_a_refund_is_sent_does_not_fail_it(db):
+    """The same gap for a refund: its reservation was committed as `requested`, its call
+    recorded in a second transaction; the janitor failed it in between, and the bank then
+    refunded the customer while the books said failed (and the merchant could refund the
+    whole amount again)."""
+    from gateways.sandbox import Fault, TxnKind
+    from tests.gateways.core_env import checkout_env
+
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        paid = await env.checkout("50.00")
+        await env.pay(paid)
+        await env.fleet.drain()
+        bank = env.fleet.bank("restbank")
+        bank.faults.set("rf-gap", Fault.NO_NOTIFY)
+        ran: list[Any] = []
+        janitor_between_commit_and_send(db, env.banks, ran)
+        refund = await gateways.refund_payment(db, env.banks, paid.intent.id, cny("50.00"),
+                                               refund_id="rf-gap")
+        assert ran, "the janitor pass did not run in the gap"
+        assert refund.status is not gateways.RefundState.FAILED, refund
+        with pytest.raises(gateways.RefundExceedsCaptured):
+            await gateways.refund_payment(db, env.banks, paid.intent.id, cny("50.00"),
+                                          refund_id="rf-again")
+        await _until_the_bank_has(bank, TxnKind.REFUND, "rf-gap")
+        await gateways.run_janitor(
+            db, env.banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
+        async with db.connect() as conn:
+            assert (await gateways.get_refund(conn, "rf-gap")).status is \
+                gateways.RefundState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
 # -- one loan, two hands ------------------------------------------------------------------
 
 
