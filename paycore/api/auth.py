@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 from paycore.api import keys
 from paycore.api.oneshot import one_statement
-from paycore.api.problems import Forbidden, Unauthorized
+from paycore.api.problems import ApiProblem, Forbidden, Unauthorized
 
 PRINCIPAL = "paycore.principal"
 
@@ -107,3 +107,32 @@ def requires(*scopes: str) -> Any:
             raise keys.InvalidScope(f"route requires undeclared scope {scope!r}; "
                                     "declare it with paycore.api.keys.declare_scope")
     return Security(_authorized, scopes=list(scopes))
+
+
+class KeyWithoutHolder(ApiProblem):
+    """Refused before anything could change: the Idempotency-Key stays free."""
+
+    status, code, replayable = 403, "key-without-holder", False
+
+
+def person(scope: str, act: str) -> Any:
+    """A dependency: the caller holding `scope`, whose key names the person behind it.
+    Four eyes compare people, so both the maker (who enters account details, who asks for
+    a payout) and the checker (who verifies, who approves) must be one: a holder-less key
+    acts as `key:<id>`, and one person's holder-less maker key and named checker key
+    would pass as two people."""
+
+    # the dependency as a default, not in an Annotated hint: with postponed annotations
+    # FastAPI resolves hints in the module's globals, where `scope` is not
+    authorized = requires(scope)
+
+    def check(principal: Principal = authorized) -> Principal:
+        if not principal.holder:
+            raise KeyWithoutHolder(
+                f"key {principal.key_id} names no holder: {act} is one side of four eyes, "
+                "which compare the people behind keys. Issue this person a key that names "
+                f"them: paycore apikeys create {principal.merchant_id} --scope {scope} "
+                "--holder <their name>", title="A key without a holder")
+        return principal
+
+    return Depends(check)

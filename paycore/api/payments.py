@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import gateways
 import ledger
 from paycore.api import ratelimit
-from paycore.api.auth import Principal, requires
+from paycore.api.auth import Principal, person, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection, Settings
 from paycore.api.models import MoneyIn, MoneyOut
 from paycore.api.oneshot import one_statement
@@ -87,7 +87,8 @@ Reader = Annotated[Principal, requires("payments:read")]
 Writer = Annotated[Principal, requires("payments:write")]
 Refunder = Annotated[Principal, requires("refunds:write")]
 PayoutReader = Annotated[Principal, requires("payouts:read")]
-PayoutWriter = Annotated[Principal, requires("payouts:write")]
+#: every payout asked for through the API waits for a second person: its maker is one too
+PayoutMaker = Annotated[Principal, person("payouts:write", "asking for a payout")]
 IntentId = Annotated[str, Path(max_length=64)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -420,7 +421,7 @@ async def _owned_payout(conn: AsyncConnection, payout_id: str, merchant_id: str)
                          "beyond what is available) and comes back `pending_approval`: a "
                          "second person approves it (POST /v1/payouts/{id}/approve), and then "
                          "it goes to the banks.")
-async def create_payout(body: PayoutIn, principal: PayoutWriter, engine: Engine,
+async def create_payout(body: PayoutIn, principal: PayoutMaker, engine: Engine,
                         key: DomainIdempotencyKey, request: Request) -> PayoutOut:
     banks = banks_of(request)
     for code in body.banks:

@@ -20,13 +20,13 @@ import datetime as dt
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import gateways
 import ledger
-from paycore.api.auth import Principal, requires
+from paycore.api.auth import Principal, person, requires
 from paycore.api.deps import Engine, ReadConnection
 from paycore.api.payments import PayoutOut, _owned_payout, banks_of
 from paycore.api.problems import ApiProblem, register_error
@@ -46,30 +46,12 @@ for _error, _status in (
 ):
     register_error(_error, _status)
 
-AccountWriter = Annotated[Principal, requires("payouts:write")]
 AccountReader = Annotated[Principal, requires("payouts:read")]
 
 
-class KeyWithoutHolder(ApiProblem):
-    """Refused before anything could change: the Idempotency-Key stays free."""
-
-    status, code, replayable = 403, "key-without-holder", False
-
-
-def _person(principal: Annotated[Principal, requires("payouts:approve")]) -> Principal:
-    """The checker is a person: a key without a holder is not one (two holder-less keys
-    would be two checkers however many people hold them)."""
-    if not principal.holder:
-        raise KeyWithoutHolder(
-            f"key {principal.key_id} names no holder: verifying an account or deciding a "
-            "payout is a second person's act, and four eyes compare the people behind "
-            "keys. Issue this person a key that names them: paycore apikeys create "
-            f"{principal.merchant_id} --scope payouts:approve --holder <their name>",
-            title="A key without a holder")
-    return principal
-
-
-Approver = Annotated[Principal, Depends(_person)]
+Approver = Annotated[Principal, person("payouts:approve",
+                                        "verifying an account or deciding a payout")]
+AccountMaker = Annotated[Principal, person("payouts:write", "registering a bank account")]
 SupplierId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 RecordPath = Annotated[str, Path(max_length=64)]
 
@@ -125,7 +107,7 @@ class RejectIn(BaseModel):
              summary="Register a supplier's bank account (unverified)",
              description="Payouts go only to a verified account: another person verifies "
                          "it, and it receives nothing during the cooling-off.")
-async def add_account(supplier_id: SupplierId, body: AccountIn, principal: AccountWriter,
+async def add_account(supplier_id: SupplierId, body: AccountIn, principal: AccountMaker,
                       engine: Engine, request: Request) -> AccountOut:
     async def work(conn: AsyncConnection) -> gateways.BeneficiaryAccount:
         await require_binding(conn, principal, supplier_id)

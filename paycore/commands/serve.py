@@ -174,10 +174,14 @@ def apikeys_create(
     """Issue a key; its secret is printed once and never stored."""
     from paycore.api import keys  # the API package imports FastAPI: only when used
 
-    if keys.grants(scope, "payouts:approve") and not (holder and holder.strip()):
-        # four eyes compare the people behind keys: a checker's key must name one
-        errors.print("[red]HolderRequired[/red]: a key that may verify accounts or approve "
-                     "payouts (payouts:approve) belongs to one person: add --holder <name>")
+    four_eyes = [s for s in ("payouts:write", "payouts:approve") if keys.grants(scope, s)]
+    if four_eyes and not (holder and holder.strip()):
+        # four eyes compare the people behind keys: a maker's key and a checker's key must
+        # each name one (a holder-less maker key and its holder's named checker key would
+        # pass as two people)
+        errors.print(f"[red]HolderRequired[/red]: a key that may {' or '.join(four_eyes)} "
+                     "(enter account details or ask for payouts; verify or approve them) "
+                     "belongs to one person: add --holder <name>")
         raise typer.Exit(2)
 
     async def go(conn: AsyncConnection) -> keys.IssuedKey:

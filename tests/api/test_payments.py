@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import gateways
 from gateways.sandbox import Fault, SandboxFleet, SandboxSettings
 from gateways.sandbox.book import MovementKind
+from paycore.api import create_api_key
 from paycore.supplier_bindings import bind_supplier
 from tests.api.conftest import bearer, is_problem, make_app
 from tests.api.test_server import serving
@@ -157,7 +158,13 @@ async def test_checkout_refund_payout_through_the_api(db, issue_key):
         account = await registered_account(s, "shop-a", "sup-1")
         payout = {"supplier_id": "sup-1", "amount": {"amount": "150.00", "currency": "CNY"},
                   "account_id": account, "description": "weekly"}
-        r = await s.post("/v1/payouts", key, "payout-1", payout)
+        # the maker of a payout is one side of four eyes: a person, not a holder-less key
+        is_problem(await s.post("/v1/payouts", key, "payout-0", payout), 403,
+                   "key-without-holder")
+        async with s.engine.begin() as conn:
+            maker = (await create_api_key(conn, "shop-a", ("payouts:write",),
+                                          holder="li")).secret
+        r = await s.post("/v1/payouts", maker, "payout-1", payout)
         assert r.status_code == 201, r.text
         made = r.json()
         assert made["beneficiary"]["account_number"] == "***3445"
@@ -174,7 +181,7 @@ async def test_checkout_refund_payout_through_the_api(db, issue_key):
                    404, "not-found")
         assert [p["id"] for p in (await s.client.get("/v1/payouts", headers=bearer(key))).json()[
             "data"]] == [made["id"]]
-        r = await s.post("/v1/payouts", key, "payout-2",
+        r = await s.post("/v1/payouts", maker, "payout-2",
                          payout | {"amount": {"amount": "1000.00", "currency": "CNY"}})
         is_problem(r, 422, "balance-limit-exceeded")
 

@@ -103,9 +103,13 @@ async def _key(db: AsyncEngine, merchant: str, holder: str | None, *scopes: str)
         return (await create_api_key(conn, merchant, scopes, holder=holder)).secret
 
 
-@pytest.mark.parametrize("holders", [(None, None), ("Alice", "alice")],
-                         ids=["no-holder", "holder-case"])
+@pytest.mark.parametrize("holders", [(None, None), (None, "alice"), ("Alice", "alice")],
+                         ids=["no-holder", "holder-less-maker", "holder-case"])
 async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
+    """A holder-less key acts as `key:<id>`: a holder-less maker key and its holder's named
+    checker key passed as two people (the maker entered an account, or asked for a
+    payout, and the same person verified or approved it). Makers, like checkers, are
+    people now: a holder-less key may do neither."""
     async with db.begin() as conn:
         await bind_supplier(conn, "m1", "sup-1", actor="user:ops")
     maker = await _key(db, "m1", holders[0], "payouts:write")
@@ -113,6 +117,14 @@ async def test_one_person_with_two_keys_is_not_two_people(api, db, holders):
     r = await api.post("/v1/suppliers/sup-1/bank-accounts",
                        json={"holder_name": "Mallory", "account_number": "6222999988887777"},
                        headers=bearer(maker) | {"Idempotency-Key": "add-1"})
+    if holders[0] is None:
+        assert r.status_code == 403 and r.json()["code"] == "key-without-holder", r.text
+        r = await api.post("/v1/payouts", json={
+            "supplier_id": "sup-1", "account_id": "ba-any",
+            "amount": {"amount": "1.00", "currency": "CNY"}},
+            headers=bearer(maker) | {"Idempotency-Key": "payout-1"})
+        assert r.status_code == 403 and r.json()["code"] == "key-without-holder", r.text
+        return
     assert r.status_code == 201, r.text
     r = await api.post(f"/v1/suppliers/sup-1/bank-accounts/{r.json()['id']}/verify",
                        headers=bearer(checker) | {"Idempotency-Key": "verify-1"})
