@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paycore.api.oneshot import one_statement
 from paycore.schema import api_rate_limits as limits
 
 __all__ = ["RateDecision", "hit", "peek"]
@@ -35,6 +36,10 @@ _PG_UPSERT = sa.text(
     "ON CONFLICT (bucket, window_start) DO UPDATE SET hits = api_rate_limits.hits + 1 "
     "RETURNING hits").bindparams(sa.bindparam("bucket", type_=sa.String),
                                  sa.bindparam("window_start", type_=sa.BigInteger))
+
+
+_PEEK = sa.select(limits.c.hits).where(limits.c.bucket == sa.bindparam("bucket"),
+                                       limits.c.window_start == sa.bindparam("window_start"))
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,9 @@ async def peek(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: 
     """`bucket`'s count in its current window, not counting this request: `allowed` while
     below `limit` (one more may still be counted). Reads only: no lock, no write."""
     seconds, start = _window(now, window_seconds, limit)
-    async with engine.connect() as conn:
-        hits = (await conn.execute(sa.select(limits.c.hits).where(
-            limits.c.bucket == bucket[:200], limits.c.window_start == start))).scalar()
+    async with one_statement(engine) as conn:  # no BEGIN/ROLLBACK round trips around it
+        hits = (await conn.execute(_PEEK, {"bucket": bucket[:200],
+                                           "window_start": start})).scalar()
     found = int(hits or 0)
     return RateDecision(allowed=found < limit, hits=found, limit=limit,
                         retry_after=max(1, start + window_seconds - seconds))
