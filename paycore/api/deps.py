@@ -3,16 +3,29 @@ and the request's Idempotency-Key (to hand to a domain function as its own key).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.api.auth import Principal, principal_of
 from paycore.api.idempotency import IDEMPOTENCY_KEY
 from paycore.api.problems import ApiProblem
 from paycore.api.settings import ApiSettings
+
+T = TypeVar("T")
+
+
+def app_service(app: FastAPI, name: str, kind: type[T], make: Callable[[AsyncEngine], T]) -> T:
+    """The app's `name` on `app.state` (a `kind` on the app's engine), made on first use:
+    its router's lifespan starts and closes it, but an app run without a lifespan (an
+    ASGI test client) still gets one."""
+    found = getattr(app.state, name, None)
+    if not isinstance(found, kind):
+        found = make(app.state.engine)
+        setattr(app.state, name, found)
+    return found
 
 
 # async, though they await nothing: FastAPI runs a plain `def` dependency in a thread

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import ledger
 from paycore.api import keys
 from paycore.api.auth import Principal, requires
-from paycore.api.deps import DomainIdempotencyKey, ReadConnection, Settings
+from paycore.api.deps import DomainIdempotencyKey, ReadConnection, Settings, app_service
 from paycore.api.idempotency import IDEMPOTENCY_KEY
 from paycore.api.models import ApiDate, ApiDateOrDateTime, MoneyIn, MoneyOut
 from paycore.api.problems import ApiProblem
@@ -40,11 +40,8 @@ keys.declare_scope("ledger:write", "post journal entries through the ledger's co
 
 
 def coalescer_of(app: FastAPI) -> ledger.Coalescer:
-    """The app's coalescer on its engine (made on first use when no lifespan ran)."""
-    coalescer = getattr(app.state, "ledger_coalescer", None)
-    if not isinstance(coalescer, ledger.Coalescer):
-        coalescer = app.state.ledger_coalescer = ledger.Coalescer(app.state.engine)
-    return coalescer
+    """The app's coalescer on its engine."""
+    return app_service(app, "ledger_coalescer", ledger.Coalescer, ledger.Coalescer)
 
 
 @asynccontextmanager

@@ -32,7 +32,13 @@ import gateways
 import ledger
 from paycore.api import ratelimit
 from paycore.api.auth import Principal, person, requires
-from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection, Settings
+from paycore.api.deps import (
+    DomainIdempotencyKey,
+    Engine,
+    ReadConnection,
+    Settings,
+    app_service,
+)
 from paycore.api.models import MoneyIn, MoneyOut
 from paycore.api.oneshot import one_statement
 from paycore.api.problems import ApiProblem, NotFound, register_error
@@ -41,11 +47,8 @@ from paycore.schema import api_payout_owners
 
 
 def intent_changes_of(app: FastAPI) -> gateways.IntentChanges:
-    """The app's watch on intents moving (made on first use when no lifespan ran)."""
-    changes = getattr(app.state, "intent_changes", None)
-    if not isinstance(changes, gateways.IntentChanges):
-        changes = app.state.intent_changes = gateways.IntentChanges(app.state.engine)
-    return changes
+    """The app's watch on intents moving."""
+    return app_service(app, "intent_changes", gateways.IntentChanges, gateways.IntentChanges)
 
 
 @asynccontextmanager

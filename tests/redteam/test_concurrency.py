@@ -355,6 +355,21 @@ def janitor_between_commit_and_send(db: AsyncEngine, banks: gateways.BankDirecto
     banks.call = call  # type: ignore[method-assign]
 
 
+async def _succeeds_once_the_bank_has_it(db: AsyncEngine, env: Any, kind: Any,
+                                         reference: str) -> None:
+    """The bank books it; a later janitor pass hears so: succeeded, the books agreeing
+    with the bank's own."""
+    from gateways.sandbox import TxnKind
+
+    await _until_the_bank_has(env.fleet.bank("restbank"), kind, reference)
+    await gateways.run_janitor(
+        db, env.banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
+    get = gateways.get_payout if kind is TxnKind.PAYOUT else gateways.get_refund
+    async with db.connect() as conn:
+        assert (await get(conn, reference)).status.value == "succeeded"
+    await env.assert_agrees_with_banks()
+
+
 async def test_a_janitor_pass_before_a_payout_is_sent_does_not_fail_it(db):
     """The worker committed the payout as submitted, then recorded the call it was about
     to send in a second transaction. A catch-up janitor pass between the two saw a
@@ -383,13 +398,7 @@ async def test_a_janitor_pass_before_a_payout_is_sent_does_not_fail_it(db):
         async with db.connect() as conn:
             available = (await ledger.balance(conn, PAYABLE)).available
         assert ledger.to_minor(available) == 70_000  # still reserved (or paid)
-        await _until_the_bank_has(bank, TxnKind.PAYOUT, "po-gap")
-        await gateways.run_janitor(
-            db, env.banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
-        async with db.connect() as conn:
-            assert (await gateways.get_payout(conn, "po-gap")).status is \
-                gateways.PayoutState.SUCCEEDED
-        await env.assert_agrees_with_banks()
+        await _succeeds_once_the_bank_has_it(db, env, TxnKind.PAYOUT, "po-gap")
 
 
 async def test_a_janitor_pass_before_a_refund_is_sent_does_not_fail_it(db):
@@ -416,13 +425,7 @@ async def test_a_janitor_pass_before_a_refund_is_sent_does_not_fail_it(db):
         with pytest.raises(gateways.RefundExceedsCaptured):
             await gateways.refund_payment(db, env.banks, paid.intent.id, cny("50.00"),
                                           refund_id="rf-again")
-        await _until_the_bank_has(bank, TxnKind.REFUND, "rf-gap")
-        await gateways.run_janitor(
-            db, env.banks, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20))
-        async with db.connect() as conn:
-            assert (await gateways.get_refund(conn, "rf-gap")).status is \
-                gateways.RefundState.SUCCEEDED
-        await env.assert_agrees_with_banks()
+        await _succeeds_once_the_bank_has_it(db, env, TxnKind.REFUND, "rf-gap")
 
 
 # -- one loan, two hands ------------------------------------------------------------------
