@@ -19,13 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ledger
 import lending
-from paycore.api.auth import Principal, requires
+from paycore.api.auth import Principal, person
 from paycore.api.deps import DomainIdempotencyKey, Engine
 from paycore.api.lending import CONFIG, LoanId, LoanOut, _today
 from paycore.api.models import ApiDate, MoneyIn, MoneyOut
 
 router = APIRouter(prefix="/v1/lending/loans", tags=["lending"])
-Reviewer = Annotated[Principal, requires("lending:review")]
+#: an overpayment's refund leaves as a payout a second person approves, and its maker is
+#: one side of that: a person (the key's holder), never `key:<id>`, which the same person
+#: could then approve as themselves
+Reviewer = Annotated[Principal, person("lending:review", "refunding or applying an overpayment")]
 
 
 class RefundIn(BaseModel):
@@ -64,7 +67,7 @@ async def refund(loan_id: LoanId, body: RefundIn, principal: Reviewer, engine: E
     async def work(conn: AsyncConnection) -> MoveOut:
         res = await refund_overpayment(conn, loan_id, body.amount.to_money(),
                                        body.on or _today(), CONFIG, move_id=key,
-                                       actor=f"key:{principal.key_id}",
+                                       actor=principal.actor,
                                        account_id=body.account_id)
         m = res.move
         return MoveOut(move_id=m.move_id, kind=m.kind,
@@ -82,7 +85,7 @@ async def apply(loan_id: LoanId, body: ApplyIn, principal: Reviewer, engine: Eng
         m = await lending.apply_overpayment(conn, loan_id, body.target_loan_id,
                                             body.amount.to_money(), body.on or _today(),
                                             CONFIG, move_id=key,
-                                            actor=f"key:{principal.key_id}")
+                                            actor=principal.actor)
         return MoveOut(move_id=m.move_id, kind=m.kind,
                        amount=MoneyOut.minor(m.amount_minor, m.loan.currency),
                        loan=LoanOut.of(m.loan),

@@ -174,13 +174,15 @@ def apikeys_create(
     """Issue a key; its secret is printed once and never stored."""
     from paycore.api import keys  # the API package imports FastAPI: only when used
 
-    four_eyes = [s for s in ("payouts:write", "payouts:approve") if keys.grants(scope, s)]
+    four_eyes = [s for s in ("payouts:write", "payouts:approve", "lending:review")
+                 if keys.grants(scope, s)]
     if four_eyes and not (holder and holder.strip()):
         # four eyes compare the people behind keys: a maker's key and a checker's key must
         # each name one (a holder-less maker key and its holder's named checker key would
         # pass as two people)
         errors.print(f"[red]HolderRequired[/red]: a key that may {' or '.join(four_eyes)} "
-                     "(enter account details or ask for payouts; verify or approve them) "
+                     "(enter account details, ask for payouts or move an overpayment; "
+                     "verify or approve them) "
                      "belongs to one person: add --holder <name>")
         raise typer.Exit(2)
 

@@ -50,7 +50,7 @@ def test_a_checkers_key_is_issued_only_to_a_named_person(tmp_path, monkeypatch):
     monkeypatch.setenv("PAYCORE_LOG_LEVEL", "WARNING")
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
-    for scope in ("payouts:approve", "payouts:write", "payouts:*", "admin"):
+    for scope in ("payouts:approve", "payouts:write", "lending:review", "payouts:*", "admin"):
         refused = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", scope])
         assert refused.exit_code == 2 and "--holder" in refused.output, refused.output
     made = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", "payouts:approve",

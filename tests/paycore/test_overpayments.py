@@ -148,12 +148,20 @@ async def test_overpayment_moves_over_http(db):
     from paycore.api.keys import create_api_key
 
     async with db.begin() as conn:
-        risk = (await create_api_key(conn, "risk", ["lending:read", "lending:review"])).secret
+        risk = (await create_api_key(conn, "risk", ["lending:read", "lending:review"],
+                                     holder="zhao")).secret
+        nameless = (await create_api_key(conn, "risk", ["lending:review"])).secret
         borrower = (await create_api_key(conn, "sup-001", ["lending:read",
                                                            "lending:write"])).secret
     app = create_app(engine=db)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://paycore.test") as api:
+        # moving an overpayment is a maker's act (its refund a payout to approve): a person
+        r = await api.post("/v1/lending/loans/L1/overpayment/application",
+                           headers={**bearer(nameless), "Idempotency-Key": "mv-0"},
+                           json={"target_loan_id": "L2",
+                                 "amount": {"amount": "5.00", "currency": "CNY"}})
+        assert r.status_code == 403 and r.json()["code"] == "key-without-holder", r.text
         r = await api.post("/v1/lending/loans/L1/overpayment/application",
                            headers={**bearer(risk), "Idempotency-Key": "mv-1"},
                            json={"target_loan_id": "L2",
