@@ -163,6 +163,9 @@ async def _reject(engine: AsyncEngine, bank: str, reason: str, detail: str,
                 kind=note.kind.value if note else None,
                 reference=note.reference if note else None,
                 bank_txn_id=note.bank_txn_id if note else None)
+    # what a rejected notification leaves is text a person reads: anyone can put a NUL
+    # in it (which PostgreSQL's text refuses, and the rejection would go unrecorded)
+    detail = detail.replace("\x00", "\\x00")
     async with engine.begin() as conn:
         await conn.execute(notification_rejections.insert().values(
             bank=bank[:32], reason=reason, detail=detail[:2000],

@@ -403,7 +403,7 @@ def _unique(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     for name, value in pairs:
         if name in fields:
             # Two values for one signed name invite "verify one, use the other" bugs.
-            raise MalformedMessage(f"field {name} appears more than once")
+            raise MalformedMessage(f"field {name!r} appears more than once")
         fields[name] = value
     return fields
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
@@ -94,6 +95,21 @@ PayoutReader = Annotated[Principal, requires("payouts:read")]
 PayoutMaker = Annotated[Principal, person("payouts:write", "asking for a payout")]
 IntentId = Annotated[str, Path(max_length=64)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def _source_of(request: Request) -> str:
+    """The client address a notification is counted under: an IPv4 address, or an IPv6
+    address's /64 (one host is given a whole /64 and can send from any address in it)."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def banks_of(request: Request) -> gateways.BankDirectory:
@@ -490,25 +506,24 @@ async def bank_notification(bank: Annotated[str, Path(max_length=64)], request: 
                         headers={"content-type": "text/plain"})
     # what is limited per address is notifications that fail the bank's own verification
     # (anyone can send those, each costs a signature check and a rejection row); a verified
-    # one is the bank's and never throttled — a bank's whole traffic may come from a few
-    # addresses, and a throttled notification is a customer's payment left waiting. So a
-    # verified notification only reads the address's count; a failed one adds to it
-    source = request.client.host if request.client else "unknown"
-    bucket = f"notifications:{source}"
+    # one is the bank's, and its count is given back — a bank's whole traffic may come from
+    # a few addresses, and a throttled notification is a customer's payment left waiting.
+    # Counted before the work, not after: requests in flight at once then cannot all read a
+    # count below the limit, and one whose handling fails stays counted
+    bucket = f"notifications:{_source_of(request)}"
     window = settings.notification_rate_window_seconds
-    allowance = await ratelimit.peek(engine, bucket, limit=settings.notification_rate_limit,
-                                     window_seconds=window)
-    if not allowance.allowed:
-        raise ApiProblem(f"{allowance.hits} notifications from this address failed the bank's "
-                         f"verification in {window} s (at most {allowance.limit}); send "
-                         "again later", status=429, code="rate-limited",
-                         headers={"Retry-After": str(allowance.retry_after)})
+    counted = await ratelimit.hit(engine, bucket, limit=settings.notification_rate_limit,
+                                  window_seconds=window)
+    if not counted.allowed:
+        raise ApiProblem(f"more than {counted.limit} notifications from this address failed "
+                         f"the bank's verification in {window} s; send again later",
+                         status=429, code="rate-limited",
+                         headers={"Retry-After": str(counted.retry_after)})
     body = await request.body()
     headers = {name: value for name, value in request.headers.items()}
     reply = await gateways.handle_notification(engine, banks, bank, headers, body)
-    if reply.unverified:
-        await ratelimit.hit(engine, bucket, limit=settings.notification_rate_limit,
-                            window_seconds=window)
+    if not reply.unverified:
+        await ratelimit.give_back(engine, bucket, counted)
     return Response(content=reply.body, status_code=reply.status_code,
                     headers={"content-type": reply.content_type})
 

@@ -4,10 +4,10 @@ process of `paycore serve` (each would otherwise allow the full rate on its own)
     decision = await hit(engine, "notifications:203.0.113.7", limit=600, window_seconds=60)
     if not decision.allowed: answer 429 with Retry-After: decision.retry_after
 
-`peek` reads a bucket's count without adding to it: a route that counts only what fails
-(bank notifications whose signature does not verify) asks `peek` before it does the work
-and `hit`s only when the work fails, so what succeeds writes nothing and never queues on
-the bucket's row.
+`give_back` takes one count back: a route that limits only what fails (bank
+notifications whose signature does not verify) counts every request before the work —
+so that requests in flight at once cannot all read a count below the limit, and one whose
+handling crashes stays counted — and gives the count back when the work succeeded.
 
 One upsert per counted request (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`; on
 PostgreSQL one statement in autocommit, one round trip); the first hit of a bucket's new
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.api.oneshot import one_statement
 from paycore.schema import api_rate_limits as limits
 
-__all__ = ["RateDecision", "hit", "peek"]
+__all__ = ["RateDecision", "give_back", "hit"]
 
 _PG_UPSERT = sa.text(
     "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
@@ -38,10 +38,6 @@ _PG_UPSERT = sa.text(
                                  sa.bindparam("window_start", type_=sa.BigInteger))
 
 
-_PEEK = sa.select(limits.c.hits).where(limits.c.bucket == sa.bindparam("bucket"),
-                                       limits.c.window_start == sa.bindparam("window_start"))
-
-
 @dataclass(frozen=True)
 class RateDecision:
     allowed: bool
@@ -49,6 +45,8 @@ class RateDecision:
     limit: int
     #: seconds until the window ends (when a refused client may try again)
     retry_after: int
+    #: the window counted in (what `give_back` takes the count back from)
+    window_start: int = 0
 
 
 def _window(now: dt.datetime | None, window_seconds: int, limit: int) -> tuple[int, int]:
@@ -56,19 +54,6 @@ def _window(now: dt.datetime | None, window_seconds: int, limit: int) -> tuple[i
         raise ValueError("a rate limit needs a window of at least a second and a limit >= 0")
     seconds = int(now.timestamp()) if now is not None else int(time.time())
     return seconds, seconds - seconds % window_seconds
-
-
-async def peek(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: int,
-               now: dt.datetime | None = None) -> RateDecision:
-    """`bucket`'s count in its current window, not counting this request: `allowed` while
-    below `limit` (one more may still be counted). Reads only: no lock, no write."""
-    seconds, start = _window(now, window_seconds, limit)
-    async with one_statement(engine) as conn:  # no BEGIN/ROLLBACK round trips around it
-        hits = (await conn.execute(_PEEK, {"bucket": bucket[:200],
-                                           "window_start": start})).scalar()
-    found = int(hits or 0)
-    return RateDecision(allowed=found < limit, hits=found, limit=limit,
-                        retry_after=max(1, start + window_seconds - seconds))
 
 
 async def hit(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: int,
@@ -99,4 +84,19 @@ async def hit(engine: AsyncEngine, bucket: str, *, limit: int, window_seconds: i
                 await conn.execute(limits.delete().where(
                     limits.c.window_start < start - window_seconds))
     return RateDecision(allowed=hits <= limit, hits=hits, limit=limit,
-                        retry_after=max(1, start + window_seconds - seconds))
+                        retry_after=max(1, start + window_seconds - seconds),
+                        window_start=start)
+
+
+_GIVE_BACK = (limits.update()
+              .where(limits.c.bucket == sa.bindparam("b_bucket"),
+                     limits.c.window_start == sa.bindparam("b_window_start"),
+                     limits.c.hits > 0)
+              .values(hits=limits.c.hits - 1))
+
+
+async def give_back(engine: AsyncEngine, bucket: str, counted: RateDecision) -> None:
+    """Take back the count `hit` made (answered `counted`), in the window it was made in."""
+    async with one_statement(engine) as conn:  # one statement: no BEGIN/COMMIT round trips
+        await conn.execute(_GIVE_BACK, {"b_bucket": bucket[:200],
+                                        "b_window_start": counted.window_start})
