@@ -2,38 +2,79 @@
 
     changes = IntentChanges(engine)
     async with changes.watching(intent_id) as moved:
+        if moved is None: answer at once (this process has as many waiters as it takes)
         intent = read it
         while intent is pending and time is left:
             await moved.wait(seconds)   # woken when it may have moved; read it again
     await changes.close()
 
-On PostgreSQL a trigger (migration 0035) notifies channel `paycore_intent_moved` with the
-intent's id when its status changes; one connection per process LISTENs, taken from the
-engine's pool on the first wait and given back by `close`, and wakes that intent's waiters
-as the change commits. A waiter still reads the intent again every `recheck` seconds
-(1 s), so a notification lost with a dropped connection costs a second, never an answer.
-Channels are per database: an intent of another schema with the same id only wakes a
-waiter for nothing. SQLite has no NOTIFY: its waiters read again every 100 ms.
+    await announce(engine, intent_id)   # after the commit that moved it
 
-The watch is registered before the caller's first read, so a move that commits between
-that read and the wait still wakes it.
+Whoever moves an intent a checkout page waits on (the bank's notification) announces it
+after its commit: this process's waiters are woken at once, and on PostgreSQL
+`pg_notify('paycore_intent_moved', id)` reaches every other process, each of which keeps
+one LISTEN connection of its own (outside the engine's pool, opened on the first wait,
+closed by `close`). The NOTIFY is a statement of its own after the commit, not a trigger
+in the moving transaction: PostgreSQL takes a database-wide lock when a notifying
+transaction commits and holds it through the commit's WAL flush, so a trigger would have
+made every capture commit one at a time; alone, with `synchronous_commit` off, it holds
+that lock for no flush. A waiter still reads the intent again every `recheck` seconds (1 s;
+0.1 s on SQLite, which has no NOTIFY), so a move nobody announced (an inquiry's answer, an
+expiry) or an announcement lost with a dropped connection costs that long, never an answer.
+Channels are per database: an intent of another schema with the same id only wakes a
+waiter for nothing.
+
+The watch is registered before the caller's first read, so a move announced between that
+read and the wait still wakes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
-__all__ = ["CHANNEL", "IntentChanges", "Moved"]
+__all__ = ["CHANNEL", "IntentChanges", "Moved", "announce"]
 
 log = structlog.get_logger("gateways.intent_changes")
 
 CHANNEL = "paycore_intent_moved"
+#: waiters one process keeps at once; past it a wait is answered at once (a hostile key
+#: holder opening waits by the thousand gets answers, not a server's memory)
+MAX_WAITERS = 2048
+
+#: every watch of this process, so that `announce` wakes its waiters without the database
+_WATCHES: weakref.WeakSet[IntentChanges] = weakref.WeakSet()
+
+# synchronous_commit off for this statement's own transaction: a NOTIFY's commit holds a
+# database-wide lock, which must not wait for a WAL flush (what is lost to a crash is a
+# wake-up, which the waiters' re-read makes good)
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :intent_id) "
+                  "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick")
+
+
+async def announce(engine: AsyncEngine, intent_id: str) -> None:
+    """Tell every process's waiters that `intent_id` moved: call it after the commit that
+    moved it. A failure is logged and swallowed (the waiters read again anyway)."""
+    for watch in list(_WATCHES):
+        if watch.engine is engine or watch.engine.url == engine.url:
+            watch.moved(intent_id)
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(_NOTIFY, {"channel": CHANNEL, "intent_id": intent_id})
+    except Exception as exc:  # the move is committed; only the wake-up is lost
+        log.warning("intent_changes.announce_failed", intent_id=intent_id,
+                    error=type(exc).__name__)
 
 
 class Moved:
@@ -56,25 +97,37 @@ class Moved:
 
 
 class IntentChanges:
-    def __init__(self, engine: AsyncEngine, *, recheck: float | None = None) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, *, recheck: float | None = None,
+                 max_waiters: int = MAX_WAITERS) -> None:
+        self.engine = engine
         self._listens = engine.dialect.name == "postgresql"
         self.recheck = recheck if recheck is not None else (1.0 if self._listens else 0.1)
+        self.max_waiters = max_waiters
         self._waiters: dict[str, set[Moved]] = {}
+        self._count = 0
+        self._listener: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
         self._starting = asyncio.Lock()
         self._closed = False
+        _WATCHES.add(self)
 
     @contextlib.asynccontextmanager
-    async def watching(self, intent_id: str) -> AsyncIterator[Moved]:
+    async def watching(self, intent_id: str) -> AsyncIterator[Moved | None]:
+        """A waiter on `intent_id` for the block; None when this process already keeps
+        `max_waiters` (the caller answers at once)."""
+        if self._count >= self.max_waiters:
+            yield None
+            return
         moved = Moved(self.recheck)
         self._waiters.setdefault(intent_id, set()).add(moved)
+        self._count += 1
         try:
             if self._listens:
                 await self._listen()
             yield moved
         finally:
+            self._count -= 1
             waiting = self._waiters.get(intent_id)
             if waiting is not None:
                 waiting.discard(moved)
@@ -82,7 +135,7 @@ class IntentChanges:
                     del self._waiters[intent_id]
 
     def moved(self, intent_id: str) -> None:
-        """Wake this process's waiters on `intent_id` (the listener calls it)."""
+        """Wake this process's waiters on `intent_id`."""
         for waiter in self._waiters.get(intent_id, ()):
             waiter.set()
 
@@ -93,11 +146,15 @@ class IntentChanges:
             if self._closed or (self._driver is not None and not self._driver.is_closed()):
                 return
             await self._release()
+            # a connection of its own, outside the engine's pool: held for the process's
+            # life, it would be a pool slot the requests never get back
+            listener = create_async_engine(self.engine.url, poolclass=NullPool)
             # a failure leaves no listener: waiters fall back to reading again every recheck
             try:
-                conn = await self._engine.connect()
+                conn = await listener.connect()
             except Exception as exc:
                 log.warning("intent_changes.listen_failed", error=type(exc).__name__)
+                await listener.dispose()
                 return
             try:
                 raw = await conn.get_raw_connection()
@@ -105,29 +162,27 @@ class IntentChanges:
                 await driver.add_listener(CHANNEL, self._heard)
             except Exception as exc:
                 log.warning("intent_changes.listen_failed", error=type(exc).__name__)
-                await conn.close()
+                await conn.invalidate()
+                await listener.dispose()
                 return
-            self._conn, self._driver = conn, driver
+            self._listener, self._conn, self._driver = listener, conn, driver
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         self.moved(payload)
 
     async def _release(self) -> None:
-        conn, driver = self._conn, self._driver
-        self._conn = self._driver = None
-        if conn is None:
-            return
-        try:
-            if driver is not None and not driver.is_closed():
-                # the pool keeps the connection: it must not go on hearing the channel
-                await driver.remove_listener(CHANNEL, self._heard)
-            else:  # it died: the pool must not hand it out again
-                await conn.invalidate()
-        finally:
-            await conn.close()
+        listener, conn = self._listener, self._conn
+        self._listener = self._conn = self._driver = None
+        if conn is not None:
+            # NullPool: closing it closes the connection (and its LISTEN); a dead one
+            # has nothing left to close
+            with contextlib.suppress(Exception):
+                await conn.close()
+        if listener is not None:
+            await listener.dispose()
 
     async def close(self) -> None:
-        """Give the listening connection back to the pool; waiters still read again."""
+        """Close the listening connection; waiters still read again."""
         self._closed = True
         async with self._starting:
             await self._release()

@@ -27,6 +27,7 @@ review.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import ledger
-from gateways import inquiries, payout_returns, payouts, settlement
+from gateways import inquiries, intent_changes, payout_returns, payouts, settlement
 from gateways.bank import BankGateway, BankNotification, BankOutcome, BankReply, NotificationKind
 from gateways.errors import ConcurrentTransition, PaymentError, UnknownBank
 from gateways.inquiries import Subject
@@ -123,9 +124,10 @@ async def handle_notification(engine: AsyncEngine, banks: BankDirectory, bank_co
                       headers, body, note)
         return adapter.acknowledge(note, accepted=False)
     for attempt_no in range(3):
+        intent: list[str] = []  # the intent a payment notification is about, once found
         try:
-            result, detail = await ledger.transact(
-                engine, lambda conn: _apply(conn, adapter, note))
+            result, detail = await ledger.transact(engine, functools.partial(
+                _apply, adapter=adapter, note=note, intent=intent))
             break
         except (ConcurrentTransition, IntegrityError):
             # a racing delivery of the same (or a contradicting) notification won; the
@@ -138,6 +140,9 @@ async def handle_notification(engine: AsyncEngine, banks: BankDirectory, bank_co
             await _reject(engine, bank_code, NotificationResult.NOT_APPLIED,
                           f"{type(exc).__name__}: {exc}", headers, body, note)
             return adapter.acknowledge(note, accepted=False)
+    if intent and result in _MOVES_INTENT:
+        # after the commit: a checkout page waiting on it hears at once
+        await intent_changes.announce(engine, intent[0])
     if result != NotificationResult.APPLIED:
         await _reject(engine, bank_code, result, detail, headers, body, note)
     log.info("notification", bank=bank_code, kind=note.kind.value, reference=note.reference,
@@ -175,11 +180,17 @@ async def _reject(engine: AsyncEngine, bank: str, reason: str, detail: str,
             body_size=len(body), received_at=utcnow()))
 
 
-async def _apply(conn: AsyncConnection, adapter: BankGateway,
-                 note: BankNotification) -> tuple[str, str]:
-    """One transaction: checks, dedupe, state change and postings. Returns (result, why)."""
+#: what a payment notification did to its intent's state, when it did something
+_MOVES_INTENT = frozenset({NotificationResult.APPLIED, NotificationResult.MISMATCH,
+                           NotificationResult.CONFLICT})
+
+
+async def _apply(conn: AsyncConnection, adapter: BankGateway, note: BankNotification,
+                 intent: list[str]) -> tuple[str, str]:
+    """One transaction: checks, dedupe, state change and postings. Returns (result, why);
+    a payment's intent id goes into `intent`."""
     if note.kind is NotificationKind.PAYMENT:
-        return await _payment(conn, adapter, note)
+        return await _payment(conn, adapter, note, intent)
     if note.kind is NotificationKind.REFUND:
         return await _refund(conn, adapter, note)
     return await _payout(conn, adapter, note)
@@ -254,10 +265,11 @@ async def _ask_soon(conn: AsyncConnection, subject: Subject, subject_id: str, ba
 
 
 async def _payment(conn: AsyncConnection, adapter: BankGateway,
-                   note: BankNotification) -> tuple[str, str]:
+                   note: BankNotification, intent: list[str]) -> tuple[str, str]:
     attempt = await find_attempt(conn, note.reference)
     if attempt is None or attempt.bank != note.bank:
         return NotificationResult.UNKNOWN_REFERENCE, f"no attempt {note.reference} at {note.bank}"
+    intent.append(attempt.intent_id)
     wrong = _mismatch(note, adapter, attempt.bank_merchant_id, attempt.amount_minor,
                       attempt.currency)
     if wrong:

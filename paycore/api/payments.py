@@ -355,10 +355,27 @@ async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine, req
     # still wakes it
     async with intent_changes_of(request.app).watching(intent_id) as moved:
         out = await _intent_out(engine, intent_id, principal.merchant_id)
-        while out.status in _MOVES_BY_ITSELF and (left := deadline - loop.time()) > 0:
-            await moved.wait(left)
-            out = await _intent_out(engine, intent_id, principal.merchant_id)
+        if moved is None:  # this process keeps as many waiters as it takes: at once
+            return out
+        # a client that hangs up is waited for no longer (uvicorn does not cancel a route)
+        hung_up = asyncio.create_task(_hang_up(request))
+        try:
+            while out.status in _MOVES_BY_ITSELF and (left := deadline - loop.time()) > 0:
+                woken = asyncio.create_task(moved.wait(left))
+                await asyncio.wait({woken, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+                if hung_up.done():
+                    woken.cancel()
+                    break
+                out = await _intent_out(engine, intent_id, principal.merchant_id)
+        finally:
+            hung_up.cancel()
     return out
+
+
+async def _hang_up(request: Request) -> None:
+    """Returns when the client disconnects (a GET's body, if any, is read and ignored)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get("/v1/payment-intents", summary="The merchant's payment intents, newest first")

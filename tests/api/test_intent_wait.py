@@ -1,7 +1,9 @@
 """`GET /v1/payment-intents/{id}?wait=N`: the shop's return page asks once and is answered
 when the bank's notification moves the intent, in whichever worker process it lands; on
-SQLite and PostgreSQL. On PostgreSQL the move wakes the waiter through LISTEN/NOTIFY (the
-trigger of migration 0035), heard by another engine's listener as by another process's."""
+SQLite and PostgreSQL. The notification handler announces the move after its commit
+(`gateways.intent_changes.announce`): this process's waiters directly, other processes'
+through PostgreSQL's LISTEN/NOTIFY, heard here by another engine's listener as by another
+process's."""
 
 from __future__ import annotations
 
@@ -10,15 +12,27 @@ import asyncio
 import pytest
 
 import gateways
-from gateways.schema import payment_intents
+from gateways.intent_changes import announce
+from paycore import db as paycore_db
 from tests.api.conftest import bearer, is_problem
 from tests.api.test_payments import order, shop
+from tests.conftest import url_of
+
+
+async def _watch_with(s, changes: gateways.IntentChanges) -> None:
+    """The app's watch replaced (the one it had closed first)."""
+    old = getattr(s.app.state, "intent_changes", None)
+    if old is not None:
+        await old.close()
+    s.app.state.intent_changes = changes
 
 
 async def test_the_return_page_is_answered_when_the_notification_lands(db, issue_key):
     key = await issue_key("shop-a", "payments:read", "payments:write")
     other = await issue_key("shop-b", "payments:read")
     async with shop(db) as s:
+        # waiters read again only every 60 s here: only the announcement can wake them
+        await _watch_with(s, gateways.IntentChanges(db, recheck=60))
         r = await s.post("/v1/payment-intents", key, "c-1", order(1, "restbank"))
         assert r.status_code == 201 and r.json()["status"] == "pending", r.text
         intent = r.json()
@@ -38,9 +52,16 @@ async def test_the_return_page_is_answered_when_the_notification_lands(db, issue
         is_problem(await s.client.get(path, params={"wait": 5}, headers=bearer(other)), 404,
                    "intent-not-found")
         # a pending intent no one pays is answered as it is once the wait is over
+        await _watch_with(s, gateways.IntentChanges(db, recheck=0.2))
         r = await s.post("/v1/payment-intents", key, "c-2", order(2, "restbank"))
-        r = await s.client.get(f"/v1/payment-intents/{r.json()['id']}", params={"wait": 1},
+        pending = r.json()["id"]
+        r = await s.client.get(f"/v1/payment-intents/{pending}", params={"wait": 1},
                                headers=bearer(key))
+        assert r.status_code == 200 and r.json()["status"] == "pending"
+        # a process that keeps as many waiters as it takes answers at once
+        await _watch_with(s, gateways.IntentChanges(db, max_waiters=0))
+        r = await asyncio.wait_for(s.client.get(
+            f"/v1/payment-intents/{pending}", params={"wait": 30}, headers=bearer(key)), 10)
         assert r.status_code == 200 and r.json()["status"] == "pending"
         for bad in ("31", "-1", "soon"):
             is_problem(await s.client.get(path, params={"wait": bad}, headers=bearer(key)),
@@ -48,39 +69,23 @@ async def test_the_return_page_is_answered_when_the_notification_lands(db, issue
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-async def test_a_status_change_committed_elsewhere_wakes_the_waiter_at_once(db, issue_key):
-    """The waiter re-reads only every 60 s here: only the notification can wake it."""
-    key = await issue_key("shop-a", "payments:read", "payments:write")
-    async with shop(db) as s:
-        ids = []
-        for n in (1, 2):
-            r = await s.post("/v1/payment-intents", key, f"c-{n}", order(n, "restbank"))
-            ids.append(r.json()["id"])
+async def test_a_move_announced_by_another_process_wakes_the_waiter_at_once(db):
+    """The waiter re-reads only every 60 s here: only the NOTIFY can wake it. Its listener
+    is a connection of its own, not one of the engine's pool, and stops when closed."""
+    elsewhere = paycore_db.create_engine(url_of(db))  # another process's engine
     changes = gateways.IntentChanges(db, recheck=60)
-    listener = None
     try:
-        async with changes.watching(ids[0]) as moved:
+        async with changes.watching("pi-watched") as moved:
+            assert moved is not None
+            assert db.pool.checkedout() == 0  # the listener took no slot of the pool
             waiting = asyncio.create_task(moved.wait(60))
-            listener = changes._driver  # the listening connection, to look at after close
-            # another intent moving, and a move rolled back, wake no one
-            async with db.begin() as conn:
-                await conn.execute(payment_intents.update().where(
-                    payment_intents.c.id == ids[1]).values(status="expired"))
-            conn_ = await db.connect()
-            tx = await conn_.begin()
-            await conn_.execute(payment_intents.update().where(
-                payment_intents.c.id == ids[0]).values(status="expired"))
-            await tx.rollback()
-            await conn_.close()
+            await announce(elsewhere, "pi-other")  # another intent wakes no one
             done, _ = await asyncio.wait({waiting}, timeout=1)
             assert not done
-            # the same change committed (here by another connection, as by another process)
-            async with db.begin() as conn:
-                await conn.execute(payment_intents.update().where(
-                    payment_intents.c.id == ids[0]).values(status="expired"))
+            await announce(elsewhere, "pi-watched")
             await asyncio.wait_for(waiting, 20)
+            listener = changes._driver  # the listening connection, to look at after close
     finally:
         await changes.close()
-    # the listening connection went back to the pool, no longer listening
-    assert listener is not None and not listener.is_closed()
-    assert await listener.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+        await elsewhere.dispose()
+    assert listener is not None and listener.is_closed()

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import gateways
@@ -36,6 +37,7 @@ class Shop:
     fleet: SandboxFleet
     banks: gateways.BankDirectory
     engine: AsyncEngine
+    app: FastAPI
 
     async def post(self, path: str, key: str, idem: str, json: object) -> httpx.Response:
         return await self.client.post(path, json=json, headers=bearer(key) | {"Idempotency-Key": idem})
@@ -64,7 +66,7 @@ async def shop(engine: AsyncEngine, **settings: object) -> AsyncIterator[Shop]:
             async with engine.begin() as conn:
                 await gateways.set_supplier_terms(conn, gateways.SupplierTerms(
                     "sup-1", Decimal("0.03")))
-            yield Shop(client, fleet, banks, engine)
+            yield Shop(client, fleet, banks, engine, app)
 
 
 async def registered_account(s: Shop, merchant: str, supplier: str) -> str:

@@ -39,7 +39,7 @@ async def shop(engine) -> AsyncIterator[tuple[Shop, FastAPI]]:
                                                            trust_env=False) as client:
             app.state.banks = gateways.BankDirectory(
                 [fleet.adapter(code) for code in BANKS], notify_base_url=f"{base}/v1/notifications")
-            yield Shop(client, fleet, app.state.banks, engine), app
+            yield Shop(client, fleet, app.state.banks, engine, app), app
 
 
 async def key(db, merchant: str, holder: str | None, *scopes: str) -> str:
