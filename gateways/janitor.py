@@ -214,7 +214,7 @@ async def _inquire(engine: AsyncEngine, banks: BankDirectory, inquiry: Inquiry,
         return await _postpone(engine, inquiry, f"no answer: {type(exc).__name__}", now,
                                max_tries)
     if isinstance(answer, PaymentStatus):
-        return await _settle_attempt(engine, inquiry, answer, now, max_tries)
+        return await _settle_attempt(engine, inquiry, answer, now, max_tries, unseen)
     if isinstance(answer, RefundStatus):
         return await _settle_refund(engine, inquiry, answer, now, max_tries, unseen)
     return await _settle_payout(engine, inquiry, answer, now, max_tries, unseen)
@@ -276,7 +276,7 @@ def _amount_differs(answer_amount: object, expected_minor: int) -> bool:
 
 
 async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: PaymentStatus,
-                          now: dt.datetime, max_tries: int) -> str:
+                          now: dt.datetime, max_tries: int, unseen: bool) -> str:
     async with engine.connect() as conn:
         attempt = await find_attempt(conn, inquiry.subject_id)
         intent = await load_intent(conn, attempt.intent_id) if attempt else None
@@ -307,9 +307,12 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
             now=now))
         return "settled"
     if outcome is BankOutcome.NOT_FOUND and (
-            attempt.status in (AttemptState.UNKNOWN, AttemptState.CREATED)
+            (attempt.status in (AttemptState.UNKNOWN, AttemptState.CREATED) and unseen)
             or now >= intent.expires_at):
-        # the bank never had this order: nothing was debited
+        # the bank never had this order: nothing was debited. A created (or unknown) one
+        # only once its call has had UNSEEN_AFTER of real time: before that it may be on
+        # its way (a catch-up pass between the commit and the send failed it, and the
+        # order the bank then opened could not be recorded)
         await ledger.transact(engine, lambda conn: settlement.fail_attempt(
             conn, attempt.id, "the bank does not know the order",
             expired=now >= intent.expires_at, now=now))

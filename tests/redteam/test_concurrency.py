@@ -428,6 +428,29 @@ async def test_a_janitor_pass_before_a_refund_is_sent_does_not_fail_it(db):
         await _succeeds_once_the_bank_has_it(db, env, TxnKind.REFUND, "rf-gap")
 
 
+async def test_a_janitor_pass_before_a_payment_order_is_sent_does_not_fail_it(db):
+    """The same gap for a checkout: the intent, its attempt and the call are committed as
+    `created`, then the bank is asked to create the order. A catch-up janitor pass in
+    between asked the bank about the attempt, heard "not found" (it had not been sent) and
+    failed it at once — "not found" was proof for a created attempt whatever the time —
+    so the checkout the bank then opened could not be recorded, and the customer was
+    turned away with an error. "Not found" now fails an attempt only once its call has
+    had UNSEEN_AFTER of real time, as for refunds and payouts."""
+    from tests.gateways.core_env import checkout_env
+
+    async with checkout_env(db, ("restbank",)) as env:
+        await env.terms()
+        ran: list[Any] = []
+        janitor_between_commit_and_send(db, env.banks, ran)
+        checkout = await env.checkout("50.00")
+        assert ran, "the janitor pass did not run in the gap"
+        assert checkout.intent.status is gateways.IntentState.PENDING, checkout.intent
+        await env.pay(checkout)
+        await env.fleet.drain()
+        assert (await env.intent(checkout.intent.id)).status is gateways.IntentState.SUCCEEDED
+        await env.assert_agrees_with_banks()
+
+
 # -- one loan, two hands ------------------------------------------------------------------
 
 
