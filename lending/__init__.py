@@ -90,6 +90,7 @@ from lending.errors import (
     NotFound,
     NotInReview,
     RepaymentConflict,
+    SelfReview,
     TermOutOfRange,
 )
 from lending.interest import (
@@ -252,6 +253,7 @@ __all__ = [
     "RepaymentConflict",
     "RollConvention",
     "RoundingMode",
+    "SelfReview",
     "SettlementPolicy",
     "SettlementRecord",
     "StatusChange",

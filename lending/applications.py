@@ -23,11 +23,11 @@ from lending.borrowers import borrower_data
 from lending.catalogue import product_for_new_loan
 from lending.config import LendingConfig
 from lending.creditline import CreditLine, credit_line
-from lending.errors import DuplicateLoan, InvalidInput, NotInReview
+from lending.errors import DuplicateLoan, InvalidInput, NotInReview, SelfReview
 from lending.exposure import line_for, lock_borrower
 from lending.lifecycle import LoanStatus
 from lending.money import from_money
-from lending.schema import decisions, loans
+from lending.schema import decisions, loan_events, loans
 from lending.store import LoanRecord
 from lending.underwriting import Application, Decision, Outcome, _jsonable, decide
 
@@ -53,6 +53,9 @@ class LoanApplication:
     term_days: int
     applied_on: dt.date
     loan_id: str = ""
+    #: who applied (`user:<name>`, or the borrower's key): recorded as the actor of the
+    #: loan's first event, and never the officer who decides it in review
+    applied_by: str = "applicant"
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ async def apply_for_loan(conn: AsyncConnection, request: LoanApplication,
         data, config.underwriting, request.applied_on,
     )
     record = LoanRecord(loan=loan, requested_minor=amount, version=0)
-    await store.insert(conn, record)
+    await store.insert(conn, record, actor=request.applied_by or "applicant")
     on = request.applied_on
     summary = "; ".join(r.message for r in decision.reasons
                         if r.effect is decision.outcome) or decision.outcome.value
@@ -164,6 +167,11 @@ async def review(
     record = await store.load(conn, loan_id, config, for_update=True)
     if record.status is not LoanStatus.MANUAL_REVIEW:
         raise NotInReview(loan_id, record.status.value)
+    applicant = await conn.scalar(sa.select(loan_events.c.actor).where(
+        loan_events.c.loan_id == loan_id, loan_events.c.from_status.is_(None))
+        .order_by(loan_events.c.id).limit(1))
+    if applicant is not None and applicant.strip().casefold() == officer.strip().casefold():
+        raise SelfReview(loan_id, officer)
     # the line in force now, before this loan is reserved against it: what is stored
     data = await borrower_data(conn, borrower_id, on, config)
     line = credit_line(data, config.underwriting.line, record.loan.product.max_amount_minor)

@@ -221,6 +221,19 @@ class ConcurrentUpdate(LendingError):
                          "read; another writer changed it first")
 
 
+class SelfReview(LendingError):
+    """The officer deciding a queued application is the person who applied for it: four
+    eyes on credit, as on payouts."""
+
+    code = "four-eyes"
+
+    def __init__(self, loan_id: str, officer: str) -> None:
+        self.loan_id = loan_id
+        self.officer = officer
+        super().__init__(f"{officer} applied for loan {loan_id!r}; another officer must "
+                         "decide it")
+
+
 class NotInReview(LendingError):
     code = "not-in-review"
 

@@ -21,7 +21,7 @@ import ledger
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement
-from paycore.api.auth import Principal, requires
+from paycore.api.auth import KeyWithoutHolder, Principal, person, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
 from paycore.api.models import ApiDate, MoneyIn, MoneyOut
 from paycore.api.problems import register_error
@@ -38,10 +38,13 @@ register_error(lending.NotInReview, 409)
 register_error(lending.ConcurrentUpdate, 409)
 register_error(lending.DuplicateLoan, 409)
 register_error(lending.RepaymentConflict, 409)
+register_error(lending.SelfReview, 403)
 
 Reader = Annotated[Principal, requires("lending:read")]
 Writer = Annotated[Principal, requires("lending:write")]
 Reviewer = Annotated[Principal, requires("lending:review")]
+#: deciding what underwriting queued is the second pair of eyes on credit: a person
+Officer = Annotated[Principal, person("lending:review", "deciding a loan application")]
 LoanId = Annotated[str, Path(max_length=80, description="the loan's id")]
 
 
@@ -229,11 +232,20 @@ async def apply(body: ApplicationIn, principal: Writer, engine: Engine,
     """Apply for a loan; the automatic decision (approve / decline / manual review), its
     reasons and the credit line it was measured against come back at once."""
     borrower = body.borrower_id or principal.merchant_id
-    if borrower != principal.merchant_id and not _back_office(principal):
-        raise lending.BorrowerNotFound(borrower)
+    if borrower != principal.merchant_id:
+        if not _back_office(principal):
+            raise lending.BorrowerNotFound(borrower)
+        if not principal.holder:  # the applicant is one side of four eyes: a person
+            raise KeyWithoutHolder(
+                f"key {principal.key_id} names no holder: applying for another borrower "
+                "is one side of four eyes (another officer decides what goes to review). "
+                f"Issue this person a key that names them: paycore apikeys create "
+                f"{principal.merchant_id} --scope lending:write --holder <their name>",
+                title="A key without a holder")
     loan_id = "loan-" + hashlib.sha256(key.encode()).hexdigest()[:16]
     request = lending.LoanApplication(borrower, body.product, body.amount.to_money(),
-                                      body.term_days, body.applied_on or _today(), loan_id=loan_id)
+                                      body.term_days, body.applied_on or _today(), loan_id=loan_id,
+                                      applied_by=principal.actor)
     result = await ledger.transact(engine, lambda c: lending.apply_for_loan(c, request, CONFIG))
     d, line = result.decision, result.decision.credit_line
     return DecisionOut(
@@ -278,15 +290,20 @@ async def review_queue(_: Reviewer, conn: ReadConnection) -> list[QueueItem]:
 
 
 @router.post("/loans/{loan_id}/decision")
-async def decide(loan_id: LoanId, body: ReviewIn, principal: Reviewer, engine: Engine,
+async def decide(loan_id: LoanId, body: ReviewIn, principal: Officer, engine: Engine,
                  _key: DomainIdempotencyKey) -> LoanOut:
-    """A risk officer approves or declines a queued application; the comment is stored."""
-    officer = f"{principal.merchant_id}/{principal.key_id}"
+    """A risk officer approves or declines a queued application; the comment is stored.
+    The officer is a person (the key's holder), neither the borrower nor who applied."""
     amount = body.amount.to_money() if body.amount else None
-    record = await ledger.transact(engine, lambda c: lending.review(
-        c, loan_id, officer=officer, approve=body.outcome == "approve", comment=body.comment,
-        on=body.on or _today(), config=CONFIG, amount=amount))
-    return LoanOut.of(record)
+
+    async def work(conn: AsyncConnection) -> lending.LoanRecord:
+        loan = await lending.load_loan(conn, loan_id, CONFIG)
+        if loan.loan.borrower_id == principal.merchant_id:
+            raise lending.SelfReview(loan_id, principal.actor)
+        return await lending.review(
+            conn, loan_id, officer=principal.actor, approve=body.outcome == "approve",
+            comment=body.comment, on=body.on or _today(), config=CONFIG, amount=amount)
+    return LoanOut.of(await ledger.transact(engine, work))
 
 
 @router.post("/loans/{loan_id}/disbursement")

@@ -75,16 +75,55 @@ async def test_a_loan_from_application_to_repayment(api, db, issue_key):
         assert (await ledger.verify(conn)).ok
 
 
+async def _named_key(db, merchant: str, holder: str | None, *scopes: str) -> str:
+    from paycore.api import create_api_key
+
+    async with db.begin() as conn:
+        return (await create_api_key(conn, merchant, scopes, holder=holder)).secret
+
+
+async def test_an_officer_decides_no_application_of_their_own(api, db):
+    """A back-office person who applies for a borrower (the application queued for
+    review) cannot approve it: another officer must. Before, the officer was recorded as
+    `merchant/key id` and nothing compared it with the applicant: one person could lend."""
+    async with db.begin() as conn:
+        await good_borrower(conn, "sup-001", imported_on=days(-10))
+    wang = await _named_key(db, "risk", "wang", "lending:read", "lending:write",
+                            "lending:review")
+    li = await _named_key(db, "risk", "li", "lending:read", "lending:review")
+    nameless = await _named_key(db, "risk", None, "lending:write", "lending:review")
+    body = {"amount": {"amount": "20000.00", "currency": "CNY"}, "term_days": 30,
+            "applied_on": DAY.isoformat(), "borrower_id": "sup-001"}
+    is_problem(await api.post("/v1/lending/applications", headers=post_headers(nameless),
+                              json=body), 403, "key-without-holder")
+    r = await api.post("/v1/lending/applications", headers=post_headers(wang), json=body)
+    assert r.json()["outcome"] == "manual_review", r.text
+    loan_id = r.json()["loan"]["id"]
+    decision = {"outcome": "approve", "comment": "I know them", "on": DAY.isoformat()}
+    is_problem(await api.post(f"/v1/lending/loans/{loan_id}/decision",
+                              headers=post_headers(wang), json=decision), 403, "four-eyes")
+    r = await api.post(f"/v1/lending/loans/{loan_id}/decision", headers=post_headers(li),
+                       json=decision)
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+
+
 async def test_manual_review_queue_and_bad_input(api, db, issue_key):
     async with db.begin() as conn:
         await good_borrower(conn, "sup-001", imported_on=days(-10))
     borrower = await issue_key("sup-001", "lending:read", "lending:write")
-    office = await issue_key("risk", "lending:read", "lending:review")
+    office = await _named_key(db, "risk", "li", "lending:read", "lending:review")
     r = await api.post("/v1/lending/applications", headers=post_headers(borrower), json={
         "amount": {"amount": "20000.00", "currency": "CNY"}, "term_days": 30,
         "applied_on": DAY.isoformat()})
     assert r.json()["outcome"] == "manual_review"
     loan_id = r.json()["loan"]["id"]
+    # deciding what underwriting queued is four eyes on credit: a person, never the
+    # borrower, never who applied
+    nameless = await issue_key("risk", "lending:read", "lending:review")
+    is_problem(await api.post(f"/v1/lending/loans/{loan_id}/decision",
+                              headers=post_headers(nameless),
+                              json={"outcome": "approve", "comment": "ok"}),
+               403, "key-without-holder")
     is_problem(await api.get("/v1/lending/review-queue", headers=bearer(borrower)), 403)
     queue = (await api.get("/v1/lending/review-queue", headers=bearer(office))).json()
     assert [q["loan"]["id"] for q in queue] == [loan_id] and "days old" in queue[0]["why"][0]
