@@ -395,9 +395,14 @@ async def expire_intents(conn: AsyncConnection, now: dt.datetime | None = None,
     """Expire unpaid intents past their expiry that no bank can be taking money for
     (created or failed). Pending ones are the janitor's: it asks the bank first."""
     now = now or utcnow()
+    # a created intent may have its attempt on the way to the bank right now: past its
+    # expiry in real time only (a look-ahead `now`, a catch-up pass, is no time it has had)
+    real = min(now, utcnow())
     rows = await conn.execute(sa.select(payment_intents.c.id, payment_intents.c.status).where(
-        payment_intents.c.status.in_([IS.CREATED.value, IS.FAILED.value]),
-        payment_intents.c.expires_at <= now).limit(limit))
+        sa.or_(sa.and_(payment_intents.c.status == IS.CREATED.value,
+                       payment_intents.c.expires_at <= real),
+               sa.and_(payment_intents.c.status == IS.FAILED.value,
+                       payment_intents.c.expires_at <= now))).limit(limit))
     expired = []
     for row in rows.all():
         try:

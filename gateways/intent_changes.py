@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,9 +48,13 @@ __all__ = ["CHANNEL", "IntentChanges", "Moved", "announce"]
 log = structlog.get_logger("gateways.intent_changes")
 
 CHANNEL = "paycore_intent_moved"
-#: waiters one process keeps at once; past it a wait is answered at once (a hostile key
-#: holder opening waits by the thousand gets answers, not a server's memory)
+#: waiters one process keeps at once, and of those for one owner (a merchant); past either
+#: a wait is answered at once (a hostile key holder opening waits by the thousand gets
+#: answers, not a server's memory, nor every other merchant's waits)
 MAX_WAITERS = 2048
+MAX_WAITERS_PER_OWNER = 256
+#: after a failed LISTEN, waits go without one (re-reading) this long before the next try
+LISTEN_RETRY_AFTER = dt.timedelta(seconds=5)
 
 #: every watch of this process, so that `announce` wakes its waiters without the database
 _WATCHES: weakref.WeakSet[IntentChanges] = weakref.WeakSet()
@@ -80,31 +86,38 @@ async def announce(engine: AsyncEngine, intent_id: str) -> None:
 class Moved:
     """One waiter's signal: set when its intent may have moved."""
 
-    def __init__(self, recheck: float) -> None:
+    def __init__(self, recheck: dt.timedelta) -> None:
         self._event = asyncio.Event()
         self._recheck = recheck
 
     def set(self) -> None:
         self._event.set()
 
-    async def wait(self, seconds: float) -> None:
-        """Return when the intent may have moved, or after `seconds` (at most the
+    async def wait(self, within: dt.timedelta) -> None:
+        """Return when the intent may have moved, or after `within` (at most the
         recheck interval), whichever is first; the caller reads the intent again."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, min(seconds, self._recheck))):
+            async with asyncio.timeout(max(min(within, self._recheck),
+                                           dt.timedelta(0)).total_seconds()):
                 await self._event.wait()
         self._event.clear()
 
 
 class IntentChanges:
-    def __init__(self, engine: AsyncEngine, *, recheck: float | None = None,
-                 max_waiters: int = MAX_WAITERS) -> None:
+    def __init__(self, engine: AsyncEngine, *, recheck: dt.timedelta | None = None,
+                 max_waiters: int = MAX_WAITERS,
+                 max_per_owner: int = MAX_WAITERS_PER_OWNER) -> None:
         self.engine = engine
         self._listens = engine.dialect.name == "postgresql"
-        self.recheck = recheck if recheck is not None else (1.0 if self._listens else 0.1)
+        self.recheck = recheck if recheck is not None else dt.timedelta(
+            milliseconds=1000 if self._listens else 100)
         self.max_waiters = max_waiters
+        self.max_per_owner = max_per_owner
         self._waiters: dict[str, set[Moved]] = {}
         self._count = 0
+        self._by_owner: dict[str, int] = {}
+        #: time.monotonic_ns() when a LISTEN last failed (None: it has not, or it works)
+        self._failed_at: int | None = None
         self._listener: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
         self._driver: Any = None
@@ -113,21 +126,26 @@ class IntentChanges:
         _WATCHES.add(self)
 
     @contextlib.asynccontextmanager
-    async def watching(self, intent_id: str) -> AsyncIterator[Moved | None]:
+    async def watching(self, intent_id: str, owner: str = "") -> AsyncIterator[Moved | None]:
         """A waiter on `intent_id` for the block; None when this process already keeps
-        `max_waiters` (the caller answers at once)."""
-        if self._count >= self.max_waiters:
+        `max_waiters`, or `max_per_owner` for `owner` (the caller answers at once)."""
+        if (self._count >= self.max_waiters
+                or self._by_owner.get(owner, 0) >= self.max_per_owner):
             yield None
             return
         moved = Moved(self.recheck)
         self._waiters.setdefault(intent_id, set()).add(moved)
         self._count += 1
+        self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
         try:
             if self._listens:
                 await self._listen()
             yield moved
         finally:
             self._count -= 1
+            left = self._by_owner.pop(owner) - 1
+            if left:
+                self._by_owner[owner] = left
             waiting = self._waiters.get(intent_id)
             if waiting is not None:
                 waiting.discard(moved)
@@ -139,17 +157,25 @@ class IntentChanges:
         for waiter in self._waiters.get(intent_id, ()):
             waiter.set()
 
-    async def _listen(self) -> None:
+    def _listening_or_resting(self) -> bool:
         if self._closed or (self._driver is not None and not self._driver.is_closed()):
+            return True
+        # a LISTEN that failed a moment ago is not tried again by every wait
+        return (self._failed_at is not None and time.monotonic_ns() - self._failed_at
+                < LISTEN_RETRY_AFTER // dt.timedelta(microseconds=1) * 1000)
+
+    async def _listen(self) -> None:
+        if self._listening_or_resting():
             return
         async with self._starting:
-            if self._closed or (self._driver is not None and not self._driver.is_closed()):
+            if self._listening_or_resting():
                 return
             await self._release()
             # a connection of its own, outside the engine's pool: held for the process's
             # life, it would be a pool slot the requests never get back
             listener = create_async_engine(self.engine.url, poolclass=NullPool)
             # a failure leaves no listener: waiters fall back to reading again every recheck
+            self._failed_at = time.monotonic_ns()  # until it succeeds
             try:
                 conn = await listener.connect()
             except Exception as exc:
@@ -166,6 +192,7 @@ class IntentChanges:
                 await listener.dispose()
                 return
             self._listener, self._conn, self._driver = listener, conn, driver
+            self._failed_at = None
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         self.moved(payload)

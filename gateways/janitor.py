@@ -306,13 +306,14 @@ async def _settle_attempt(engine: AsyncEngine, inquiry: Inquiry, answer: Payment
             conn, attempt.id, "the bank's inquiry: failed", expired=now >= intent.expires_at,
             now=now))
         return "settled"
+    in_flight = attempt.status in (AttemptState.UNKNOWN, AttemptState.CREATED)
     if outcome is BankOutcome.NOT_FOUND and (
-            (attempt.status in (AttemptState.UNKNOWN, AttemptState.CREATED) and unseen)
-            or now >= intent.expires_at):
+            unseen if in_flight else now >= intent.expires_at):
         # the bank never had this order: nothing was debited. A created (or unknown) one
-        # only once its call has had UNSEEN_AFTER of real time: before that it may be on
-        # its way (a catch-up pass between the commit and the send failed it, and the
-        # order the bank then opened could not be recorded)
+        # only once its call has had UNSEEN_AFTER of real time, whatever the look-ahead
+        # `now` and the intent's expiry: before that it may be on its way (a catch-up pass
+        # between the commit and the send failed it, and the order the bank then opened
+        # could not be recorded)
         await ledger.transact(engine, lambda conn: settlement.fail_attempt(
             conn, attempt.id, "the bank does not know the order",
             expired=now >= intent.expires_at, now=now))

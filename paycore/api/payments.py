@@ -97,19 +97,32 @@ IntentId = Annotated[str, Path(max_length=64)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64 well-known and
+#: local-use, SIIT's IPv4-translated, IPv4-compatible): the client is that IPv4 address
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96"))
+
+
 def _source_of(request: Request) -> str:
-    """The client address a notification is counted under: an IPv4 address, or an IPv6
-    address's /64 (one host is given a whole /64 and can send from any address in it)."""
+    """The client address a notification is counted under: an IPv4 address (also when it
+    arrives inside IPv6: mapped, NAT64, SIIT, 6to4, Teredo), or an IPv6 address's /64 (one
+    host is given a whole /64 and can send from any address in it)."""
     host = request.client.host if request.client else "unknown"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.sixtofour is not None:  # 2002:<ipv4>::/48, one IPv4 host's
+        return str(address.sixtofour)
+    if address.teredo is not None:  # (server, client): the client behind the relay
+        return str(address.teredo[1])
+    if any(address in net for net in _EMBEDS_IPV4):
+        return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 def banks_of(request: Request) -> gateways.BankDirectory:
@@ -353,7 +366,8 @@ async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine, req
     deadline = loop.time() + wait
     # watched before the first read: a move committed between the read and the wait
     # still wakes it
-    async with intent_changes_of(request.app).watching(intent_id) as moved:
+    async with intent_changes_of(request.app).watching(intent_id,
+                                                       principal.merchant_id) as moved:
         out = await _intent_out(engine, intent_id, principal.merchant_id)
         if moved is None:  # this process keeps as many waiters as it takes: at once
             return out
@@ -361,7 +375,7 @@ async def get_intent(intent_id: IntentId, principal: Reader, engine: Engine, req
         hung_up = asyncio.create_task(_hang_up(request))
         try:
             while out.status in _MOVES_BY_ITSELF and (left := deadline - loop.time()) > 0:
-                woken = asyncio.create_task(moved.wait(left))
+                woken = asyncio.create_task(moved.wait(dt.timedelta(seconds=left)))
                 await asyncio.wait({woken, hung_up}, return_when=asyncio.FIRST_COMPLETED)
                 if hung_up.done():
                     woken.cancel()

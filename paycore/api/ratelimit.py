@@ -93,10 +93,20 @@ _GIVE_BACK = (limits.update()
                      limits.c.window_start == sa.bindparam("b_window_start"),
                      limits.c.hits > 0)
               .values(hits=limits.c.hits - 1))
+# as _PG_UPSERT: the row's lock must not be held through a WAL flush
+_PG_GIVE_BACK = sa.text(
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "UPDATE api_rate_limits SET hits = hits - 1 FROM quick "
+    "WHERE bucket = :bucket AND window_start = :window_start AND hits > 0").bindparams(
+    sa.bindparam("bucket", type_=sa.String), sa.bindparam("window_start", type_=sa.BigInteger))
 
 
 async def give_back(engine: AsyncEngine, bucket: str, counted: RateDecision) -> None:
     """Take back the count `hit` made (answered `counted`), in the window it was made in."""
     async with one_statement(engine) as conn:  # one statement: no BEGIN/COMMIT round trips
-        await conn.execute(_GIVE_BACK, {"b_bucket": bucket[:200],
-                                        "b_window_start": counted.window_start})
+        if engine.dialect.name == "postgresql":
+            await conn.execute(_PG_GIVE_BACK, {"bucket": bucket[:200],
+                                               "window_start": counted.window_start})
+        else:
+            await conn.execute(_GIVE_BACK, {"b_bucket": bucket[:200],
+                                            "b_window_start": counted.window_start})

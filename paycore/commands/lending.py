@@ -181,18 +181,24 @@ def loans_apply(
     product: str = typer.Option("supply_chain"),
     on: str | None = typer.Option(None, help="application date"),
     loan_id: str | None = typer.Option(None, "--id"),
+    as_: str = actor_option("risk"),
 ) -> None:
-    """Apply for a loan; the automatic decision and its reasons are printed (and stored)."""
+    """Apply for a loan on a borrower's behalf; the automatic decision and its reasons are
+    printed (and stored). The applicant is a proved risk staff user: whoever applies
+    cannot also decide the application if underwriting queues it (four eyes)."""
     import lending
+    from paycore.commands.actor import authenticated_actor
 
     day = _date(on)
+    applicant = authenticated_actor(as_, area="risk")
 
     async def go(conn: AsyncConnection) -> lending.ApplicationResult:
         # the product as it stands on the day (defined at run time or built in): an
         # unknown or retired one is refused like any other bad input
         prod = await lending.product_for_new_loan(conn, product, day, config())
         request = lending.LoanApplication(borrower_id, product, _money(amount, prod.currency),
-                                          term_days, day, loan_id=loan_id or "")
+                                          term_days, day, loan_id=loan_id or "",
+                                          applied_by=applicant)
         return await lending.apply_for_loan(conn, request, config())
     _print_decision(in_transaction(go))
 

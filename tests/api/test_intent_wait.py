@@ -8,6 +8,7 @@ process's."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
@@ -32,7 +33,7 @@ async def test_the_return_page_is_answered_when_the_notification_lands(db, issue
     other = await issue_key("shop-b", "payments:read")
     async with shop(db) as s:
         # waiters read again only every 60 s here: only the announcement can wake them
-        await _watch_with(s, gateways.IntentChanges(db, recheck=60))
+        await _watch_with(s, gateways.IntentChanges(db, recheck=dt.timedelta(seconds=60)))
         r = await s.post("/v1/payment-intents", key, "c-1", order(1, "restbank"))
         assert r.status_code == 201 and r.json()["status"] == "pending", r.text
         intent = r.json()
@@ -52,7 +53,7 @@ async def test_the_return_page_is_answered_when_the_notification_lands(db, issue
         is_problem(await s.client.get(path, params={"wait": 5}, headers=bearer(other)), 404,
                    "intent-not-found")
         # a pending intent no one pays is answered as it is once the wait is over
-        await _watch_with(s, gateways.IntentChanges(db, recheck=0.2))
+        await _watch_with(s, gateways.IntentChanges(db, recheck=dt.timedelta(seconds=0.2)))
         r = await s.post("/v1/payment-intents", key, "c-2", order(2, "restbank"))
         pending = r.json()["id"]
         r = await s.client.get(f"/v1/payment-intents/{pending}", params={"wait": 1},
@@ -73,12 +74,12 @@ async def test_a_move_announced_by_another_process_wakes_the_waiter_at_once(db):
     """The waiter re-reads only every 60 s here: only the NOTIFY can wake it. Its listener
     is a connection of its own, not one of the engine's pool, and stops when closed."""
     elsewhere = paycore_db.create_engine(url_of(db))  # another process's engine
-    changes = gateways.IntentChanges(db, recheck=60)
+    changes = gateways.IntentChanges(db, recheck=dt.timedelta(seconds=60))
     try:
         async with changes.watching("pi-watched") as moved:
             assert moved is not None
             assert db.pool.checkedout() == 0  # the listener took no slot of the pool
-            waiting = asyncio.create_task(moved.wait(60))
+            waiting = asyncio.create_task(moved.wait(dt.timedelta(seconds=60)))
             await announce(elsewhere, "pi-other")  # another intent wakes no one
             done, _ = await asyncio.wait({waiting}, timeout=1)
             assert not done
@@ -89,3 +90,20 @@ async def test_a_move_announced_by_another_process_wakes_the_waiter_at_once(db):
         await changes.close()
         await elsewhere.dispose()
     assert listener is not None and listener.is_closed()
+
+
+async def test_one_merchant_cannot_take_every_waiter(db):
+    """Waits are capped per process and per merchant: one merchant's key holding its
+    share of open waits does not turn every other merchant's waits into instant answers."""
+    changes = gateways.IntentChanges(db, max_per_owner=1)
+    try:
+        async with changes.watching("pi-a", "m1") as first:
+            assert first is not None
+            async with changes.watching("pi-b", "m1") as second:
+                assert second is None  # answered at once
+            async with changes.watching("pi-b", "m2") as other:
+                assert other is not None
+        async with changes.watching("pi-c", "m1") as again:  # its share was given back
+            assert again is not None
+    finally:
+        await changes.close()

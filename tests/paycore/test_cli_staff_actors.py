@@ -210,7 +210,7 @@ def test_applying_an_overpayment_takes_a_finance_user(database: str, tmp_path: P
     ok("borrowers", "import", str(csv), "--on", str(day))
     for loan in ("L1", "L2"):
         assert "approve" in ok("loans", "apply", "sup-9", "10000", "30", "--id", loan,
-                               "--on", str(day))
+                               "--on", str(day), as_="wang.risk")
         ok("loans", "disburse", loan, "--on", str(day))
     assert "overpayment" in ok("loans", "repay", "L1", "10500.00", "--on", str(day),
                                "--id", "r1")
@@ -242,7 +242,7 @@ def test_writing_a_loan_off_takes_a_risk_user(database: str, tmp_path: Path) -> 
     csv.write_text("\n".join(lines) + "\n")
     ok("borrowers", "import", str(csv), "--on", str(day))
     assert "approve" in ok("loans", "apply", "sup-9", "10000", "30", "--id", "L1",
-                           "--on", str(day))
+                           "--on", str(day), as_="wang.risk")
     ok("loans", "disburse", "L1", "--on", str(day))
     ok("accrue", "--through", "2026-11-20")  # long past its maturity: overdue
     before = entries(database)

@@ -29,6 +29,12 @@ def ok(*args: str) -> str:
     return result.output
 
 
+def ok_as(env: dict[str, str], *args: str) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def d(n: int) -> str:
     return (DAY + dt.timedelta(days=n)).isoformat()
 
@@ -46,17 +52,28 @@ def test_lending_commands(sqlite_url, tmp_path):
     assert "0 new record(s)" in ok("borrowers", "import", str(csv), "--on", d(0))
     assert "line 50,000.00 CNY" in ok("borrowers", "line", "sup-9", "--on", d(0))
 
-    out = ok("loans", "apply", "sup-9", "20000", "30", "--id", "L1", "--on", d(0))
-    assert "approve" in out and "within-line" in out
-    out = ok("loans", "apply", "sup-9", "20000", "30", "--id", "L2", "--on", d(10))
-    assert "manual_review" in out and "data-stale" in out
-    assert "L2" in ok("loans", "queue")
-    # the officer is a risk staff user who proves it; a typed name alone decides nothing
+    # the applicant and the officer are risk staff users who prove it; a typed name alone
+    # applies for and decides nothing
     staff = {"PAYCORE_STAFF_PASSWORD": "risk-li-passphrase-1"}
+    applicant = {"PAYCORE_STAFF_PASSWORD": "risk-zhou-passphrase-3"}
     assert runner.invoke(app, ["staff", "add", "risk.li", "--role", "risk"],
                          env=staff).exit_code == 0
+    assert runner.invoke(app, ["staff", "add", "risk.zhou", "--role", "risk"],
+                         env=applicant).exit_code == 0
     assert runner.invoke(app, ["staff", "add", "pay.wu", "--role", "payments"],
                          env={"PAYCORE_STAFF_PASSWORD": "pay-wu-passphrase-22"}).exit_code == 0
+    by_zhou = ["--as", "risk.zhou"]
+    out = ok_as(applicant, "loans", "apply", "sup-9", "20000", "30", "--id", "L1", "--on", d(0),
+                *by_zhou)
+    assert "approve" in out and "within-line" in out
+    out = ok_as(applicant, "loans", "apply", "sup-9", "20000", "30", "--id", "L2", "--on",
+                d(10), *by_zhou)
+    assert "manual_review" in out and "data-stale" in out
+    assert "L2" in ok("loans", "queue")
+    # who applied does not decide it
+    own = runner.invoke(app, ["loans", "decide", "L2", "approve", "--comment", "mine",
+                              "--on", d(10), "--as", "risk.zhou"], env=applicant)
+    assert own.exit_code != 0 and "another officer must decide it" in own.output, own.output
     decide = ["loans", "decide", "L2", "decline", "--comment", "stale figures", "--on", d(10)]
     wrong = runner.invoke(app, [*decide, "--officer", "risk.li"],
                           env={"PAYCORE_STAFF_PASSWORD": "not-her-password"})
@@ -89,7 +106,8 @@ def test_lending_commands(sqlite_url, tmp_path):
     assert "replayed" in ok("settle", "--id", "S1", "--on", d(60))
     assert "verify: OK" in ok("verify")
 
-    bad = runner.invoke(app, ["loans", "apply", "sup-9", "20000", "10", "--on", d(0)])
+    bad = runner.invoke(app, ["loans", "apply", "sup-9", "20000", "10", "--on", d(0), *by_zhou],
+                        env=applicant)
     assert bad.exit_code == 2 and "TermOutOfRange" in bad.output
     bad = runner.invoke(app, ["loans", "repay", "L1", "12,5", "--on", d(30)])
     assert bad.exit_code == 2 and "must be a decimal string" in bad.output  # the API's words
@@ -101,6 +119,10 @@ def test_a_borrowers_own_loan_does_not_raise_their_line(sqlite_url, tmp_path):
     """Issue #15 §1, as reported: six months of sales make a 100,000.00 line; after drawing
     it all, `borrowers line` shows nothing available and a second draw is declined."""
     ok("db", "upgrade")
+    applicant = {"PAYCORE_STAFF_PASSWORD": "risk-zhou-passphrase-3"}
+    assert runner.invoke(app, ["staff", "add", "risk.zhou", "--role", "risk"],
+                         env=applicant).exit_code == 0
+    by_zhou = ["--as", "risk.zhou"]
     ok("borrowers", "register", "sup-7", "Line Supplier", "--onboarded", "2024-01-01")
     csv = tmp_path / "sales.csv"
     rows = ["borrower_id,kind,ref,date,buyer,amount,currency"]
@@ -111,12 +133,14 @@ def test_a_borrowers_own_loan_does_not_raise_their_line(sqlite_url, tmp_path):
     out = ok("borrowers", "line", "sup-7", "--on", d(0))
     assert "line 100,000.00 CNY, exposure 0.00 CNY, available 100,000.00 CNY" in out
 
-    assert "approve" in ok("loans", "apply", "sup-7", "100000", "30", "--id", "B1", "--on", d(0))
+    assert "approve" in ok_as(applicant, "loans", "apply", "sup-7", "100000", "30", "--id", "B1",
+                              "--on", d(0), *by_zhou)
     assert "active" in ok("loans", "disburse", "B1", "--on", d(0))
     out = ok("borrowers", "line", "sup-7", "--on", d(0))
     assert "line 100,000.00 CNY, exposure 100,000.00 CNY, available 0.00 CNY" in out
 
-    out = ok("loans", "apply", "sup-7", "80000", "30", "--id", "B2", "--on", d(0))
+    out = ok_as(applicant, "loans", "apply", "sup-7", "80000", "30", "--id", "B2", "--on", d(0),
+                *by_zhou)
     assert "decline" in out and "over-line" in out
     assert "exceeds the available credit line of 0.00 CNY" in out
     assert "verify: OK" in ok("verify")

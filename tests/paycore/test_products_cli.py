@@ -84,7 +84,8 @@ def test_products_at_run_time_and_a_rolled_maturity(database: str, tmp_path: Pat
     assert "by user:risk.wang" in shown and "pilot" in shown and "by user:risk.li" in shown
 
     borrower(tmp_path)
-    out = ok("loans", "apply", "sup-9", "10000", "30", "--product", "short", "--id", "L1",
+    out = ok("loans", "apply", "--as", "risk.wang", "sup-9", "10000", "30", "--product", "short",
+             "--id", "L1",
              "--on", DAY.isoformat())
     assert "approve" in out
     ok("loans", "disburse", "L1", "--on", DAY.isoformat())
@@ -94,7 +95,7 @@ def test_products_at_run_time_and_a_rolled_maturity(database: str, tmp_path: Pat
 
     ok("products", "retire", "short", "--as", "risk.li", "--reason", "pilot over",
        "--from", "2026-09-02")
-    assert "retired" in refused("loans", "apply", "sup-9", "10000", "30", "--product",
+    assert "retired" in refused("loans", "apply", "--as", "risk.wang", "sup-9", "10000", "30", "--product",
                                 "short", "--on", "2026-09-03")
 
 
@@ -113,13 +114,13 @@ def test_calendar_load_and_show(database: str, tmp_path: Path) -> None:
 
 def test_bad_input_gets_the_apis_message(database: str, tmp_path: Path) -> None:
     borrower(tmp_path)
-    out = refused("loans", "apply", "sup-9", "10000", "30", "--product", "nope")
+    out = refused("loans", "apply", "--as", "risk.wang", "sup-9", "10000", "30", "--product", "nope")
     assert "unknown loan product 'nope'" in out
     # the API's words for an amount (paycore.amounts), never minor units
-    out = refused("loans", "apply", "sup-9", "--", "-10000", "30")
+    out = refused("loans", "apply", "--as", "risk.wang", "sup-9", "--", "-10000", "30")
     assert "must be a decimal string of ASCII digits" in out and "no sign" in out
-    assert "must be positive" in refused("loans", "apply", "sup-9", "0", "30")
-    assert "more decimal places than CNY allows" in refused("loans", "apply", "sup-9",
+    assert "must be positive" in refused("loans", "apply", "--as", "risk.wang", "sup-9", "0", "30")
+    assert "more decimal places than CNY allows" in refused("loans", "apply", "--as", "risk.wang", "sup-9",
                                                            "100.001", "30")
     assert "no loan 'L-none'" in refused("loans", "repay", "L-none", "100")
     terms = tmp_path / "bad.json"

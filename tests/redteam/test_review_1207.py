@@ -5,6 +5,8 @@ SQLite and PostgreSQL unless a test says otherwise."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -110,7 +112,7 @@ async def test_a_long_poll_whose_client_hung_up_stops_waiting(db):
     intent_id = await _pending_intent(db)
     key = await _key(db, "m-1", "payments:read")
     app = make_app(db)
-    app.state.intent_changes = gateways.IntentChanges(db, recheck=60)
+    app.state.intent_changes = gateways.IntentChanges(db, recheck=dt.timedelta(seconds=60))
     sent: list[dict[str, object]] = []
     asked = False
     gone = asyncio.Event()
