@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+from paycore.api import create_api_key
 from tests.api.conftest import bearer, is_problem
 from tests.lending.book import DAY, days, good_borrower
 
@@ -21,8 +22,11 @@ def post_headers(key: str) -> dict[str, str]:
 
 
 async def test_products_defined_changed_and_retired_over_http(api, db, issue_key):
-    risk = await issue_key("risk", "lending:read", "lending:write", "lending:products",
-                           "lending:review")
+    # a back-office person (applying for a borrower is one side of four eyes: a named key)
+    async with db.begin() as conn:
+        risk = (await create_api_key(conn, "risk", ("lending:read", "lending:write",
+                                                    "lending:products", "lending:review"),
+                                     holder="risk.wang")).secret
     r = await api.post("/v1/lending/products", headers=post_headers(risk), json={
         "code": "short_sc", "terms": TERMS, "effective_from": DAY.isoformat(),
         "reason": "pilot"})
