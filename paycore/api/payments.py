@@ -54,7 +54,7 @@ def intent_changes_of(app: FastAPI) -> gateways.IntentChanges:
 
 @asynccontextmanager
 async def intent_changes_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On shutdown, give the listening connection (if one was taken) back to the pool."""
+    """On shutdown, close the intent watch's listening connection (if it opened one)."""
     try:
         yield
     finally:
