@@ -167,9 +167,10 @@ def apikeys_create(
     scope: Annotated[list[str], typer.Option(
         "--scope", "-s", help="a scope to grant (repeat); e.g. payments:write")],
     name: str = typer.Option("", help="a label for the key"),
-    holder: str | None = typer.Option(None, help="the person the key belongs to: four-eyes "
-                                      "checks (payout approval, account verification) "
-                                      "compare holders, so one person's keys are one person"),
+    holder: str | None = typer.Option(None, help="the staff user the key belongs to: "
+                                      "four-eyes checks (payout approval, account "
+                                      "verification, loan review) compare people, so one "
+                                      "person's keys and console sign-in are one person"),
 ) -> None:
     """Issue a key; its secret is printed once and never stored."""
     from paycore.api import keys  # the API package imports FastAPI: only when used
@@ -187,6 +188,17 @@ def apikeys_create(
         raise typer.Exit(2)
 
     async def go(conn: AsyncConnection) -> keys.IssuedKey:
+        if holder is not None and holder.strip():
+            # a holder is a staff user, by the same name: four eyes then compare one
+            # `user:<name>` whether the person acts through a key, the console or the CLI
+            from paycore.console import staff
+
+            person = await staff.get_user(conn, keys.normal_holder(holder))
+            if person is None or person.status != "active":
+                raise keys.InvalidMerchant(
+                    f"key holder {holder!r} is no active staff user: a holder is the staff "
+                    "user the key belongs to (paycore staff add NAME --role ROLE first), so "
+                    "that one person is one name to four eyes")
         return await keys.create_api_key(conn, merchant, scope, name=name, holder=holder)
     try:
         issued = in_transaction(go)

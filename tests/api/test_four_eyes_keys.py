@@ -53,6 +53,16 @@ def test_a_checkers_key_is_issued_only_to_a_named_person(tmp_path, monkeypatch):
     for scope in ("payouts:approve", "payouts:write", "lending:review", "payouts:*", "admin"):
         refused = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", scope])
         assert refused.exit_code == 2 and "--holder" in refused.output, refused.output
+    # the holder is a staff user: the same person by the same name in the console
+    unknown = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", "payouts:approve",
+                                  "--holder", "Alice"])
+    assert unknown.exit_code == 2 and "no active staff user" in unknown.output, unknown.output
+    assert runner.invoke(cli, ["staff", "add", "alice", "--role", "payments"],
+                         env={"PAYCORE_STAFF_PASSWORD": "alice-long-passphrase"}).exit_code == 0
     made = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", "payouts:approve",
                                "--holder", "Alice"])
     assert made.exit_code == 0, made.output
+    assert runner.invoke(cli, ["staff", "disable", "alice"]).exit_code == 0
+    gone = runner.invoke(cli, ["apikeys", "create", "m1", "--scope", "payouts:approve",
+                               "--holder", "alice"])
+    assert gone.exit_code == 2 and "no active staff user" in gone.output, gone.output
