@@ -127,12 +127,18 @@ def person(scope: str, act: str) -> Any:
     authorized = requires(scope)
 
     def check(principal: Principal = authorized) -> Principal:
-        if not principal.holder:
-            raise KeyWithoutHolder(
-                f"key {principal.key_id} names no holder: {act} is one side of four eyes, "
-                "which compare the people behind keys. Issue this person a key that names "
-                f"them: paycore apikeys create {principal.merchant_id} --scope {scope} "
-                "--holder <their name>", title="A key without a holder")
-        return principal
+        return require_holder(principal, scope, act)
 
     return Depends(check)
+
+
+def require_holder(principal: Principal, scope: str, act: str) -> Principal:
+    """`principal`, if its key names the person behind it; else KeyWithoutHolder, saying
+    how to issue one (for a route where only some requests are a side of four eyes)."""
+    if not principal.holder:
+        raise KeyWithoutHolder(
+            f"key {principal.key_id} names no holder: {act} is one side of four eyes, "
+            "which compare the people behind keys. Issue this person a key that names "
+            f"them: paycore apikeys create {principal.merchant_id} --scope {scope} "
+            "--holder <their name>", title="A key without a holder")
+    return principal

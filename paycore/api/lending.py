@@ -21,7 +21,7 @@ import ledger
 import lending
 from lending import DEFAULT_CONFIG, DisbursementMode, LendingConfig
 from paycore import disbursement
-from paycore.api.auth import KeyWithoutHolder, Principal, person, requires
+from paycore.api.auth import Principal, person, require_holder, requires
 from paycore.api.deps import DomainIdempotencyKey, Engine, ReadConnection
 from paycore.api.models import ApiDate, MoneyIn, MoneyOut
 from paycore.api.problems import register_error
@@ -235,13 +235,9 @@ async def apply(body: ApplicationIn, principal: Writer, engine: Engine,
     if borrower != principal.merchant_id:
         if not _back_office(principal):
             raise lending.BorrowerNotFound(borrower)
-        if not principal.holder:  # the applicant is one side of four eyes: a person
-            raise KeyWithoutHolder(
-                f"key {principal.key_id} names no holder: applying for another borrower "
-                "is one side of four eyes (another officer decides what goes to review). "
-                f"Issue this person a key that names them: paycore apikeys create "
-                f"{principal.merchant_id} --scope lending:write --holder <their name>",
-                title="A key without a holder")
+        # the applicant is one side of four eyes (another officer decides what goes to
+        # review): a person
+        require_holder(principal, "lending:write", "applying for another borrower")
     loan_id = "loan-" + hashlib.sha256(key.encode()).hexdigest()[:16]
     request = lending.LoanApplication(borrower, body.product, body.amount.to_money(),
                                       body.term_days, body.applied_on or _today(), loan_id=loan_id,

@@ -246,6 +246,20 @@ async def _until_the_bank_has(bank: Any, kind: Any, reference: str) -> None:
     raise AssertionError(f"the bank never booked {reference}")
 
 
+async def _funded_payout_of_300(db: AsyncEngine, payout_id: str) -> None:
+    """sup-001's payable funded with 1,000.00 and a settlement payout of 300.00 from it,
+    requested at restbank."""
+    from tests.gateways.core_helpers import open_payable
+
+    async with db.begin() as conn:
+        await open_payable(conn, "sup-001", funded="1000.00")
+        await record_payout(conn, gateways.PayoutRequest(
+            payout_id=payout_id, beneficiary_ref="supplier:sup-001",
+            beneficiary=gateways.Beneficiary("Hangzhou Silk Co.", "6222020200112233445"),
+            amount=cny("300.00"), debit_account=PAYABLE, purpose="settlement",
+            banks=("restbank",)))
+
+
 #: how far ahead the janitor's first pass looks: none (a worker asking at once), or ten
 #: minutes (`paycore payments janitor --now`, a catch-up run). "Not found" proves a request
 #: never arrived only once UNSEEN_AFTER of real time has passed since it was sent; against
@@ -264,16 +278,9 @@ async def test_a_payout_the_bank_is_still_processing_is_not_failed_by_the_inquir
     settlement to pay out again."""
     from gateways.sandbox import Fault, TxnKind
     from tests.gateways.core_env import ADAPTER_TIMEOUT, checkout_env
-    from tests.gateways.core_helpers import open_payable
 
     async with checkout_env(db, ("restbank",), receiver=False) as env:
-        async with db.begin() as conn:
-            await open_payable(conn, "sup-001", funded="1000.00")
-            await record_payout(conn, gateways.PayoutRequest(
-                payout_id="po-slow", beneficiary_ref="supplier:sup-001",
-                beneficiary=gateways.Beneficiary("Hangzhou Silk Co.", "6222020200112233445"),
-                amount=cny("300.00"), debit_account=PAYABLE, purpose="settlement",
-                banks=("restbank",)))
+        await _funded_payout_of_300(db, "po-slow")
         bank = env.fleet.bank("restbank")
         bank.faults.set("po-slow", Fault.SLOW, Fault.NO_NOTIFY,
                         slow_seconds=ADAPTER_TIMEOUT * 3)
@@ -378,16 +385,9 @@ async def test_a_janitor_pass_before_a_payout_is_sent_does_not_fail_it(db):
     bank paid: the supplier paid, the books saying failed, the 300.00 available again."""
     from gateways.sandbox import Fault, TxnKind
     from tests.gateways.core_env import checkout_env
-    from tests.gateways.core_helpers import open_payable
 
     async with checkout_env(db, ("restbank",), receiver=False) as env:
-        async with db.begin() as conn:
-            await open_payable(conn, "sup-001", funded="1000.00")
-            await record_payout(conn, gateways.PayoutRequest(
-                payout_id="po-gap", beneficiary_ref="supplier:sup-001",
-                beneficiary=gateways.Beneficiary("Hangzhou Silk Co.", "6222020200112233445"),
-                amount=cny("300.00"), debit_account=PAYABLE, purpose="settlement",
-                banks=("restbank",)))
+        await _funded_payout_of_300(db, "po-gap")
         bank = env.fleet.bank("restbank")
         bank.faults.set("po-gap", Fault.NO_NOTIFY)
         ran: list[Any] = []
