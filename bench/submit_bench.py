@@ -22,12 +22,23 @@ p99 latency of one `submit` (queued to answered).
 The ceiling's comparable figures are its one-round-trip ones (a server-side function per
 entry, autocommit), `rpc_uniform_32_clients` and `rpc_hot_32_clients`, and its batched one,
 `batched_1000`. Goals (issue #16): uniform >= 2x, hot account >= 5x, post_many >= 0.8x.
+Beside them, the bound: the ceiling's own batched transaction (its `post_batch`, nothing
+of paycore's) with 32 entries from one client, and 16 entries from each of two clients at
+once. 32 callers each awaiting its own entry never put more than 32 entries in flight, so
+what those reach is the most a coalescer of 32 callers can reach while doing at least the
+ceiling's work per entry with durable commits; it is printed as a multiple of
+`rpc_uniform_32_clients`, next to the uniform goal.
 
-Then `ledger.verify` proves the books, and each ratio is printed as
-`ratio <name>: <number>`; the last line is one JSON object with every figure.
+The two sides take turns in --rounds rounds (default 3; ~4 minutes each at the default
+10 s), as bench/ledger_bench.py does, because this 2-core VM's speed swings within
+minutes: each round opens new books, runs the three 32-caller workloads, the ceiling
+script and the bound, then the 128-caller, two-process and post_many workloads (the
+ceiling's batched figures come last in its run too), and `ledger.verify`. Each `ratio`
+line is the median of the rounds' ratios, each round's beside it; the last line is one
+JSON object with every figure, each round's included.
 
-Usage: .venv/bin/python bench/submit_bench.py [--seconds N] [--accounts N] [--pg-url URL]
-                                              [--skip-ceiling] [--writers N]
+Usage: .venv/bin/python bench/submit_bench.py [--seconds N] [--rounds N] [--accounts N]
+                                              [--pg-url URL] [--skip-ceiling] [--writers N]
 """
 
 from __future__ import annotations
@@ -43,10 +54,12 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from ledger_bench import (  # (this directory: the scripts run from here)
+    CEILING,
     DEFAULT_PG_URL,
     asyncpg_url,
     batched,
@@ -81,6 +94,8 @@ RATIOS = {
     "submit_hot_16_lanes_32": ("submit_hot_16_lanes_32", "rpc_hot_32_clients", 5.0),
     "post_many_1000": ("post_many_1000", "batched_1000", 0.8),
 }
+#: (clients, entries a transaction) of the ceiling's own batched transaction: the bound
+BOUNDS = ((1, 32), (2, 16))
 
 _keys = itertools.count()
 _run = f"{random.getrandbits(32):08x}-{os.getpid()}"
@@ -217,34 +232,60 @@ async def processes(pg_url: str, seconds: float, writers: int | None) -> tuple[f
     return rate, latencies
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="duration of each workload (default 10)")
-    parser.add_argument("--accounts", type=int, default=10_000,
-                        help="accounts to spread entries over (default 10,000, the ceiling's)")
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
-    parser.add_argument("--skip-ceiling", action="store_true")
-    parser.add_argument("--writers", type=int, default=None,
-                        help="the coalescer's writers (default: its own default)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    configure_logging("json", "WARNING", force=True)
-    pg_url = asyncpg_url(args.pg_url)
-    if args.child:
-        await child(pg_url, args.seconds, args.start_at, args.writers)
-        return 0
-    options = {"writers": args.writers} if args.writers else {}
-    print(f"coalescer: {options or 'defaults'}", flush=True)
+def ceiling_batched(pg_url: str, seconds: float, clients: int, size: int) -> float:
+    """The bound for a coalescer of 32 callers: the ceiling's own batched transaction
+    (`post_batch` of ../shared/bench/pg_ceiling.py, its SQL and nothing more) with `size`
+    entries a transaction, on `clients` connections at once, on the tables the ceiling
+    just left. 32 callers each awaiting its own entry never have more than 32 entries in
+    flight, so no design doing at least the ceiling's work per entry, with durable
+    commits, can pass `clients` x `size` = 32 of these. The script runs its workloads when
+    loaded, so its functions are taken from its text (everything before that last line)."""
+    text = CEILING.read_text().rsplit("asyncio.run(main())", 1)[0]
+    space: dict[str, Any] = {"__name__": "pg_ceiling"}
+    exec(compile(text, str(CEILING), "exec"), space)  # the shared ceiling's own code
+    post_batch, accounts = space["post_batch"], space["N_ACCOUNTS"]
 
-    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    async def run() -> float:
+        conns = [await asyncpg.connect(plain_dsn(pg_url),
+                                       server_settings={"search_path": "ceiling"})
+                 for _ in range(clients)]
+        done = 0
+        stop = time.monotonic() + seconds
+
+        async def client(c: asyncpg.Connection) -> None:
+            nonlocal done
+            rng = random.Random(id(c))
+            while time.monotonic() < stop:
+                pairs = [(*rng.sample(range(accounts), 2), rng.randint(1, 10_000))
+                         for _ in range(size)]
+                try:
+                    await post_batch(c, pairs)
+                except asyncpg.DeadlockDetectedError:
+                    continue
+                done += size
+
+        started = time.monotonic()
+        try:
+            await asyncio.gather(*(client(c) for c in conns))
+        finally:
+            for c in conns:
+                await c.close()
+        return done / (time.monotonic() - started)
+
+    return asyncio.run(run())
+
+
+async def round_of(pg_url: str, seconds: float, accounts: int, options: dict[str, int],
+                   skip_ceiling: bool) -> dict[str, Any]:
+    """One round on new books: the three 32-caller workloads, the ceiling and the bound,
+    then the 128-caller, two-process and post_many workloads (the ceiling's own batched
+    figures come last in its run too), then `ledger.verify`."""
     engine = await fresh_engine(pg_url)
     figures: dict[str, float] = {}
     latency: dict[str, str] = {}
     try:
         t = time.monotonic()
-        ids = await open_accounts(engine, args.accounts, parallel=4)
+        ids = await open_accounts(engine, accounts, parallel=4)
         async with engine.begin() as conn:
             hot16 = (await ledger.open_account(conn, ledger.AccountSpec(
                 "bench:hot16", "bench hot account in 16 lanes", ledger.AccountType.LIABILITY,
@@ -259,40 +300,122 @@ async def main() -> int:
             ("submit_hot_32", ids[0], CALLERS, f"one hot account, {CALLERS} callers"),
             ("submit_hot_16_lanes_32", hot16, CALLERS,
              f"one hot account of 16 lanes, {CALLERS} callers"),
-            (f"submit_uniform_{MANY_CALLERS}", None, MANY_CALLERS,
-             f"uniform, {MANY_CALLERS} callers"),
         ]
         for name, hot, n, label in workloads:
             figures[name], lat = await workload(
-                coalescer, ids, args.seconds, hot=hot, n=n,
+                coalescer, ids, seconds, hot=hot, n=n,
                 label=f"ledger.submit postgresql, {label}")
             latency[name] = percentiles(lat)
+        ceiling: dict[str, float] = {}
+        if not skip_ceiling:
+            ceiling = await asyncio.to_thread(run_ceiling, pg_url, seconds)
+            for clients, size in BOUNDS:
+                name = f"bound_batched_{size}x{clients}"
+                ceiling[name] = await asyncio.to_thread(
+                    ceiling_batched, pg_url, seconds, clients, size)
+                print(f"  ceiling | its batched transaction, {size} entries each, {clients} "
+                      f"client(s) at once (the bound): {ceiling[name]:8.0f} entries/s",
+                      flush=True)
+        name = f"submit_uniform_{MANY_CALLERS}"
+        figures[name], lat = await workload(
+            coalescer, ids, seconds, hot=None, n=MANY_CALLERS,
+            label=f"ledger.submit postgresql, uniform, {MANY_CALLERS} callers")
+        latency[name] = percentiles(lat)
         await coalescer.close()
         name = f"submit_uniform_{PROCESSES}x{CALLERS}"
-        figures[name], lat = await processes(pg_url, args.seconds, args.writers)
+        figures[name], lat = await processes(pg_url, seconds, options.get("writers"))
         latency[name] = percentiles(lat)
         await batched(engine, ids, BATCH, WARM_UP)  # untimed
-        figures["post_many_1000"], _ = await batched(engine, ids, BATCH, args.seconds)
+        figures["post_many_1000"], _ = await batched(engine, ids, BATCH, seconds)
         print(f"ledger.post_many postgresql, {BATCH}/transaction, 1 caller: "
               f"{figures['post_many_1000']:8.0f} entries/s (load {os.getloadavg()[0]:.1f})",
               flush=True)
         ok = print_check("postgresql", await check_books(engine))
     finally:
         await engine.dispose()
+    ratios = {name: figures[ours] / ceiling[theirs]
+              for name, (ours, theirs, _) in RATIOS.items() if ceiling.get(theirs)}
+    return {"submit": figures, "latency": latency, "ceiling": ceiling, "ratios": ratios,
+            "verified": ok}
 
-    ceiling = {} if args.skip_ceiling else run_ceiling(pg_url, args.seconds)
-    ratios = {}
-    for name, (ours, theirs, goal) in RATIOS.items():
-        if ceiling.get(theirs):
-            ratios[name] = figures[ours] / ceiling[theirs]
-            print(f"ratio {name}: {ratios[name]:.2f}  (ceiling {theirs} = "
-                  f"{ceiling[theirs]:.0f} entries/s; goal >= {goal:g})", flush=True)
-    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="duration of each workload (default 10)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds in which paycore's workloads and the ceiling's take turns "
+                             "(default 3); each ratio is the median of the rounds'")
+    parser.add_argument("--accounts", type=int, default=10_000,
+                        help="accounts to spread entries over (default 10,000, the ceiling's)")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="the coalescer's writers (default: its own default)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    configure_logging("json", "WARNING", force=True)
+    pg_url = asyncpg_url(args.pg_url)
+    if args.child:
+        await child(pg_url, args.seconds, args.start_at, args.writers)
+        return 0
+    options = {"writers": args.writers} if args.writers else {}
+    print(f"coalescer: {options or 'defaults'}", flush=True)
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+          f"this VM's speed of the hour: sum(range(10**7)) {vm_speed():.2f} s", flush=True)
+
+    # The two sides take turns, round after round (as bench/ledger_bench.py does): this
+    # machine's speed swings within minutes, and a swing then falls on both sides of a
+    # ratio instead of on one.
+    rounds = []
+    for n in range(1, args.rounds + 1):
+        print(f"round {n} of {args.rounds}", flush=True)
+        rounds.append(await round_of(pg_url, args.seconds, args.accounts, options,
+                                     args.skip_ceiling))
+        for name, ratio in rounds[-1]["ratios"].items():
+            print(f"  round {n} {name}: {ratio:.2f}", flush=True)
+
+    figures = {k: statistics.median(r["submit"][k] for r in rounds) for k in rounds[0]["submit"]}
+    ceiling = {k: statistics.median(r["ceiling"][k] for r in rounds)
+               for k in rounds[0]["ceiling"]}
+    for name, value in figures.items():
+        print(f"paycore {name}: {value:8.0f} entries/s (median of {len(rounds)}; latency of "
+              f"the last round {rounds[-1]['latency'].get(name, '-')})")
+    for name, value in ceiling.items():
+        print(f"ceiling {name}: {value:8.0f} entries/s (median of {len(rounds)})")
+    ratios = {name: statistics.median(r["ratios"][name] for r in rounds)
+              for name in rounds[0]["ratios"]}
+    for name, ratio in ratios.items():
+        _, theirs, goal = RATIOS[name]
+        each = ", ".join(f"{r['ratios'][name]:.2f}" for r in rounds)
+        print(f"ratio {name}: {ratio:.2f}  (ceiling {theirs}; goal >= {goal:g}; median of the "
+              f"rounds: {each})", flush=True)
+    if ceiling.get("rpc_uniform_32_clients"):
+        for clients, size in BOUNDS:
+            bound = ceiling[f"bound_batched_{size}x{clients}"] / ceiling["rpc_uniform_32_clients"]
+            print(f"bound: the ceiling's own batched transaction, {size} entries x {clients} "
+                  f"at once, reaches {bound:.2f}x its rpc_uniform_32_clients (the most 32 "
+                  "callers each awaiting its own entry can reach with its work per entry)")
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+          f"sum(range(10**7)) {vm_speed():.2f} s", flush=True)
     print(json.dumps({"submit": {k: round(v) for k, v in figures.items()},
-                      "latency": latency,
+                      "latency": rounds[-1]["latency"],
                       "ceiling": {k: round(v) for k, v in ceiling.items()},
-                      "ratios": {k: round(v, 2) for k, v in ratios.items()}}))
-    return 0 if ok else 1
+                      "ratios": {k: round(v, 2) for k, v in ratios.items()},
+                      "each_round": [{k: {n: round(v, 2) for n, v in r[k].items()}
+                                      for k in ("submit", "ceiling", "ratios")}
+                                     for r in rounds]}))
+    return 0 if all(r["verified"] for r in rounds) else 1
+
+
+def vm_speed() -> float:
+    """Seconds this process takes for sum(range(10**7)): how fast the VM is this hour."""
+    t = time.perf_counter()
+    sum(range(10**7))
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":
