@@ -176,6 +176,25 @@ async def revoke_api_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
     return _row(row) if row is not None else None
 
 
+async def revoke_holder_keys(conn: AsyncConnection, holder: str) -> list[ApiKey]:
+    """Revoke every live key that names `holder` (a staff user being disabled): a person
+    who may no longer act takes no key with them — a payouts:approve key in a departed
+    approver's hands would otherwise still approve. Other processes' caches forget a
+    revoked key within `PAYCORE_API_KEY_CACHE_SECONDS`, as for `revoke_api_key`."""
+    who = normal_holder(holder)
+    rows = (await conn.execute(
+        api_keys.update()
+        .where(api_keys.c.holder == who, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=dt.datetime.now(dt.UTC))
+        .returning(*api_keys.c))).all()
+    revoked = [_row(row) for row in rows]
+    for key in revoked:
+        VERIFIED.forget_key(key.id)
+        log.info("api_key.revoked", key_id=key.id, merchant_id=key.merchant_id,
+                 reason="holder disabled")
+    return sorted(revoked, key=lambda key: key.id)
+
+
 async def list_api_keys(conn: AsyncConnection, merchant_id: str | None = None) -> list[ApiKey]:
     query = sa.select(api_keys).order_by(api_keys.c.merchant_id, api_keys.c.created_at)
     if merchant_id is not None:

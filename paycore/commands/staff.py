@@ -49,14 +49,16 @@ def staff_add(username: str = typer.Argument(..., help="lower-case login name"),
 
 @staff_app.command("disable")
 def staff_disable(username: str) -> None:
-    """Disable a staff user at once (their sessions end)."""
+    """Disable a staff user at once: their sessions end and the API keys that name them
+    as holder are revoked."""
     from paycore.console import staff
 
     try:
-        in_transaction(lambda conn: staff.disable_user(conn, username))
+        disabled = in_transaction(lambda conn: staff.disable_user(conn, username))
     except staff.StaffError as exc:
         _fail(exc)
-    console.print(f"staff user {username} disabled")
+    revoked = ", ".join(key.id for key in disabled.revoked_keys) or "none"
+    console.print(f"staff user {username} disabled; API keys naming them revoked: {revoked}")
 
 
 @staff_app.command("reset")

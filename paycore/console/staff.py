@@ -22,6 +22,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paycore.api import keys
+from paycore.api.keys import ApiKey
 from paycore.schema import staff_sessions, staff_users
 
 #: failures in a row that lock an account, and for how long
@@ -189,8 +191,17 @@ async def _require(conn: AsyncConnection, username: str) -> StaffUser:
     return user
 
 
-async def disable_user(conn: AsyncConnection, username: str) -> StaffUser:
-    """Disabled at once: their sessions end too."""
+@dataclass(frozen=True)
+class Disabled:
+    user: StaffUser
+    #: the API keys that named the user as their holder, revoked with them
+    revoked_keys: tuple[ApiKey, ...]
+
+
+async def disable_user(conn: AsyncConnection, username: str) -> Disabled:
+    """Disabled at once: their sessions end, and every live API key that names them as its
+    holder is revoked in the same transaction (re-enabling them does not bring a key
+    back: issue a new one)."""
     await _require(conn, username)
     now = _now()
     await conn.execute(staff_users.update().where(staff_users.c.username == username)
@@ -198,7 +209,8 @@ async def disable_user(conn: AsyncConnection, username: str) -> StaffUser:
     await conn.execute(staff_sessions.update().where(
         staff_sessions.c.username == username, staff_sessions.c.revoked_at.is_(None))
         .values(revoked_at=now))
-    return await _require(conn, username)
+    revoked = await keys.revoke_holder_keys(conn, username)
+    return Disabled(await _require(conn, username), tuple(revoked))
 
 
 async def reset_password(conn: AsyncConnection, username: str, password: str, *,

@@ -137,3 +137,33 @@ async def test_every_refused_sign_in_does_the_hashing_work(db: AsyncEngine,
         with pytest.raises(staff.LoginRefused) as refused:
             await staff.authenticate(conn, "wang.fang", GOOD, now=now)
     assert refused.value.why == "locked" and calls == ["hash"]
+
+
+async def test_disabling_a_user_revokes_the_api_keys_that_name_them(db: AsyncEngine) -> None:
+    # a departed approver's payouts:approve key must stop approving with their account
+    from paycore.api import keys
+
+    async with db.begin() as conn:
+        await staff.add_user(conn, "chen.jie", "payments", GOOD)
+        await staff.add_user(conn, "zhao.min", "payments", GOOD)
+        theirs = await keys.create_api_key(conn, "m1", ["payouts:approve"], holder="Chen.Jie")
+        also_theirs = await keys.create_api_key(conn, "m2", ["payouts:write"], holder="chen.jie")
+        other = await keys.create_api_key(conn, "m1", ["payouts:approve"], holder="zhao.min")
+        unnamed = await keys.create_api_key(conn, "m1", ["payments:read"])
+        assert await keys.authenticate(conn, theirs.secret) is not None
+    async with db.begin() as conn:
+        disabled = await staff.disable_user(conn, "chen.jie")
+    assert disabled.user.status == "disabled"
+    assert sorted(k.id for k in disabled.revoked_keys) == sorted(
+        [theirs.key.id, also_theirs.key.id])
+    assert all(k.revoked_at is not None for k in disabled.revoked_keys)
+    async with db.connect() as conn:
+        assert await keys.authenticate(conn, theirs.secret) is None
+        assert await keys.authenticate(conn, also_theirs.secret) is None
+        assert (await keys.authenticate(conn, other.secret)).holder == "zhao.min"
+        assert await keys.authenticate(conn, unnamed.secret) is not None
+    # enabled again, they sign in again, but a revoked key stays revoked
+    async with db.begin() as conn:
+        await staff.reset_password(conn, "chen.jie", GOOD + "3")
+        assert await keys.authenticate(conn, theirs.secret) is None
+        assert (await staff.disable_user(conn, "zhao.min")).revoked_keys[0].id == other.key.id
