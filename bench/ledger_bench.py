@@ -349,13 +349,20 @@ def ratios_of(figures: dict[str, float], ceiling: dict[str, float]) -> dict[str,
             if ceiling.get(theirs) and ours in figures}
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def rounds_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark whose workloads take turns with the ceiling's:
+    --seconds of each workload and --rounds."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="duration of each workload (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds in which paycore's PostgreSQL workloads and the ceiling's "
                              "take turns (default 3); each ratio is the median of the rounds'")
+    return parser
+
+
+async def main() -> int:
+    parser = rounds_parser(__doc__)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help=f"PostgreSQL URL (default {DEFAULT_PG_URL})")
     parser.add_argument("--skip-ceiling", action="store_true",

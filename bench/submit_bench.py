@@ -67,6 +67,7 @@ from ledger_bench import (  # (this directory: the scripts run from here)
     open_accounts,
     plain_dsn,
     print_check,
+    rounds_parser,
     run_ceiling,
 )
 from moneyed import Money
@@ -340,12 +341,7 @@ async def round_of(pg_url: str, seconds: float, accounts: int, options: dict[str
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="duration of each workload (default 10)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds in which paycore's workloads and the ceiling's take turns "
-                             "(default 3); each ratio is the median of the rounds'")
+    parser = rounds_parser(__doc__)
     parser.add_argument("--accounts", type=int, default=10_000,
                         help="accounts to spread entries over (default 10,000, the ceiling's)")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
