@@ -188,13 +188,6 @@ async def post(conn: AsyncConnection, request: EntryRequest) -> JournalEntry:
 
 async def post_many(conn: AsyncConnection, requests: Sequence[EntryRequest]) -> list[JournalEntry]:
     """Post many entries in the caller's transaction: all of them, or (on error) none."""
-    if len(requests) > fastpath.PIPELINE_CHUNK:
-        driver = await store.driver(conn)
-        if driver is not None:
-            pipelined = await fastpath.post_pipelined(driver, requests, Draft.from_request)
-            if pipelined is not None:
-                return await _with_replays(conn, pipelined)
-            # an invalid request or a refusal: nothing was written; one call says which
     drafts = [Draft.from_request(r) for r in requests]
     if not drafts:
         return []

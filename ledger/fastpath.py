@@ -10,11 +10,9 @@ error the Python write path raises, after the same checks in the same order.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ledger import chain
@@ -31,7 +29,7 @@ from ledger.errors import (
 )
 from ledger.ids import new_entry_id_texts
 from ledger.money import from_minor
-from ledger.types import EntryRequest, JournalEntry, PostedPosting
+from ledger.types import JournalEntry, PostedPosting
 
 if TYPE_CHECKING:  # ledger.entries calls this module
     from ledger.entries import Draft
@@ -64,77 +62,6 @@ async def post_batch(raw: Any, drafts: Sequence[Draft]) -> list[JournalEntry | u
     if status != "posted":
         raise _refusal(drafts, status, row["o_detail"], row["o_codes"], row["o_failed"])
     return _written(drafts, row)
-
-
-#: entries a call of the batch function when a large batch is pipelined (`post_pipelined`)
-PIPELINE_CHUNK = 250
-_SAVEPOINT = "ledger_post_many"
-
-
-async def post_pipelined(
-    raw: Any, requests: Sequence[EntryRequest], draft_of: Callable[[EntryRequest], Draft],
-) -> list[JournalEntry | uuid.UUID] | None:
-    """`post_entries` for a large batch in the caller's transaction, in calls of
-    `PIPELINE_CHUNK` entries, so that the client's work and the server's overlap: while
-    the server writes one part, the client validates the next and builds its JSON, then
-    reads the answer of the one before (one call for 1,000 entries left the server idle
-    through ~20 ms of client work, then the client idle through ~50 ms of the server's).
-
-    All of them, or nothing: the parts run under one savepoint. At the first invalid
-    request or refusal the savepoint is rolled back, so nothing of the batch stays, and
-    None is returned: the caller then posts the whole batch in one call, which raises the
-    very error it always raised (validation first, then the refusal naming every unknown
-    account of the batch). Refusals cost that second call; the books never differ.
-    Each part is booked at its own clock_timestamp() under its locks."""
-    await raw.execute(f"SAVEPOINT {_SAVEPOINT}")
-    out: list[JournalEntry | uuid.UUID] = []
-    pending: asyncio.Future[Any] | None = None
-    sent: list[Draft] = []
-    try:
-        for start in range(0, len(requests), PIPELINE_CHUNK):
-            try:
-                drafts = [draft_of(r) for r in requests[start:start + PIPELINE_CHUNK]]
-            except LedgerError:
-                await _undo(raw, pending)
-                return None
-            batch = _batch(drafts)
-            if pending is not None:
-                row = await pending
-                pending = None
-                if row["o_status"] != "posted":
-                    await _undo(raw, None)
-                    return None
-                answered = sent
-            else:
-                answered = []
-            pending = asyncio.ensure_future(raw.fetchrow(POST_ENTRIES, batch))
-            await asyncio.sleep(0)  # the call is sent before the answers are read
-            if answered:
-                out += _written(answered, row)
-            sent = drafts
-        assert pending is not None
-        row = await pending
-        pending = None
-        if row["o_status"] != "posted":
-            await _undo(raw, None)
-            return None
-        out += _written(sent, row)
-    except BaseException:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        raise
-    await raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-    return out
-
-
-async def _undo(raw: Any, pending: asyncio.Future[Any] | None) -> None:
-    """Nothing of a pipelined batch stays: wait for the call in flight, then roll back to
-    the savepoint (and release it)."""
-    if pending is not None:
-        await pending
-    await raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}")
 
 
 async def post_each(
