@@ -182,9 +182,16 @@ async def revoke_holder_keys(conn: AsyncConnection, holder: str) -> list[ApiKey]
     approver's hands would otherwise still approve. Other processes' caches forget a
     revoked key within `PAYCORE_API_KEY_CACHE_SECONDS`, as for `revoke_api_key`."""
     who = normal_holder(holder)
+    # compared in their normal spelling, as they act (`holder_actor`): keys issued before
+    # holders were normalised (2026-12-07) keep the spelling they were typed in
+    live = (await conn.execute(sa.select(api_keys.c.id, api_keys.c.holder).where(
+        api_keys.c.holder.is_not(None), api_keys.c.revoked_at.is_(None)))).all()
+    ids = [row.id for row in live if normal_holder(row.holder) == who]
+    if not ids:
+        return []
     rows = (await conn.execute(
         api_keys.update()
-        .where(api_keys.c.holder == who, api_keys.c.revoked_at.is_(None))
+        .where(api_keys.c.id.in_(ids), api_keys.c.revoked_at.is_(None))
         .values(revoked_at=dt.datetime.now(dt.UTC))
         .returning(*api_keys.c))).all()
     revoked = [_row(row) for row in rows]

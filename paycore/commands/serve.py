@@ -193,7 +193,9 @@ def apikeys_create(
             # `user:<name>` whether the person acts through a key, the console or the CLI
             from paycore.console import staff
 
-            person = await staff.get_user(conn, keys.normal_holder(holder))
+            # held until the key is committed: a `staff disable` at the same moment
+            # either sees the new key and revokes it, or commits first and is seen here
+            person = await staff.get_user(conn, keys.normal_holder(holder), hold=True)
             if person is None or person.status != "active":
                 raise keys.InvalidMerchant(
                     f"key holder {holder!r} is no active staff user: a holder is the staff "

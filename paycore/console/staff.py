@@ -152,9 +152,15 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def get_user(conn: AsyncConnection, username: str) -> StaffUser | None:
-    row = (await conn.execute(sa.select(staff_users).where(
-        staff_users.c.username == username))).first()
+async def get_user(conn: AsyncConnection, username: str, *,
+                   hold: bool = False) -> StaffUser | None:
+    """The user; `hold`: with their row locked until the transaction ends (FOR SHARE), so
+    that what is decided on their status (a key issued to them) commits before a disable
+    that would otherwise miss it, or waits for that disable and sees it."""
+    query = sa.select(staff_users).where(staff_users.c.username == username)
+    if hold:
+        query = query.with_for_update(read=True)
+    row = (await conn.execute(query)).first()
     return None if row is None else _user(row)
 
 
