@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine_speed  # (this directory: the scripts run from here)
+
 CLI = "from paycore.entry import main; main()"
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("paycore", "ledger", "gateways", "lending", "reconciliation")
@@ -67,14 +69,6 @@ def import_times(args: list[str], env: dict[str, str], top: int) -> list[tuple[i
     return sorted(shallow, reverse=True)[:top]
 
 
-def _machine_speed() -> float:
-    """CPU seconds of `sum(range(10**7))` in this interpreter: this VM's speed varies by a
-    third from hour to hour, so each figure is printed beside it (0.24 s was a fast hour)."""
-    started = time.process_time()
-    sum(range(10**7))
-    return time.process_time() - started
-
-
 def _load() -> str:
     one, five, _fifteen = os.getloadavg()
     return f"{one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
@@ -112,7 +106,7 @@ def main() -> None:
         print(f"CLI start-up, p50 of {options.runs} fresh processes each "
               f"(goal: under {GOAL_MS} ms on a quiet machine); books: {path}")
         print(f"  load average before: {_load()}; machine speed: sum(range(10**7)) in "
-              f"{_machine_speed():.2f} s of CPU")
+              f"{machine_speed():.2f} s of CPU")
         for label, args in commands.items():
             runs = [_run(args, env) for _ in range(options.runs)]
             wall = statistics.median(w for w, _ in runs) * 1000

@@ -70,6 +70,7 @@ from ledger_bench import (  # (this directory: the scripts run from here)
     rounds_parser,
     run_ceiling,
 )
+from machine import machine_speed
 from moneyed import Money
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -361,7 +362,7 @@ async def main() -> int:
     options = {"writers": args.writers} if args.writers else {}
     print(f"coalescer: {options or 'defaults'}", flush=True)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
-          f"this VM's speed of the hour: sum(range(10**7)) {vm_speed():.2f} s", flush=True)
+          f"this VM's speed of the hour: sum(range(10**7)) {machine_speed():.2f} s", flush=True)
 
     # The two sides take turns, round after round (as bench/ledger_bench.py does): this
     # machine's speed swings within minutes, and a swing then falls on both sides of a
@@ -396,7 +397,7 @@ async def main() -> int:
                   f"at once, reaches {bound:.2f}x its rpc_uniform_32_clients (the most 32 "
                   "callers each awaiting its own entry can reach with its work per entry)")
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
-          f"sum(range(10**7)) {vm_speed():.2f} s", flush=True)
+          f"sum(range(10**7)) {machine_speed():.2f} s", flush=True)
     print(json.dumps({"submit": {k: round(v) for k, v in figures.items()},
                       "latency": rounds[-1]["latency"],
                       "ceiling": {k: round(v) for k, v in ceiling.items()},
@@ -405,13 +406,6 @@ async def main() -> int:
                                       for k in ("submit", "ceiling", "ratios")}
                                      for r in rounds]}))
     return 0 if all(r["verified"] for r in rounds) else 1
-
-
-def vm_speed() -> float:
-    """Seconds this process takes for sum(range(10**7)): how fast the VM is this hour."""
-    t = time.perf_counter()
-    sum(range(10**7))
-    return time.perf_counter() - t
 
 
 if __name__ == "__main__":
